@@ -1,0 +1,22 @@
+//! The audit trail: security events, stored and emitted through `tracing` with target
+//! `mfagate::audit`. Details never contain a secret, code or token.
+
+pub const LOGIN_OK: &str = "login_ok";
+pub const LOGIN_FAILED: &str = "login_failed";
+pub const LOGIN_THROTTLED: &str = "login_throttled";
+pub const CHALLENGE_ISSUED: &str = "challenge_issued";
+pub const SECOND_FACTOR_OK: &str = "second_factor_ok";
+pub const SECOND_FACTOR_FAILED: &str = "second_factor_failed";
+pub const SECOND_FACTOR_THROTTLED: &str = "second_factor_throttled";
+pub const RECOVERY_CODE_USED: &str = "recovery_code_used";
+pub const TOTP_ENABLED: &str = "totp_enabled";
+pub const TOTP_DISABLED: &str = "totp_disabled";
+pub const RECOVERY_CODES_REGENERATED: &str = "recovery_codes_regenerated";
+pub const REFRESH_REUSE_DETECTED: &str = "refresh_reuse_detected";
+pub const SETUP_TOKEN_ISSUED: &str = "setup_token_issued";
+pub const USER_REGISTERED: &str = "user_registered";
+pub const USER_CREATED: &str = "user_created";
+pub const ADMIN_RESET_MFA: &str = "admin_reset_mfa";
+pub const ADMIN_GRANTED: &str = "admin_granted";
+pub const PREFERRED_METHOD_CHANGED: &str = "preferred_method_changed";
+pub const LOGOUT: &str = "logout";

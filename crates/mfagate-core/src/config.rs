@@ -1,0 +1,141 @@
+//! What the domain needs to know about a deployment. The server builds this from its settings;
+//! a host app using the library builds it in code, starting from `Config::default()`.
+
+use crate::password::Argon2Params;
+use crate::rate::Rate;
+use crate::totp::TotpParams;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MfaMode {
+    /// Second factors are ignored; `/auth/mfa/*` answers `403 mfa_disabled`.
+    Disabled,
+    /// Users choose to enrol; those who did are challenged.
+    Optional,
+    /// Every user must pass a second factor; those without one enrol first (setup token).
+    Required,
+}
+
+impl MfaMode {
+    pub fn parse(text: &str) -> Option<Self> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "disabled" => Some(Self::Disabled),
+            "optional" => Some(Self::Optional),
+            "required" => Some(Self::Required),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Disabled => "disabled",
+            Self::Optional => "optional",
+            Self::Required => "required",
+        }
+    }
+}
+
+/// Second factors a deployment can offer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FactorKind {
+    Totp,
+    Email,
+}
+
+impl FactorKind {
+    pub fn parse(text: &str) -> Option<Self> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "totp" => Some(Self::Totp),
+            "email" => Some(Self::Email),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub mode: MfaMode,
+    pub methods: Vec<FactorKind>,
+    /// `iss` of access tokens.
+    pub jwt_issuer: String,
+    /// Issuer shown in authenticator apps.
+    pub totp_issuer: String,
+    pub totp: TotpParams,
+    pub access_ttl: i64,
+    pub refresh_ttl: i64,
+    pub setup_token_ttl: i64,
+    pub activation_ttl: i64,
+    pub challenge_ttl: i64,
+    pub max_attempts: u32,
+    pub max_challenges: u32,
+    pub user_failures: Option<Rate>,
+    pub login_throttle: Option<Rate>,
+    pub recovery_code_count: usize,
+    pub password_min_length: usize,
+    pub argon2: Argon2Params,
+}
+
+/// Passwords longer than this are refused: argon2 cost grows with input, and no human needs more.
+pub const PASSWORD_MAX_BYTES: usize = 1024;
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            mode: MfaMode::Optional,
+            methods: vec![FactorKind::Totp, FactorKind::Email],
+            jwt_issuer: "mfagate".into(),
+            totp_issuer: "mfagate".into(),
+            totp: TotpParams::default(),
+            access_ttl: 900,
+            refresh_ttl: 1_209_600,
+            setup_token_ttl: 900,
+            activation_ttl: 600,
+            challenge_ttl: 300,
+            max_attempts: 5,
+            max_challenges: 3,
+            user_failures: Some(Rate {
+                limit: 10,
+                window_seconds: 900,
+            }),
+            login_throttle: Some(Rate {
+                limit: 10,
+                window_seconds: 300,
+            }),
+            recovery_code_count: 10,
+            password_min_length: 8,
+            argon2: Argon2Params::default(),
+        }
+    }
+}
+
+impl Config {
+    pub fn allows(&self, kind: FactorKind) -> bool {
+        self.mode != MfaMode::Disabled && self.methods.contains(&kind)
+    }
+
+    /// Checks the values that could make the server misbehave, once at start-up.
+    pub fn validate(&self) -> Result<(), String> {
+        if !(6..=8).contains(&self.totp.digits) {
+            return Err("TOTP digits must be 6, 7 or 8".into());
+        }
+        if self.totp.period == 0 {
+            return Err("TOTP period must be at least 1 second".into());
+        }
+        for (name, value) in [
+            ("access_ttl", self.access_ttl),
+            ("refresh_ttl", self.refresh_ttl),
+            ("setup_token_ttl", self.setup_token_ttl),
+            ("mfa_challenge_ttl", self.challenge_ttl),
+        ] {
+            if value <= 0 {
+                return Err(format!("{name} must be a positive number of seconds"));
+            }
+        }
+        if self.max_attempts == 0 || self.max_challenges == 0 {
+            return Err("mfa_max_attempts and mfa_max_challenges must be at least 1".into());
+        }
+        if self.recovery_code_count == 0 || self.recovery_code_count > 100 {
+            return Err("recovery_code_count must be between 1 and 100".into());
+        }
+        self.argon2.validate()
+    }
+}

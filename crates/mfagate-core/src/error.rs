@@ -1,0 +1,89 @@
+//! The core's error type: what went wrong in domain words, free of HTTP. The library maps each
+//! variant to the contract's status and error code.
+
+use std::collections::BTreeMap;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("some fields are invalid")]
+    Validation(BTreeMap<String, String>),
+    #[error("{0}")]
+    AlreadyExists(String),
+    #[error("unknown username or wrong password")]
+    InvalidCredentials,
+    #[error("too many attempts; retry in {retry_after} seconds")]
+    Throttled { retry_after: u64 },
+    #[error("this challenge has seen too many wrong codes; log in again after it expires")]
+    TooManyAttempts { retry_after: u64 },
+    #[error("too many logins are waiting for a second factor; finish one or wait for one to expire")]
+    TooManyChallenges { retry_after: u64 },
+    #[error("the code is wrong, expired or already used")]
+    InvalidCode { attempts_remaining: Option<u32> },
+    #[error("the token is unknown, expired, already used or revoked")]
+    InvalidToken,
+    #[error("authentication is required: send a valid access token as 'Authorization: Bearer <token>'")]
+    NotAuthenticated,
+    #[error("the activation token is expired, tampered with, or belongs to another user; start again with GET")]
+    InvalidActivationToken,
+    #[error("TOTP is already enabled; deactivate it first to enrol a new device")]
+    TotpAlreadyEnabled,
+    #[error("TOTP is not enabled for this user")]
+    TotpNotEnabled,
+    #[error("multi-factor authentication is disabled on this server")]
+    MfaDisabled,
+    #[error("a second factor is required on this server and cannot be switched off")]
+    MfaEnforced,
+    #[error("this token does not show a second factor; log in with one")]
+    MfaRequired,
+    #[error("{0}")]
+    InvalidMethod(String),
+    #[error("the current password is wrong")]
+    InvalidPassword,
+    #[error("this action needs an administrator")]
+    Forbidden,
+    #[error("{0}")]
+    NotFound(String),
+    #[error("the database is unavailable; retry shortly")]
+    Unavailable,
+    /// Never shown to clients: logged, and answered with a plain sentence.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl Error {
+    pub fn validation(field: &str, problem: impl Into<String>) -> Self {
+        let mut fields = BTreeMap::new();
+        fields.insert(field.to_string(), problem.into());
+        Self::Validation(fields)
+    }
+}
+
+/// What a store can report. A unique-key violation is a `Conflict`, a lost connection
+/// `Unavailable`; anything else is a bug or an operational fault.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("conflict: {0}")]
+    Conflict(String),
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    #[error("database error: {0}")]
+    Other(String),
+}
+
+impl From<StoreError> for Error {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::Conflict(what) => Error::AlreadyExists(what),
+            StoreError::Unavailable(_) => Error::Unavailable,
+            StoreError::Other(detail) => Error::Internal(detail),
+        }
+    }
+}
+
+impl From<crate::sealing::SealError> for Error {
+    fn from(error: crate::sealing::SealError) -> Self {
+        Error::Internal(format!("cannot open a sealed value: {error}"))
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,32 @@
+//! mfagate-core: the domain of mfagate, with no web framework and no SQL in it.
+//!
+//! - [`totp`], [`recovery_codes`], [`sealing`], [`jwt`], [`password`]: pure logic, tested
+//!   against published vectors where there are any.
+//! - [`store`]: the storage traits; every method is one atomic intent.
+//! - [`service::Gatekeeper`]: the flows (register, login, second factor, enrolment, tokens).
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)
+)]
+
+pub mod account;
+pub mod audit;
+pub mod client_ip;
+pub mod config;
+pub mod error;
+pub mod jwt;
+pub mod password;
+pub mod qr;
+pub mod rate;
+pub mod recovery_codes;
+pub mod sealing;
+pub mod secret;
+pub mod service;
+pub mod store;
+pub mod totp;
+
+pub use config::{Config, FactorKind, MfaMode};
+pub use error::{Error, StoreError};
+pub use secret::SecretBytes;
+pub use service::{AccessClaims, Context, Gatekeeper, Keys, LoginOutcome, TokenPair};
+pub use store::Store;

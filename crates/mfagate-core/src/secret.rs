@@ -1,0 +1,109 @@
+//! Types that hold secrets: their `Debug` never shows the value.
+
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+/// Key material. Parsed from hex or base64 in the settings.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretBytes(Vec<u8>);
+
+impl SecretBytes {
+    pub fn new(bytes: Vec<u8>) -> Self {
+        Self(bytes)
+    }
+
+    pub fn generate(len: usize) -> Self {
+        let mut bytes = vec![0u8; len];
+        rand::rngs::OsRng.fill_bytes(&mut bytes);
+        Self(bytes)
+    }
+
+    /// Accepts 32+ bytes written as hex (64+ hex digits) or standard/url-safe base64.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let text = text.trim();
+        let decoded = data_encoding::HEXLOWER_PERMISSIVE
+            .decode(text.as_bytes())
+            .or_else(|_| data_encoding::BASE64.decode(text.as_bytes()))
+            .or_else(|_| data_encoding::BASE64URL.decode(text.as_bytes()))
+            .or_else(|_| data_encoding::BASE64URL_NOPAD.decode(text.as_bytes()))
+            .or_else(|_| data_encoding::BASE64_NOPAD.decode(text.as_bytes()))
+            .map_err(|_| "must be hex or base64".to_string())?;
+        if decoded.len() < 32 {
+            return Err(format!(
+                "must be at least 32 bytes, got {}; generate one with `openssl rand -hex 32`",
+                decoded.len()
+            ));
+        }
+        Ok(Self(decoded))
+    }
+
+    pub fn expose(&self) -> &[u8] {
+        &self.0
+    }
+
+    pub fn to_hex(&self) -> String {
+        data_encoding::HEXLOWER.encode(&self.0)
+    }
+
+    /// A key for one purpose, derived with HKDF-SHA256 so that purposes never share a key.
+    pub fn derive(&self, purpose: &str) -> SecretBytes {
+        let hkdf = hkdf::Hkdf::<Sha256>::new(Some(b"mfagate"), &self.0);
+        let mut out = vec![0u8; 32];
+        // 32 bytes is far below HKDF's 255 * 32 limit, so expand cannot fail.
+        let _ = hkdf.expand(purpose.as_bytes(), &mut out);
+        SecretBytes(out)
+    }
+}
+
+impl std::fmt::Debug for SecretBytes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SecretBytes(<redacted>)")
+    }
+}
+
+/// A high-entropy opaque token (refresh, ephemeral, setup): 256 random bits, base64url.
+pub fn generate_token() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    data_encoding::BASE64URL_NOPAD.encode(&bytes)
+}
+
+/// What the store keeps of an opaque token. A plain SHA-256 suffices: the token has 256 bits of
+/// entropy, so there is nothing to brute-force.
+pub fn hash_token(token: &str) -> String {
+    data_encoding::HEXLOWER.encode(&Sha256::digest(token.as_bytes()))
+}
+
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    bool::from(a.ct_eq(b))
+}
+
+/// A random id for rows (users, challenges, token families): 128 bits, hex.
+pub fn new_id() -> String {
+    let mut bytes = [0u8; 16];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    data_encoding::HEXLOWER.encode(&bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_parse_from_hex_or_base64_and_short_keys_are_refused() {
+        let hex = "00".repeat(32);
+        assert_eq!(SecretBytes::parse(&hex).unwrap().expose().len(), 32);
+        let b64 = data_encoding::BASE64.encode(&[7u8; 48]);
+        assert_eq!(SecretBytes::parse(&b64).unwrap().expose().len(), 48);
+        assert!(SecretBytes::parse("abcd").unwrap_err().contains("at least 32 bytes"));
+        assert!(format!("{:?}", SecretBytes::parse(&hex).unwrap()).contains("redacted"));
+    }
+
+    #[test]
+    fn derived_keys_differ_by_purpose() {
+        let root = SecretBytes::new(vec![1; 32]);
+        assert_ne!(root.derive("a"), root.derive("b"));
+        assert_eq!(root.derive("a"), root.derive("a"));
+    }
+}

@@ -1,0 +1,836 @@
+//! The flows of mfagate: register, log in, pass a second factor, enrol TOTP, rotate tokens.
+//!
+//! `Gatekeeper` is what the HTTP handlers call: one method per operation, taking validated input
+//! and a `Context` (the time and client address), returning domain values or a core `Error`.
+//! It holds no per-request state in memory: every fact that counts lives in the store.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::account::{EmailAddress, Registration, Username};
+use crate::audit;
+use crate::config::{Config, FactorKind, MfaMode};
+use crate::error::{Error, Result};
+use crate::jwt::{Expiring, HsSigner};
+use crate::password;
+use crate::qr;
+use crate::recovery_codes;
+use crate::sealing::Sealer;
+use crate::secret::{generate_token, hash_token, new_id, SecretBytes};
+use crate::store::{
+    AuditRecord, ChallengeCreated, NewChallenge, NewRefreshToken, NewUser, RefreshOutcome, Store,
+    User,
+};
+use crate::totp;
+
+/// The keys a deployment runs with. `signing` is the root secret; purpose keys derive from it.
+#[derive(Debug, Clone)]
+pub struct Keys {
+    pub signing: SecretBytes,
+    /// Seals secrets at rest; newest first is `sealing`, older ones still open.
+    pub sealing: SecretBytes,
+    pub sealing_old: Vec<SecretBytes>,
+}
+
+impl Keys {
+    /// Everything derived from one root secret (the usual case).
+    pub fn from_secret(secret: SecretBytes, encryption_key: Option<SecretBytes>, old: Vec<SecretBytes>) -> Self {
+        let sealing = encryption_key.unwrap_or_else(|| secret.derive("sealing v1"));
+        Self {
+            signing: secret,
+            sealing,
+            sealing_old: old,
+        }
+    }
+}
+
+/// When and from where a request came.
+#[derive(Debug, Clone, Copy)]
+pub struct Context {
+    pub now: i64,
+    pub ip: Option<IpAddr>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TokenPair {
+    pub access: String,
+    pub refresh: String,
+    pub token_type: &'static str,
+    pub expires_in: i64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ChallengeIssued {
+    pub ephemeral_token: String,
+    pub methods: Vec<&'static str>,
+    pub expires_in: i64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SetupIssued {
+    pub setup_token: String,
+    pub expires_in: i64,
+}
+
+/// What a correct password leads to.
+#[derive(Debug, Clone)]
+pub enum LoginOutcome {
+    Tokens(TokenPair),
+    Challenge(ChallengeIssued),
+    SetupRequired(SetupIssued),
+}
+
+/// Claims of an access token (RFC 7519, `amr` per RFC 8176).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct AccessClaims {
+    pub sub: String,
+    pub iat: i64,
+    pub exp: i64,
+    pub jti: String,
+    pub iss: String,
+    pub amr: Vec<String>,
+}
+
+impl Expiring for AccessClaims {
+    fn expires_at(&self) -> i64 {
+        self.exp
+    }
+}
+
+impl AccessClaims {
+    /// Whether the token was issued after a second factor.
+    pub fn has_second_factor(&self) -> bool {
+        self.amr.iter().any(|m| m == "mfa")
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct ActivationClaims {
+    sub: String,
+    iat: i64,
+    exp: i64,
+    /// The new TOTP secret, sealed: the token carries the pending enrolment, so nothing is
+    /// stored until the user proves their app has the secret.
+    secret: String,
+}
+
+impl Expiring for ActivationClaims {
+    fn expires_at(&self) -> i64 {
+        self.exp
+    }
+}
+
+/// Who calls the TOTP activation endpoints: a logged-in user, or (in `required` mode) a user
+/// holding a setup token, who completes their first login by enrolling.
+#[derive(Debug, Clone)]
+pub enum Enroller {
+    Access(AccessClaims),
+    Setup { user_id: String },
+}
+
+impl Enroller {
+    pub fn user_id(&self) -> &str {
+        match self {
+            Self::Access(claims) => &claims.sub,
+            Self::Setup { user_id } => user_id,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TotpEnrollment {
+    pub secret: String,
+    pub totp_url: String,
+    pub activation_token: String,
+    pub qr_code_svg: String,
+    pub qr_code_data_uri: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct TotpActivated {
+    pub recovery_codes: Vec<String>,
+    /// Present when enrolment completed a login begun with a setup token.
+    pub tokens: Option<TokenPair>,
+}
+
+#[derive(Debug, Clone)]
+pub struct MfaStatus {
+    pub mfa_enabled: bool,
+    pub methods: Vec<&'static str>,
+    pub preferred_method: String,
+    pub created_at: Option<i64>,
+    pub last_used_at: Option<i64>,
+    pub recovery_codes_remaining: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SecondFactor {
+    Totp,
+    RecoveryCode,
+}
+
+impl SecondFactor {
+    fn amr(self) -> &'static str {
+        match self {
+            Self::Totp => "otp",
+            Self::RecoveryCode => "rec",
+        }
+    }
+}
+
+pub struct Gatekeeper {
+    store: Arc<dyn Store>,
+    config: Config,
+    access_signer: HsSigner,
+    activation_signer: HsSigner,
+    sealer: Sealer,
+    /// Verified against when the username is unknown, so that case costs a full hash too.
+    dummy_hash: String,
+}
+
+impl std::fmt::Debug for Gatekeeper {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gatekeeper").field("config", &self.config).finish_non_exhaustive()
+    }
+}
+
+const ACCESS_TOKEN_TYPE: &str = "JWT";
+const ACTIVATION_TOKEN_TYPE: &str = "mfagate-totp-activation+jwt";
+/// Longest username or e-mail worth looking up.
+const LOGIN_MAX_CHARS: usize = 320;
+
+fn totp_context(user_id: &str) -> String {
+    format!("totp:{user_id}")
+}
+
+fn recovery_context(user_id: &str) -> String {
+    format!("recovery:{user_id}")
+}
+
+fn activation_context(user_id: &str) -> String {
+    format!("activation:{user_id}")
+}
+
+fn seconds_until(at: i64, now: i64) -> u64 {
+    u64::try_from((at - now).max(1)).unwrap_or(1)
+}
+
+impl Gatekeeper {
+    /// Builds the service; computes one password hash (the timing decoy) with the configured cost.
+    pub async fn new(store: Arc<dyn Store>, config: Config, keys: Keys) -> Result<Self> {
+        config.validate().map_err(Error::Internal)?;
+        let dummy_hash = password::hash_password(generate_token(), config.argon2).await?;
+        Ok(Self {
+            access_signer: HsSigner::new(keys.signing.derive("access token hs256"), ACCESS_TOKEN_TYPE),
+            activation_signer: HsSigner::new(keys.signing.derive("totp activation token"), ACTIVATION_TOKEN_TYPE),
+            sealer: Sealer::new(&keys.sealing, &keys.sealing_old),
+            store,
+            config,
+            dummy_hash,
+        })
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    async fn audit(&self, event: &'static str, user_id: Option<&str>, ctx: &Context, detail: Option<String>) {
+        tracing::info!(
+            target: "mfagate::audit",
+            event,
+            user_id = user_id.unwrap_or("-"),
+            ip = %ctx.ip.map(|ip| ip.to_string()).unwrap_or_else(|| "-".into()),
+            detail = detail.as_deref().unwrap_or(""),
+        );
+        let record = AuditRecord {
+            at: ctx.now,
+            user_id: user_id.map(str::to_string),
+            event,
+            ip: ctx.ip.map(|ip| ip.to_string()),
+            detail,
+        };
+        // The audit trail must not turn a working login into an error, but a lost event is
+        // worth an operator's attention.
+        if let Err(error) = self.store.record_audit(&record).await {
+            tracing::error!(%error, event, "could not write an audit event; check the database");
+        }
+    }
+
+    // ----- accounts -----
+
+    /// Registers a user. The outcome is a token pair, or in `required` mode a setup token.
+    pub async fn register(&self, username: &str, email: &str, password: &str, ctx: &Context) -> Result<(User, LoginOutcome)> {
+        let user = self.create_user(username, email, password, false, ctx).await?;
+        self.audit(audit::USER_REGISTERED, Some(&user.id), ctx, None).await;
+        let outcome = if self.config.mode == MfaMode::Required {
+            LoginOutcome::SetupRequired(self.issue_setup_token(&user.id, ctx).await?)
+        } else {
+            LoginOutcome::Tokens(self.issue_tokens(&user.id, &["pwd"], None, ctx.now).await?)
+        };
+        Ok((user, outcome))
+    }
+
+    /// Creates a user directly (command line, tests, host apps seeding users).
+    pub async fn create_user(&self, username: &str, email: &str, password: &str, is_admin: bool, ctx: &Context) -> Result<User> {
+        let registration = Registration::parse(username, email, password, self.config.password_min_length)?;
+        let password_hash = password::hash_password(registration.password.clone(), self.config.argon2).await?;
+        let user = self
+            .store
+            .create_user(&NewUser {
+                id: new_id(),
+                username: registration.username.as_str().to_string(),
+                email: registration.email.as_str().to_string(),
+                password_hash,
+                is_admin,
+                created_at: ctx.now,
+            })
+            .await?;
+        if is_admin {
+            self.audit(audit::USER_CREATED, Some(&user.id), ctx, Some("admin".into())).await;
+        }
+        Ok(user)
+    }
+
+    pub async fn login(&self, login: &str, password: &str, ctx: &Context) -> Result<LoginOutcome> {
+        let login = login.trim().to_lowercase();
+        let user = if login.chars().count() > LOGIN_MAX_CHARS {
+            None
+        } else {
+            self.store.user_by_login(&login).await?
+        };
+        // One account, one counter: whether named by username or e-mail.
+        let throttle_key = match &user {
+            Some(user) => format!("login:user:{}", user.id),
+            None => format!("login:name:{login}"),
+        };
+        if let Some(rate) = self.config.login_throttle {
+            if let Some(window) = self.store.throttle_peek(&throttle_key, rate.window_seconds, ctx.now).await? {
+                if window.count >= rate.limit {
+                    self.audit(audit::LOGIN_THROTTLED, user.as_ref().map(|u| u.id.as_str()), ctx, None).await;
+                    return Err(Error::Throttled {
+                        retry_after: window.retry_after(&rate, ctx.now),
+                    });
+                }
+            }
+        }
+        let hash = user.as_ref().map_or_else(|| self.dummy_hash.clone(), |u| u.password_hash.clone());
+        let password_ok = password.len() <= crate::config::PASSWORD_MAX_BYTES
+            && password::verify_password(password.to_string(), hash).await?;
+        let user = match user {
+            Some(user) if password_ok && !user.disabled => user,
+            user => {
+                if let Some(rate) = self.config.login_throttle {
+                    self.store.throttle_hit(&throttle_key, rate.window_seconds, ctx.now).await?;
+                }
+                let detail = if user.is_none() { Some("unknown user".to_string()) } else { None };
+                self.audit(audit::LOGIN_FAILED, user.as_ref().map(|u| u.id.as_str()), ctx, detail).await;
+                return Err(Error::InvalidCredentials);
+            }
+        };
+        self.after_password(&user, ctx).await
+    }
+
+    /// What a user who proved their password gets: tokens, a challenge, or a setup token.
+    pub async fn after_password(&self, user: &User, ctx: &Context) -> Result<LoginOutcome> {
+        if self.config.mode == MfaMode::Disabled {
+            self.audit(audit::LOGIN_OK, Some(&user.id), ctx, None).await;
+            return Ok(LoginOutcome::Tokens(self.issue_tokens(&user.id, &["pwd"], None, ctx.now).await?));
+        }
+        let methods = self.verify_methods(user).await?;
+        if !methods.is_empty() {
+            return Ok(LoginOutcome::Challenge(self.issue_challenge(user, methods, ctx).await?));
+        }
+        if self.config.mode == MfaMode::Required {
+            return Ok(LoginOutcome::SetupRequired(self.issue_setup_token(&user.id, ctx).await?));
+        }
+        self.audit(audit::LOGIN_OK, Some(&user.id), ctx, None).await;
+        Ok(LoginOutcome::Tokens(self.issue_tokens(&user.id, &["pwd"], None, ctx.now).await?))
+    }
+
+    /// What `mfa/verify` accepts for this user, preferred first.
+    async fn verify_methods(&self, user: &User) -> Result<Vec<&'static str>> {
+        let mut methods = Vec::new();
+        if self.config.allows(FactorKind::Totp) && self.store.totp_device(&user.id).await?.is_some() {
+            methods.push("totp");
+            if !self.store.unused_recovery_codes(&user.id).await?.is_empty() {
+                methods.push("recovery_code");
+            }
+        }
+        Ok(methods)
+    }
+
+    async fn issue_challenge(&self, user: &User, methods: Vec<&'static str>, ctx: &Context) -> Result<ChallengeIssued> {
+        let token = generate_token();
+        let expires_at = ctx.now + self.config.challenge_ttl;
+        let created = self
+            .store
+            .create_challenge(
+                &NewChallenge {
+                    id: new_id(),
+                    user_id: user.id.clone(),
+                    token_hash: hash_token(&token),
+                    created_at: ctx.now,
+                    expires_at,
+                },
+                self.config.max_challenges,
+                self.config.max_attempts,
+                ctx.now,
+            )
+            .await?;
+        if let ChallengeCreated::TooMany { earliest_expiry } = created {
+            return Err(Error::TooManyChallenges {
+                retry_after: seconds_until(earliest_expiry, ctx.now),
+            });
+        }
+        self.audit(audit::CHALLENGE_ISSUED, Some(&user.id), ctx, Some(methods.join(","))).await;
+        Ok(ChallengeIssued {
+            ephemeral_token: token,
+            methods,
+            expires_in: self.config.challenge_ttl,
+        })
+    }
+
+    async fn issue_setup_token(&self, user_id: &str, ctx: &Context) -> Result<SetupIssued> {
+        let token = generate_token();
+        self.store
+            .create_setup_token(&hash_token(&token), user_id, ctx.now + self.config.setup_token_ttl)
+            .await?;
+        self.audit(audit::SETUP_TOKEN_ISSUED, Some(user_id), ctx, None).await;
+        Ok(SetupIssued {
+            setup_token: token,
+            expires_in: self.config.setup_token_ttl,
+        })
+    }
+
+    async fn issue_tokens(&self, user_id: &str, amr: &[&str], family_id: Option<String>, now: i64) -> Result<TokenPair> {
+        let claims = AccessClaims {
+            sub: user_id.to_string(),
+            iat: now,
+            exp: now + self.config.access_ttl,
+            jti: new_id(),
+            iss: self.config.jwt_issuer.clone(),
+            amr: amr.iter().map(|m| m.to_string()).collect(),
+        };
+        let access = self
+            .access_signer
+            .sign(&claims)
+            .map_err(|e| Error::Internal(format!("signing an access token: {e}")))?;
+        let refresh = generate_token();
+        self.store
+            .insert_refresh_token(&NewRefreshToken {
+                token_hash: hash_token(&refresh),
+                user_id: user_id.to_string(),
+                family_id: family_id.unwrap_or_else(new_id),
+                amr: amr.join(" "),
+                created_at: now,
+                expires_at: now + self.config.refresh_ttl,
+            })
+            .await?;
+        Ok(TokenPair {
+            access,
+            refresh,
+            token_type: "Bearer",
+            expires_in: self.config.access_ttl,
+        })
+    }
+
+    // ----- second factor at login -----
+
+    pub async fn verify_second_factor(&self, ephemeral_token: &str, code: &str, ctx: &Context) -> Result<TokenPair> {
+        if self.config.mode == MfaMode::Disabled {
+            return Err(Error::MfaDisabled);
+        }
+        let max = self.config.max_attempts;
+        let challenge = self
+            .store
+            .challenge_by_token(&hash_token(ephemeral_token))
+            .await?
+            .filter(|c| !c.spent && c.expires_at > ctx.now)
+            .ok_or(Error::InvalidToken)?;
+        if challenge.failures >= max {
+            return Err(Error::TooManyAttempts {
+                retry_after: seconds_until(challenge.expires_at, ctx.now),
+            });
+        }
+        let user_id = challenge.user_id.clone();
+        self.check_user_failure_throttle(&user_id, ctx).await?;
+        match self.check_second_factor(&user_id, code, ctx.now).await? {
+            Some(factor) => {
+                if !self.store.spend_challenge(&challenge.id, max, ctx.now).await? {
+                    return Err(Error::InvalidToken);
+                }
+                self.audit(audit::SECOND_FACTOR_OK, Some(&user_id), ctx, Some(factor.amr().into())).await;
+                if factor == SecondFactor::RecoveryCode {
+                    self.audit(audit::RECOVERY_CODE_USED, Some(&user_id), ctx, None).await;
+                }
+                self.issue_tokens(&user_id, &["pwd", "mfa", factor.amr()], None, ctx.now).await
+            }
+            None => {
+                self.note_user_failure(&user_id, ctx).await?;
+                let failures = self.store.record_challenge_failure(&challenge.id, max, ctx.now).await?;
+                self.audit(audit::SECOND_FACTOR_FAILED, Some(&user_id), ctx, None).await;
+                match failures {
+                    Some(failures) => Err(Error::InvalidCode {
+                        attempts_remaining: Some(max.saturating_sub(failures)),
+                    }),
+                    // Concurrent wrong codes used the last attempt first.
+                    None => Err(Error::TooManyAttempts {
+                        retry_after: seconds_until(challenge.expires_at, ctx.now),
+                    }),
+                }
+            }
+        }
+    }
+
+    async fn check_user_failure_throttle(&self, user_id: &str, ctx: &Context) -> Result<()> {
+        let Some(rate) = self.config.user_failures else {
+            return Ok(());
+        };
+        let key = format!("mfa:user:{user_id}");
+        if let Some(window) = self.store.throttle_peek(&key, rate.window_seconds, ctx.now).await? {
+            if window.count >= rate.limit {
+                self.audit(audit::SECOND_FACTOR_THROTTLED, Some(user_id), ctx, None).await;
+                return Err(Error::Throttled {
+                    retry_after: window.retry_after(&rate, ctx.now),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    async fn note_user_failure(&self, user_id: &str, ctx: &Context) -> Result<()> {
+        if let Some(rate) = self.config.user_failures {
+            self.store
+                .throttle_hit(&format!("mfa:user:{user_id}"), rate.window_seconds, ctx.now)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Checks a TOTP or recovery code and, if right, uses it up atomically. `None` for a wrong,
+    /// replayed or already used code.
+    async fn check_second_factor(&self, user_id: &str, code: &str, now: i64) -> Result<Option<SecondFactor>> {
+        let Some(device) = self.store.totp_device(user_id).await? else {
+            return Ok(None);
+        };
+        if totp::looks_like_code(code, &self.config.totp) {
+            let secret = self.sealer.open(&device.secret_sealed, &totp_context(user_id))?;
+            let Some(step) = totp::matching_step(&secret, code, now, &self.config.totp) else {
+                return Ok(None);
+            };
+            let accepted = self.store.accept_totp_step(user_id, step, now).await?;
+            return Ok(accepted.then_some(SecondFactor::Totp));
+        }
+        let typed = recovery_codes::normalize(code);
+        if typed.is_empty() {
+            return Ok(None);
+        }
+        let mut matched = None;
+        // Every unused code is opened and compared, so timing does not tell which one matched.
+        for stored in self.store.unused_recovery_codes(user_id).await? {
+            let plain = self.sealer.open(&stored.code_sealed, &recovery_context(user_id))?;
+            if recovery_codes::matches(&typed, &String::from_utf8_lossy(&plain)) {
+                matched = Some(stored.id);
+            }
+        }
+        let Some(code_id) = matched else {
+            return Ok(None);
+        };
+        let consumed = self.store.consume_recovery_code(user_id, code_id, now).await?;
+        Ok(consumed.then_some(SecondFactor::RecoveryCode))
+    }
+
+    /// A code demanded by a management call (deactivate, regenerate): wrong codes count against
+    /// the user's failure budget, so a stolen access token cannot brute-force the factor.
+    async fn require_second_factor(&self, user_id: &str, code: &str, ctx: &Context) -> Result<SecondFactor> {
+        self.check_user_failure_throttle(user_id, ctx).await?;
+        match self.check_second_factor(user_id, code, ctx.now).await? {
+            Some(factor) => {
+                if factor == SecondFactor::RecoveryCode {
+                    self.audit(audit::RECOVERY_CODE_USED, Some(user_id), ctx, None).await;
+                }
+                Ok(factor)
+            }
+            None => {
+                self.note_user_failure(user_id, ctx).await?;
+                self.audit(audit::SECOND_FACTOR_FAILED, Some(user_id), ctx, None).await;
+                Err(Error::InvalidCode { attempts_remaining: None })
+            }
+        }
+    }
+
+    // ----- tokens -----
+
+    pub async fn refresh(&self, refresh_token: &str, ctx: &Context) -> Result<TokenPair> {
+        match self.store.rotate_refresh_token(&hash_token(refresh_token), ctx.now).await? {
+            RefreshOutcome::Rotated { user_id, family_id, amr } => {
+                let user = self.store.user_by_id(&user_id).await?;
+                if user.is_none_or(|u| u.disabled) {
+                    return Err(Error::InvalidToken);
+                }
+                let amr: Vec<&str> = amr.split(' ').filter(|m| !m.is_empty()).collect();
+                self.issue_tokens(&user_id, &amr, Some(family_id), ctx.now).await
+            }
+            RefreshOutcome::Reused { user_id, family_id } => {
+                self.audit(audit::REFRESH_REUSE_DETECTED, Some(&user_id), ctx, Some(format!("family {family_id} revoked"))).await;
+                Err(Error::InvalidToken)
+            }
+            RefreshOutcome::Invalid => Err(Error::InvalidToken),
+        }
+    }
+
+    pub async fn logout(&self, refresh_token: &str, ctx: &Context) -> Result<()> {
+        let user_id = self
+            .store
+            .revoke_refresh_family(&hash_token(refresh_token), ctx.now)
+            .await?
+            .ok_or(Error::InvalidToken)?;
+        self.audit(audit::LOGOUT, Some(&user_id), ctx, None).await;
+        Ok(())
+    }
+
+    /// Verifies an access token: signature, type, expiry and issuer.
+    pub fn authenticate(&self, token: &str, now: i64) -> Result<AccessClaims> {
+        let claims: AccessClaims = self.access_signer.verify(token, now).map_err(|reason| {
+            tracing::debug!(%reason, "access token refused");
+            Error::NotAuthenticated
+        })?;
+        if claims.iss != self.config.jwt_issuer {
+            tracing::debug!("access token refused: another issuer");
+            return Err(Error::NotAuthenticated);
+        }
+        Ok(claims)
+    }
+
+    /// For the two TOTP activation calls: an access token, or in `required` mode a setup token.
+    pub async fn authenticate_enroller(&self, token: &str, now: i64) -> Result<Enroller> {
+        if let Ok(claims) = self.authenticate(token, now) {
+            return Ok(Enroller::Access(claims));
+        }
+        if self.config.mode == MfaMode::Required {
+            if let Some(user_id) = self.store.setup_token_user(&hash_token(token), now).await? {
+                return Ok(Enroller::Setup { user_id });
+            }
+        }
+        Err(Error::NotAuthenticated)
+    }
+
+    pub async fn user(&self, user_id: &str) -> Result<User> {
+        self.store
+            .user_by_id(user_id)
+            .await?
+            .filter(|u| !u.disabled)
+            .ok_or(Error::NotAuthenticated)
+    }
+
+    /// Whether a user has any second factor switched on.
+    pub async fn mfa_enabled(&self, user_id: &str) -> Result<bool> {
+        Ok(self.store.totp_device(user_id).await?.is_some())
+    }
+
+    // ----- TOTP enrolment and management -----
+
+    pub async fn begin_totp(&self, enroller: &Enroller, ctx: &Context) -> Result<TotpEnrollment> {
+        let user = self.user(enroller.user_id()).await?;
+        if self.store.totp_device(&user.id).await?.is_some() {
+            return Err(Error::TotpAlreadyEnabled);
+        }
+        let secret = totp::generate_secret();
+        let claims = ActivationClaims {
+            sub: user.id.clone(),
+            iat: ctx.now,
+            exp: ctx.now + self.config.activation_ttl,
+            secret: self.sealer.seal(&secret, &activation_context(&user.id)),
+        };
+        let activation_token = self
+            .activation_signer
+            .sign(&claims)
+            .map_err(|e| Error::Internal(format!("signing an activation token: {e}")))?;
+        let totp_url = totp::key_uri(&self.config.totp_issuer, &user.username, &secret, &self.config.totp);
+        Ok(TotpEnrollment {
+            secret: totp::encode_secret(&secret),
+            qr_code_svg: qr::svg(&totp_url)?,
+            qr_code_data_uri: qr::png_data_uri(&totp_url)?,
+            totp_url,
+            activation_token,
+        })
+    }
+
+    pub async fn activate_totp(&self, enroller: &Enroller, activation_token: &str, code: &str, ctx: &Context) -> Result<TotpActivated> {
+        let user_id = enroller.user_id();
+        if self.store.totp_device(user_id).await?.is_some() {
+            return Err(Error::TotpAlreadyEnabled);
+        }
+        let claims: ActivationClaims = self
+            .activation_signer
+            .verify(activation_token, ctx.now)
+            .map_err(|_| Error::InvalidActivationToken)?;
+        if claims.sub != user_id {
+            return Err(Error::InvalidActivationToken);
+        }
+        let secret = self
+            .sealer
+            .open(&claims.secret, &activation_context(user_id))
+            .map_err(|_| Error::InvalidActivationToken)?;
+        let step = totp::matching_step(&secret, code, ctx.now, &self.config.totp)
+            .ok_or(Error::InvalidCode { attempts_remaining: None })?;
+        let codes = recovery_codes::generate_set(self.config.recovery_code_count);
+        let sealed_codes: Vec<String> = codes
+            .iter()
+            .map(|c| self.sealer.seal(c.as_bytes(), &recovery_context(user_id)))
+            .collect();
+        let sealed_secret = self.sealer.seal(&secret, &totp_context(user_id));
+        if !self
+            .store
+            .enable_totp(user_id, &sealed_secret, step, &sealed_codes, ctx.now)
+            .await?
+        {
+            return Err(Error::TotpAlreadyEnabled);
+        }
+        self.audit(audit::TOTP_ENABLED, Some(user_id), ctx, None).await;
+        let tokens = match enroller {
+            Enroller::Setup { .. } => {
+                self.store.delete_setup_tokens(user_id).await?;
+                self.audit(audit::LOGIN_OK, Some(user_id), ctx, Some("enrolment completed login".into())).await;
+                Some(self.issue_tokens(user_id, &["pwd", "mfa", "otp"], None, ctx.now).await?)
+            }
+            Enroller::Access(_) => None,
+        };
+        Ok(TotpActivated {
+            recovery_codes: codes,
+            tokens,
+        })
+    }
+
+    pub async fn deactivate_totp(&self, user_id: &str, code: &str, ctx: &Context) -> Result<()> {
+        if self.config.mode == MfaMode::Required {
+            return Err(Error::MfaEnforced);
+        }
+        if self.store.totp_device(user_id).await?.is_none() {
+            return Err(Error::TotpNotEnabled);
+        }
+        self.require_second_factor(user_id, code, ctx).await?;
+        if !self.store.disable_totp(user_id).await? {
+            return Err(Error::TotpNotEnabled);
+        }
+        self.audit(audit::TOTP_DISABLED, Some(user_id), ctx, None).await;
+        Ok(())
+    }
+
+    pub async fn status(&self, user_id: &str) -> Result<MfaStatus> {
+        let user = self.user(user_id).await?;
+        let device = self.store.totp_device(user_id).await?;
+        let remaining = if device.is_some() {
+            self.store.unused_recovery_codes(user_id).await?.len()
+        } else {
+            0
+        };
+        let methods: Vec<&'static str> = if device.is_some() { vec!["totp"] } else { vec![] };
+        Ok(MfaStatus {
+            mfa_enabled: !methods.is_empty(),
+            methods,
+            preferred_method: user.preferred_method,
+            created_at: device.as_ref().map(|d| d.created_at),
+            last_used_at: device.as_ref().and_then(|d| d.last_used_at),
+            recovery_codes_remaining: remaining,
+        })
+    }
+
+    pub async fn recovery_codes(&self, user_id: &str) -> Result<Vec<String>> {
+        if self.store.totp_device(user_id).await?.is_none() {
+            return Err(Error::TotpNotEnabled);
+        }
+        self.store
+            .unused_recovery_codes(user_id)
+            .await?
+            .iter()
+            .map(|stored| {
+                let plain = self.sealer.open(&stored.code_sealed, &recovery_context(user_id))?;
+                Ok(String::from_utf8_lossy(&plain).into_owned())
+            })
+            .collect()
+    }
+
+    pub async fn regenerate_recovery_codes(&self, user_id: &str, code: &str, ctx: &Context) -> Result<Vec<String>> {
+        if self.store.totp_device(user_id).await?.is_none() {
+            return Err(Error::TotpNotEnabled);
+        }
+        self.require_second_factor(user_id, code, ctx).await?;
+        let codes = recovery_codes::generate_set(self.config.recovery_code_count);
+        let sealed: Vec<String> = codes
+            .iter()
+            .map(|c| self.sealer.seal(c.as_bytes(), &recovery_context(user_id)))
+            .collect();
+        self.store.replace_recovery_codes(user_id, &sealed).await?;
+        self.audit(audit::RECOVERY_CODES_REGENERATED, Some(user_id), ctx, None).await;
+        Ok(codes)
+    }
+
+    pub async fn set_preferred_method(&self, user_id: &str, method: &str, ctx: &Context) -> Result<String> {
+        let has_totp = self.store.totp_device(user_id).await?.is_some();
+        let chosen = match method {
+            "totp" if has_totp => "totp",
+            "totp" => return Err(Error::InvalidMethod("TOTP is not enabled: activate it first with /auth/mfa/totp/activate".into())),
+            "email" => return Err(Error::InvalidMethod("e-mailed codes are not offered by this server".into())),
+            "none" if self.config.mode != MfaMode::Optional => {
+                return Err(Error::InvalidMethod("'none' is allowed only when MFA is optional".into()))
+            }
+            "none" if has_totp => {
+                return Err(Error::InvalidMethod("TOTP is enabled: switch it off with /auth/mfa/totp/deactivate".into()))
+            }
+            "none" => "none",
+            _ => return Err(Error::InvalidMethod("method must be one of: totp, email, none".into())),
+        };
+        self.store.set_preferred_method(user_id, chosen).await?;
+        self.audit(audit::PREFERRED_METHOD_CHANGED, Some(user_id), ctx, Some(chosen.into())).await;
+        Ok(chosen.to_string())
+    }
+
+    // ----- administration -----
+
+    async fn user_by_name(&self, username: &str) -> Result<User> {
+        self.store
+            .user_by_login(&username.trim().to_lowercase())
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("no user named '{username}'")))
+    }
+
+    /// For a user who lost both device and recovery codes: removes TOTP and every recovery code,
+    /// and ends every session. The user logs in with a password next (and enrols again in
+    /// `required` mode).
+    pub async fn admin_reset_mfa(&self, username: &str, ctx: &Context) -> Result<User> {
+        let user = self.user_by_name(username).await?;
+        self.store.disable_totp(&user.id).await?;
+        self.store.set_preferred_method(&user.id, "none").await?;
+        self.store.revoke_user_refresh_tokens(&user.id, ctx.now).await?;
+        self.audit(audit::ADMIN_RESET_MFA, Some(&user.id), ctx, Some("via command line".into())).await;
+        Ok(user)
+    }
+
+    pub async fn admin_set_admin(&self, username: &str, is_admin: bool, ctx: &Context) -> Result<User> {
+        let user = self.user_by_name(username).await?;
+        self.store.set_admin(&user.id, is_admin).await?;
+        self.audit(audit::ADMIN_GRANTED, Some(&user.id), ctx, Some(format!("is_admin={is_admin}"))).await;
+        Ok(user)
+    }
+
+    /// Deletes expired rows; run periodically.
+    pub async fn clean_up(&self, now: i64) -> Result<u64> {
+        Ok(self.store.delete_expired(now).await?)
+    }
+
+    /// Parses account input for host apps that create users their own way.
+    pub fn parse_username(text: &str) -> Result<Username, String> {
+        Username::parse(text)
+    }
+
+    pub fn parse_email(text: &str) -> Result<EmailAddress, String> {
+        EmailAddress::parse(text)
+    }
+}

@@ -1,1 +1,38 @@
+//! Implementations of `mfagate_core::Store`. One per database, each with its own migrations; no
+//! `if sqlite` inside a query.
 
+pub mod sqlite;
+
+pub use sqlite::SqliteStore;
+
+use std::sync::Arc;
+
+use mfagate_core::{Store, StoreError};
+
+/// Opens the store named by a database URL (`sqlite://PATH`) and applies pending migrations.
+pub async fn open(database_url: &str) -> Result<Arc<dyn Store>, StoreError> {
+    if database_url.starts_with("sqlite:") {
+        let store = SqliteStore::connect(database_url).await?;
+        store.migrate().await?;
+        return Ok(Arc::new(store));
+    }
+    if database_url.starts_with("postgres:") || database_url.starts_with("postgresql:") {
+        return Err(StoreError::Other(
+            "PostgreSQL is not supported by this build yet; use sqlite://PATH".into(),
+        ));
+    }
+    Err(StoreError::Other(format!(
+        "unsupported database URL '{}': use sqlite://PATH",
+        redact_url(database_url)
+    )))
+}
+
+/// The URL without credentials, for messages.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            format!("{}://***{}", &url[..scheme_end], &url[at..])
+        }
+        _ => url.to_string(),
+    }
+}

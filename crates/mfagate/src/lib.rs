@@ -1,1 +1,148 @@
+//! mfagate: multi-factor authentication for axum.
+//!
+//! Mount the API in your app and protect your own routes:
+//!
+//! ```ignore
+//! let gate = MfaGate::new(store, Config::default(), keys, GateOptions::default()).await?;
+//! let app = Router::new()
+//!     .route("/me", get(|user: AuthenticatedUser| async move { user.user_id }))
+//!     .route("/vault", get(|MfaVerifiedUser(user): MfaVerifiedUser| async move { user.user_id }))
+//!     .with_state(gate.clone())
+//!     .merge(gate.router());
+//! ```
+//!
+//! [`app`] is the whole server: the router plus `/healthz`, JSON 404s, request ids and tracing.
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)
+)]
 
+pub mod error;
+pub mod extract;
+pub mod gate;
+pub mod routes;
+pub mod wire;
+
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{header, HeaderValue, Request, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+pub use error::{ApiError, ApiResult};
+pub use extract::{AuthenticatedUser, ClientAddr, JsonBody, MfaVerifiedUser};
+pub use gate::{GateOptions, MfaGate};
+pub use mfagate_core as core;
+pub use mfagate_core::{Config, Keys, MfaMode, SecretBytes};
+
+/// Request bodies over this size get `413 payload_too_large`.
+pub const BODY_LIMIT_BYTES: usize = 64 * 1024;
+
+impl MfaGate {
+    /// The API under the configured prefix (default `/auth`), plus `/.well-known/jwks.json`.
+    pub fn router(&self) -> Router {
+        let second_factor = Router::new()
+            .route("/mfa/verify", post(routes::second_factor::verify))
+            .route(
+                "/mfa/totp/activate",
+                get(routes::totp::begin_activation).post(routes::totp::activate),
+            )
+            .route("/mfa/totp/deactivate", post(routes::totp::deactivate))
+            .route("/mfa/status", get(routes::totp::status))
+            .route("/mfa/recovery-codes", get(routes::totp::recovery_codes))
+            .route(
+                "/mfa/recovery-codes/regenerate",
+                post(routes::totp::regenerate_recovery_codes),
+            )
+            .route("/mfa/method", post(routes::totp::set_method))
+            // Runs before authentication and body parsing: in `disabled` mode nothing else is
+            // checked.
+            .route_layer(middleware::from_fn_with_state(self.clone(), reject_when_mfa_disabled));
+        let api = Router::new()
+            .route("/register", post(routes::accounts::register))
+            .route("/login", post(routes::accounts::login))
+            .route("/token/refresh", post(routes::accounts::refresh))
+            .route("/logout", post(routes::accounts::logout))
+            .route("/user", get(routes::accounts::current_user))
+            .merge(second_factor);
+        let prefix = self.options().prefix.trim_end_matches('/').to_string();
+        let mounted = if prefix.is_empty() {
+            api
+        } else {
+            Router::new().nest(&prefix, api)
+        };
+        mounted
+            .route("/.well-known/jwks.json", get(routes::meta::jwks))
+            .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
+            .layer(middleware::map_response(framework_errors_as_json))
+            .with_state(self.clone())
+    }
+}
+
+/// The whole HTTP server: [`MfaGate::router`], `/healthz`, a JSON 404 for unknown paths, and a
+/// request id (`x-request-id`, taken from the client or generated) on every log line and response.
+pub fn app(gate: &MfaGate) -> Router {
+    gate.router()
+        .route("/healthz", get(routes::meta::healthz).with_state(gate.clone()))
+        .fallback(not_found)
+        .layer(middleware::map_response(framework_errors_as_json))
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
+                let request_id = request
+                    .headers()
+                    .get("x-request-id")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("-");
+                // The path only: query strings are the client's and may hold anything.
+                tracing::info_span!(
+                    "request",
+                    method = %request.method(),
+                    path = %request.uri().path(),
+                    request_id = %request_id,
+                )
+            }),
+        )
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint; see the API documentation")
+}
+
+async fn reject_when_mfa_disabled(State(gate): State<MfaGate>, request: Request<axum::body::Body>, next: Next) -> Response {
+    if gate.config().mode == MfaMode::Disabled {
+        return ApiError::from(core::Error::MfaDisabled).into_response();
+    }
+    next.run(request).await
+}
+
+/// Gives the framework's own error responses (405, 413, ...) the contract's JSON shape.
+async fn framework_errors_as_json(response: Response) -> Response {
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if is_json || !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let (code, detail) = match status {
+        StatusCode::NOT_FOUND => ("not_found", "no such endpoint; see the API documentation"),
+        StatusCode::METHOD_NOT_ALLOWED => ("http_method_not_allowed", "this endpoint does not take that HTTP method; see the Allow header"),
+        StatusCode::PAYLOAD_TOO_LARGE => ("payload_too_large", "the request body is over 64 KiB"),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => ("unsupported_media_type", "send the body as JSON with 'Content-Type: application/json'"),
+        StatusCode::REQUEST_TIMEOUT => ("timeout", "the request took too long"),
+        s if s.is_server_error() => ("internal_error", "something went wrong on our side; it has been logged"),
+        _ => ("invalid_request", "the request could not be understood"),
+    };
+    let allow: Option<HeaderValue> = response.headers().get(header::ALLOW).cloned();
+    let mut rewritten = ApiError::new(status, code, detail).into_response();
+    if let Some(allow) = allow {
+        rewritten.headers_mut().insert(header::ALLOW, allow);
+    }
+    rewritten
+}

@@ -1,0 +1,136 @@
+//! The command line: `serve`, `migrate`, and user administration.
+
+use std::io::{BufRead, IsTerminal};
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+use mfagate::core::Context;
+
+use crate::settings::Settings;
+use crate::startup::{self, Application};
+use crate::telemetry;
+
+#[derive(Debug, Parser)]
+#[command(name = "mfagate", version, about = "Multi-factor authentication server for REST APIs")]
+pub struct Cli {
+    /// TOML settings file; MFAGATE_* environment variables override it.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP server (creates and migrates the database on first start).
+    Serve,
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Manage users.
+    #[command(subcommand)]
+    User(UserCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create a user; the password is read from standard input, or prompted for.
+    Create {
+        username: String,
+        #[arg(long)]
+        email: String,
+        /// Make the user an administrator.
+        #[arg(long)]
+        admin: bool,
+    },
+    /// Remove a user's TOTP device and recovery codes and end their sessions (for a user who
+    /// lost both). Audited.
+    ResetMfa { username: String },
+    /// Make a user an administrator.
+    SetAdmin { username: String },
+}
+
+fn now_context() -> Context {
+    Context {
+        now: mfagate::gate::unix_now(),
+        ip: None,
+    }
+}
+
+fn read_password(username: &str) -> Result<String, String> {
+    if std::io::stdin().is_terminal() {
+        let first = rpassword::prompt_password(format!("Password for {username}: ")).map_err(|e| e.to_string())?;
+        let second = rpassword::prompt_password("Repeat it: ").map_err(|e| e.to_string())?;
+        if first != second {
+            return Err("the two passwords differ; nothing was created".into());
+        }
+        return Ok(first);
+    }
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line).map_err(|e| e.to_string())?;
+    let password = line.trim_end_matches(['\r', '\n']).to_string();
+    if password.is_empty() {
+        return Err("no password on standard input; pipe one in, e.g. `echo 'pw' | mfagate user create ...`".into());
+    }
+    Ok(password)
+}
+
+/// Runs the command; `Err` carries the message to print before exiting with status 1.
+pub async fn run(cli: Cli) -> Result<(), String> {
+    let settings = Settings::load(cli.config.as_deref()).map_err(|e| e.to_string())?;
+    telemetry::init(settings.log_format);
+    match cli.command {
+        Command::Serve => serve(settings).await,
+        Command::Migrate => {
+            startup::open_store(&settings).await.map_err(|e| e.to_string())?;
+            println!("migrations applied to {}", mfagate_store::redact_url(&settings.database_url));
+            Ok(())
+        }
+        Command::User(command) => user(settings, command).await,
+    }
+}
+
+async fn serve(settings: Settings) -> Result<(), String> {
+    let mode = settings.config.mode.as_str();
+    let database = mfagate_store::redact_url(&settings.database_url);
+    let app = Application::build(settings).await.map_err(|e| e.to_string())?;
+    let address = app.local_addr().map_err(|e| e.to_string())?;
+    tracing::info!(%address, mode, %database, "mfagate is listening; try: curl http://{address}/healthz");
+    app.run_until(startup::shutdown_signal()).await.map_err(|e| e.to_string())?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn user(settings: Settings, command: UserCommand) -> Result<(), String> {
+    let gatekeeper = startup::gatekeeper(&settings).await.map_err(|e| e.to_string())?;
+    let ctx = now_context();
+    match command {
+        UserCommand::Create { username, email, admin } => {
+            let password = read_password(&username)?;
+            let user = gatekeeper
+                .create_user(&username, &email, &password, admin, &ctx)
+                .await
+                .map_err(|e| describe(e))?;
+            println!("created user {} (id {}){}", user.username, user.id, if admin { " as administrator" } else { "" });
+        }
+        UserCommand::ResetMfa { username } => {
+            let user = gatekeeper.admin_reset_mfa(&username, &ctx).await.map_err(describe)?;
+            println!("removed the second factors of {} and ended their sessions; they log in with their password next", user.username);
+        }
+        UserCommand::SetAdmin { username } => {
+            let user = gatekeeper.admin_set_admin(&username, true, &ctx).await.map_err(describe)?;
+            println!("{} is now an administrator", user.username);
+        }
+    }
+    Ok(())
+}
+
+fn describe(error: mfagate::core::Error) -> String {
+    match error {
+        mfagate::core::Error::Validation(fields) => fields
+            .iter()
+            .map(|(field, problem)| format!("{field} {problem}"))
+            .collect::<Vec<_>>()
+            .join("; "),
+        other => other.to_string(),
+    }
+}

@@ -1,0 +1,315 @@
+//! Server settings: defaults, then a TOML file (`--config`), then `MFAGATE_*` environment
+//! variables, which win. Every value is checked here, once, with a message that says what to
+//! write instead; unknown `MFAGATE_` names are reported so typos do not pass silently.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use mfagate::core::client_ip;
+use mfagate::core::config::{FactorKind, MfaMode};
+use mfagate::core::password::Argon2Params;
+use mfagate::core::rate::Rate;
+use mfagate::core::totp::Algorithm;
+use mfagate::{Config, GateOptions, SecretBytes};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("cannot read the config file {path}: {source}")]
+    File { path: PathBuf, source: std::io::Error },
+    #[error("the config file {path} is not valid TOML: {message}")]
+    Toml { path: PathBuf, message: String },
+    #[error("setting {name} {problem}")]
+    Invalid { name: String, problem: String },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub listen: String,
+    pub database_url: String,
+    pub secret_key: Option<SecretBytes>,
+    pub encryption_key: Option<SecretBytes>,
+    pub encryption_keys_old: Vec<SecretBytes>,
+    pub config: Config,
+    pub gate: GateOptions,
+    pub log_format: LogFormat,
+    pub cleanup_interval_seconds: u64,
+    /// Names that were set but mean nothing to this version.
+    pub unknown: Vec<String>,
+}
+
+/// Every name this version understands (without the `MFAGATE_` prefix, lower case).
+const KNOWN: &[&str] = &[
+    "listen", "database_url", "secret_key", "encryption_key", "encryption_keys_old", "mfa_mode",
+    "mfa_methods", "totp_issuer", "totp_digits", "totp_period", "totp_algorithm", "smtp_url",
+    "email_verification", "email_code_digits", "jwt_algorithm", "jwt_issuer", "access_ttl",
+    "refresh_ttl", "refresh_cookie", "setup_token_ttl", "password_min_length",
+    "mfa_max_attempts", "mfa_challenge_ttl", "mfa_max_challenges", "mfa_user_failures",
+    "recovery_code_count", "login_throttle", "ip_throttle", "trusted_proxies",
+    "argon2_memory_kib", "argon2_iterations", "argon2_parallelism", "log_format",
+    "cleanup_interval", "api_prefix",
+];
+
+/// Raw values by name, each remembering where it came from for error messages.
+struct Raw {
+    values: BTreeMap<String, (String, String)>,
+}
+
+impl Raw {
+    fn take(&mut self, name: &str) -> Option<(String, String)> {
+        self.values.remove(name)
+    }
+
+    fn string(&mut self, name: &str, default: &str) -> String {
+        self.take(name).map_or_else(|| default.to_string(), |(v, _)| v)
+    }
+
+    fn parsed<T>(&mut self, name: &str, default: T, parse: impl Fn(&str) -> Result<T, String>) -> Result<T, SettingsError> {
+        match self.take(name) {
+            None => Ok(default),
+            Some((value, source)) => parse(value.trim()).map_err(|problem| SettingsError::Invalid {
+                name: source,
+                problem: format!("= '{}' {problem}", shown(name, &value)),
+            }),
+        }
+    }
+
+    fn number<T: std::str::FromStr>(&mut self, name: &str, default: T) -> Result<T, SettingsError> {
+        self.parsed(name, default, |v| v.parse().map_err(|_| "is not a whole number".to_string()))
+    }
+
+    fn secret(&mut self, name: &str) -> Result<Option<SecretBytes>, SettingsError> {
+        self.parsed(name, None, |v| SecretBytes::parse(v).map(Some))
+    }
+}
+
+/// Secrets never appear in messages.
+fn shown(name: &str, value: &str) -> String {
+    if name.contains("key") || name == "smtp_url" {
+        "<redacted>".into()
+    } else {
+        value.to_string()
+    }
+}
+
+fn toml_to_string(value: &toml::Value) -> String {
+    match value {
+        toml::Value::String(s) => s.clone(),
+        toml::Value::Array(items) => items.iter().map(toml_to_string).collect::<Vec<_>>().join(","),
+        other => other.to_string(),
+    }
+}
+
+fn parse_bool(text: &str) -> Result<bool, String> {
+    match text.to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Ok(true),
+        "false" | "0" | "no" | "off" => Ok(false),
+        _ => Err("is not true or false".into()),
+    }
+}
+
+impl Settings {
+    /// Reads the optional file and the process environment.
+    pub fn load(config_file: Option<&Path>) -> Result<Self, SettingsError> {
+        let file = match config_file {
+            Some(path) => Some((
+                path.to_path_buf(),
+                std::fs::read_to_string(path).map_err(|source| SettingsError::File {
+                    path: path.to_path_buf(),
+                    source,
+                })?,
+            )),
+            None => None,
+        };
+        Self::from_sources(file.as_ref().map(|(p, t)| (p.as_path(), t.as_str())), std::env::vars())
+    }
+
+    pub fn from_sources(
+        file: Option<(&Path, &str)>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, SettingsError> {
+        let mut values = BTreeMap::new();
+        if let Some((path, text)) = file {
+            let table: toml::Table = text.parse().map_err(|e: toml::de::Error| SettingsError::Toml {
+                path: path.to_path_buf(),
+                message: e.message().to_string(),
+            })?;
+            for (key, value) in table {
+                let key = key.to_lowercase();
+                values.insert(key.clone(), (toml_to_string(&value), format!("'{key}' in {}", path.display())));
+            }
+        }
+        for (name, value) in env {
+            if let Some(key) = name.strip_prefix("MFAGATE_") {
+                values.insert(key.to_lowercase(), (value, name.clone()));
+            }
+        }
+        let unknown: Vec<String> = values
+            .iter()
+            .filter(|(k, _)| !KNOWN.contains(&k.as_str()))
+            .map(|(_, (_, source))| source.clone())
+            .collect();
+        let mut raw = Raw { values };
+        Self::from_raw(&mut raw, unknown)
+    }
+
+    fn from_raw(raw: &mut Raw, unknown: Vec<String>) -> Result<Self, SettingsError> {
+        let defaults = Config::default();
+        let gate_defaults = GateOptions::default();
+        let mode = raw.parsed("mfa_mode", defaults.mode, |v| {
+            MfaMode::parse(v).ok_or_else(|| "is not one of: disabled, optional, required".into())
+        })?;
+        let methods = raw.parsed("mfa_methods", defaults.methods.clone(), |v| {
+            v.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|m| FactorKind::parse(m).ok_or_else(|| format!("names '{m}'; methods are totp and email")))
+                .collect()
+        })?;
+        let algorithm = raw.parsed("totp_algorithm", defaults.totp.algorithm, |v| {
+            Algorithm::parse(v).ok_or_else(|| "is not one of: SHA1, SHA256, SHA512".into())
+        })?;
+        let rate = |v: &str| Rate::parse(v);
+        let argon2 = Argon2Params {
+            memory_kib: raw.number("argon2_memory_kib", defaults.argon2.memory_kib)?,
+            iterations: raw.number("argon2_iterations", defaults.argon2.iterations)?,
+            parallelism: raw.number("argon2_parallelism", defaults.argon2.parallelism)?,
+        };
+        let config = Config {
+            mode,
+            methods,
+            jwt_issuer: raw.string("jwt_issuer", &defaults.jwt_issuer),
+            totp_issuer: raw.string("totp_issuer", &defaults.totp_issuer),
+            totp: mfagate::core::totp::TotpParams {
+                algorithm,
+                digits: raw.number("totp_digits", defaults.totp.digits)?,
+                period: raw.number("totp_period", defaults.totp.period)?,
+            },
+            access_ttl: raw.number("access_ttl", defaults.access_ttl)?,
+            refresh_ttl: raw.number("refresh_ttl", defaults.refresh_ttl)?,
+            setup_token_ttl: raw.number("setup_token_ttl", defaults.setup_token_ttl)?,
+            activation_ttl: defaults.activation_ttl,
+            challenge_ttl: raw.number("mfa_challenge_ttl", defaults.challenge_ttl)?,
+            max_attempts: raw.number("mfa_max_attempts", defaults.max_attempts)?,
+            max_challenges: raw.number("mfa_max_challenges", defaults.max_challenges)?,
+            user_failures: raw.parsed("mfa_user_failures", defaults.user_failures, rate)?,
+            login_throttle: raw.parsed("login_throttle", defaults.login_throttle, rate)?,
+            recovery_code_count: raw.number("recovery_code_count", defaults.recovery_code_count)?,
+            password_min_length: raw.number("password_min_length", defaults.password_min_length)?,
+            argon2,
+        };
+        config.validate().map_err(|problem| SettingsError::Invalid {
+            name: "check".into(),
+            problem: problem.to_string(),
+        })?;
+        let gate = GateOptions {
+            prefix: raw.parsed("api_prefix", gate_defaults.prefix, |v| {
+                if v.starts_with('/') {
+                    Ok(v.to_string())
+                } else {
+                    Err("must start with '/'".into())
+                }
+            })?,
+            refresh_cookie: raw.parsed("refresh_cookie", false, parse_bool)?,
+            trusted_proxies: raw.parsed("trusted_proxies", Vec::new(), client_ip::parse_list)?,
+            ip_throttle: raw.parsed("ip_throttle", gate_defaults.ip_throttle, rate)?,
+        };
+        let encryption_keys_old = raw.parsed("encryption_keys_old", Vec::new(), |v| {
+            v.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(SecretBytes::parse)
+                .collect()
+        })?;
+        // Later issues bring these; until then a deployment that asks for them must not start
+        // believing it has them.
+        raw.parsed("jwt_algorithm", (), |v| match v.to_ascii_uppercase().as_str() {
+            "HS256" => Ok(()),
+            "EDDSA" => Err("is not available in this version yet; use HS256".into()),
+            _ => Err("is not one of: HS256, EdDSA".into()),
+        })?;
+        raw.parsed("email_verification", (), |v| match v.to_ascii_lowercase().as_str() {
+            "none" => Ok(()),
+            "mandatory" => Err("is not available in this version yet; use none".into()),
+            _ => Err("is not one of: none, mandatory".into()),
+        })?;
+        Ok(Self {
+            listen: raw.string("listen", "127.0.0.1:8080"),
+            database_url: raw.string("database_url", "sqlite://mfagate.db"),
+            secret_key: raw.secret("secret_key")?,
+            encryption_key: raw.secret("encryption_key")?,
+            encryption_keys_old,
+            config,
+            gate,
+            log_format: raw.parsed("log_format", LogFormat::Text, |v| match v {
+                "text" => Ok(LogFormat::Text),
+                "json" => Ok(LogFormat::Json),
+                _ => Err("is not one of: text, json".into()),
+            })?,
+            cleanup_interval_seconds: raw.number("cleanup_interval", 60)?,
+            unknown,
+        })
+    }
+
+    /// A server on a random port over a fresh SQLite file in `dir`, with the cheapest argon2
+    /// parameters (tests only) and no IP throttle.
+    pub fn for_tests(dir: &Path) -> Self {
+        let mut settings = Self::from_sources(None, std::iter::empty()).unwrap_or_else(|e| panic!("defaults are valid: {e}"));
+        settings.listen = "127.0.0.1:0".into();
+        settings.database_url = format!("sqlite://{}", dir.join("mfagate.db").display());
+        settings.config.argon2 = Argon2Params::insecure_fast();
+        settings.gate.ip_throttle = None;
+        settings
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn defaults_match_the_contract() {
+        let s = Settings::from_sources(None, env(&[])).unwrap();
+        assert_eq!(s.listen, "127.0.0.1:8080");
+        assert_eq!(s.database_url, "sqlite://mfagate.db");
+        assert_eq!(s.config.mode, MfaMode::Optional);
+        assert_eq!(s.config.access_ttl, 900);
+        assert_eq!(s.config.max_attempts, 5);
+        assert_eq!(s.gate.prefix, "/auth");
+    }
+
+    #[test]
+    fn the_environment_wins_over_the_file() {
+        let file = "mfa_mode = \"required\"\naccess_ttl = 600\nrefresh_cookie = true\ntrusted_proxies = [\"10.0.0.0/8\", \"127.0.0.1\"]\n";
+        let s = Settings::from_sources(Some((Path::new("x.toml"), file)), env(&[("MFAGATE_ACCESS_TTL", "120")])).unwrap();
+        assert_eq!(s.config.mode, MfaMode::Required);
+        assert_eq!(s.config.access_ttl, 120);
+        assert!(s.gate.refresh_cookie);
+        assert_eq!(s.gate.trusted_proxies.len(), 2);
+    }
+
+    #[test]
+    fn bad_values_name_the_variable_and_hide_secrets() {
+        let error = Settings::from_sources(None, env(&[("MFAGATE_ACCESS_TTL", "soon")])).unwrap_err();
+        assert!(error.to_string().contains("MFAGATE_ACCESS_TTL"), "{error}");
+        let error = Settings::from_sources(None, env(&[("MFAGATE_SECRET_KEY", "tooshort")])).unwrap_err();
+        assert!(!error.to_string().contains("tooshort"), "{error}");
+        let error = Settings::from_sources(None, env(&[("MFAGATE_MFA_MODE", "sometimes")])).unwrap_err();
+        assert!(error.to_string().contains("disabled, optional, required"), "{error}");
+    }
+
+    #[test]
+    fn unknown_names_are_reported() {
+        let s = Settings::from_sources(None, env(&[("MFAGATE_ACESS_TTL", "1")])).unwrap();
+        assert_eq!(s.unknown, vec!["MFAGATE_ACESS_TTL".to_string()]);
+    }
+}

@@ -1,0 +1,197 @@
+//! Building and running the server: open the store (creating and migrating it), find or make
+//! the secret key, bind, serve until told to stop.
+
+use std::future::Future;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use mfagate::core::{Gatekeeper, Keys, Store};
+use mfagate::{GateOptions, MfaGate, SecretBytes};
+use mfagate_store::SqliteStore;
+use tokio::net::TcpListener;
+
+use crate::settings::Settings;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("database: {0}")]
+    Store(#[from] mfagate::core::StoreError),
+    #[error("secret key: {0}")]
+    Key(String),
+    #[error("cannot listen on {address}: {source}; is another server using it? set MFAGATE_LISTEN")]
+    Bind { address: String, source: std::io::Error },
+    #[error("{0}")]
+    Core(#[from] mfagate::core::Error),
+}
+
+/// Where the generated key lives: beside the SQLite file, named after it.
+pub fn key_file_path(database_url: &str) -> Option<PathBuf> {
+    SqliteStore::database_path(database_url).map(|db| db.with_extension("key"))
+}
+
+/// The root secret: configured, or read from (or generated into) the key file beside SQLite.
+fn load_or_create_secret(settings: &Settings) -> Result<SecretBytes, StartupError> {
+    if let Some(secret) = &settings.secret_key {
+        return Ok(secret.clone());
+    }
+    let Some(path) = key_file_path(&settings.database_url) else {
+        return Err(StartupError::Key(
+            "MFAGATE_SECRET_KEY is required for this database (32+ bytes as hex or base64; `openssl rand -hex 32` makes one)".into(),
+        ));
+    };
+    match std::fs::read_to_string(&path) {
+        Ok(text) => SecretBytes::parse(&text)
+            .map_err(|problem| StartupError::Key(format!("the key file {} {problem}", path.display()))),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => write_new_key(&path),
+        Err(error) => Err(StartupError::Key(format!("cannot read {}: {error}", path.display()))),
+    }
+}
+
+fn write_new_key(path: &Path) -> Result<SecretBytes, StartupError> {
+    let secret = SecretBytes::generate(32);
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options
+        .open(path)
+        .map_err(|e| StartupError::Key(format!("cannot create {}: {e}", path.display())))?;
+    file.write_all(format!("{}\n", secret.to_hex()).as_bytes())
+        .and_then(|_| file.sync_all())
+        .map_err(|e| StartupError::Key(format!("cannot write {}: {e}", path.display())))?;
+    tracing::warn!(
+        path = %path.display(),
+        "generated a new secret key (mode 0600); back it up with the database: without it, tokens and sealed TOTP secrets cannot be read"
+    );
+    Ok(secret)
+}
+
+fn ensure_database_dir(database_url: &str) -> Result<(), StartupError> {
+    if let Some(parent) = SqliteStore::database_path(database_url).and_then(Path::parent) {
+        if !parent.as_os_str().is_empty() {
+            std::fs::create_dir_all(parent).map_err(|e| {
+                mfagate::core::StoreError::Unavailable(format!("cannot create {}: {e}", parent.display()))
+            })?;
+        }
+    }
+    Ok(())
+}
+
+/// Opens (creating and migrating) the store the settings name.
+pub async fn open_store(settings: &Settings) -> Result<Arc<dyn Store>, StartupError> {
+    ensure_database_dir(&settings.database_url)?;
+    Ok(mfagate_store::open(&settings.database_url).await?)
+}
+
+pub fn keys(settings: &Settings) -> Result<Keys, StartupError> {
+    let secret = load_or_create_secret(settings)?;
+    Ok(Keys::from_secret(
+        secret,
+        settings.encryption_key.clone(),
+        settings.encryption_keys_old.clone(),
+    ))
+}
+
+/// The domain service alone, for the command line.
+pub async fn gatekeeper(settings: &Settings) -> Result<Gatekeeper, StartupError> {
+    let store = open_store(settings).await?;
+    let keys = keys(settings)?;
+    Ok(Gatekeeper::new(store, settings.config.clone(), keys).await?)
+}
+
+pub struct Application {
+    listener: TcpListener,
+    gate: MfaGate,
+    cleanup_interval: Duration,
+}
+
+impl Application {
+    pub async fn build(settings: Settings) -> Result<Self, StartupError> {
+        for name in &settings.unknown {
+            tracing::warn!(%name, "unknown setting ignored; check its spelling against the README");
+        }
+        let store = open_store(&settings).await?;
+        let keys = keys(&settings)?;
+        let gate = MfaGate::new(store, settings.config.clone(), keys, GateOptions::clone(&settings.gate)).await?;
+        let listener = TcpListener::bind(&settings.listen)
+            .await
+            .map_err(|source| StartupError::Bind {
+                address: settings.listen.clone(),
+                source,
+            })?;
+        Ok(Self {
+            listener,
+            gate,
+            cleanup_interval: Duration::from_secs(settings.cleanup_interval_seconds.max(1)),
+        })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    pub fn gate(&self) -> &MfaGate {
+        &self.gate
+    }
+
+    /// Serves until `shutdown` completes, then finishes in-flight requests and returns.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+        let gate = self.gate.clone();
+        let interval = self.cleanup_interval;
+        let cleanup = tokio::spawn(async move {
+            let mut ticker = tokio::time::interval(interval);
+            loop {
+                ticker.tick().await;
+                match gate.gatekeeper().clean_up(mfagate::gate::unix_now()).await {
+                    Ok(0) => {}
+                    Ok(rows) => tracing::debug!(rows, "deleted expired challenges, tokens and throttle windows"),
+                    Err(error) => tracing::warn!(%error, "periodic clean-up failed; it will retry"),
+                }
+            }
+        });
+        let app = mfagate::app(&self.gate);
+        let result = axum::serve(
+            self.listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await;
+        cleanup.abort();
+        result
+    }
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::warn!(%error, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+}

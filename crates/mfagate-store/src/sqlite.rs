@@ -1,0 +1,694 @@
+//! SQLite store: one file, WAL journal, full sync on commit (a committed recovery-code use or
+//! accepted TOTP step survives a crash or power loss). SQLite runs one writer at a time, so each
+//! conditional `UPDATE ... WHERE` below is atomic against every other connection.
+
+use std::borrow::Cow;
+use std::future::Future;
+use std::path::Path;
+use std::pin::Pin;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use mfagate_core::rate::WindowCount;
+use mfagate_core::store::*;
+use mfagate_core::StoreError;
+use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
+use sqlx::{Row, SqlitePool};
+
+const MIGRATIONS: &[(i64, &str, &str)] = &[(
+    1,
+    "initial",
+    include_str!("../migrations/sqlite/0001_initial.sql"),
+)];
+
+/// The migrations compiled into the binary, so a release needs no files beside it.
+#[derive(Debug)]
+struct EmbeddedMigrations;
+
+impl<'s> MigrationSource<'s> for EmbeddedMigrations {
+    fn resolve(
+        self,
+    ) -> Pin<Box<dyn Future<Output = Result<Vec<Migration>, sqlx::error::BoxDynError>> + Send + 's>> {
+        Box::pin(async {
+            Ok(MIGRATIONS
+                .iter()
+                .map(|(version, name, sql)| {
+                    Migration::new(*version, Cow::Borrowed(*name), MigrationType::Simple, Cow::Borrowed(*sql), false)
+                })
+                .collect())
+        })
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+fn map_error(error: sqlx::Error) -> StoreError {
+    match &error {
+        sqlx::Error::Database(db) if db.is_unique_violation() => {
+            StoreError::Conflict("a user with this username or e-mail already exists".into())
+        }
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+            StoreError::Unavailable(error.to_string())
+        }
+        _ => StoreError::Other(error.to_string()),
+    }
+}
+
+trait SqlResult<T> {
+    fn store(self) -> Result<T, StoreError>;
+}
+
+impl<T> SqlResult<T> for Result<T, sqlx::Error> {
+    fn store(self) -> Result<T, StoreError> {
+        self.map_err(map_error)
+    }
+}
+
+const USER_COLUMNS: &str = "id, username, email, password_hash, email_verified, is_admin, disabled, preferred_method, created_at";
+
+fn user_from_row(row: &SqliteRow) -> Result<User, StoreError> {
+    Ok(User {
+        id: row.try_get("id").store()?,
+        username: row.try_get("username").store()?,
+        email: row.try_get("email").store()?,
+        password_hash: row.try_get("password_hash").store()?,
+        email_verified: row.try_get("email_verified").store()?,
+        is_admin: row.try_get("is_admin").store()?,
+        disabled: row.try_get("disabled").store()?,
+        preferred_method: row.try_get("preferred_method").store()?,
+        created_at: row.try_get("created_at").store()?,
+    })
+}
+
+impl SqliteStore {
+    /// `sqlite://PATH` (relative to the working directory) or `sqlite:///abs/path`; the file is
+    /// created when missing.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(|e| StoreError::Other(format!("bad SQLite URL '{url}': {e}")))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .min_connections(1)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options)
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("cannot open SQLite database '{url}': {e}")))?;
+        Ok(Self { pool })
+    }
+
+    /// The database file a `sqlite://` URL names (for placing the key file beside it).
+    pub fn database_path(url: &str) -> Option<&Path> {
+        let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
+        let path = rest.split('?').next()?;
+        (!path.is_empty() && path != ":memory:").then(|| Path::new(path))
+    }
+
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        let migrator = Migrator::new(EmbeddedMigrations)
+            .await
+            .map_err(|e| StoreError::Other(format!("loading migrations: {e}")))?;
+        migrator
+            .run(&self.pool)
+            .await
+            .map_err(|e| StoreError::Other(format!("applying migrations: {e}")))
+    }
+
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+#[async_trait]
+impl UserStore for SqliteStore {
+    async fn create_user(&self, user: &NewUser) -> StoreResult<User> {
+        let username_lower = user.username.to_lowercase();
+        let email_lower = user.email.to_lowercase();
+        // One statement: the cross-check (a username may not be another user's e-mail) and the
+        // insert happen under SQLite's single writer lock.
+        let inserted = sqlx::query(
+            "INSERT INTO users (id, username, username_lower, email, email_lower, password_hash, is_admin, created_at)
+             SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8
+             WHERE NOT EXISTS (SELECT 1 FROM users WHERE username_lower IN (?3, ?5) OR email_lower IN (?3, ?5))",
+        )
+        .bind(&user.id)
+        .bind(&user.username)
+        .bind(&username_lower)
+        .bind(&user.email)
+        .bind(&email_lower)
+        .bind(&user.password_hash)
+        .bind(user.is_admin)
+        .bind(user.created_at)
+        .execute(&self.pool)
+        .await
+        .store()?;
+        if inserted.rows_affected() == 0 {
+            return Err(StoreError::Conflict(
+                "a user with this username or e-mail already exists".into(),
+            ));
+        }
+        self.user_by_id(&user.id)
+            .await?
+            .ok_or_else(|| StoreError::Other("user vanished after insert".into()))
+    }
+
+    async fn user_by_id(&self, id: &str) -> StoreResult<Option<User>> {
+        let row = sqlx::query(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?1"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .store()?;
+        row.as_ref().map(user_from_row).transpose()
+    }
+
+    async fn user_by_login(&self, login: &str) -> StoreResult<Option<User>> {
+        let login = login.to_lowercase();
+        let row = sqlx::query(&format!(
+            "SELECT {USER_COLUMNS} FROM users WHERE username_lower = ?1 OR email_lower = ?1 LIMIT 1"
+        ))
+        .bind(&login)
+        .fetch_optional(&self.pool)
+        .await
+        .store()?;
+        row.as_ref().map(user_from_row).transpose()
+    }
+
+    async fn set_password_hash(&self, user_id: &str, hash: &str) -> StoreResult<()> {
+        sqlx::query("UPDATE users SET password_hash = ?2 WHERE id = ?1")
+            .bind(user_id)
+            .bind(hash)
+            .execute(&self.pool)
+            .await
+            .store()?;
+        Ok(())
+    }
+
+    async fn set_admin(&self, user_id: &str, is_admin: bool) -> StoreResult<()> {
+        sqlx::query("UPDATE users SET is_admin = ?2 WHERE id = ?1")
+            .bind(user_id)
+            .bind(is_admin)
+            .execute(&self.pool)
+            .await
+            .store()?;
+        Ok(())
+    }
+
+    async fn set_preferred_method(&self, user_id: &str, method: &str) -> StoreResult<()> {
+        sqlx::query("UPDATE users SET preferred_method = ?2 WHERE id = ?1")
+            .bind(user_id)
+            .bind(method)
+            .execute(&self.pool)
+            .await
+            .store()?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl MfaStore for SqliteStore {
+    async fn totp_device(&self, user_id: &str) -> StoreResult<Option<TotpDevice>> {
+        let row = sqlx::query(
+            "SELECT secret_sealed, created_at, last_used_at, last_step FROM totp_devices WHERE user_id = ?1",
+        )
+        .bind(user_id)
+        .fetch_optional(&self.pool)
+        .await
+        .store()?;
+        row.map(|row| {
+            Ok(TotpDevice {
+                secret_sealed: row.try_get("secret_sealed").store()?,
+                created_at: row.try_get("created_at").store()?,
+                last_used_at: row.try_get("last_used_at").store()?,
+                last_step: row.try_get("last_step").store()?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn enable_totp(
+        &self,
+        user_id: &str,
+        secret_sealed: &str,
+        accepted_step: i64,
+        recovery_codes_sealed: &[String],
+        now: i64,
+    ) -> StoreResult<bool> {
+        let mut tx = self.pool.begin().await.store()?;
+        let inserted = sqlx::query(
+            "INSERT INTO totp_devices (user_id, secret_sealed, created_at, last_step) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (user_id) DO NOTHING",
+        )
+        .bind(user_id)
+        .bind(secret_sealed)
+        .bind(now)
+        .bind(accepted_step)
+        .execute(&mut *tx)
+        .await
+        .store()?;
+        if inserted.rows_affected() == 0 {
+            return Ok(false);
+        }
+        sqlx::query("DELETE FROM recovery_codes WHERE user_id = ?1")
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await
+            .store()?;
+        for code in recovery_codes_sealed {
+            sqlx::query("INSERT INTO recovery_codes (user_id, code_sealed) VALUES (?1, ?2)")
+                .bind(user_id)
+                .bind(code)
+                .execute(&mut *tx)
+                .await
+                .store()?;
+        }
+        sqlx::query("UPDATE users SET preferred_method = 'totp' WHERE id = ?1")
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await
+            .store()?;
+        tx.commit().await.store()?;
+        Ok(true)
+    }
+
+    async fn accept_totp_step(&self, user_id: &str, step: i64, now: i64) -> StoreResult<bool> {
+        let updated = sqlx::query(
+            "UPDATE totp_devices SET last_step = ?2, last_used_at = ?3
+             WHERE user_id = ?1 AND (last_step IS NULL OR last_step < ?2)",
+        )
+        .bind(user_id)
+        .bind(step)
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .store()?;
+        Ok(updated.rows_affected() == 1)
+    }
+
+    async fn disable_totp(&self, user_id: &str) -> StoreResult<bool> {
+        let mut tx = self.pool.begin().await.store()?;
+        let deleted = sqlx::query("DELETE FROM totp_devices WHERE user_id = ?1")
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await
+            .store()?;
+        sqlx::query("DELETE FROM recovery_codes WHERE user_id = ?1")
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await
+            .store()?;
+        sqlx::query("UPDATE users SET preferred_method = 'none' WHERE id = ?1 AND preferred_method = 'totp'")
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await
+            .store()?;
+        tx.commit().await.store()?;
+        Ok(deleted.rows_affected() == 1)
+    }
+
+    async fn unused_recovery_codes(&self, user_id: &str) -> StoreResult<Vec<StoredRecoveryCode>> {
+        let rows = sqlx::query("SELECT id, code_sealed FROM recovery_codes WHERE user_id = ?1 AND used_at IS NULL ORDER BY id")
+            .bind(user_id)
+            .fetch_all(&self.pool)
+            .await
+            .store()?;
+        rows.iter()
+            .map(|row| {
+                Ok(StoredRecoveryCode {
+                    id: row.try_get("id").store()?,
+                    code_sealed: row.try_get("code_sealed").store()?,
+                })
+            })
+            .collect()
+    }
+
+    async fn consume_recovery_code(&self, user_id: &str, code_id: i64, now: i64) -> StoreResult<bool> {
+        let used = sqlx::query("UPDATE recovery_codes SET used_at = ?3 WHERE id = ?2 AND user_id = ?1 AND used_at IS NULL")
+            .bind(user_id)
+            .bind(code_id)
+            .bind(now)
+            .execute(&self.pool)
+            .await
+            .store()?;
+        if used.rows_affected() != 1 {
+            return Ok(false);
+        }
+        sqlx::query("UPDATE totp_devices SET last_used_at = ?2 WHERE user_id = ?1")
+            .bind(user_id)
+            .bind(now)
+            .execute(&self.pool)
+            .await
+            .store()?;
+        Ok(true)
+    }
+
+    async fn replace_recovery_codes(&self, user_id: &str, codes_sealed: &[String]) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await.store()?;
+        sqlx::query("DELETE FROM recovery_codes WHERE user_id = ?1")
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await
+            .store()?;
+        for code in codes_sealed {
+            sqlx::query("INSERT INTO recovery_codes (user_id, code_sealed) VALUES (?1, ?2)")
+                .bind(user_id)
+                .bind(code)
+                .execute(&mut *tx)
+                .await
+                .store()?;
+        }
+        tx.commit().await.store()
+    }
+}
+
+#[async_trait]
+impl ChallengeStore for SqliteStore {
+    async fn create_challenge(
+        &self,
+        challenge: &NewChallenge,
+        max_live: u32,
+        max_failures: u32,
+        now: i64,
+    ) -> StoreResult<ChallengeCreated> {
+        let inserted = sqlx::query(
+            "INSERT INTO challenges (id, user_id, token_hash, created_at, expires_at)
+             SELECT ?1, ?2, ?3, ?4, ?5
+             WHERE (SELECT COUNT(*) FROM challenges
+                    WHERE user_id = ?2 AND expires_at > ?4 AND spent_at IS NULL AND failures < ?7) < ?6",
+        )
+        .bind(&challenge.id)
+        .bind(&challenge.user_id)
+        .bind(&challenge.token_hash)
+        .bind(now)
+        .bind(challenge.expires_at)
+        .bind(i64::from(max_live))
+        .bind(i64::from(max_failures))
+        .execute(&self.pool)
+        .await
+        .store()?;
+        if inserted.rows_affected() == 1 {
+            return Ok(ChallengeCreated::Created);
+        }
+        let earliest: Option<i64> = sqlx::query_scalar(
+            "SELECT MIN(expires_at) FROM challenges
+             WHERE user_id = ?1 AND expires_at > ?2 AND spent_at IS NULL AND failures < ?3",
+        )
+        .bind(&challenge.user_id)
+        .bind(now)
+        .bind(i64::from(max_failures))
+        .fetch_one(&self.pool)
+        .await
+        .store()?;
+        Ok(ChallengeCreated::TooMany {
+            earliest_expiry: earliest.unwrap_or(now + 1),
+        })
+    }
+
+    async fn challenge_by_token(&self, token_hash: &str) -> StoreResult<Option<Challenge>> {
+        let row = sqlx::query("SELECT id, user_id, expires_at, failures, spent_at FROM challenges WHERE token_hash = ?1")
+            .bind(token_hash)
+            .fetch_optional(&self.pool)
+            .await
+            .store()?;
+        row.map(|row| {
+            let failures: i64 = row.try_get("failures").store()?;
+            let spent_at: Option<i64> = row.try_get("spent_at").store()?;
+            Ok(Challenge {
+                id: row.try_get("id").store()?,
+                user_id: row.try_get("user_id").store()?,
+                expires_at: row.try_get("expires_at").store()?,
+                failures: u32::try_from(failures).unwrap_or(u32::MAX),
+                spent: spent_at.is_some(),
+            })
+        })
+        .transpose()
+    }
+
+    async fn record_challenge_failure(&self, id: &str, max_failures: u32, now: i64) -> StoreResult<Option<u32>> {
+        let failures: Option<i64> = sqlx::query_scalar(
+            "UPDATE challenges SET failures = failures + 1
+             WHERE id = ?1 AND failures < ?2 AND spent_at IS NULL AND expires_at > ?3
+             RETURNING failures",
+        )
+        .bind(id)
+        .bind(i64::from(max_failures))
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await
+        .store()?;
+        Ok(failures.map(|f| u32::try_from(f).unwrap_or(u32::MAX)))
+    }
+
+    async fn spend_challenge(&self, id: &str, max_failures: u32, now: i64) -> StoreResult<bool> {
+        let spent = sqlx::query(
+            "UPDATE challenges SET spent_at = ?3
+             WHERE id = ?1 AND spent_at IS NULL AND failures < ?2 AND expires_at > ?3",
+        )
+        .bind(id)
+        .bind(i64::from(max_failures))
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .store()?;
+        Ok(spent.rows_affected() == 1)
+    }
+
+    async fn create_setup_token(&self, token_hash: &str, user_id: &str, expires_at: i64) -> StoreResult<()> {
+        sqlx::query("INSERT INTO setup_tokens (token_hash, user_id, expires_at) VALUES (?1, ?2, ?3)")
+            .bind(token_hash)
+            .bind(user_id)
+            .bind(expires_at)
+            .execute(&self.pool)
+            .await
+            .store()?;
+        Ok(())
+    }
+
+    async fn setup_token_user(&self, token_hash: &str, now: i64) -> StoreResult<Option<String>> {
+        sqlx::query_scalar("SELECT user_id FROM setup_tokens WHERE token_hash = ?1 AND expires_at > ?2")
+            .bind(token_hash)
+            .bind(now)
+            .fetch_optional(&self.pool)
+            .await
+            .store()
+    }
+
+    async fn delete_setup_tokens(&self, user_id: &str) -> StoreResult<()> {
+        sqlx::query("DELETE FROM setup_tokens WHERE user_id = ?1")
+            .bind(user_id)
+            .execute(&self.pool)
+            .await
+            .store()?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl TokenStore for SqliteStore {
+    async fn insert_refresh_token(&self, token: &NewRefreshToken) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO refresh_tokens (token_hash, user_id, family_id, amr, created_at, expires_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )
+        .bind(&token.token_hash)
+        .bind(&token.user_id)
+        .bind(&token.family_id)
+        .bind(&token.amr)
+        .bind(token.created_at)
+        .bind(token.expires_at)
+        .execute(&self.pool)
+        .await
+        .store()?;
+        Ok(())
+    }
+
+    async fn rotate_refresh_token(&self, token_hash: &str, now: i64) -> StoreResult<RefreshOutcome> {
+        let rotated = sqlx::query(
+            "UPDATE refresh_tokens SET used_at = ?2
+             WHERE token_hash = ?1 AND used_at IS NULL AND revoked_at IS NULL AND expires_at > ?2
+             RETURNING user_id, family_id, amr",
+        )
+        .bind(token_hash)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await
+        .store()?;
+        if let Some(row) = rotated {
+            return Ok(RefreshOutcome::Rotated {
+                user_id: row.try_get("user_id").store()?,
+                family_id: row.try_get("family_id").store()?,
+                amr: row.try_get("amr").store()?,
+            });
+        }
+        let known = sqlx::query("SELECT user_id, family_id, used_at FROM refresh_tokens WHERE token_hash = ?1")
+            .bind(token_hash)
+            .fetch_optional(&self.pool)
+            .await
+            .store()?;
+        let Some(row) = known else {
+            return Ok(RefreshOutcome::Invalid);
+        };
+        let used_at: Option<i64> = row.try_get("used_at").store()?;
+        if used_at.is_none() {
+            return Ok(RefreshOutcome::Invalid);
+        }
+        let user_id: String = row.try_get("user_id").store()?;
+        let family_id: String = row.try_get("family_id").store()?;
+        sqlx::query("UPDATE refresh_tokens SET revoked_at = ?2 WHERE family_id = ?1 AND revoked_at IS NULL")
+            .bind(&family_id)
+            .bind(now)
+            .execute(&self.pool)
+            .await
+            .store()?;
+        Ok(RefreshOutcome::Reused { user_id, family_id })
+    }
+
+    async fn revoke_refresh_family(&self, token_hash: &str, now: i64) -> StoreResult<Option<String>> {
+        let row = sqlx::query("SELECT user_id, family_id FROM refresh_tokens WHERE token_hash = ?1")
+            .bind(token_hash)
+            .fetch_optional(&self.pool)
+            .await
+            .store()?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let family_id: String = row.try_get("family_id").store()?;
+        sqlx::query("UPDATE refresh_tokens SET revoked_at = ?2 WHERE family_id = ?1 AND revoked_at IS NULL")
+            .bind(&family_id)
+            .bind(now)
+            .execute(&self.pool)
+            .await
+            .store()?;
+        Ok(Some(row.try_get("user_id").store()?))
+    }
+
+    async fn revoke_user_refresh_tokens(&self, user_id: &str, now: i64) -> StoreResult<()> {
+        sqlx::query("UPDATE refresh_tokens SET revoked_at = ?2 WHERE user_id = ?1 AND revoked_at IS NULL")
+            .bind(user_id)
+            .bind(now)
+            .execute(&self.pool)
+            .await
+            .store()?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl ThrottleStore for SqliteStore {
+    async fn throttle_hit(&self, key: &str, window_seconds: i64, now: i64) -> StoreResult<WindowCount> {
+        // SQLite evaluates every SET expression against the old row, so the three CASEs agree.
+        let row = sqlx::query(
+            "INSERT INTO throttle_windows (key, window_start, window_end, count) VALUES (?1, ?2, ?2 + ?3, 1)
+             ON CONFLICT (key) DO UPDATE SET
+               count = CASE WHEN window_end <= ?2 THEN 1 ELSE count + 1 END,
+               window_start = CASE WHEN window_end <= ?2 THEN ?2 ELSE window_start END,
+               window_end = CASE WHEN window_end <= ?2 THEN ?2 + ?3 ELSE window_end END
+             RETURNING count, window_start",
+        )
+        .bind(key)
+        .bind(now)
+        .bind(window_seconds)
+        .fetch_one(&self.pool)
+        .await
+        .store()?;
+        let count: i64 = row.try_get("count").store()?;
+        Ok(WindowCount {
+            count: u32::try_from(count).unwrap_or(u32::MAX),
+            window_start: row.try_get("window_start").store()?,
+        })
+    }
+
+    async fn throttle_peek(&self, key: &str, _window_seconds: i64, now: i64) -> StoreResult<Option<WindowCount>> {
+        let row = sqlx::query("SELECT count, window_start FROM throttle_windows WHERE key = ?1 AND window_end > ?2")
+            .bind(key)
+            .bind(now)
+            .fetch_optional(&self.pool)
+            .await
+            .store()?;
+        row.map(|row| {
+            let count: i64 = row.try_get("count").store()?;
+            Ok(WindowCount {
+                count: u32::try_from(count).unwrap_or(u32::MAX),
+                window_start: row.try_get("window_start").store()?,
+            })
+        })
+        .transpose()
+    }
+}
+
+#[async_trait]
+impl AuditStore for SqliteStore {
+    async fn record_audit(&self, record: &AuditRecord) -> StoreResult<()> {
+        sqlx::query("INSERT INTO audit_events (at, user_id, event, ip, detail) VALUES (?1, ?2, ?3, ?4, ?5)")
+            .bind(record.at)
+            .bind(&record.user_id)
+            .bind(record.event)
+            .bind(&record.ip)
+            .bind(&record.detail)
+            .execute(&self.pool)
+            .await
+            .store()?;
+        Ok(())
+    }
+
+    async fn recent_audit_events(&self, user_id: Option<&str>, limit: u32) -> StoreResult<Vec<StoredAuditEvent>> {
+        let rows = sqlx::query(
+            "SELECT at, user_id, event, ip, detail FROM audit_events
+             WHERE ?1 IS NULL OR user_id = ?1 ORDER BY id DESC LIMIT ?2",
+        )
+        .bind(user_id)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .store()?;
+        rows.iter()
+            .map(|row| {
+                Ok(StoredAuditEvent {
+                    at: row.try_get("at").store()?,
+                    user_id: row.try_get("user_id").store()?,
+                    event: row.try_get("event").store()?,
+                    ip: row.try_get("ip").store()?,
+                    detail: row.try_get("detail").store()?,
+                })
+            })
+            .collect()
+    }
+}
+
+#[async_trait]
+impl MaintenanceStore for SqliteStore {
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await.store()?;
+        Ok(())
+    }
+
+    async fn delete_expired(&self, now: i64) -> StoreResult<u64> {
+        let mut deleted = 0;
+        for statement in [
+            "DELETE FROM challenges WHERE expires_at <= ?1",
+            "DELETE FROM setup_tokens WHERE expires_at <= ?1",
+            "DELETE FROM refresh_tokens WHERE expires_at <= ?1",
+            "DELETE FROM throttle_windows WHERE window_end <= ?1",
+        ] {
+            deleted += sqlx::query(statement)
+                .bind(now)
+                .execute(&self.pool)
+                .await
+                .store()?
+                .rows_affected();
+        }
+        Ok(deleted)
+    }
+}

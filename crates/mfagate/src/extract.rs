@@ -1,0 +1,147 @@
+//! Extractors: JSON bodies whose rejections speak the contract, the caller's address, and the
+//! two guards host apps put on their own routes.
+
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{ConnectInfo, FromRef, FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap, StatusCode};
+use mfagate_core::client_ip::client_ip;
+use mfagate_core::{AccessClaims, Error};
+use serde::de::DeserializeOwned;
+
+use crate::error::ApiError;
+use crate::gate::{unix_now, MfaGate};
+
+/// A JSON body. Wrong content type, malformed JSON, wrong types and oversized bodies become
+/// `415`, `400 invalid_request` and `413` in the contract's shape.
+pub struct JsonBody<T>(pub T);
+
+impl<S, T> FromRequest<S> for JsonBody<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(value)) => Ok(Self(value)),
+            Err(rejection) => Err(json_rejection(rejection)),
+        }
+    }
+}
+
+fn json_rejection(rejection: JsonRejection) -> ApiError {
+    match rejection.status() {
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "send the body as JSON with 'Content-Type: application/json'",
+        ),
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            "the request body is over 64 KiB",
+        ),
+        _ => match rejection {
+            // serde's message names the field and the expected type, and never echoes values.
+            JsonRejection::JsonDataError(error) => ApiError::invalid_request(
+                std::error::Error::source(&error)
+                    .map(ToString::to_string)
+                    .unwrap_or_else(|| "the JSON does not have the expected fields".into()),
+            ),
+            JsonRejection::JsonSyntaxError(_) => {
+                ApiError::invalid_request("the body is not valid JSON")
+            }
+            other => ApiError::invalid_request(other.body_text()),
+        },
+    }
+}
+
+/// The token from `Authorization: Bearer <token>`, if present and well-formed.
+pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+/// A request carrying a valid access token. `amr` tells how the user authenticated.
+///
+/// ```ignore
+/// async fn profile(user: AuthenticatedUser) -> String { user.user_id }
+/// ```
+#[derive(Debug, Clone)]
+pub struct AuthenticatedUser {
+    pub user_id: String,
+    pub amr: Vec<String>,
+    pub claims: AccessClaims,
+}
+
+impl<S> FromRequestParts<S> for AuthenticatedUser
+where
+    MfaGate: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let gate = MfaGate::from_ref(state);
+        let token = bearer_token(&parts.headers).ok_or(Error::NotAuthenticated)?;
+        let claims = gate.gatekeeper().authenticate(token, unix_now())?;
+        Ok(Self {
+            user_id: claims.sub.clone(),
+            amr: claims.amr.clone(),
+            claims,
+        })
+    }
+}
+
+/// Like [`AuthenticatedUser`], but only for tokens issued after a second factor
+/// (`amr` contains `mfa`); others get `403 mfa_required`.
+#[derive(Debug, Clone)]
+pub struct MfaVerifiedUser(pub AuthenticatedUser);
+
+impl<S> FromRequestParts<S> for MfaVerifiedUser
+where
+    MfaGate: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let user = AuthenticatedUser::from_request_parts(parts, state).await?;
+        if !user.claims.has_second_factor() {
+            return Err(Error::MfaRequired.into());
+        }
+        Ok(Self(user))
+    }
+}
+
+/// The client's address: the socket peer, or the forwarded address when the peer is a trusted
+/// proxy. `None` when the app was served without connect info.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAddr(pub Option<IpAddr>);
+
+impl<S> FromRequestParts<S> for ClientAddr
+where
+    MfaGate: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let gate = MfaGate::from_ref(state);
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(addr)| addr.ip());
+        let forwarded = parts
+            .headers
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok());
+        Ok(Self(peer.map(|peer| client_ip(peer, forwarded, &gate.options().trusted_proxies))))
+    }
+}

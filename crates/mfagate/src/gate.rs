@@ -1,0 +1,101 @@
+//! `MfaGate`: the shared state of the router and extractors. Cheap to clone.
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use mfagate_core::client_ip::IpNet;
+use mfagate_core::rate::{IpRateCounter, Rate};
+use mfagate_core::{Config, Context, Gatekeeper, Keys, Store};
+
+use crate::error::ApiError;
+use crate::extract::ClientAddr;
+
+/// HTTP-side options; the domain's are in [`Config`].
+#[derive(Debug, Clone)]
+pub struct GateOptions {
+    /// Where the API is mounted; `/auth` by default.
+    pub prefix: String,
+    /// Send refresh tokens as an HttpOnly cookie instead of in the body.
+    pub refresh_cookie: bool,
+    /// Peers whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<IpNet>,
+    /// Requests per client IP over the sensitive endpoints; `None` switches it off.
+    pub ip_throttle: Option<Rate>,
+}
+
+impl Default for GateOptions {
+    fn default() -> Self {
+        Self {
+            prefix: "/auth".into(),
+            refresh_cookie: false,
+            trusted_proxies: Vec::new(),
+            ip_throttle: Some(Rate {
+                limit: 300,
+                window_seconds: 60,
+            }),
+        }
+    }
+}
+
+struct Inner {
+    gatekeeper: Gatekeeper,
+    options: GateOptions,
+    ip_counter: Option<IpRateCounter>,
+}
+
+#[derive(Clone)]
+pub struct MfaGate(Arc<Inner>);
+
+impl std::fmt::Debug for MfaGate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MfaGate").field("options", &self.0.options).finish_non_exhaustive()
+    }
+}
+
+/// The wall clock, read at the edge only: the core takes the time as a parameter.
+pub fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+impl MfaGate {
+    pub async fn new(store: Arc<dyn Store>, config: Config, keys: Keys, options: GateOptions) -> Result<Self, mfagate_core::Error> {
+        let ip_counter = options.ip_throttle.map(IpRateCounter::new);
+        let gatekeeper = Gatekeeper::new(store, config, keys).await?;
+        Ok(Self(Arc::new(Inner {
+            gatekeeper,
+            options,
+            ip_counter,
+        })))
+    }
+
+    pub fn gatekeeper(&self) -> &Gatekeeper {
+        &self.0.gatekeeper
+    }
+
+    pub fn options(&self) -> &GateOptions {
+        &self.0.options
+    }
+
+    pub fn config(&self) -> &Config {
+        self.0.gatekeeper.config()
+    }
+
+    pub(crate) fn context(&self, client: ClientAddr) -> Context {
+        Context {
+            now: unix_now(),
+            ip: client.0,
+        }
+    }
+
+    /// Counts a request against the caller's per-IP budget (login, second factor, and the
+    /// e-mail-sending endpoints).
+    pub(crate) fn count_ip(&self, client: ClientAddr) -> Result<(), ApiError> {
+        match (&self.0.ip_counter, client.0) {
+            (Some(counter), Some(ip)) => counter.hit(ip, unix_now()).map_err(ApiError::throttled),
+            _ => Ok(()),
+        }
+    }
+}

@@ -1,0 +1,86 @@
+//! Register, log in, refresh, log out, who am I.
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::{json, Map};
+
+use super::{login_response, refresh_from_cookie, token_response, REFRESH_COOKIE};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{AuthenticatedUser, ClientAddr, JsonBody};
+use crate::gate::MfaGate;
+use crate::wire::{DetailBody, LoginRequest, RefreshRequest, RegisterRequest, UserBody};
+
+pub async fn register(
+    State(gate): State<MfaGate>,
+    client: ClientAddr,
+    JsonBody(body): JsonBody<RegisterRequest>,
+) -> ApiResult<Response> {
+    let ctx = gate.context(client);
+    let (user, outcome) = gate
+        .gatekeeper()
+        .register(&body.username, &body.email, &body.password, &ctx)
+        .await?;
+    let mut fields = Map::new();
+    fields.insert("user".into(), json!(UserBody::new(user, false)));
+    Ok(login_response(&gate, StatusCode::CREATED, outcome, fields))
+}
+
+pub async fn login(
+    State(gate): State<MfaGate>,
+    client: ClientAddr,
+    JsonBody(body): JsonBody<LoginRequest>,
+) -> ApiResult<Response> {
+    gate.count_ip(client)?;
+    let ctx = gate.context(client);
+    let outcome = gate.gatekeeper().login(&body.username, &body.password, &ctx).await?;
+    Ok(login_response(&gate, StatusCode::OK, outcome, Map::new()))
+}
+
+fn refresh_token(gate: &MfaGate, headers: &HeaderMap, body: RefreshRequest) -> ApiResult<String> {
+    body.refresh
+        .or_else(|| refresh_from_cookie(gate, headers))
+        .ok_or_else(|| ApiError::invalid_request("missing field `refresh`"))
+}
+
+pub async fn refresh(
+    State(gate): State<MfaGate>,
+    client: ClientAddr,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody<RefreshRequest>,
+) -> ApiResult<Response> {
+    let token = refresh_token(&gate, &headers, body)?;
+    let pair = gate.gatekeeper().refresh(&token, &gate.context(client)).await?;
+    Ok(token_response(&gate, StatusCode::OK, pair, Map::new()))
+}
+
+pub async fn logout(
+    State(gate): State<MfaGate>,
+    client: ClientAddr,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody<RefreshRequest>,
+) -> ApiResult<Response> {
+    let token = refresh_token(&gate, &headers, body)?;
+    gate.gatekeeper().logout(&token, &gate.context(client)).await?;
+    let mut response = Json(DetailBody {
+        detail: "logged out: this session's refresh tokens are revoked",
+    })
+    .into_response();
+    if gate.options().refresh_cookie {
+        let clear = format!(
+            "{REFRESH_COOKIE}=; HttpOnly; Secure; SameSite=Strict; Path={}; Max-Age=0",
+            super::cookie_path(&gate)
+        );
+        if let Ok(value) = clear.parse() {
+            response.headers_mut().insert(axum::http::header::SET_COOKIE, value);
+        }
+    }
+    Ok(response)
+}
+
+pub async fn current_user(State(gate): State<MfaGate>, auth: AuthenticatedUser) -> ApiResult<Json<UserBody>> {
+    let user = gate.gatekeeper().user(&auth.user_id).await?;
+    let mfa_enabled = gate.gatekeeper().mfa_enabled(&user.id).await?;
+    Ok(Json(UserBody::new(user, mfa_enabled)))
+}

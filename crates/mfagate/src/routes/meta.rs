@@ -1,0 +1,32 @@
+//! Health and public keys.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+
+use crate::gate::MfaGate;
+
+pub async fn healthz(State(gate): State<MfaGate>) -> Response {
+    match gate.gatekeeper().store().ping().await {
+        Ok(()) => Json(json!({ "status": "ok" })).into_response(),
+        Err(error) => {
+            tracing::warn!(%error, "health check: the database does not answer");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({
+                    "status": "unavailable",
+                    "error": "unavailable",
+                    "detail": "the database does not answer"
+                })),
+            )
+                .into_response()
+        }
+    }
+}
+
+/// Public keys for verifying access tokens. HS256 tokens have none to publish.
+pub async fn jwks() -> Json<serde_json::Value> {
+    Json(json!({ "keys": [] }))
+}

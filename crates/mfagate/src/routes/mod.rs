@@ -1,0 +1,87 @@
+//! HTTP handlers: extract, call one `Gatekeeper` method, shape the reply.
+
+pub mod accounts;
+pub mod meta;
+pub mod second_factor;
+pub mod totp;
+
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use mfagate_core::{LoginOutcome, TokenPair};
+use serde_json::{json, Map, Value};
+
+use crate::gate::MfaGate;
+use crate::wire::{ChallengeBody, SetupBody};
+
+pub const REFRESH_COOKIE: &str = "mfagate_refresh";
+
+/// A body carrying a token pair beside `fields`. In cookie mode the refresh token goes into an
+/// HttpOnly cookie instead of the body.
+pub(crate) fn token_response(gate: &MfaGate, status: StatusCode, pair: TokenPair, mut fields: Map<String, Value>) -> Response {
+    let cookie = gate.options().refresh_cookie.then(|| {
+        format!(
+            "{REFRESH_COOKIE}={}; HttpOnly; Secure; SameSite=Strict; Path={}; Max-Age={}",
+            pair.refresh,
+            cookie_path(gate),
+            gate.config().refresh_ttl
+        )
+    });
+    fields.insert("access".into(), json!(pair.access));
+    if cookie.is_none() {
+        fields.insert("refresh".into(), json!(pair.refresh));
+    }
+    fields.insert("token_type".into(), json!(pair.token_type));
+    fields.insert("expires_in".into(), json!(pair.expires_in));
+    let mut response = (status, Json(Value::Object(fields))).into_response();
+    if let Some(value) = cookie.and_then(|c| HeaderValue::from_str(&c).ok()) {
+        response.headers_mut().insert(header::SET_COOKIE, value);
+    }
+    response
+}
+
+pub(crate) fn cookie_path(gate: &MfaGate) -> String {
+    let prefix = gate.options().prefix.trim_end_matches('/');
+    if prefix.is_empty() {
+        "/".into()
+    } else {
+        prefix.to_string()
+    }
+}
+
+/// The refresh token from the cookie, in cookie mode.
+pub(crate) fn refresh_from_cookie(gate: &MfaGate, headers: &HeaderMap) -> Option<String> {
+    if !gate.options().refresh_cookie {
+        return None;
+    }
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == REFRESH_COOKIE)
+        .map(|(_, value)| value.to_string())
+}
+
+/// The answer to a correct password: tokens, a challenge, or a setup token.
+pub(crate) fn login_response(gate: &MfaGate, status: StatusCode, outcome: LoginOutcome, fields: Map<String, Value>) -> Response {
+    let merge = |value: Value| {
+        let mut body = fields.clone();
+        if let Value::Object(more) = value {
+            body.extend(more);
+        }
+        (status, Json(Value::Object(body))).into_response()
+    };
+    match outcome {
+        LoginOutcome::Tokens(pair) => token_response(gate, status, pair, fields.clone()),
+        LoginOutcome::Challenge(challenge) => merge(json!(ChallengeBody {
+            mfa_required: true,
+            challenge
+        })),
+        LoginOutcome::SetupRequired(setup) => merge(json!(SetupBody {
+            mfa_setup_required: true,
+            setup
+        })),
+    }
+}

@@ -1,0 +1,122 @@
+//! Request and response bodies, as the contract names their fields.
+
+use mfagate_core::service::{ChallengeIssued, MfaStatus, SetupIssued};
+use mfagate_core::store::User;
+use serde::{Deserialize, Serialize};
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+#[derive(Debug, Deserialize)]
+pub struct RegisterRequest {
+    pub username: String,
+    pub email: String,
+    pub password: String,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct LoginRequest {
+    pub username: String,
+    pub password: String,
+}
+
+/// `refresh` may be absent when the refresh cookie carries it.
+#[derive(Debug, Deserialize)]
+pub struct RefreshRequest {
+    pub refresh: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct VerifyRequest {
+    pub ephemeral_token: String,
+    pub code: String,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ActivateRequest {
+    pub activation_token: String,
+    pub code: String,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct CodeRequest {
+    pub code: String,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct MethodRequest {
+    pub method: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct UserBody {
+    pub id: String,
+    pub username: String,
+    pub email: String,
+    pub email_verified: bool,
+    pub mfa_enabled: bool,
+}
+
+impl UserBody {
+    pub fn new(user: User, mfa_enabled: bool) -> Self {
+        Self {
+            id: user.id,
+            username: user.username,
+            email: user.email,
+            email_verified: user.email_verified,
+            mfa_enabled,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct ChallengeBody {
+    pub mfa_required: bool,
+    #[serde(flatten)]
+    pub challenge: ChallengeIssued,
+}
+
+#[derive(Debug, Serialize)]
+pub struct SetupBody {
+    pub mfa_setup_required: bool,
+    #[serde(flatten)]
+    pub setup: SetupIssued,
+}
+
+pub fn rfc3339(unix_seconds: i64) -> Option<String> {
+    OffsetDateTime::from_unix_timestamp(unix_seconds)
+        .ok()
+        .and_then(|t| t.format(&Rfc3339).ok())
+}
+
+#[derive(Debug, Serialize)]
+pub struct StatusBody {
+    pub mfa_enabled: bool,
+    pub methods: Vec<&'static str>,
+    pub preferred_method: String,
+    pub created_at: Option<String>,
+    pub last_used_at: Option<String>,
+    pub recovery_codes_remaining: usize,
+}
+
+impl From<MfaStatus> for StatusBody {
+    fn from(status: MfaStatus) -> Self {
+        Self {
+            mfa_enabled: status.mfa_enabled,
+            methods: status.methods,
+            preferred_method: status.preferred_method,
+            created_at: status.created_at.and_then(rfc3339),
+            last_used_at: status.last_used_at.and_then(rfc3339),
+            recovery_codes_remaining: status.recovery_codes_remaining,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct RecoveryCodesBody {
+    pub recovery_codes: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct DetailBody {
+    pub detail: &'static str,
+}

@@ -61,11 +61,7 @@ impl EmailAddress {
 }
 
 /// Checks a new password against the rules; `field` names it in the error.
-pub fn check_new_password(
-    password: &str,
-    username: &str,
-    min_length: usize,
-) -> Result<(), String> {
+pub fn check_new_password(password: &str, username: &str, min_length: usize) -> Result<(), String> {
     if password.chars().count() < min_length {
         return Err(format!("must be at least {min_length} characters"));
     }
@@ -87,7 +83,12 @@ pub struct Registration {
 
 impl Registration {
     /// Validates all three fields and reports every problem at once.
-    pub fn parse(username: &str, email: &str, password: &str, min_length: usize) -> Result<Self, Error> {
+    pub fn parse(
+        username: &str,
+        email: &str,
+        password: &str,
+        min_length: usize,
+    ) -> Result<Self, Error> {
         let mut fields = BTreeMap::new();
         let username = Username::parse(username)
             .map_err(|p| fields.insert("username".to_string(), p))
@@ -95,7 +96,11 @@ impl Registration {
         let email = EmailAddress::parse(email)
             .map_err(|p| fields.insert("email".to_string(), p))
             .ok();
-        if let Err(problem) = check_new_password(password, username.as_ref().map_or("", |u| u.as_str()), min_length) {
+        if let Err(problem) = check_new_password(
+            password,
+            username.as_ref().map_or("", |u| u.as_str()),
+            min_length,
+        ) {
             fields.insert("password".to_string(), problem);
         }
         match (username, email) {
@@ -125,7 +130,14 @@ mod tests {
     #[test]
     fn email_addresses_are_checked_pragmatically() {
         assert!(EmailAddress::parse("ann@example.com").is_ok());
-        for bad in ["ann", "ann@", "@example.com", "ann@example", "a b@example.com", "ann@exa..com"] {
+        for bad in [
+            "ann",
+            "ann@",
+            "@example.com",
+            "ann@example",
+            "a b@example.com",
+            "ann@exa..com",
+        ] {
             assert!(EmailAddress::parse(bad).is_err(), "{bad}");
         }
     }

@@ -22,7 +22,11 @@ impl IpNet {
         let network: IpAddr = address.parse().map_err(|_| problem())?;
         let max = if network.is_ipv4() { 32 } else { 128 };
         let prefix = match prefix {
-            Some(p) => p.parse::<u8>().ok().filter(|p| *p <= max).ok_or_else(problem)?,
+            Some(p) => p
+                .parse::<u8>()
+                .ok()
+                .filter(|p| *p <= max)
+                .ok_or_else(problem)?,
             None => max,
         };
         Ok(Self { network, prefix })
@@ -46,7 +50,8 @@ impl IpNet {
                     == masked(u128::from(u32::from(ip)), self.prefix, 32)
             }
             (IpAddr::V6(net), IpAddr::V6(ip)) => {
-                masked(u128::from(net), self.prefix, 128) == masked(u128::from(ip), self.prefix, 128)
+                masked(u128::from(net), self.prefix, 128)
+                    == masked(u128::from(ip), self.prefix, 128)
             }
             _ => false,
         }
@@ -106,12 +111,22 @@ mod tests {
     #[test]
     fn forwarded_for_is_read_only_from_trusted_peers() {
         let trusted = parse_list("127.0.0.1, 10.0.0.0/8").unwrap();
-        assert_eq!(client_ip(ip("1.2.3.4"), Some("9.9.9.9"), &trusted), ip("1.2.3.4"));
         assert_eq!(
-            client_ip(ip("127.0.0.1"), Some("6.6.6.6, 5.5.5.5, 10.0.0.2"), &trusted),
+            client_ip(ip("1.2.3.4"), Some("9.9.9.9"), &trusted),
+            ip("1.2.3.4")
+        );
+        assert_eq!(
+            client_ip(
+                ip("127.0.0.1"),
+                Some("6.6.6.6, 5.5.5.5, 10.0.0.2"),
+                &trusted
+            ),
             ip("5.5.5.5")
         );
         assert_eq!(client_ip(ip("127.0.0.1"), None, &trusted), ip("127.0.0.1"));
-        assert_eq!(client_ip(ip("127.0.0.1"), Some("junk"), &trusted), ip("127.0.0.1"));
+        assert_eq!(
+            client_ip(ip("127.0.0.1"), Some("junk"), &trusted),
+            ip("127.0.0.1")
+        );
     }
 }

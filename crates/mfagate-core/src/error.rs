@@ -15,13 +15,17 @@ pub enum Error {
     Throttled { retry_after: u64 },
     #[error("this challenge has seen too many wrong codes; log in again after it expires")]
     TooManyAttempts { retry_after: u64 },
-    #[error("too many logins are waiting for a second factor; finish one or wait for one to expire")]
+    #[error(
+        "too many logins are waiting for a second factor; finish one or wait for one to expire"
+    )]
     TooManyChallenges { retry_after: u64 },
     #[error("the code is wrong, expired or already used")]
     InvalidCode { attempts_remaining: Option<u32> },
     #[error("the token is unknown, expired, already used or revoked")]
     InvalidToken,
-    #[error("authentication is required: send a valid access token as 'Authorization: Bearer <token>'")]
+    #[error(
+        "authentication is required: send a valid access token as 'Authorization: Bearer <token>'"
+    )]
     NotAuthenticated,
     #[error("the activation token is expired, tampered with, or belongs to another user; start again with GET")]
     InvalidActivationToken,

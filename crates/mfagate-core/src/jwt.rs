@@ -41,7 +41,9 @@ pub struct HsSigner {
 
 impl std::fmt::Debug for HsSigner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("HsSigner").field("typ", &self.typ).finish_non_exhaustive()
+        f.debug_struct("HsSigner")
+            .field("typ", &self.typ)
+            .finish_non_exhaustive()
     }
 }
 
@@ -73,7 +75,11 @@ impl HsSigner {
     }
 
     /// Verifies header, signature and `exp` (against `now`), then returns the claims.
-    pub fn verify<C: DeserializeOwned + Expiring>(&self, token: &str, now: i64) -> Result<C, JwtError> {
+    pub fn verify<C: DeserializeOwned + Expiring>(
+        &self,
+        token: &str,
+        now: i64,
+    ) -> Result<C, JwtError> {
         let mut parts = token.split('.');
         let (Some(header), Some(claims), Some(signature), None) =
             (parts.next(), parts.next(), parts.next(), parts.next())
@@ -95,8 +101,10 @@ impl HsSigner {
         let signing_input = token.get(..signing_input_len).ok_or(JwtError::Malformed)?;
         let mut mac = self.mac()?;
         mac.update(signing_input.as_bytes());
-        mac.verify_slice(&signature).map_err(|_| JwtError::BadSignature)?;
-        let claims: C = serde_json::from_slice(&decode(claims)?).map_err(|_| JwtError::BadClaims)?;
+        mac.verify_slice(&signature)
+            .map_err(|_| JwtError::BadSignature)?;
+        let claims: C =
+            serde_json::from_slice(&decode(claims)?).map_err(|_| JwtError::BadClaims)?;
         if claims.expires_at() <= now {
             return Err(JwtError::Expired);
         }
@@ -130,7 +138,10 @@ mod tests {
     #[test]
     fn matches_the_rfc7515_style_hs256_shape_and_round_trips() {
         let s = signer(1, "JWT");
-        let claims = Claims { sub: "u1".into(), exp: 200 };
+        let claims = Claims {
+            sub: "u1".into(),
+            exp: 200,
+        };
         let token = s.sign(&claims).unwrap();
         assert_eq!(token.split('.').count(), 3);
         assert_eq!(s.verify::<Claims>(&token, 100).unwrap(), claims);
@@ -139,9 +150,20 @@ mod tests {
 
     #[test]
     fn another_key_another_type_or_a_tampered_payload_is_refused() {
-        let token = signer(1, "JWT").sign(&Claims { sub: "u1".into(), exp: 200 }).unwrap();
-        assert_eq!(signer(2, "JWT").verify::<Claims>(&token, 100), Err(JwtError::BadSignature));
-        assert_eq!(signer(1, "other").verify::<Claims>(&token, 100), Err(JwtError::WrongHeader));
+        let token = signer(1, "JWT")
+            .sign(&Claims {
+                sub: "u1".into(),
+                exp: 200,
+            })
+            .unwrap();
+        assert_eq!(
+            signer(2, "JWT").verify::<Claims>(&token, 100),
+            Err(JwtError::BadSignature)
+        );
+        assert_eq!(
+            signer(1, "other").verify::<Claims>(&token, 100),
+            Err(JwtError::WrongHeader)
+        );
         let forged_claims = b64(br#"{"sub":"admin","exp":200}"#);
         let mut parts: Vec<&str> = token.split('.').collect();
         parts[1] = &forged_claims;
@@ -149,8 +171,15 @@ mod tests {
             signer(1, "JWT").verify::<Claims>(&parts.join("."), 100),
             Err(JwtError::BadSignature)
         );
-        let none_alg = format!("{}.{}.", b64(br#"{"alg":"none","typ":"JWT"}"#), forged_claims);
+        let none_alg = format!(
+            "{}.{}.",
+            b64(br#"{"alg":"none","typ":"JWT"}"#),
+            forged_claims
+        );
         assert!(signer(1, "JWT").verify::<Claims>(&none_alg, 100).is_err());
-        assert_eq!(signer(1, "JWT").verify::<Claims>("abc", 100), Err(JwtError::Malformed));
+        assert_eq!(
+            signer(1, "JWT").verify::<Claims>("abc", 100),
+            Err(JwtError::Malformed)
+        );
     }
 }

@@ -6,7 +6,12 @@
 //! - [`service::Gatekeeper`]: the flows (register, login, second factor, enrolment, tokens).
 #![cfg_attr(
     not(test),
-    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )
 )]
 
 pub mod account;

@@ -18,7 +18,9 @@ const NONCE_BYTES: usize = 24;
 pub enum SealError {
     #[error("sealed value is malformed")]
     Malformed,
-    #[error("sealed with key {0}, which is not configured (list it in MFAGATE_ENCRYPTION_KEYS_OLD)")]
+    #[error(
+        "sealed with key {0}, which is not configured (list it in MFAGATE_ENCRYPTION_KEYS_OLD)"
+    )]
     UnknownKey(String),
     #[error("sealed value failed authentication (wrong key, or tampered)")]
     Tampered,
@@ -54,7 +56,10 @@ impl std::fmt::Debug for Sealer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Sealer")
             .field("current_key_id", &self.current.id)
-            .field("older_key_ids", &self.older.iter().map(|k| &k.id).collect::<Vec<_>>())
+            .field(
+                "older_key_ids",
+                &self.older.iter().map(|k| &k.id).collect::<Vec<_>>(),
+            )
             .finish()
     }
 }
@@ -87,7 +92,11 @@ impl Sealer {
             .unwrap_or_default();
         let mut body = nonce.to_vec();
         body.extend_from_slice(&ciphertext);
-        format!("{}.{}", self.current.id, data_encoding::BASE64URL_NOPAD.encode(&body))
+        format!(
+            "{}.{}",
+            self.current.id,
+            data_encoding::BASE64URL_NOPAD.encode(&body)
+        )
     }
 
     pub fn open(&self, sealed: &str, context: &str) -> Result<Vec<u8>, SealError> {
@@ -128,7 +137,10 @@ mod tests {
         let sealer = Sealer::new(&key(1), &[]);
         let sealed = sealer.seal(b"JBSWY3DPEHPK3PXP", "totp:u1");
         assert!(!sealed.contains("JBSWY3DPEHPK3PXP"));
-        assert_eq!(sealer.open(&sealed, "totp:u1").unwrap(), b"JBSWY3DPEHPK3PXP");
+        assert_eq!(
+            sealer.open(&sealed, "totp:u1").unwrap(),
+            b"JBSWY3DPEHPK3PXP"
+        );
         // Two seals of one value differ (random nonce).
         assert_ne!(sealed, sealer.seal(b"JBSWY3DPEHPK3PXP", "totp:u1"));
     }

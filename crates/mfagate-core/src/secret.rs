@@ -96,7 +96,9 @@ mod tests {
         assert_eq!(SecretBytes::parse(&hex).unwrap().expose().len(), 32);
         let b64 = data_encoding::BASE64.encode(&[7u8; 48]);
         assert_eq!(SecretBytes::parse(&b64).unwrap().expose().len(), 48);
-        assert!(SecretBytes::parse("abcd").unwrap_err().contains("at least 32 bytes"));
+        assert!(SecretBytes::parse("abcd")
+            .unwrap_err()
+            .contains("at least 32 bytes"));
         assert!(format!("{:?}", SecretBytes::parse(&hex).unwrap()).contains("redacted"));
     }
 

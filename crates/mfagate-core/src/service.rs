@@ -36,7 +36,11 @@ pub struct Keys {
 
 impl Keys {
     /// Everything derived from one root secret (the usual case).
-    pub fn from_secret(secret: SecretBytes, encryption_key: Option<SecretBytes>, old: Vec<SecretBytes>) -> Self {
+    pub fn from_secret(
+        secret: SecretBytes,
+        encryption_key: Option<SecretBytes>,
+        old: Vec<SecretBytes>,
+    ) -> Self {
         let sealing = encryption_key.unwrap_or_else(|| secret.derive("sealing v1"));
         Self {
             signing: secret,
@@ -192,7 +196,9 @@ pub struct Gatekeeper {
 
 impl std::fmt::Debug for Gatekeeper {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Gatekeeper").field("config", &self.config).finish_non_exhaustive()
+        f.debug_struct("Gatekeeper")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
     }
 }
 
@@ -223,8 +229,14 @@ impl Gatekeeper {
         config.validate().map_err(Error::Internal)?;
         let dummy_hash = password::hash_password(generate_token(), config.argon2).await?;
         Ok(Self {
-            access_signer: HsSigner::new(keys.signing.derive("access token hs256"), ACCESS_TOKEN_TYPE),
-            activation_signer: HsSigner::new(keys.signing.derive("totp activation token"), ACTIVATION_TOKEN_TYPE),
+            access_signer: HsSigner::new(
+                keys.signing.derive("access token hs256"),
+                ACCESS_TOKEN_TYPE,
+            ),
+            activation_signer: HsSigner::new(
+                keys.signing.derive("totp activation token"),
+                ACTIVATION_TOKEN_TYPE,
+            ),
             sealer: Sealer::new(&keys.sealing, &keys.sealing_old),
             store,
             config,
@@ -240,7 +252,13 @@ impl Gatekeeper {
         &self.store
     }
 
-    async fn audit(&self, event: &'static str, user_id: Option<&str>, ctx: &Context, detail: Option<String>) {
+    async fn audit(
+        &self,
+        event: &'static str,
+        user_id: Option<&str>,
+        ctx: &Context,
+        detail: Option<String>,
+    ) {
         tracing::info!(
             target: "mfagate::audit",
             event,
@@ -265,9 +283,18 @@ impl Gatekeeper {
     // ----- accounts -----
 
     /// Registers a user. The outcome is a token pair, or in `required` mode a setup token.
-    pub async fn register(&self, username: &str, email: &str, password: &str, ctx: &Context) -> Result<(User, LoginOutcome)> {
-        let user = self.create_user(username, email, password, false, ctx).await?;
-        self.audit(audit::USER_REGISTERED, Some(&user.id), ctx, None).await;
+    pub async fn register(
+        &self,
+        username: &str,
+        email: &str,
+        password: &str,
+        ctx: &Context,
+    ) -> Result<(User, LoginOutcome)> {
+        let user = self
+            .create_user(username, email, password, false, ctx)
+            .await?;
+        self.audit(audit::USER_REGISTERED, Some(&user.id), ctx, None)
+            .await;
         let outcome = if self.config.mode == MfaMode::Required {
             LoginOutcome::SetupRequired(self.issue_setup_token(&user.id, ctx).await?)
         } else {
@@ -277,9 +304,18 @@ impl Gatekeeper {
     }
 
     /// Creates a user directly (command line, tests, host apps seeding users).
-    pub async fn create_user(&self, username: &str, email: &str, password: &str, is_admin: bool, ctx: &Context) -> Result<User> {
-        let registration = Registration::parse(username, email, password, self.config.password_min_length)?;
-        let password_hash = password::hash_password(registration.password.clone(), self.config.argon2).await?;
+    pub async fn create_user(
+        &self,
+        username: &str,
+        email: &str,
+        password: &str,
+        is_admin: bool,
+        ctx: &Context,
+    ) -> Result<User> {
+        let registration =
+            Registration::parse(username, email, password, self.config.password_min_length)?;
+        let password_hash =
+            password::hash_password(registration.password.clone(), self.config.argon2).await?;
         let user = self
             .store
             .create_user(&NewUser {
@@ -292,7 +328,13 @@ impl Gatekeeper {
             })
             .await?;
         if is_admin {
-            self.audit(audit::USER_CREATED, Some(&user.id), ctx, Some("admin".into())).await;
+            self.audit(
+                audit::USER_CREATED,
+                Some(&user.id),
+                ctx,
+                Some("admin".into()),
+            )
+            .await;
         }
         Ok(user)
     }
@@ -310,26 +352,50 @@ impl Gatekeeper {
             None => format!("login:name:{login}"),
         };
         if let Some(rate) = self.config.login_throttle {
-            if let Some(window) = self.store.throttle_peek(&throttle_key, rate.window_seconds, ctx.now).await? {
+            if let Some(window) = self
+                .store
+                .throttle_peek(&throttle_key, rate.window_seconds, ctx.now)
+                .await?
+            {
                 if window.count >= rate.limit {
-                    self.audit(audit::LOGIN_THROTTLED, user.as_ref().map(|u| u.id.as_str()), ctx, None).await;
+                    self.audit(
+                        audit::LOGIN_THROTTLED,
+                        user.as_ref().map(|u| u.id.as_str()),
+                        ctx,
+                        None,
+                    )
+                    .await;
                     return Err(Error::Throttled {
                         retry_after: window.retry_after(&rate, ctx.now),
                     });
                 }
             }
         }
-        let hash = user.as_ref().map_or_else(|| self.dummy_hash.clone(), |u| u.password_hash.clone());
+        let hash = user
+            .as_ref()
+            .map_or_else(|| self.dummy_hash.clone(), |u| u.password_hash.clone());
         let password_ok = password.len() <= crate::config::PASSWORD_MAX_BYTES
             && password::verify_password(password.to_string(), hash).await?;
         let user = match user {
             Some(user) if password_ok && !user.disabled => user,
             user => {
                 if let Some(rate) = self.config.login_throttle {
-                    self.store.throttle_hit(&throttle_key, rate.window_seconds, ctx.now).await?;
+                    self.store
+                        .throttle_hit(&throttle_key, rate.window_seconds, ctx.now)
+                        .await?;
                 }
-                let detail = if user.is_none() { Some("unknown user".to_string()) } else { None };
-                self.audit(audit::LOGIN_FAILED, user.as_ref().map(|u| u.id.as_str()), ctx, detail).await;
+                let detail = if user.is_none() {
+                    Some("unknown user".to_string())
+                } else {
+                    None
+                };
+                self.audit(
+                    audit::LOGIN_FAILED,
+                    user.as_ref().map(|u| u.id.as_str()),
+                    ctx,
+                    detail,
+                )
+                .await;
                 return Err(Error::InvalidCredentials);
             }
         };
@@ -340,23 +406,32 @@ impl Gatekeeper {
     pub async fn after_password(&self, user: &User, ctx: &Context) -> Result<LoginOutcome> {
         if self.config.mode == MfaMode::Disabled {
             self.audit(audit::LOGIN_OK, Some(&user.id), ctx, None).await;
-            return Ok(LoginOutcome::Tokens(self.issue_tokens(&user.id, &["pwd"], None, ctx.now).await?));
+            return Ok(LoginOutcome::Tokens(
+                self.issue_tokens(&user.id, &["pwd"], None, ctx.now).await?,
+            ));
         }
         let methods = self.verify_methods(user).await?;
         if !methods.is_empty() {
-            return Ok(LoginOutcome::Challenge(self.issue_challenge(user, methods, ctx).await?));
+            return Ok(LoginOutcome::Challenge(
+                self.issue_challenge(user, methods, ctx).await?,
+            ));
         }
         if self.config.mode == MfaMode::Required {
-            return Ok(LoginOutcome::SetupRequired(self.issue_setup_token(&user.id, ctx).await?));
+            return Ok(LoginOutcome::SetupRequired(
+                self.issue_setup_token(&user.id, ctx).await?,
+            ));
         }
         self.audit(audit::LOGIN_OK, Some(&user.id), ctx, None).await;
-        Ok(LoginOutcome::Tokens(self.issue_tokens(&user.id, &["pwd"], None, ctx.now).await?))
+        Ok(LoginOutcome::Tokens(
+            self.issue_tokens(&user.id, &["pwd"], None, ctx.now).await?,
+        ))
     }
 
     /// What `mfa/verify` accepts for this user, preferred first.
     async fn verify_methods(&self, user: &User) -> Result<Vec<&'static str>> {
         let mut methods = Vec::new();
-        if self.config.allows(FactorKind::Totp) && self.store.totp_device(&user.id).await?.is_some() {
+        if self.config.allows(FactorKind::Totp) && self.store.totp_device(&user.id).await?.is_some()
+        {
             methods.push("totp");
             if !self.store.unused_recovery_codes(&user.id).await?.is_empty() {
                 methods.push("recovery_code");
@@ -365,7 +440,12 @@ impl Gatekeeper {
         Ok(methods)
     }
 
-    async fn issue_challenge(&self, user: &User, methods: Vec<&'static str>, ctx: &Context) -> Result<ChallengeIssued> {
+    async fn issue_challenge(
+        &self,
+        user: &User,
+        methods: Vec<&'static str>,
+        ctx: &Context,
+    ) -> Result<ChallengeIssued> {
         let token = generate_token();
         let expires_at = ctx.now + self.config.challenge_ttl;
         let created = self
@@ -388,7 +468,13 @@ impl Gatekeeper {
                 retry_after: seconds_until(earliest_expiry, ctx.now),
             });
         }
-        self.audit(audit::CHALLENGE_ISSUED, Some(&user.id), ctx, Some(methods.join(","))).await;
+        self.audit(
+            audit::CHALLENGE_ISSUED,
+            Some(&user.id),
+            ctx,
+            Some(methods.join(",")),
+        )
+        .await;
         Ok(ChallengeIssued {
             ephemeral_token: token,
             methods,
@@ -399,16 +485,27 @@ impl Gatekeeper {
     async fn issue_setup_token(&self, user_id: &str, ctx: &Context) -> Result<SetupIssued> {
         let token = generate_token();
         self.store
-            .create_setup_token(&hash_token(&token), user_id, ctx.now + self.config.setup_token_ttl)
+            .create_setup_token(
+                &hash_token(&token),
+                user_id,
+                ctx.now + self.config.setup_token_ttl,
+            )
             .await?;
-        self.audit(audit::SETUP_TOKEN_ISSUED, Some(user_id), ctx, None).await;
+        self.audit(audit::SETUP_TOKEN_ISSUED, Some(user_id), ctx, None)
+            .await;
         Ok(SetupIssued {
             setup_token: token,
             expires_in: self.config.setup_token_ttl,
         })
     }
 
-    async fn issue_tokens(&self, user_id: &str, amr: &[&str], family_id: Option<String>, now: i64) -> Result<TokenPair> {
+    async fn issue_tokens(
+        &self,
+        user_id: &str,
+        amr: &[&str],
+        family_id: Option<String>,
+        now: i64,
+    ) -> Result<TokenPair> {
         let claims = AccessClaims {
             sub: user_id.to_string(),
             iat: now,
@@ -442,7 +539,12 @@ impl Gatekeeper {
 
     // ----- second factor at login -----
 
-    pub async fn verify_second_factor(&self, ephemeral_token: &str, code: &str, ctx: &Context) -> Result<TokenPair> {
+    pub async fn verify_second_factor(
+        &self,
+        ephemeral_token: &str,
+        code: &str,
+        ctx: &Context,
+    ) -> Result<TokenPair> {
         if self.config.mode == MfaMode::Disabled {
             return Err(Error::MfaDisabled);
         }
@@ -462,19 +564,35 @@ impl Gatekeeper {
         self.check_user_failure_throttle(&user_id, ctx).await?;
         match self.check_second_factor(&user_id, code, ctx.now).await? {
             Some(factor) => {
-                if !self.store.spend_challenge(&challenge.id, max, ctx.now).await? {
+                if !self
+                    .store
+                    .spend_challenge(&challenge.id, max, ctx.now)
+                    .await?
+                {
                     return Err(Error::InvalidToken);
                 }
-                self.audit(audit::SECOND_FACTOR_OK, Some(&user_id), ctx, Some(factor.amr().into())).await;
+                self.audit(
+                    audit::SECOND_FACTOR_OK,
+                    Some(&user_id),
+                    ctx,
+                    Some(factor.amr().into()),
+                )
+                .await;
                 if factor == SecondFactor::RecoveryCode {
-                    self.audit(audit::RECOVERY_CODE_USED, Some(&user_id), ctx, None).await;
+                    self.audit(audit::RECOVERY_CODE_USED, Some(&user_id), ctx, None)
+                        .await;
                 }
-                self.issue_tokens(&user_id, &["pwd", "mfa", factor.amr()], None, ctx.now).await
+                self.issue_tokens(&user_id, &["pwd", "mfa", factor.amr()], None, ctx.now)
+                    .await
             }
             None => {
                 self.note_user_failure(&user_id, ctx).await?;
-                let failures = self.store.record_challenge_failure(&challenge.id, max, ctx.now).await?;
-                self.audit(audit::SECOND_FACTOR_FAILED, Some(&user_id), ctx, None).await;
+                let failures = self
+                    .store
+                    .record_challenge_failure(&challenge.id, max, ctx.now)
+                    .await?;
+                self.audit(audit::SECOND_FACTOR_FAILED, Some(&user_id), ctx, None)
+                    .await;
                 match failures {
                     Some(failures) => Err(Error::InvalidCode {
                         attempts_remaining: Some(max.saturating_sub(failures)),
@@ -493,9 +611,14 @@ impl Gatekeeper {
             return Ok(());
         };
         let key = format!("mfa:user:{user_id}");
-        if let Some(window) = self.store.throttle_peek(&key, rate.window_seconds, ctx.now).await? {
+        if let Some(window) = self
+            .store
+            .throttle_peek(&key, rate.window_seconds, ctx.now)
+            .await?
+        {
             if window.count >= rate.limit {
-                self.audit(audit::SECOND_FACTOR_THROTTLED, Some(user_id), ctx, None).await;
+                self.audit(audit::SECOND_FACTOR_THROTTLED, Some(user_id), ctx, None)
+                    .await;
                 return Err(Error::Throttled {
                     retry_after: window.retry_after(&rate, ctx.now),
                 });
@@ -515,12 +638,19 @@ impl Gatekeeper {
 
     /// Checks a TOTP or recovery code and, if right, uses it up atomically. `None` for a wrong,
     /// replayed or already used code.
-    async fn check_second_factor(&self, user_id: &str, code: &str, now: i64) -> Result<Option<SecondFactor>> {
+    async fn check_second_factor(
+        &self,
+        user_id: &str,
+        code: &str,
+        now: i64,
+    ) -> Result<Option<SecondFactor>> {
         let Some(device) = self.store.totp_device(user_id).await? else {
             return Ok(None);
         };
         if totp::looks_like_code(code, &self.config.totp) {
-            let secret = self.sealer.open(&device.secret_sealed, &totp_context(user_id))?;
+            let secret = self
+                .sealer
+                .open(&device.secret_sealed, &totp_context(user_id))?;
             let Some(step) = totp::matching_step(&secret, code, now, &self.config.totp) else {
                 return Ok(None);
             };
@@ -534,7 +664,9 @@ impl Gatekeeper {
         let mut matched = None;
         // Every unused code is opened and compared, so timing does not tell which one matched.
         for stored in self.store.unused_recovery_codes(user_id).await? {
-            let plain = self.sealer.open(&stored.code_sealed, &recovery_context(user_id))?;
+            let plain = self
+                .sealer
+                .open(&stored.code_sealed, &recovery_context(user_id))?;
             if recovery_codes::matches(&typed, &String::from_utf8_lossy(&plain)) {
                 matched = Some(stored.id);
             }
@@ -542,25 +674,37 @@ impl Gatekeeper {
         let Some(code_id) = matched else {
             return Ok(None);
         };
-        let consumed = self.store.consume_recovery_code(user_id, code_id, now).await?;
+        let consumed = self
+            .store
+            .consume_recovery_code(user_id, code_id, now)
+            .await?;
         Ok(consumed.then_some(SecondFactor::RecoveryCode))
     }
 
     /// A code demanded by a management call (deactivate, regenerate): wrong codes count against
     /// the user's failure budget, so a stolen access token cannot brute-force the factor.
-    async fn require_second_factor(&self, user_id: &str, code: &str, ctx: &Context) -> Result<SecondFactor> {
+    async fn require_second_factor(
+        &self,
+        user_id: &str,
+        code: &str,
+        ctx: &Context,
+    ) -> Result<SecondFactor> {
         self.check_user_failure_throttle(user_id, ctx).await?;
         match self.check_second_factor(user_id, code, ctx.now).await? {
             Some(factor) => {
                 if factor == SecondFactor::RecoveryCode {
-                    self.audit(audit::RECOVERY_CODE_USED, Some(user_id), ctx, None).await;
+                    self.audit(audit::RECOVERY_CODE_USED, Some(user_id), ctx, None)
+                        .await;
                 }
                 Ok(factor)
             }
             None => {
                 self.note_user_failure(user_id, ctx).await?;
-                self.audit(audit::SECOND_FACTOR_FAILED, Some(user_id), ctx, None).await;
-                Err(Error::InvalidCode { attempts_remaining: None })
+                self.audit(audit::SECOND_FACTOR_FAILED, Some(user_id), ctx, None)
+                    .await;
+                Err(Error::InvalidCode {
+                    attempts_remaining: None,
+                })
             }
         }
     }
@@ -568,17 +712,32 @@ impl Gatekeeper {
     // ----- tokens -----
 
     pub async fn refresh(&self, refresh_token: &str, ctx: &Context) -> Result<TokenPair> {
-        match self.store.rotate_refresh_token(&hash_token(refresh_token), ctx.now).await? {
-            RefreshOutcome::Rotated { user_id, family_id, amr } => {
+        match self
+            .store
+            .rotate_refresh_token(&hash_token(refresh_token), ctx.now)
+            .await?
+        {
+            RefreshOutcome::Rotated {
+                user_id,
+                family_id,
+                amr,
+            } => {
                 let user = self.store.user_by_id(&user_id).await?;
                 if user.is_none_or(|u| u.disabled) {
                     return Err(Error::InvalidToken);
                 }
                 let amr: Vec<&str> = amr.split(' ').filter(|m| !m.is_empty()).collect();
-                self.issue_tokens(&user_id, &amr, Some(family_id), ctx.now).await
+                self.issue_tokens(&user_id, &amr, Some(family_id), ctx.now)
+                    .await
             }
             RefreshOutcome::Reused { user_id, family_id } => {
-                self.audit(audit::REFRESH_REUSE_DETECTED, Some(&user_id), ctx, Some(format!("family {family_id} revoked"))).await;
+                self.audit(
+                    audit::REFRESH_REUSE_DETECTED,
+                    Some(&user_id),
+                    ctx,
+                    Some(format!("family {family_id} revoked")),
+                )
+                .await;
                 Err(Error::InvalidToken)
             }
             RefreshOutcome::Invalid => Err(Error::InvalidToken),
@@ -652,7 +811,12 @@ impl Gatekeeper {
             .activation_signer
             .sign(&claims)
             .map_err(|e| Error::Internal(format!("signing an activation token: {e}")))?;
-        let totp_url = totp::key_uri(&self.config.totp_issuer, &user.username, &secret, &self.config.totp);
+        let totp_url = totp::key_uri(
+            &self.config.totp_issuer,
+            &user.username,
+            &secret,
+            &self.config.totp,
+        );
         Ok(TotpEnrollment {
             secret: totp::encode_secret(&secret),
             qr_code_svg: qr::svg(&totp_url)?,
@@ -662,7 +826,13 @@ impl Gatekeeper {
         })
     }
 
-    pub async fn activate_totp(&self, enroller: &Enroller, activation_token: &str, code: &str, ctx: &Context) -> Result<TotpActivated> {
+    pub async fn activate_totp(
+        &self,
+        enroller: &Enroller,
+        activation_token: &str,
+        code: &str,
+        ctx: &Context,
+    ) -> Result<TotpActivated> {
         let user_id = enroller.user_id();
         if self.store.totp_device(user_id).await?.is_some() {
             return Err(Error::TotpAlreadyEnabled);
@@ -678,8 +848,11 @@ impl Gatekeeper {
             .sealer
             .open(&claims.secret, &activation_context(user_id))
             .map_err(|_| Error::InvalidActivationToken)?;
-        let step = totp::matching_step(&secret, code, ctx.now, &self.config.totp)
-            .ok_or(Error::InvalidCode { attempts_remaining: None })?;
+        let step = totp::matching_step(&secret, code, ctx.now, &self.config.totp).ok_or(
+            Error::InvalidCode {
+                attempts_remaining: None,
+            },
+        )?;
         let codes = recovery_codes::generate_set(self.config.recovery_code_count);
         let sealed_codes: Vec<String> = codes
             .iter()
@@ -693,12 +866,22 @@ impl Gatekeeper {
         {
             return Err(Error::TotpAlreadyEnabled);
         }
-        self.audit(audit::TOTP_ENABLED, Some(user_id), ctx, None).await;
+        self.audit(audit::TOTP_ENABLED, Some(user_id), ctx, None)
+            .await;
         let tokens = match enroller {
             Enroller::Setup { .. } => {
                 self.store.delete_setup_tokens(user_id).await?;
-                self.audit(audit::LOGIN_OK, Some(user_id), ctx, Some("enrolment completed login".into())).await;
-                Some(self.issue_tokens(user_id, &["pwd", "mfa", "otp"], None, ctx.now).await?)
+                self.audit(
+                    audit::LOGIN_OK,
+                    Some(user_id),
+                    ctx,
+                    Some("enrolment completed login".into()),
+                )
+                .await;
+                Some(
+                    self.issue_tokens(user_id, &["pwd", "mfa", "otp"], None, ctx.now)
+                        .await?,
+                )
             }
             Enroller::Access(_) => None,
         };
@@ -719,7 +902,8 @@ impl Gatekeeper {
         if !self.store.disable_totp(user_id).await? {
             return Err(Error::TotpNotEnabled);
         }
-        self.audit(audit::TOTP_DISABLED, Some(user_id), ctx, None).await;
+        self.audit(audit::TOTP_DISABLED, Some(user_id), ctx, None)
+            .await;
         Ok(())
     }
 
@@ -731,7 +915,11 @@ impl Gatekeeper {
         } else {
             0
         };
-        let methods: Vec<&'static str> = if device.is_some() { vec!["totp"] } else { vec![] };
+        let methods: Vec<&'static str> = if device.is_some() {
+            vec!["totp"]
+        } else {
+            vec![]
+        };
         Ok(MfaStatus {
             mfa_enabled: !methods.is_empty(),
             methods,
@@ -751,13 +939,20 @@ impl Gatekeeper {
             .await?
             .iter()
             .map(|stored| {
-                let plain = self.sealer.open(&stored.code_sealed, &recovery_context(user_id))?;
+                let plain = self
+                    .sealer
+                    .open(&stored.code_sealed, &recovery_context(user_id))?;
                 Ok(String::from_utf8_lossy(&plain).into_owned())
             })
             .collect()
     }
 
-    pub async fn regenerate_recovery_codes(&self, user_id: &str, code: &str, ctx: &Context) -> Result<Vec<String>> {
+    pub async fn regenerate_recovery_codes(
+        &self,
+        user_id: &str,
+        code: &str,
+        ctx: &Context,
+    ) -> Result<Vec<String>> {
         if self.store.totp_device(user_id).await?.is_none() {
             return Err(Error::TotpNotEnabled);
         }
@@ -768,27 +963,55 @@ impl Gatekeeper {
             .map(|c| self.sealer.seal(c.as_bytes(), &recovery_context(user_id)))
             .collect();
         self.store.replace_recovery_codes(user_id, &sealed).await?;
-        self.audit(audit::RECOVERY_CODES_REGENERATED, Some(user_id), ctx, None).await;
+        self.audit(audit::RECOVERY_CODES_REGENERATED, Some(user_id), ctx, None)
+            .await;
         Ok(codes)
     }
 
-    pub async fn set_preferred_method(&self, user_id: &str, method: &str, ctx: &Context) -> Result<String> {
+    pub async fn set_preferred_method(
+        &self,
+        user_id: &str,
+        method: &str,
+        ctx: &Context,
+    ) -> Result<String> {
         let has_totp = self.store.totp_device(user_id).await?.is_some();
         let chosen = match method {
             "totp" if has_totp => "totp",
-            "totp" => return Err(Error::InvalidMethod("TOTP is not enabled: activate it first with /auth/mfa/totp/activate".into())),
-            "email" => return Err(Error::InvalidMethod("e-mailed codes are not offered by this server".into())),
+            "totp" => {
+                return Err(Error::InvalidMethod(
+                    "TOTP is not enabled: activate it first with /auth/mfa/totp/activate".into(),
+                ))
+            }
+            "email" => {
+                return Err(Error::InvalidMethod(
+                    "e-mailed codes are not offered by this server".into(),
+                ))
+            }
             "none" if self.config.mode != MfaMode::Optional => {
-                return Err(Error::InvalidMethod("'none' is allowed only when MFA is optional".into()))
+                return Err(Error::InvalidMethod(
+                    "'none' is allowed only when MFA is optional".into(),
+                ))
             }
             "none" if has_totp => {
-                return Err(Error::InvalidMethod("TOTP is enabled: switch it off with /auth/mfa/totp/deactivate".into()))
+                return Err(Error::InvalidMethod(
+                    "TOTP is enabled: switch it off with /auth/mfa/totp/deactivate".into(),
+                ))
             }
             "none" => "none",
-            _ => return Err(Error::InvalidMethod("method must be one of: totp, email, none".into())),
+            _ => {
+                return Err(Error::InvalidMethod(
+                    "method must be one of: totp, email, none".into(),
+                ))
+            }
         };
         self.store.set_preferred_method(user_id, chosen).await?;
-        self.audit(audit::PREFERRED_METHOD_CHANGED, Some(user_id), ctx, Some(chosen.into())).await;
+        self.audit(
+            audit::PREFERRED_METHOD_CHANGED,
+            Some(user_id),
+            ctx,
+            Some(chosen.into()),
+        )
+        .await;
         Ok(chosen.to_string())
     }
 
@@ -808,15 +1031,34 @@ impl Gatekeeper {
         let user = self.user_by_name(username).await?;
         self.store.disable_totp(&user.id).await?;
         self.store.set_preferred_method(&user.id, "none").await?;
-        self.store.revoke_user_refresh_tokens(&user.id, ctx.now).await?;
-        self.audit(audit::ADMIN_RESET_MFA, Some(&user.id), ctx, Some("via command line".into())).await;
+        self.store
+            .revoke_user_refresh_tokens(&user.id, ctx.now)
+            .await?;
+        self.audit(
+            audit::ADMIN_RESET_MFA,
+            Some(&user.id),
+            ctx,
+            Some("via command line".into()),
+        )
+        .await;
         Ok(user)
     }
 
-    pub async fn admin_set_admin(&self, username: &str, is_admin: bool, ctx: &Context) -> Result<User> {
+    pub async fn admin_set_admin(
+        &self,
+        username: &str,
+        is_admin: bool,
+        ctx: &Context,
+    ) -> Result<User> {
         let user = self.user_by_name(username).await?;
         self.store.set_admin(&user.id, is_admin).await?;
-        self.audit(audit::ADMIN_GRANTED, Some(&user.id), ctx, Some(format!("is_admin={is_admin}"))).await;
+        self.audit(
+            audit::ADMIN_GRANTED,
+            Some(&user.id),
+            ctx,
+            Some(format!("is_admin={is_admin}")),
+        )
+        .await;
         Ok(user)
     }
 

@@ -72,7 +72,9 @@ pub struct Challenge {
 pub enum ChallengeCreated {
     Created,
     /// The user already has the maximum of live challenges; the earliest ends at this time.
-    TooMany { earliest_expiry: i64 },
+    TooMany {
+        earliest_expiry: i64,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -151,8 +153,17 @@ pub trait MfaStore: Send + Sync {
     async fn disable_totp(&self, user_id: &str) -> StoreResult<bool>;
     async fn unused_recovery_codes(&self, user_id: &str) -> StoreResult<Vec<StoredRecoveryCode>>;
     /// Marks one code used iff it is still unused; of concurrent callers exactly one gets `true`.
-    async fn consume_recovery_code(&self, user_id: &str, code_id: i64, now: i64) -> StoreResult<bool>;
-    async fn replace_recovery_codes(&self, user_id: &str, codes_sealed: &[String]) -> StoreResult<()>;
+    async fn consume_recovery_code(
+        &self,
+        user_id: &str,
+        code_id: i64,
+        now: i64,
+    ) -> StoreResult<bool>;
+    async fn replace_recovery_codes(
+        &self,
+        user_id: &str,
+        codes_sealed: &[String],
+    ) -> StoreResult<()>;
 }
 
 #[async_trait]
@@ -175,7 +186,12 @@ pub trait ChallengeStore: Send + Sync {
     ) -> StoreResult<Option<u32>>;
     /// Spends a live challenge; of concurrent callers exactly one gets `true`.
     async fn spend_challenge(&self, id: &str, max_failures: u32, now: i64) -> StoreResult<bool>;
-    async fn create_setup_token(&self, token_hash: &str, user_id: &str, expires_at: i64) -> StoreResult<()>;
+    async fn create_setup_token(
+        &self,
+        token_hash: &str,
+        user_id: &str,
+        expires_at: i64,
+    ) -> StoreResult<()>;
     async fn setup_token_user(&self, token_hash: &str, now: i64) -> StoreResult<Option<String>>;
     async fn delete_setup_tokens(&self, user_id: &str) -> StoreResult<()>;
 }
@@ -184,9 +200,14 @@ pub trait ChallengeStore: Send + Sync {
 pub trait TokenStore: Send + Sync {
     async fn insert_refresh_token(&self, token: &NewRefreshToken) -> StoreResult<()>;
     /// Uses the token iff it is live; a token used before revokes its whole family.
-    async fn rotate_refresh_token(&self, token_hash: &str, now: i64) -> StoreResult<RefreshOutcome>;
+    async fn rotate_refresh_token(&self, token_hash: &str, now: i64)
+        -> StoreResult<RefreshOutcome>;
     /// Revokes the family of this token; its user, or `None` for an unknown token.
-    async fn revoke_refresh_family(&self, token_hash: &str, now: i64) -> StoreResult<Option<String>>;
+    async fn revoke_refresh_family(
+        &self,
+        token_hash: &str,
+        now: i64,
+    ) -> StoreResult<Option<String>>;
     async fn revoke_user_refresh_tokens(&self, user_id: &str, now: i64) -> StoreResult<()>;
 }
 
@@ -194,15 +215,29 @@ pub trait TokenStore: Send + Sync {
 pub trait ThrottleStore: Send + Sync {
     /// Counts one event under `key` in a fixed window of `window_seconds`, starting a new
     /// window when the old one is over; returns the count after this event.
-    async fn throttle_hit(&self, key: &str, window_seconds: i64, now: i64) -> StoreResult<WindowCount>;
+    async fn throttle_hit(
+        &self,
+        key: &str,
+        window_seconds: i64,
+        now: i64,
+    ) -> StoreResult<WindowCount>;
     /// The current window's count, without counting.
-    async fn throttle_peek(&self, key: &str, window_seconds: i64, now: i64) -> StoreResult<Option<WindowCount>>;
+    async fn throttle_peek(
+        &self,
+        key: &str,
+        window_seconds: i64,
+        now: i64,
+    ) -> StoreResult<Option<WindowCount>>;
 }
 
 #[async_trait]
 pub trait AuditStore: Send + Sync {
     async fn record_audit(&self, record: &AuditRecord) -> StoreResult<()>;
-    async fn recent_audit_events(&self, user_id: Option<&str>, limit: u32) -> StoreResult<Vec<StoredAuditEvent>>;
+    async fn recent_audit_events(
+        &self,
+        user_id: Option<&str>,
+        limit: u32,
+    ) -> StoreResult<Vec<StoredAuditEvent>>;
 }
 
 #[async_trait]
@@ -220,6 +255,12 @@ pub trait Store:
 }
 
 impl<T> Store for T where
-    T: UserStore + MfaStore + ChallengeStore + TokenStore + ThrottleStore + AuditStore + MaintenanceStore
+    T: UserStore
+        + MfaStore
+        + ChallengeStore
+        + TokenStore
+        + ThrottleStore
+        + AuditStore
+        + MaintenanceStore
 {
 }

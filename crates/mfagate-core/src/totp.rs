@@ -181,8 +181,7 @@ mod tests {
 
     const SEED_SHA1: &[u8] = b"12345678901234567890";
     const SEED_SHA256: &[u8] = b"12345678901234567890123456789012";
-    const SEED_SHA512: &[u8] =
-        b"1234567890123456789012345678901234567890123456789012345678901234";
+    const SEED_SHA512: &[u8] = b"1234567890123456789012345678901234567890123456789012345678901234";
 
     #[test]
     fn hotp_matches_rfc4226_appendix_d() {
@@ -216,7 +215,11 @@ mod tests {
                     digits: 8,
                     period: 30,
                 };
-                assert_eq!(code_at(seed, time, &params), expected, "{algorithm:?} at {time}");
+                assert_eq!(
+                    code_at(seed, time, &params),
+                    expected,
+                    "{algorithm:?} at {time}"
+                );
             }
         }
     }
@@ -228,11 +231,17 @@ mod tests {
         let step = step_at(now, 30);
         for offset in [-1, 0, 1] {
             let code = code_for_step(SEED_SHA1, step + offset, &params);
-            assert_eq!(matching_step(SEED_SHA1, &code, now, &params), Some(step + offset));
+            assert_eq!(
+                matching_step(SEED_SHA1, &code, now, &params),
+                Some(step + offset)
+            );
         }
         for offset in [-2, 2] {
             let code = code_for_step(SEED_SHA1, step + offset, &params);
-            assert_ne!(matching_step(SEED_SHA1, &code, now, &params), Some(step + offset));
+            assert_ne!(
+                matching_step(SEED_SHA1, &code, now, &params),
+                Some(step + offset)
+            );
         }
     }
 
@@ -248,7 +257,12 @@ mod tests {
 
     #[test]
     fn key_uri_has_the_google_authenticator_shape() {
-        let uri = key_uri("Acme Co", "ann@example.com", SEED_SHA1, &TotpParams::default());
+        let uri = key_uri(
+            "Acme Co",
+            "ann@example.com",
+            SEED_SHA1,
+            &TotpParams::default(),
+        );
         assert_eq!(
             uri,
             "otpauth://totp/Acme%20Co:ann%40example.com?secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ&issuer=Acme%20Co&algorithm=SHA1&digits=6&period=30"

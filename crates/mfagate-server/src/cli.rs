@@ -11,7 +11,11 @@ use crate::startup::{self, Application};
 use crate::telemetry;
 
 #[derive(Debug, Parser)]
-#[command(name = "mfagate", version, about = "Multi-factor authentication server for REST APIs")]
+#[command(
+    name = "mfagate",
+    version,
+    about = "Multi-factor authentication server for REST APIs"
+)]
 pub struct Cli {
     /// TOML settings file; MFAGATE_* environment variables override it.
     #[arg(long, global = true, value_name = "FILE")]
@@ -58,7 +62,8 @@ fn now_context() -> Context {
 
 fn read_password(username: &str) -> Result<String, String> {
     if std::io::stdin().is_terminal() {
-        let first = rpassword::prompt_password(format!("Password for {username}: ")).map_err(|e| e.to_string())?;
+        let first = rpassword::prompt_password(format!("Password for {username}: "))
+            .map_err(|e| e.to_string())?;
         let second = rpassword::prompt_password("Repeat it: ").map_err(|e| e.to_string())?;
         if first != second {
             return Err("the two passwords differ; nothing was created".into());
@@ -66,7 +71,10 @@ fn read_password(username: &str) -> Result<String, String> {
         return Ok(first);
     }
     let mut line = String::new();
-    std::io::stdin().lock().read_line(&mut line).map_err(|e| e.to_string())?;
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .map_err(|e| e.to_string())?;
     let password = line.trim_end_matches(['\r', '\n']).to_string();
     if password.is_empty() {
         return Err("no password on standard input; pipe one in, e.g. `echo 'pw' | mfagate user create ...`".into());
@@ -81,8 +89,13 @@ pub async fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
         Command::Serve => serve(settings).await,
         Command::Migrate => {
-            startup::open_store(&settings).await.map_err(|e| e.to_string())?;
-            println!("migrations applied to {}", mfagate_store::redact_url(&settings.database_url));
+            startup::open_store(&settings)
+                .await
+                .map_err(|e| e.to_string())?;
+            println!(
+                "migrations applied to {}",
+                mfagate_store::redact_url(&settings.database_url)
+            );
             Ok(())
         }
         Command::User(command) => user(settings, command).await,
@@ -92,32 +105,53 @@ pub async fn run(cli: Cli) -> Result<(), String> {
 async fn serve(settings: Settings) -> Result<(), String> {
     let mode = settings.config.mode.as_str();
     let database = mfagate_store::redact_url(&settings.database_url);
-    let app = Application::build(settings).await.map_err(|e| e.to_string())?;
+    let app = Application::build(settings)
+        .await
+        .map_err(|e| e.to_string())?;
     let address = app.local_addr().map_err(|e| e.to_string())?;
     tracing::info!(%address, mode, %database, "mfagate is listening; try: curl http://{address}/healthz");
-    app.run_until(startup::shutdown_signal()).await.map_err(|e| e.to_string())?;
+    app.run_until(startup::shutdown_signal())
+        .await
+        .map_err(|e| e.to_string())?;
     tracing::info!("stopped");
     Ok(())
 }
 
 async fn user(settings: Settings, command: UserCommand) -> Result<(), String> {
-    let gatekeeper = startup::gatekeeper(&settings).await.map_err(|e| e.to_string())?;
+    let gatekeeper = startup::gatekeeper(&settings)
+        .await
+        .map_err(|e| e.to_string())?;
     let ctx = now_context();
     match command {
-        UserCommand::Create { username, email, admin } => {
+        UserCommand::Create {
+            username,
+            email,
+            admin,
+        } => {
             let password = read_password(&username)?;
             let user = gatekeeper
                 .create_user(&username, &email, &password, admin, &ctx)
                 .await
-                .map_err(|e| describe(e))?;
-            println!("created user {} (id {}){}", user.username, user.id, if admin { " as administrator" } else { "" });
+                .map_err(describe)?;
+            println!(
+                "created user {} (id {}){}",
+                user.username,
+                user.id,
+                if admin { " as administrator" } else { "" }
+            );
         }
         UserCommand::ResetMfa { username } => {
-            let user = gatekeeper.admin_reset_mfa(&username, &ctx).await.map_err(describe)?;
+            let user = gatekeeper
+                .admin_reset_mfa(&username, &ctx)
+                .await
+                .map_err(describe)?;
             println!("removed the second factors of {} and ended their sessions; they log in with their password next", user.username);
         }
         UserCommand::SetAdmin { username } => {
-            let user = gatekeeper.admin_set_admin(&username, true, &ctx).await.map_err(describe)?;
+            let user = gatekeeper
+                .admin_set_admin(&username, true, &ctx)
+                .await
+                .map_err(describe)?;
             println!("{} is now an administrator", user.username);
         }
     }

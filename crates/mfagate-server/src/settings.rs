@@ -15,7 +15,10 @@ use mfagate::{Config, GateOptions, SecretBytes};
 #[derive(Debug, thiserror::Error)]
 pub enum SettingsError {
     #[error("cannot read the config file {path}: {source}")]
-    File { path: PathBuf, source: std::io::Error },
+    File {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("the config file {path} is not valid TOML: {message}")]
     Toml { path: PathBuf, message: String },
     #[error("setting {name} {problem}")]
@@ -45,14 +48,41 @@ pub struct Settings {
 
 /// Every name this version understands (without the `MFAGATE_` prefix, lower case).
 const KNOWN: &[&str] = &[
-    "listen", "database_url", "secret_key", "encryption_key", "encryption_keys_old", "mfa_mode",
-    "mfa_methods", "totp_issuer", "totp_digits", "totp_period", "totp_algorithm", "smtp_url",
-    "email_verification", "email_code_digits", "jwt_algorithm", "jwt_issuer", "access_ttl",
-    "refresh_ttl", "refresh_cookie", "setup_token_ttl", "password_min_length",
-    "mfa_max_attempts", "mfa_challenge_ttl", "mfa_max_challenges", "mfa_user_failures",
-    "recovery_code_count", "login_throttle", "ip_throttle", "trusted_proxies",
-    "argon2_memory_kib", "argon2_iterations", "argon2_parallelism", "log_format",
-    "cleanup_interval", "api_prefix",
+    "listen",
+    "database_url",
+    "secret_key",
+    "encryption_key",
+    "encryption_keys_old",
+    "mfa_mode",
+    "mfa_methods",
+    "totp_issuer",
+    "totp_digits",
+    "totp_period",
+    "totp_algorithm",
+    "smtp_url",
+    "email_verification",
+    "email_code_digits",
+    "jwt_algorithm",
+    "jwt_issuer",
+    "access_ttl",
+    "refresh_ttl",
+    "refresh_cookie",
+    "setup_token_ttl",
+    "password_min_length",
+    "mfa_max_attempts",
+    "mfa_challenge_ttl",
+    "mfa_max_challenges",
+    "mfa_user_failures",
+    "recovery_code_count",
+    "login_throttle",
+    "ip_throttle",
+    "trusted_proxies",
+    "argon2_memory_kib",
+    "argon2_iterations",
+    "argon2_parallelism",
+    "log_format",
+    "cleanup_interval",
+    "api_prefix",
 ];
 
 /// Raw values by name, each remembering where it came from for error messages.
@@ -66,21 +96,31 @@ impl Raw {
     }
 
     fn string(&mut self, name: &str, default: &str) -> String {
-        self.take(name).map_or_else(|| default.to_string(), |(v, _)| v)
+        self.take(name)
+            .map_or_else(|| default.to_string(), |(v, _)| v)
     }
 
-    fn parsed<T>(&mut self, name: &str, default: T, parse: impl Fn(&str) -> Result<T, String>) -> Result<T, SettingsError> {
+    fn parsed<T>(
+        &mut self,
+        name: &str,
+        default: T,
+        parse: impl Fn(&str) -> Result<T, String>,
+    ) -> Result<T, SettingsError> {
         match self.take(name) {
             None => Ok(default),
-            Some((value, source)) => parse(value.trim()).map_err(|problem| SettingsError::Invalid {
-                name: source,
-                problem: format!("= '{}' {problem}", shown(name, &value)),
-            }),
+            Some((value, source)) => {
+                parse(value.trim()).map_err(|problem| SettingsError::Invalid {
+                    name: source,
+                    problem: format!("= '{}' {problem}", shown(name, &value)),
+                })
+            }
         }
     }
 
     fn number<T: std::str::FromStr>(&mut self, name: &str, default: T) -> Result<T, SettingsError> {
-        self.parsed(name, default, |v| v.parse().map_err(|_| "is not a whole number".to_string()))
+        self.parsed(name, default, |v| {
+            v.parse().map_err(|_| "is not a whole number".to_string())
+        })
     }
 
     fn secret(&mut self, name: &str) -> Result<Option<SecretBytes>, SettingsError> {
@@ -100,7 +140,11 @@ fn shown(name: &str, value: &str) -> String {
 fn toml_to_string(value: &toml::Value) -> String {
     match value {
         toml::Value::String(s) => s.clone(),
-        toml::Value::Array(items) => items.iter().map(toml_to_string).collect::<Vec<_>>().join(","),
+        toml::Value::Array(items) => items
+            .iter()
+            .map(toml_to_string)
+            .collect::<Vec<_>>()
+            .join(","),
         other => other.to_string(),
     }
 }
@@ -126,7 +170,10 @@ impl Settings {
             )),
             None => None,
         };
-        Self::from_sources(file.as_ref().map(|(p, t)| (p.as_path(), t.as_str())), std::env::vars())
+        Self::from_sources(
+            file.as_ref().map(|(p, t)| (p.as_path(), t.as_str())),
+            std::env::vars(),
+        )
     }
 
     pub fn from_sources(
@@ -135,13 +182,21 @@ impl Settings {
     ) -> Result<Self, SettingsError> {
         let mut values = BTreeMap::new();
         if let Some((path, text)) = file {
-            let table: toml::Table = text.parse().map_err(|e: toml::de::Error| SettingsError::Toml {
-                path: path.to_path_buf(),
-                message: e.message().to_string(),
-            })?;
+            let table: toml::Table =
+                text.parse()
+                    .map_err(|e: toml::de::Error| SettingsError::Toml {
+                        path: path.to_path_buf(),
+                        message: e.message().to_string(),
+                    })?;
             for (key, value) in table {
                 let key = key.to_lowercase();
-                values.insert(key.clone(), (toml_to_string(&value), format!("'{key}' in {}", path.display())));
+                values.insert(
+                    key.clone(),
+                    (
+                        toml_to_string(&value),
+                        format!("'{key}' in {}", path.display()),
+                    ),
+                );
             }
         }
         for (name, value) in env {
@@ -168,7 +223,10 @@ impl Settings {
             v.split(',')
                 .map(str::trim)
                 .filter(|s| !s.is_empty())
-                .map(|m| FactorKind::parse(m).ok_or_else(|| format!("names '{m}'; methods are totp and email")))
+                .map(|m| {
+                    FactorKind::parse(m)
+                        .ok_or_else(|| format!("names '{m}'; methods are totp and email"))
+                })
                 .collect()
         })?;
         let algorithm = raw.parsed("totp_algorithm", defaults.totp.algorithm, |v| {
@@ -203,10 +261,12 @@ impl Settings {
             password_min_length: raw.number("password_min_length", defaults.password_min_length)?,
             argon2,
         };
-        config.validate().map_err(|problem| SettingsError::Invalid {
-            name: "check".into(),
-            problem: problem.to_string(),
-        })?;
+        config
+            .validate()
+            .map_err(|problem| SettingsError::Invalid {
+                name: "check".into(),
+                problem: problem.to_string(),
+            })?;
         let gate = GateOptions {
             prefix: raw.parsed("api_prefix", gate_defaults.prefix, |v| {
                 if v.starts_with('/') {
@@ -228,15 +288,19 @@ impl Settings {
         })?;
         // Later issues bring these; until then a deployment that asks for them must not start
         // believing it has them.
-        raw.parsed("jwt_algorithm", (), |v| match v.to_ascii_uppercase().as_str() {
-            "HS256" => Ok(()),
-            "EDDSA" => Err("is not available in this version yet; use HS256".into()),
-            _ => Err("is not one of: HS256, EdDSA".into()),
+        raw.parsed("jwt_algorithm", (), |v| {
+            match v.to_ascii_uppercase().as_str() {
+                "HS256" => Ok(()),
+                "EDDSA" => Err("is not available in this version yet; use HS256".into()),
+                _ => Err("is not one of: HS256, EdDSA".into()),
+            }
         })?;
-        raw.parsed("email_verification", (), |v| match v.to_ascii_lowercase().as_str() {
-            "none" => Ok(()),
-            "mandatory" => Err("is not available in this version yet; use none".into()),
-            _ => Err("is not one of: none, mandatory".into()),
+        raw.parsed("email_verification", (), |v| {
+            match v.to_ascii_lowercase().as_str() {
+                "none" => Ok(()),
+                "mandatory" => Err("is not available in this version yet; use none".into()),
+                _ => Err("is not one of: none, mandatory".into()),
+            }
         })?;
         Ok(Self {
             listen: raw.string("listen", "127.0.0.1:8080"),
@@ -259,7 +323,8 @@ impl Settings {
     /// A server on a random port over a fresh SQLite file in `dir`, with the cheapest argon2
     /// parameters (tests only) and no IP throttle.
     pub fn for_tests(dir: &Path) -> Self {
-        let mut settings = Self::from_sources(None, std::iter::empty()).unwrap_or_else(|e| panic!("defaults are valid: {e}"));
+        let mut settings = Self::from_sources(None, std::iter::empty())
+            .unwrap_or_else(|e| panic!("defaults are valid: {e}"));
         settings.listen = "127.0.0.1:0".into();
         settings.database_url = format!("sqlite://{}", dir.join("mfagate.db").display());
         settings.config.argon2 = Argon2Params::insecure_fast();
@@ -273,7 +338,10 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -290,7 +358,11 @@ mod tests {
     #[test]
     fn the_environment_wins_over_the_file() {
         let file = "mfa_mode = \"required\"\naccess_ttl = 600\nrefresh_cookie = true\ntrusted_proxies = [\"10.0.0.0/8\", \"127.0.0.1\"]\n";
-        let s = Settings::from_sources(Some((Path::new("x.toml"), file)), env(&[("MFAGATE_ACCESS_TTL", "120")])).unwrap();
+        let s = Settings::from_sources(
+            Some((Path::new("x.toml"), file)),
+            env(&[("MFAGATE_ACCESS_TTL", "120")]),
+        )
+        .unwrap();
         assert_eq!(s.config.mode, MfaMode::Required);
         assert_eq!(s.config.access_ttl, 120);
         assert!(s.gate.refresh_cookie);
@@ -299,12 +371,18 @@ mod tests {
 
     #[test]
     fn bad_values_name_the_variable_and_hide_secrets() {
-        let error = Settings::from_sources(None, env(&[("MFAGATE_ACCESS_TTL", "soon")])).unwrap_err();
+        let error =
+            Settings::from_sources(None, env(&[("MFAGATE_ACCESS_TTL", "soon")])).unwrap_err();
         assert!(error.to_string().contains("MFAGATE_ACCESS_TTL"), "{error}");
-        let error = Settings::from_sources(None, env(&[("MFAGATE_SECRET_KEY", "tooshort")])).unwrap_err();
+        let error =
+            Settings::from_sources(None, env(&[("MFAGATE_SECRET_KEY", "tooshort")])).unwrap_err();
         assert!(!error.to_string().contains("tooshort"), "{error}");
-        let error = Settings::from_sources(None, env(&[("MFAGATE_MFA_MODE", "sometimes")])).unwrap_err();
-        assert!(error.to_string().contains("disabled, optional, required"), "{error}");
+        let error =
+            Settings::from_sources(None, env(&[("MFAGATE_MFA_MODE", "sometimes")])).unwrap_err();
+        assert!(
+            error.to_string().contains("disabled, optional, required"),
+            "{error}"
+        );
     }
 
     #[test]

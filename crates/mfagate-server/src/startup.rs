@@ -21,8 +21,13 @@ pub enum StartupError {
     Store(#[from] mfagate::core::StoreError),
     #[error("secret key: {0}")]
     Key(String),
-    #[error("cannot listen on {address}: {source}; is another server using it? set MFAGATE_LISTEN")]
-    Bind { address: String, source: std::io::Error },
+    #[error(
+        "cannot listen on {address}: {source}; is another server using it? set MFAGATE_LISTEN"
+    )]
+    Bind {
+        address: String,
+        source: std::io::Error,
+    },
     #[error("{0}")]
     Core(#[from] mfagate::core::Error),
 }
@@ -43,10 +48,14 @@ fn load_or_create_secret(settings: &Settings) -> Result<SecretBytes, StartupErro
         ));
     };
     match std::fs::read_to_string(&path) {
-        Ok(text) => SecretBytes::parse(&text)
-            .map_err(|problem| StartupError::Key(format!("the key file {} {problem}", path.display()))),
+        Ok(text) => SecretBytes::parse(&text).map_err(|problem| {
+            StartupError::Key(format!("the key file {} {problem}", path.display()))
+        }),
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => write_new_key(&path),
-        Err(error) => Err(StartupError::Key(format!("cannot read {}: {error}", path.display()))),
+        Err(error) => Err(StartupError::Key(format!(
+            "cannot read {}: {error}",
+            path.display()
+        ))),
     }
 }
 
@@ -76,7 +85,10 @@ fn ensure_database_dir(database_url: &str) -> Result<(), StartupError> {
     if let Some(parent) = SqliteStore::database_path(database_url).and_then(Path::parent) {
         if !parent.as_os_str().is_empty() {
             std::fs::create_dir_all(parent).map_err(|e| {
-                mfagate::core::StoreError::Unavailable(format!("cannot create {}: {e}", parent.display()))
+                mfagate::core::StoreError::Unavailable(format!(
+                    "cannot create {}: {e}",
+                    parent.display()
+                ))
             })?;
         }
     }
@@ -118,7 +130,13 @@ impl Application {
         }
         let store = open_store(&settings).await?;
         let keys = keys(&settings)?;
-        let gate = MfaGate::new(store, settings.config.clone(), keys, GateOptions::clone(&settings.gate)).await?;
+        let gate = MfaGate::new(
+            store,
+            settings.config.clone(),
+            keys,
+            GateOptions::clone(&settings.gate),
+        )
+        .await?;
         let listener = TcpListener::bind(&settings.listen)
             .await
             .map_err(|source| StartupError::Bind {
@@ -141,7 +159,10 @@ impl Application {
     }
 
     /// Serves until `shutdown` completes, then finishes in-flight requests and returns.
-    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
         let gate = self.gate.clone();
         let interval = self.cleanup_interval;
         let cleanup = tokio::spawn(async move {
@@ -150,7 +171,10 @@ impl Application {
                 ticker.tick().await;
                 match gate.gatekeeper().clean_up(mfagate::gate::unix_now()).await {
                     Ok(0) => {}
-                    Ok(rows) => tracing::debug!(rows, "deleted expired challenges, tokens and throttle windows"),
+                    Ok(rows) => tracing::debug!(
+                        rows,
+                        "deleted expired challenges, tokens and throttle windows"
+                    ),
                     Err(error) => tracing::warn!(%error, "periodic clean-up failed; it will retry"),
                 }
             }

@@ -14,7 +14,9 @@ use mfagate_core::rate::WindowCount;
 use mfagate_core::store::*;
 use mfagate_core::StoreError;
 use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+};
 use sqlx::{Row, SqlitePool};
 
 const MIGRATIONS: &[(i64, &str, &str)] = &[(
@@ -30,12 +32,19 @@ struct EmbeddedMigrations;
 impl<'s> MigrationSource<'s> for EmbeddedMigrations {
     fn resolve(
         self,
-    ) -> Pin<Box<dyn Future<Output = Result<Vec<Migration>, sqlx::error::BoxDynError>> + Send + 's>> {
+    ) -> Pin<Box<dyn Future<Output = Result<Vec<Migration>, sqlx::error::BoxDynError>> + Send + 's>>
+    {
         Box::pin(async {
             Ok(MIGRATIONS
                 .iter()
                 .map(|(version, name, sql)| {
-                    Migration::new(*version, Cow::Borrowed(*name), MigrationType::Simple, Cow::Borrowed(*sql), false)
+                    Migration::new(
+                        *version,
+                        Cow::Borrowed(*name),
+                        MigrationType::Simple,
+                        Cow::Borrowed(*sql),
+                        false,
+                    )
                 })
                 .collect())
         })
@@ -102,13 +111,17 @@ impl SqliteStore {
             .acquire_timeout(Duration::from_secs(10))
             .connect_with(options)
             .await
-            .map_err(|e| StoreError::Unavailable(format!("cannot open SQLite database '{url}': {e}")))?;
+            .map_err(|e| {
+                StoreError::Unavailable(format!("cannot open SQLite database '{url}': {e}"))
+            })?;
         Ok(Self { pool })
     }
 
     /// The database file a `sqlite://` URL names (for placing the key file beside it).
     pub fn database_path(url: &str) -> Option<&Path> {
-        let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
+        let rest = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))?;
         let path = rest.split('?').next()?;
         (!path.is_empty() && path != ":memory:").then(|| Path::new(path))
     }
@@ -334,7 +347,12 @@ impl MfaStore for SqliteStore {
             .collect()
     }
 
-    async fn consume_recovery_code(&self, user_id: &str, code_id: i64, now: i64) -> StoreResult<bool> {
+    async fn consume_recovery_code(
+        &self,
+        user_id: &str,
+        code_id: i64,
+        now: i64,
+    ) -> StoreResult<bool> {
         let used = sqlx::query("UPDATE recovery_codes SET used_at = ?3 WHERE id = ?2 AND user_id = ?1 AND used_at IS NULL")
             .bind(user_id)
             .bind(code_id)
@@ -354,7 +372,11 @@ impl MfaStore for SqliteStore {
         Ok(true)
     }
 
-    async fn replace_recovery_codes(&self, user_id: &str, codes_sealed: &[String]) -> StoreResult<()> {
+    async fn replace_recovery_codes(
+        &self,
+        user_id: &str,
+        codes_sealed: &[String],
+    ) -> StoreResult<()> {
         let mut tx = self.pool.begin().await.store()?;
         sqlx::query("DELETE FROM recovery_codes WHERE user_id = ?1")
             .bind(user_id)
@@ -436,7 +458,12 @@ impl ChallengeStore for SqliteStore {
         .transpose()
     }
 
-    async fn record_challenge_failure(&self, id: &str, max_failures: u32, now: i64) -> StoreResult<Option<u32>> {
+    async fn record_challenge_failure(
+        &self,
+        id: &str,
+        max_failures: u32,
+        now: i64,
+    ) -> StoreResult<Option<u32>> {
         let failures: Option<i64> = sqlx::query_scalar(
             "UPDATE challenges SET failures = failures + 1
              WHERE id = ?1 AND failures < ?2 AND spent_at IS NULL AND expires_at > ?3
@@ -465,24 +492,33 @@ impl ChallengeStore for SqliteStore {
         Ok(spent.rows_affected() == 1)
     }
 
-    async fn create_setup_token(&self, token_hash: &str, user_id: &str, expires_at: i64) -> StoreResult<()> {
-        sqlx::query("INSERT INTO setup_tokens (token_hash, user_id, expires_at) VALUES (?1, ?2, ?3)")
-            .bind(token_hash)
-            .bind(user_id)
-            .bind(expires_at)
-            .execute(&self.pool)
-            .await
-            .store()?;
+    async fn create_setup_token(
+        &self,
+        token_hash: &str,
+        user_id: &str,
+        expires_at: i64,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO setup_tokens (token_hash, user_id, expires_at) VALUES (?1, ?2, ?3)",
+        )
+        .bind(token_hash)
+        .bind(user_id)
+        .bind(expires_at)
+        .execute(&self.pool)
+        .await
+        .store()?;
         Ok(())
     }
 
     async fn setup_token_user(&self, token_hash: &str, now: i64) -> StoreResult<Option<String>> {
-        sqlx::query_scalar("SELECT user_id FROM setup_tokens WHERE token_hash = ?1 AND expires_at > ?2")
-            .bind(token_hash)
-            .bind(now)
-            .fetch_optional(&self.pool)
-            .await
-            .store()
+        sqlx::query_scalar(
+            "SELECT user_id FROM setup_tokens WHERE token_hash = ?1 AND expires_at > ?2",
+        )
+        .bind(token_hash)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await
+        .store()
     }
 
     async fn delete_setup_tokens(&self, user_id: &str) -> StoreResult<()> {
@@ -514,7 +550,11 @@ impl TokenStore for SqliteStore {
         Ok(())
     }
 
-    async fn rotate_refresh_token(&self, token_hash: &str, now: i64) -> StoreResult<RefreshOutcome> {
+    async fn rotate_refresh_token(
+        &self,
+        token_hash: &str,
+        now: i64,
+    ) -> StoreResult<RefreshOutcome> {
         let rotated = sqlx::query(
             "UPDATE refresh_tokens SET used_at = ?2
              WHERE token_hash = ?1 AND used_at IS NULL AND revoked_at IS NULL AND expires_at > ?2
@@ -532,11 +572,13 @@ impl TokenStore for SqliteStore {
                 amr: row.try_get("amr").store()?,
             });
         }
-        let known = sqlx::query("SELECT user_id, family_id, used_at FROM refresh_tokens WHERE token_hash = ?1")
-            .bind(token_hash)
-            .fetch_optional(&self.pool)
-            .await
-            .store()?;
+        let known = sqlx::query(
+            "SELECT user_id, family_id, used_at FROM refresh_tokens WHERE token_hash = ?1",
+        )
+        .bind(token_hash)
+        .fetch_optional(&self.pool)
+        .await
+        .store()?;
         let Some(row) = known else {
             return Ok(RefreshOutcome::Invalid);
         };
@@ -546,48 +588,64 @@ impl TokenStore for SqliteStore {
         }
         let user_id: String = row.try_get("user_id").store()?;
         let family_id: String = row.try_get("family_id").store()?;
-        sqlx::query("UPDATE refresh_tokens SET revoked_at = ?2 WHERE family_id = ?1 AND revoked_at IS NULL")
-            .bind(&family_id)
-            .bind(now)
-            .execute(&self.pool)
-            .await
-            .store()?;
+        sqlx::query(
+            "UPDATE refresh_tokens SET revoked_at = ?2 WHERE family_id = ?1 AND revoked_at IS NULL",
+        )
+        .bind(&family_id)
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .store()?;
         Ok(RefreshOutcome::Reused { user_id, family_id })
     }
 
-    async fn revoke_refresh_family(&self, token_hash: &str, now: i64) -> StoreResult<Option<String>> {
-        let row = sqlx::query("SELECT user_id, family_id FROM refresh_tokens WHERE token_hash = ?1")
-            .bind(token_hash)
-            .fetch_optional(&self.pool)
-            .await
-            .store()?;
+    async fn revoke_refresh_family(
+        &self,
+        token_hash: &str,
+        now: i64,
+    ) -> StoreResult<Option<String>> {
+        let row =
+            sqlx::query("SELECT user_id, family_id FROM refresh_tokens WHERE token_hash = ?1")
+                .bind(token_hash)
+                .fetch_optional(&self.pool)
+                .await
+                .store()?;
         let Some(row) = row else {
             return Ok(None);
         };
         let family_id: String = row.try_get("family_id").store()?;
-        sqlx::query("UPDATE refresh_tokens SET revoked_at = ?2 WHERE family_id = ?1 AND revoked_at IS NULL")
-            .bind(&family_id)
-            .bind(now)
-            .execute(&self.pool)
-            .await
-            .store()?;
+        sqlx::query(
+            "UPDATE refresh_tokens SET revoked_at = ?2 WHERE family_id = ?1 AND revoked_at IS NULL",
+        )
+        .bind(&family_id)
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .store()?;
         Ok(Some(row.try_get("user_id").store()?))
     }
 
     async fn revoke_user_refresh_tokens(&self, user_id: &str, now: i64) -> StoreResult<()> {
-        sqlx::query("UPDATE refresh_tokens SET revoked_at = ?2 WHERE user_id = ?1 AND revoked_at IS NULL")
-            .bind(user_id)
-            .bind(now)
-            .execute(&self.pool)
-            .await
-            .store()?;
+        sqlx::query(
+            "UPDATE refresh_tokens SET revoked_at = ?2 WHERE user_id = ?1 AND revoked_at IS NULL",
+        )
+        .bind(user_id)
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .store()?;
         Ok(())
     }
 }
 
 #[async_trait]
 impl ThrottleStore for SqliteStore {
-    async fn throttle_hit(&self, key: &str, window_seconds: i64, now: i64) -> StoreResult<WindowCount> {
+    async fn throttle_hit(
+        &self,
+        key: &str,
+        window_seconds: i64,
+        now: i64,
+    ) -> StoreResult<WindowCount> {
         // SQLite evaluates every SET expression against the old row, so the three CASEs agree.
         let row = sqlx::query(
             "INSERT INTO throttle_windows (key, window_start, window_end, count) VALUES (?1, ?2, ?2 + ?3, 1)
@@ -610,13 +668,20 @@ impl ThrottleStore for SqliteStore {
         })
     }
 
-    async fn throttle_peek(&self, key: &str, _window_seconds: i64, now: i64) -> StoreResult<Option<WindowCount>> {
-        let row = sqlx::query("SELECT count, window_start FROM throttle_windows WHERE key = ?1 AND window_end > ?2")
-            .bind(key)
-            .bind(now)
-            .fetch_optional(&self.pool)
-            .await
-            .store()?;
+    async fn throttle_peek(
+        &self,
+        key: &str,
+        _window_seconds: i64,
+        now: i64,
+    ) -> StoreResult<Option<WindowCount>> {
+        let row = sqlx::query(
+            "SELECT count, window_start FROM throttle_windows WHERE key = ?1 AND window_end > ?2",
+        )
+        .bind(key)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await
+        .store()?;
         row.map(|row| {
             let count: i64 = row.try_get("count").store()?;
             Ok(WindowCount {
@@ -631,19 +696,25 @@ impl ThrottleStore for SqliteStore {
 #[async_trait]
 impl AuditStore for SqliteStore {
     async fn record_audit(&self, record: &AuditRecord) -> StoreResult<()> {
-        sqlx::query("INSERT INTO audit_events (at, user_id, event, ip, detail) VALUES (?1, ?2, ?3, ?4, ?5)")
-            .bind(record.at)
-            .bind(&record.user_id)
-            .bind(record.event)
-            .bind(&record.ip)
-            .bind(&record.detail)
-            .execute(&self.pool)
-            .await
-            .store()?;
+        sqlx::query(
+            "INSERT INTO audit_events (at, user_id, event, ip, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
+        )
+        .bind(record.at)
+        .bind(&record.user_id)
+        .bind(record.event)
+        .bind(&record.ip)
+        .bind(&record.detail)
+        .execute(&self.pool)
+        .await
+        .store()?;
         Ok(())
     }
 
-    async fn recent_audit_events(&self, user_id: Option<&str>, limit: u32) -> StoreResult<Vec<StoredAuditEvent>> {
+    async fn recent_audit_events(
+        &self,
+        user_id: Option<&str>,
+        limit: u32,
+    ) -> StoreResult<Vec<StoredAuditEvent>> {
         let rows = sqlx::query(
             "SELECT at, user_id, event, ip, detail FROM audit_events
              WHERE ?1 IS NULL OR user_id = ?1 ORDER BY id DESC LIMIT ?2",

@@ -53,10 +53,16 @@ impl From<Error> for ApiError {
         use StatusCode as S;
         let detail = error.to_string();
         match error {
-            Error::Validation(fields) => ApiError::new(S::BAD_REQUEST, "validation_error", "some fields are invalid; see 'fields'")
-                .with("fields", json!(fields)),
+            Error::Validation(fields) => ApiError::new(
+                S::BAD_REQUEST,
+                "validation_error",
+                "some fields are invalid; see 'fields'",
+            )
+            .with("fields", json!(fields)),
             Error::AlreadyExists(_) => ApiError::new(S::CONFLICT, "already_exists", detail),
-            Error::InvalidCredentials => ApiError::new(S::UNAUTHORIZED, "invalid_credentials", detail),
+            Error::InvalidCredentials => {
+                ApiError::new(S::UNAUTHORIZED, "invalid_credentials", detail)
+            }
             Error::Throttled { retry_after } => ApiError {
                 retry_after: Some(retry_after),
                 ..ApiError::new(S::TOO_MANY_REQUESTS, "throttled", detail)
@@ -78,7 +84,9 @@ impl From<Error> for ApiError {
             }
             Error::InvalidToken => ApiError::new(S::UNAUTHORIZED, "invalid_token", detail),
             Error::NotAuthenticated => ApiError::new(S::UNAUTHORIZED, "not_authenticated", detail),
-            Error::InvalidActivationToken => ApiError::new(S::BAD_REQUEST, "invalid_activation_token", detail),
+            Error::InvalidActivationToken => {
+                ApiError::new(S::BAD_REQUEST, "invalid_activation_token", detail)
+            }
             Error::TotpAlreadyEnabled => ApiError::new(S::CONFLICT, "totp_already_enabled", detail),
             Error::TotpNotEnabled => ApiError::new(S::CONFLICT, "totp_not_enabled", detail),
             Error::MfaDisabled => ApiError::new(S::FORBIDDEN, "mfa_disabled", detail),

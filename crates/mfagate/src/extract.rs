@@ -26,10 +26,17 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(value)) => Ok(Self(value)),
-            Err(rejection) => Err(json_rejection(rejection)),
+        let axum::Json(value) = axum::Json::<serde_json::Value>::from_request(req, state)
+            .await
+            .map_err(json_rejection)?;
+        // serde would accept `["a", "b"]` for a struct; the contract wants an object.
+        if !value.is_object() {
+            return Err(ApiError::invalid_request("the body must be a JSON object"));
         }
+        // serde's message names the field and the expected type.
+        serde_json::from_value(value)
+            .map(Self)
+            .map_err(|error| ApiError::invalid_request(error.to_string()))
     }
 }
 
@@ -46,13 +53,7 @@ fn json_rejection(rejection: JsonRejection) -> ApiError {
             "the request body is over 64 KiB",
         ),
         _ => match rejection {
-            // serde's message names the field and the expected type, and never echoes values.
-            JsonRejection::JsonDataError(error) => ApiError::invalid_request(
-                std::error::Error::source(&error)
-                    .map(ToString::to_string)
-                    .unwrap_or_else(|| "the JSON does not have the expected fields".into()),
-            ),
-            JsonRejection::JsonSyntaxError(_) => {
+            JsonRejection::JsonSyntaxError(_) | JsonRejection::JsonDataError(_) => {
                 ApiError::invalid_request("the body is not valid JSON")
             }
             other => ApiError::invalid_request(other.body_text()),
@@ -142,6 +143,8 @@ where
             .headers
             .get("x-forwarded-for")
             .and_then(|v| v.to_str().ok());
-        Ok(Self(peer.map(|peer| client_ip(peer, forwarded, &gate.options().trusted_proxies))))
+        Ok(Self(peer.map(|peer| {
+            client_ip(peer, forwarded, &gate.options().trusted_proxies)
+        })))
     }
 }

@@ -48,7 +48,9 @@ pub struct MfaGate(Arc<Inner>);
 
 impl std::fmt::Debug for MfaGate {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MfaGate").field("options", &self.0.options).finish_non_exhaustive()
+        f.debug_struct("MfaGate")
+            .field("options", &self.0.options)
+            .finish_non_exhaustive()
     }
 }
 
@@ -61,7 +63,12 @@ pub fn unix_now() -> i64 {
 }
 
 impl MfaGate {
-    pub async fn new(store: Arc<dyn Store>, config: Config, keys: Keys, options: GateOptions) -> Result<Self, mfagate_core::Error> {
+    pub async fn new(
+        store: Arc<dyn Store>,
+        config: Config,
+        keys: Keys,
+        options: GateOptions,
+    ) -> Result<Self, mfagate_core::Error> {
         let ip_counter = options.ip_throttle.map(IpRateCounter::new);
         let gatekeeper = Gatekeeper::new(store, config, keys).await?;
         Ok(Self(Arc::new(Inner {

@@ -14,7 +14,12 @@
 //! [`app`] is the whole server: the router plus `/healthz`, JSON 404s, request ids and tracing.
 #![cfg_attr(
     not(test),
-    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )
 )]
 
 pub mod error;
@@ -60,7 +65,10 @@ impl MfaGate {
             .route("/mfa/method", post(routes::totp::set_method))
             // Runs before authentication and body parsing: in `disabled` mode nothing else is
             // checked.
-            .route_layer(middleware::from_fn_with_state(self.clone(), reject_when_mfa_disabled));
+            .route_layer(middleware::from_fn_with_state(
+                self.clone(),
+                reject_when_mfa_disabled,
+            ));
         let api = Router::new()
             .route("/register", post(routes::accounts::register))
             .route("/login", post(routes::accounts::login))
@@ -86,7 +94,10 @@ impl MfaGate {
 /// request id (`x-request-id`, taken from the client or generated) on every log line and response.
 pub fn app(gate: &MfaGate) -> Router {
     gate.router()
-        .route("/healthz", get(routes::meta::healthz).with_state(gate.clone()))
+        .route(
+            "/healthz",
+            get(routes::meta::healthz).with_state(gate.clone()),
+        )
         .fallback(not_found)
         .layer(middleware::map_response(framework_errors_as_json))
         .layer(PropagateRequestIdLayer::x_request_id())
@@ -110,10 +121,18 @@ pub fn app(gate: &MfaGate) -> Router {
 }
 
 async fn not_found() -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint; see the API documentation")
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        "no such endpoint; see the API documentation",
+    )
 }
 
-async fn reject_when_mfa_disabled(State(gate): State<MfaGate>, request: Request<axum::body::Body>, next: Next) -> Response {
+async fn reject_when_mfa_disabled(
+    State(gate): State<MfaGate>,
+    request: Request<axum::body::Body>,
+    next: Next,
+) -> Response {
     if gate.config().mode == MfaMode::Disabled {
         return ApiError::from(core::Error::MfaDisabled).into_response();
     }
@@ -132,11 +151,20 @@ async fn framework_errors_as_json(response: Response) -> Response {
     }
     let (code, detail) = match status {
         StatusCode::NOT_FOUND => ("not_found", "no such endpoint; see the API documentation"),
-        StatusCode::METHOD_NOT_ALLOWED => ("http_method_not_allowed", "this endpoint does not take that HTTP method; see the Allow header"),
+        StatusCode::METHOD_NOT_ALLOWED => (
+            "http_method_not_allowed",
+            "this endpoint does not take that HTTP method; see the Allow header",
+        ),
         StatusCode::PAYLOAD_TOO_LARGE => ("payload_too_large", "the request body is over 64 KiB"),
-        StatusCode::UNSUPPORTED_MEDIA_TYPE => ("unsupported_media_type", "send the body as JSON with 'Content-Type: application/json'"),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => (
+            "unsupported_media_type",
+            "send the body as JSON with 'Content-Type: application/json'",
+        ),
         StatusCode::REQUEST_TIMEOUT => ("timeout", "the request took too long"),
-        s if s.is_server_error() => ("internal_error", "something went wrong on our side; it has been logged"),
+        s if s.is_server_error() => (
+            "internal_error",
+            "something went wrong on our side; it has been logged",
+        ),
         _ => ("invalid_request", "the request could not be understood"),
     };
     let allow: Option<HeaderValue> = response.headers().get(header::ALLOW).cloned();

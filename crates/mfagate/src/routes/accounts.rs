@@ -34,7 +34,10 @@ pub async fn login(
 ) -> ApiResult<Response> {
     gate.count_ip(client)?;
     let ctx = gate.context(client);
-    let outcome = gate.gatekeeper().login(&body.username, &body.password, &ctx).await?;
+    let outcome = gate
+        .gatekeeper()
+        .login(&body.username, &body.password, &ctx)
+        .await?;
     Ok(login_response(&gate, StatusCode::OK, outcome, Map::new()))
 }
 
@@ -51,7 +54,10 @@ pub async fn refresh(
     JsonBody(body): JsonBody<RefreshRequest>,
 ) -> ApiResult<Response> {
     let token = refresh_token(&gate, &headers, body)?;
-    let pair = gate.gatekeeper().refresh(&token, &gate.context(client)).await?;
+    let pair = gate
+        .gatekeeper()
+        .refresh(&token, &gate.context(client))
+        .await?;
     Ok(token_response(&gate, StatusCode::OK, pair, Map::new()))
 }
 
@@ -62,7 +68,9 @@ pub async fn logout(
     JsonBody(body): JsonBody<RefreshRequest>,
 ) -> ApiResult<Response> {
     let token = refresh_token(&gate, &headers, body)?;
-    gate.gatekeeper().logout(&token, &gate.context(client)).await?;
+    gate.gatekeeper()
+        .logout(&token, &gate.context(client))
+        .await?;
     let mut response = Json(DetailBody {
         detail: "logged out: this session's refresh tokens are revoked",
     })
@@ -73,13 +81,18 @@ pub async fn logout(
             super::cookie_path(&gate)
         );
         if let Ok(value) = clear.parse() {
-            response.headers_mut().insert(axum::http::header::SET_COOKIE, value);
+            response
+                .headers_mut()
+                .insert(axum::http::header::SET_COOKIE, value);
         }
     }
     Ok(response)
 }
 
-pub async fn current_user(State(gate): State<MfaGate>, auth: AuthenticatedUser) -> ApiResult<Json<UserBody>> {
+pub async fn current_user(
+    State(gate): State<MfaGate>,
+    auth: AuthenticatedUser,
+) -> ApiResult<Json<UserBody>> {
     let user = gate.gatekeeper().user(&auth.user_id).await?;
     let mfa_enabled = gate.gatekeeper().mfa_enabled(&user.id).await?;
     Ok(Json(UserBody::new(user, mfa_enabled)))

@@ -18,7 +18,12 @@ pub const REFRESH_COOKIE: &str = "mfagate_refresh";
 
 /// A body carrying a token pair beside `fields`. In cookie mode the refresh token goes into an
 /// HttpOnly cookie instead of the body.
-pub(crate) fn token_response(gate: &MfaGate, status: StatusCode, pair: TokenPair, mut fields: Map<String, Value>) -> Response {
+pub(crate) fn token_response(
+    gate: &MfaGate,
+    status: StatusCode,
+    pair: TokenPair,
+    mut fields: Map<String, Value>,
+) -> Response {
     let cookie = gate.options().refresh_cookie.then(|| {
         format!(
             "{REFRESH_COOKIE}={}; HttpOnly; Secure; SameSite=Strict; Path={}; Max-Age={}",
@@ -65,7 +70,12 @@ pub(crate) fn refresh_from_cookie(gate: &MfaGate, headers: &HeaderMap) -> Option
 }
 
 /// The answer to a correct password: tokens, a challenge, or a setup token.
-pub(crate) fn login_response(gate: &MfaGate, status: StatusCode, outcome: LoginOutcome, fields: Map<String, Value>) -> Response {
+pub(crate) fn login_response(
+    gate: &MfaGate,
+    status: StatusCode,
+    outcome: LoginOutcome,
+    fields: Map<String, Value>,
+) -> Response {
     let merge = |value: Value| {
         let mut body = fields.clone();
         if let Value::Object(more) = value {

@@ -13,7 +13,9 @@ use super::token_response;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{bearer_token, AuthenticatedUser, ClientAddr, JsonBody};
 use crate::gate::{unix_now, MfaGate};
-use crate::wire::{ActivateRequest, CodeRequest, DetailBody, MethodRequest, RecoveryCodesBody, StatusBody};
+use crate::wire::{
+    ActivateRequest, CodeRequest, DetailBody, MethodRequest, RecoveryCodesBody, StatusBody,
+};
 
 /// The caller of the activation endpoints: an access token, or in `required` mode a setup token.
 pub struct EnrollerAuth(Enroller);
@@ -21,9 +23,16 @@ pub struct EnrollerAuth(Enroller);
 impl FromRequestParts<MfaGate> for EnrollerAuth {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, gate: &MfaGate) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        gate: &MfaGate,
+    ) -> Result<Self, Self::Rejection> {
         let token = bearer_token(&parts.headers).ok_or(Error::NotAuthenticated)?;
-        Ok(Self(gate.gatekeeper().authenticate_enroller(token, unix_now()).await?))
+        Ok(Self(
+            gate.gatekeeper()
+                .authenticate_enroller(token, unix_now())
+                .await?,
+        ))
     }
 }
 
@@ -32,7 +41,11 @@ pub async fn begin_activation(
     client: ClientAddr,
     EnrollerAuth(enroller): EnrollerAuth,
 ) -> ApiResult<Json<TotpEnrollment>> {
-    Ok(Json(gate.gatekeeper().begin_totp(&enroller, &gate.context(client)).await?))
+    Ok(Json(
+        gate.gatekeeper()
+            .begin_totp(&enroller, &gate.context(client))
+            .await?,
+    ))
 }
 
 pub async fn activate(
@@ -43,7 +56,12 @@ pub async fn activate(
 ) -> ApiResult<Response> {
     let activated = gate
         .gatekeeper()
-        .activate_totp(&enroller, &body.activation_token, &body.code, &gate.context(client))
+        .activate_totp(
+            &enroller,
+            &body.activation_token,
+            &body.code,
+            &gate.context(client),
+        )
         .await?;
     let mut fields = Map::new();
     fields.insert("recovery_codes".into(), json!(activated.recovery_codes));
@@ -67,11 +85,17 @@ pub async fn deactivate(
     }))
 }
 
-pub async fn status(State(gate): State<MfaGate>, auth: AuthenticatedUser) -> ApiResult<Json<StatusBody>> {
+pub async fn status(
+    State(gate): State<MfaGate>,
+    auth: AuthenticatedUser,
+) -> ApiResult<Json<StatusBody>> {
     Ok(Json(gate.gatekeeper().status(&auth.user_id).await?.into()))
 }
 
-pub async fn recovery_codes(State(gate): State<MfaGate>, auth: AuthenticatedUser) -> ApiResult<Json<RecoveryCodesBody>> {
+pub async fn recovery_codes(
+    State(gate): State<MfaGate>,
+    auth: AuthenticatedUser,
+) -> ApiResult<Json<RecoveryCodesBody>> {
     Ok(Json(RecoveryCodesBody {
         recovery_codes: gate.gatekeeper().recovery_codes(&auth.user_id).await?,
     }))
@@ -87,7 +111,9 @@ pub async fn regenerate_recovery_codes(
         .gatekeeper()
         .regenerate_recovery_codes(&auth.user_id, &body.code, &gate.context(client))
         .await?;
-    Ok(Json(RecoveryCodesBody { recovery_codes: codes }))
+    Ok(Json(RecoveryCodesBody {
+        recovery_codes: codes,
+    }))
 }
 
 pub async fn set_method(

@@ -1,0 +1,126 @@
+//! The admin command line, run as a user would run it.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use serde_json::json;
+
+use crate::helpers::{spawn_app, PASSWORD};
+
+fn mfagate(database_url: &str, args: &[&str], stdin: &str) -> (bool, String, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mfagate"))
+        .args(args)
+        .env("MFAGATE_DATABASE_URL", database_url)
+        .env("MFAGATE_ARGON2_MEMORY_KIB", "8")
+        .env("MFAGATE_ARGON2_ITERATIONS", "1")
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the mfagate binary runs");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn users_are_created_and_their_mfa_reset_from_the_command_line() {
+    let app = spawn_app().await;
+    let url = app.settings.database_url.clone();
+    let (ok, out, err) = mfagate(
+        &url,
+        &[
+            "user",
+            "create",
+            "root",
+            "--email",
+            "root@example.com",
+            "--admin",
+        ],
+        &format!("{PASSWORD}\n"),
+    );
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("created user root"), "{out}");
+
+    // The server sees the user the command line made.
+    let login = app.login("root").await;
+    assert_eq!(login.status, 200, "{}", login.body);
+    let access = login.body["access"].as_str().unwrap().to_string();
+    let refresh = login.body["refresh"].as_str().unwrap().to_string();
+    app.enable_totp(&access).await;
+    assert_eq!(app.login("root").await.body["mfa_required"], true);
+
+    let (ok, out, err) = mfagate(&url, &["user", "reset-mfa", "root"], "");
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("removed the second factors"), "{out}");
+    let login = app.login("root").await;
+    assert!(
+        login.body["access"].is_string(),
+        "password login again: {}",
+        login.body
+    );
+    // Sessions ended.
+    app.post("/auth/token/refresh", json!({"refresh": refresh}), None)
+        .await
+        .assert_error(401, "invalid_token");
+
+    let (ok, out, _) = mfagate(&url, &["user", "set-admin", "root"], "");
+    assert!(ok && out.contains("administrator"));
+}
+
+#[tokio::test]
+async fn command_line_errors_say_what_is_wrong() {
+    let app = spawn_app().await;
+    let url = app.settings.database_url.clone();
+    let (ok, _, err) = mfagate(&url, &["user", "reset-mfa", "nobody"], "");
+    assert!(!ok);
+    assert!(err.contains("no user named 'nobody'"), "{err}");
+    let (ok, _, err) = mfagate(&url, &["user", "create", "x", "--email", "bad"], "pw\n");
+    assert!(!ok);
+    assert!(
+        err.contains("username") && err.contains("email") && err.contains("password"),
+        "{err}"
+    );
+    let (ok, _, err) = mfagate(
+        &url,
+        &["user", "create", "ann", "--email", "a@example.com"],
+        "",
+    );
+    assert!(!ok);
+    assert!(err.contains("standard input"), "{err}");
+}
+
+#[test]
+fn migrate_creates_the_database_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("sub/dir/m.db").display());
+    let (ok, out, err) = mfagate(&url, &["migrate"], "");
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("migrations applied"));
+    assert!(dir.path().join("sub/dir/m.db").exists());
+}
+
+#[test]
+fn bad_settings_stop_the_server_with_a_message_naming_the_variable() {
+    let output = Command::new(env!("CARGO_BIN_EXE_mfagate"))
+        .arg("serve")
+        .env("MFAGATE_MFA_MODE", "sometimes")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        err.contains("MFAGATE_MFA_MODE") && err.contains("required"),
+        "{err}"
+    );
+}

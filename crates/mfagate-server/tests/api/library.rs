@@ -1,0 +1,117 @@
+//! The library as a host app uses it: the router merged into the app's own, and the two
+//! extractors guarding the app's routes.
+
+use axum::routing::get;
+use axum::{Json, Router};
+use mfagate::{AuthenticatedUser, MfaGate, MfaVerifiedUser};
+use serde_json::{json, Value};
+
+use crate::helpers::{code, spawn_app};
+
+async fn me(user: AuthenticatedUser) -> Json<Value> {
+    Json(json!({"user_id": user.user_id, "amr": user.amr}))
+}
+
+async fn vault(MfaVerifiedUser(user): MfaVerifiedUser) -> Json<Value> {
+    Json(json!({"secret_for": user.user_id}))
+}
+
+/// Serves `gate`'s API beside the host's own routes on a random port.
+async fn serve_host_app(gate: MfaGate) -> String {
+    let app = Router::new()
+        .route("/me", get(me))
+        .route("/vault", get(vault))
+        .with_state(gate.clone())
+        .merge(gate.router());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    addr
+}
+
+#[tokio::test]
+async fn host_routes_take_any_valid_token_or_only_second_factor_tokens() {
+    // The server under test gives us a real store and keys; the host app mounts its own gate
+    // over the same database.
+    let server = spawn_app().await;
+    let settings = server.settings.clone();
+    let store = mfagate_store::open(&settings.database_url).await.unwrap();
+    let keys = mfagate_server::startup::keys(&settings).unwrap();
+    let gate = MfaGate::new(store, settings.config.clone(), keys, settings.gate.clone())
+        .await
+        .unwrap();
+    let host = serve_host_app(gate).await;
+    let client = reqwest::Client::new();
+
+    // Register through the host app's mounted API.
+    let registered: Value = client
+        .post(format!("{host}/auth/register"))
+        .json(&json!({"username": "ann", "email": "ann@example.com", "password": "correct horse battery"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let password_only = registered["access"].as_str().unwrap();
+
+    let me = client
+        .get(format!("{host}/me"))
+        .bearer_auth(password_only)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(me.status(), 200);
+    let body: Value = me.json().await.unwrap();
+    assert_eq!(body["amr"], json!(["pwd"]));
+    assert_eq!(body["user_id"], registered["user"]["id"]);
+
+    let vault = client
+        .get(format!("{host}/vault"))
+        .bearer_auth(password_only)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(vault.status(), 403);
+    let body: Value = vault.json().await.unwrap();
+    assert_eq!(body["error"], "mfa_required");
+
+    let anonymous = client.get(format!("{host}/me")).send().await.unwrap();
+    assert_eq!(anonymous.status(), 401);
+    assert_eq!(anonymous.headers()["www-authenticate"], "Bearer");
+    let body: Value = anonymous.json().await.unwrap();
+    assert_eq!(body["error"], "not_authenticated");
+
+    // Enrol through the server (same database), then log in with TOTP through the host.
+    let enrolled = server.enable_totp(password_only).await;
+    let login: Value = client
+        .post(format!("{host}/auth/login"))
+        .json(&json!({"username": "ann", "password": "correct horse battery"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let verified: Value = client
+        .post(format!("{host}/auth/mfa/verify"))
+        .json(&json!({"ephemeral_token": login["ephemeral_token"], "code": code(&enrolled.secret, enrolled.step + 1)}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let strong = verified["access"]
+        .as_str()
+        .expect("tokens after the second factor");
+    let vault = client
+        .get(format!("{host}/vault"))
+        .bearer_auth(strong)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(vault.status(), 200);
+    let body: Value = vault.json().await.unwrap();
+    assert_eq!(body["secret_for"], registered["user"]["id"]);
+}

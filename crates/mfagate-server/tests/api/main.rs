@@ -1,0 +1,13 @@
+//! Integration tests: the real server on a random port over a real SQLite file, spoken to over
+//! HTTP. One binary, many modules, so they link once and run in parallel.
+
+mod accounts;
+mod cli;
+mod conventions;
+mod helpers;
+mod library;
+mod modes;
+mod second_factor;
+mod storage;
+mod throttles;
+mod totp;

@@ -1,0 +1,178 @@
+//! What the database holds: no secret in plain text, a key that survives restarts, an audit trail.
+
+use serde_json::json;
+use sqlx::sqlite::SqliteConnectOptions;
+use sqlx::{ConnectOptions, Row};
+
+use crate::helpers::{code, spawn_app};
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+#[tokio::test]
+async fn the_database_and_its_wal_never_hold_a_totp_secret_recovery_code_or_token_in_plain_text() {
+    let app = spawn_app().await;
+    let registered = app.register("ann").await;
+    let access = registered.body["access"].as_str().unwrap().to_string();
+    let refresh = registered.body["refresh"].as_str().unwrap().to_string();
+    let enrolled = app.enable_totp(&access).await;
+    let ephemeral = app.challenge("ann").await;
+    let files = app.database_files();
+    assert!(
+        files.iter().any(|f| f.ends_with("mfagate.db-wal")),
+        "WAL mode: {files:?}"
+    );
+    let base32 = data_encoding::BASE32_NOPAD.encode(&enrolled.secret);
+    for file in &files {
+        let bytes = std::fs::read(file).unwrap();
+        assert!(
+            !contains(&bytes, &enrolled.secret),
+            "raw secret in {file:?}"
+        );
+        assert!(
+            !contains(&bytes, base32.as_bytes()),
+            "base32 secret in {file:?}"
+        );
+        assert!(!contains(&bytes, base32.to_lowercase().as_bytes()));
+        for code in &enrolled.recovery_codes {
+            assert!(
+                !contains(&bytes, code.as_bytes()),
+                "recovery code in {file:?}"
+            );
+            assert!(!contains(&bytes, code.replace('-', "").as_bytes()));
+        }
+        for token in [&refresh, &ephemeral] {
+            assert!(!contains(&bytes, token.as_bytes()), "token in {file:?}");
+        }
+        assert!(
+            !contains(&bytes, b"correct horse battery"),
+            "password in {file:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_generated_key_file_is_private_and_a_restart_keeps_tokens_secrets_and_codes() {
+    let app = spawn_app().await;
+    assert!(app.settings.secret_key.is_none());
+    let registered = app.register("ann").await;
+    let access = registered.body["access"].as_str().unwrap().to_string();
+    let refresh = registered.body["refresh"].as_str().unwrap().to_string();
+    let enrolled = app.enable_totp(&access).await;
+
+    let key_file = app.dir.path().join("mfagate.key");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&key_file).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let key_before = std::fs::read_to_string(&key_file).unwrap();
+
+    let app = app.restart_with(|_| {}).await;
+    assert_eq!(std::fs::read_to_string(&key_file).unwrap(), key_before);
+    assert_eq!(app.get("/auth/user", Some(&access)).await.status, 200);
+    assert_eq!(
+        app.post("/auth/token/refresh", json!({"refresh": refresh}), None)
+            .await
+            .status,
+        200
+    );
+    let codes = app.get("/auth/mfa/recovery-codes", Some(&access)).await;
+    assert_eq!(codes.body["recovery_codes"], json!(enrolled.recovery_codes));
+    let ephemeral = app.challenge("ann").await;
+    let verified = app
+        .verify(&ephemeral, &code(&enrolled.secret, enrolled.step + 1))
+        .await;
+    assert_eq!(
+        verified.status, 200,
+        "the sealed TOTP secret opens after a restart"
+    );
+}
+
+#[tokio::test]
+async fn a_rotated_encryption_key_still_opens_old_secrets_when_listed() {
+    let app = spawn_app().await;
+    let access = app.register_and_token("ann").await;
+    let enrolled = app.enable_totp(&access).await;
+    // Before: the sealing key is derived from the generated secret. Rotate to an explicit one.
+    let secret_hex = std::fs::read_to_string(app.dir.path().join("mfagate.key")).unwrap();
+    let old_sealing = mfagate::SecretBytes::parse(&secret_hex)
+        .unwrap()
+        .derive("sealing v1");
+    let app = app
+        .restart_with(|s| {
+            s.encryption_key = Some(mfagate::SecretBytes::new(vec![9; 32]));
+            s.encryption_keys_old = vec![old_sealing];
+        })
+        .await;
+    let codes = app.get("/auth/mfa/recovery-codes", Some(&access)).await;
+    assert_eq!(codes.status, 200, "{}", codes.body);
+    assert_eq!(codes.body["recovery_codes"], json!(enrolled.recovery_codes));
+    let ephemeral = app.challenge("ann").await;
+    assert_eq!(
+        app.verify(&ephemeral, &code(&enrolled.secret, enrolled.step + 1))
+            .await
+            .status,
+        200
+    );
+}
+
+#[tokio::test]
+async fn security_events_land_in_the_audit_trail_without_secrets() {
+    let app = spawn_app().await;
+    let registered = app.register("ann").await;
+    let access = registered.body["access"].as_str().unwrap().to_string();
+    let refresh = registered.body["refresh"].as_str().unwrap().to_string();
+    let enrolled = app.enable_totp(&access).await;
+    app.post(
+        "/auth/login",
+        json!({"username": "ann", "password": "wrong"}),
+        None,
+    )
+    .await;
+    let ephemeral = app.challenge("ann").await;
+    app.verify(&ephemeral, "000000").await;
+    app.verify(&ephemeral, &enrolled.recovery_codes[0]).await;
+    app.post("/auth/token/refresh", json!({"refresh": refresh}), None)
+        .await;
+    app.post("/auth/token/refresh", json!({"refresh": refresh}), None)
+        .await;
+
+    let db = app.dir.path().join("mfagate.db");
+    let mut conn = SqliteConnectOptions::new()
+        .filename(&db)
+        .connect()
+        .await
+        .unwrap();
+    let rows = sqlx::query("SELECT event, user_id, ip, detail FROM audit_events ORDER BY id")
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+    let events: Vec<String> = rows.iter().map(|r| r.get::<String, _>("event")).collect();
+    for expected in [
+        "user_registered",
+        "totp_enabled",
+        "login_failed",
+        "challenge_issued",
+        "second_factor_failed",
+        "second_factor_ok",
+        "recovery_code_used",
+        "refresh_reuse_detected",
+    ] {
+        assert!(
+            events.iter().any(|e| e == expected),
+            "{expected} missing from {events:?}"
+        );
+    }
+    for row in &rows {
+        let ip: Option<String> = row.get("ip");
+        assert_eq!(ip.as_deref(), Some("127.0.0.1"));
+        let detail: Option<String> = row.get("detail");
+        let detail = detail.unwrap_or_default();
+        for secret in enrolled.recovery_codes.iter().chain([&refresh, &ephemeral]) {
+            assert!(!detail.contains(secret.as_str()));
+        }
+    }
+}

@@ -312,3 +312,45 @@ async fn mfa_management_needs_an_access_token() {
             .assert_error(401, "not_authenticated");
     }
 }
+
+#[tokio::test]
+async fn totp_algorithm_digits_period_and_issuer_are_settings() {
+    use mfagate::core::totp::{self, Algorithm, TotpParams};
+    let params = TotpParams {
+        algorithm: Algorithm::Sha256,
+        digits: 8,
+        period: 60,
+    };
+    let app = crate::helpers::spawn_app_with(|s| {
+        s.config.totp = params;
+        s.config.totp_issuer = "Acme Corp".into();
+    })
+    .await;
+    let access = app.register_and_token("ann").await;
+    let begun = app.get("/auth/mfa/totp/activate", Some(&access)).await;
+    let secret_text = begun.body["secret"].as_str().unwrap();
+    assert_eq!(
+        begun.body["totp_url"],
+        format!("otpauth://totp/Acme%20Corp:ann?secret={secret_text}&issuer=Acme%20Corp&algorithm=SHA256&digits=8&period=60")
+    );
+    let secret = data_encoding::BASE32_NOPAD
+        .decode(secret_text.as_bytes())
+        .unwrap();
+    let now = crate::helpers::now();
+    let six_digits = totp::code_at(&secret, now, &TotpParams::default());
+    app.post(
+        "/auth/mfa/totp/activate",
+        json!({"activation_token": begun.body["activation_token"], "code": six_digits}),
+        Some(&access),
+    )
+    .await
+    .assert_error(400, "invalid_code");
+    let answer = app
+        .post(
+            "/auth/mfa/totp/activate",
+            json!({"activation_token": begun.body["activation_token"], "code": totp::code_at(&secret, now, &params)}),
+            Some(&access),
+        )
+        .await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+}

@@ -72,6 +72,19 @@ pub struct Config {
     pub recovery_code_count: usize,
     pub password_min_length: usize,
     pub argon2: Argon2Params,
+    /// Users must verify their e-mail address before they can log in.
+    pub email_verification: bool,
+    pub email_code_digits: u32,
+    /// Minimum seconds between two e-mailed codes for one challenge.
+    pub email_resend_interval: i64,
+    pub email_max_sends: u32,
+    pub verification_ttl: i64,
+    pub invitation_ttl: i64,
+    pub password_reset_ttl: i64,
+    /// Named in e-mails.
+    pub product_name: String,
+    /// Links in e-mails are `{link_base_url}/verify-email?key=...` and so on.
+    pub link_base_url: String,
 }
 
 /// Passwords longer than this are refused: argon2 cost grows with input, and no human needs more.
@@ -103,6 +116,15 @@ impl Default for Config {
             recovery_code_count: 10,
             password_min_length: 8,
             argon2: Argon2Params::default(),
+            email_verification: false,
+            email_code_digits: 7,
+            email_resend_interval: 30,
+            email_max_sends: 5,
+            verification_ttl: 3 * 24 * 3600,
+            invitation_ttl: 7 * 24 * 3600,
+            password_reset_ttl: 3600,
+            product_name: "mfagate".into(),
+            link_base_url: "http://127.0.0.1:8080".into(),
         }
     }
 }
@@ -132,6 +154,9 @@ impl Config {
         }
         if self.max_attempts == 0 || self.max_challenges == 0 {
             return Err("mfa_max_attempts and mfa_max_challenges must be at least 1".into());
+        }
+        if !(4..=10).contains(&self.email_code_digits) {
+            return Err("email_code_digits must be between 4 and 10".into());
         }
         if self.recovery_code_count == 0 || self.recovery_code_count > 100 {
             return Err("recovery_code_count must be between 1 and 100".into());

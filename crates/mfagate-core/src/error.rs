@@ -47,6 +47,12 @@ pub enum Error {
     Forbidden,
     #[error("{0}")]
     NotFound(String),
+    #[error("the e-mail address is not verified yet: follow the link in the verification e-mail, or ask for a new one at /auth/register/resend-verification")]
+    EmailNotVerified,
+    #[error("the e-mail could not be sent; the challenge is still valid, so ask again shortly")]
+    EmailUnavailable,
+    #[error("the key is unknown, expired or already used")]
+    InvalidKey,
     #[error("the database is unavailable; retry shortly")]
     Unavailable,
     /// Never shown to clients: logged, and answered with a plain sentence.

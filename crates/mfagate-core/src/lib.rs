@@ -18,6 +18,7 @@ pub mod account;
 pub mod audit;
 pub mod client_ip;
 pub mod config;
+pub mod email;
 pub mod error;
 pub mod jwt;
 pub mod password;

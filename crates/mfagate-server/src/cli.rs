@@ -51,6 +51,14 @@ pub enum UserCommand {
     ResetMfa { username: String },
     /// Make a user an administrator.
     SetAdmin { username: String },
+    /// Invite a user by e-mail: they choose their password with the mailed key.
+    Invite {
+        #[arg(long)]
+        email: String,
+        /// Defaults to the e-mail address.
+        #[arg(long)]
+        username: Option<String>,
+    },
 }
 
 fn now_context() -> Context {
@@ -146,6 +154,16 @@ async fn user(settings: Settings, command: UserCommand) -> Result<(), String> {
                 .await
                 .map_err(describe)?;
             println!("removed the second factors of {} and ended their sessions; they log in with their password next", user.username);
+        }
+        UserCommand::Invite { email, username } => {
+            let user = gatekeeper
+                .invite(&email, username.as_deref(), &ctx)
+                .await
+                .map_err(describe)?;
+            println!(
+                "invited {} <{}>; the invitation key was e-mailed",
+                user.username, user.email
+            );
         }
         UserCommand::SetAdmin { username } => {
             let user = gatekeeper

@@ -31,6 +31,16 @@ pub enum LogFormat {
     Json,
 }
 
+/// A string that may hold credentials (the SMTP URL); `Debug` hides it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Redacted(pub String);
+
+impl std::fmt::Debug for Redacted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub listen: String,
@@ -42,6 +52,12 @@ pub struct Settings {
     pub gate: GateOptions,
     pub log_format: LogFormat,
     pub cleanup_interval_seconds: u64,
+    /// Unset: mail is written to the log.
+    pub smtp_url: Option<Redacted>,
+    pub email_from: String,
+    pub smtp_timeout_seconds: u64,
+    /// A directory with `<kind>.subject`, `<kind>.txt` and `<kind>.html` overrides.
+    pub email_templates: Option<PathBuf>,
     /// Names that were set but mean nothing to this version.
     pub unknown: Vec<String>,
 }
@@ -83,6 +99,14 @@ const KNOWN: &[&str] = &[
     "log_format",
     "cleanup_interval",
     "api_prefix",
+    "email_from",
+    "smtp_timeout",
+    "email_templates",
+    "product_name",
+    "link_base_url",
+    "verification_ttl",
+    "invitation_ttl",
+    "password_reset_ttl",
 ];
 
 /// Raw values by name, each remembering where it came from for error messages.
@@ -260,6 +284,21 @@ impl Settings {
             recovery_code_count: raw.number("recovery_code_count", defaults.recovery_code_count)?,
             password_min_length: raw.number("password_min_length", defaults.password_min_length)?,
             argon2,
+            email_verification: raw.parsed("email_verification", false, |v| {
+                match v.to_ascii_lowercase().as_str() {
+                    "none" => Ok(false),
+                    "mandatory" => Ok(true),
+                    _ => Err("is not one of: none, mandatory".into()),
+                }
+            })?,
+            email_code_digits: raw.number("email_code_digits", defaults.email_code_digits)?,
+            email_resend_interval: defaults.email_resend_interval,
+            email_max_sends: defaults.email_max_sends,
+            verification_ttl: raw.number("verification_ttl", defaults.verification_ttl)?,
+            invitation_ttl: raw.number("invitation_ttl", defaults.invitation_ttl)?,
+            password_reset_ttl: raw.number("password_reset_ttl", defaults.password_reset_ttl)?,
+            product_name: raw.string("product_name", &defaults.product_name),
+            link_base_url: raw.string("link_base_url", &defaults.link_base_url),
         };
         config
             .validate()
@@ -295,13 +334,6 @@ impl Settings {
                 _ => Err("is not one of: HS256, EdDSA".into()),
             }
         })?;
-        raw.parsed("email_verification", (), |v| {
-            match v.to_ascii_lowercase().as_str() {
-                "none" => Ok(()),
-                "mandatory" => Err("is not available in this version yet; use none".into()),
-                _ => Err("is not one of: none, mandatory".into()),
-            }
-        })?;
         Ok(Self {
             listen: raw.string("listen", "127.0.0.1:8080"),
             database_url: raw.string("database_url", "sqlite://mfagate.db"),
@@ -316,6 +348,13 @@ impl Settings {
                 _ => Err("is not one of: text, json".into()),
             })?,
             cleanup_interval_seconds: raw.number("cleanup_interval", 60)?,
+            smtp_url: raw
+                .take("smtp_url")
+                .map(|(v, _)| Redacted(v))
+                .filter(|r| !r.0.trim().is_empty()),
+            email_from: raw.string("email_from", "mfagate <noreply@localhost>"),
+            smtp_timeout_seconds: raw.number("smtp_timeout", 5)?,
+            email_templates: raw.take("email_templates").map(|(v, _)| PathBuf::from(v)),
             unknown,
         })
     }

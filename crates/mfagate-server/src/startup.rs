@@ -8,8 +8,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use mfagate::core::email::{LogMailer, Mailer, Templates};
 use mfagate::core::{Gatekeeper, Keys, Store};
-use mfagate::{GateOptions, MfaGate, SecretBytes};
+use mfagate::mail::SmtpMailer;
+use mfagate::{MfaGate, SecretBytes};
 use mfagate_store::SqliteStore;
 use tokio::net::TcpListener;
 
@@ -30,6 +32,8 @@ pub enum StartupError {
     },
     #[error("{0}")]
     Core(#[from] mfagate::core::Error),
+    #[error("e-mail: {0}")]
+    Mail(String),
 }
 
 /// Where the generated key lives: beside the SQLite file, named after it.
@@ -114,7 +118,29 @@ pub fn keys(settings: &Settings) -> Result<Keys, StartupError> {
 pub async fn gatekeeper(settings: &Settings) -> Result<Gatekeeper, StartupError> {
     let store = open_store(settings).await?;
     let keys = keys(settings)?;
-    Ok(Gatekeeper::new(store, settings.config.clone(), keys).await?)
+    let templates = match &settings.email_templates {
+        Some(dir) => Templates::from_dir(dir).map_err(StartupError::Mail)?,
+        None => Templates::default(),
+    };
+    Ok(Gatekeeper::new(store, settings.config.clone(), keys)
+        .await?
+        .with_mailer(mailer(settings)?)
+        .with_templates(templates))
+}
+
+/// The mailer the settings ask for: SMTP, or the log when no SMTP URL is set.
+pub fn mailer(settings: &Settings) -> Result<Arc<dyn Mailer>, StartupError> {
+    match &settings.smtp_url {
+        Some(url) => Ok(Arc::new(
+            SmtpMailer::new(
+                &url.0,
+                &settings.email_from,
+                Duration::from_secs(settings.smtp_timeout_seconds.max(1)),
+            )
+            .map_err(StartupError::Mail)?,
+        )),
+        None => Ok(Arc::new(LogMailer)),
+    }
 }
 
 pub struct Application {
@@ -128,15 +154,10 @@ impl Application {
         for name in &settings.unknown {
             tracing::warn!(%name, "unknown setting ignored; check its spelling against the README");
         }
-        let store = open_store(&settings).await?;
-        let keys = keys(&settings)?;
-        let gate = MfaGate::new(
-            store,
-            settings.config.clone(),
-            keys,
-            GateOptions::clone(&settings.gate),
-        )
-        .await?;
+        if settings.smtp_url.is_none() {
+            tracing::warn!("MFAGATE_SMTP_URL is unset: e-mails (codes, keys) are written to the log instead of sent; set it to deliver them");
+        }
+        let gate = MfaGate::from_gatekeeper(gatekeeper(&settings).await?, settings.gate.clone());
         let listener = TcpListener::bind(&settings.listen)
             .await
             .map_err(|source| StartupError::Bind {

@@ -19,11 +19,18 @@ use sqlx::sqlite::{
 };
 use sqlx::{Row, SqlitePool};
 
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "initial",
-    include_str!("../migrations/sqlite/0001_initial.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "initial",
+        include_str!("../migrations/sqlite/0001_initial.sql"),
+    ),
+    (
+        2,
+        "email",
+        include_str!("../migrations/sqlite/0002_email.sql"),
+    ),
+];
 
 /// The migrations compiled into the binary, so a release needs no files beside it.
 #[derive(Debug)]
@@ -78,7 +85,7 @@ impl<T> SqlResult<T> for Result<T, sqlx::Error> {
     }
 }
 
-const USER_COLUMNS: &str = "id, username, email, password_hash, email_verified, is_admin, disabled, preferred_method, created_at";
+const USER_COLUMNS: &str = "id, username, email, password_hash, email_verified, is_admin, disabled, preferred_method, email_otp, created_at";
 
 fn user_from_row(row: &SqliteRow) -> Result<User, StoreError> {
     Ok(User {
@@ -90,6 +97,7 @@ fn user_from_row(row: &SqliteRow) -> Result<User, StoreError> {
         is_admin: row.try_get("is_admin").store()?,
         disabled: row.try_get("disabled").store()?,
         preferred_method: row.try_get("preferred_method").store()?,
+        email_otp: row.try_get("email_otp").store()?,
         created_at: row.try_get("created_at").store()?,
     })
 }
@@ -439,7 +447,7 @@ impl ChallengeStore for SqliteStore {
     }
 
     async fn challenge_by_token(&self, token_hash: &str) -> StoreResult<Option<Challenge>> {
-        let row = sqlx::query("SELECT id, user_id, expires_at, failures, spent_at FROM challenges WHERE token_hash = ?1")
+        let row = sqlx::query("SELECT id, user_id, expires_at, failures, spent_at, email_code_hash FROM challenges WHERE token_hash = ?1")
             .bind(token_hash)
             .fetch_optional(&self.pool)
             .await
@@ -453,6 +461,7 @@ impl ChallengeStore for SqliteStore {
                 expires_at: row.try_get("expires_at").store()?,
                 failures: u32::try_from(failures).unwrap_or(u32::MAX),
                 spent: spent_at.is_some(),
+                email_code_hash: row.try_get("email_code_hash").store()?,
             })
         })
         .transpose()
@@ -524,6 +533,185 @@ impl ChallengeStore for SqliteStore {
     async fn delete_setup_tokens(&self, user_id: &str) -> StoreResult<()> {
         sqlx::query("DELETE FROM setup_tokens WHERE user_id = ?1")
             .bind(user_id)
+            .execute(&self.pool)
+            .await
+            .store()?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl EmailStore for SqliteStore {
+    async fn set_email_verified(&self, user_id: &str) -> StoreResult<()> {
+        sqlx::query("UPDATE users SET email_verified = 1 WHERE id = ?1")
+            .bind(user_id)
+            .execute(&self.pool)
+            .await
+            .store()?;
+        Ok(())
+    }
+
+    async fn set_email_otp(&self, user_id: &str, enabled: bool) -> StoreResult<()> {
+        // Switching e-mail codes off also drops them as the preferred method.
+        sqlx::query(
+            "UPDATE users SET email_otp = ?2,
+               preferred_method = CASE WHEN ?2 THEN 'email'
+                                       WHEN preferred_method = 'email' THEN 'none'
+                                       ELSE preferred_method END
+             WHERE id = ?1",
+        )
+        .bind(user_id)
+        .bind(enabled)
+        .execute(&self.pool)
+        .await
+        .store()?;
+        Ok(())
+    }
+
+    async fn reserve_email_send(
+        &self,
+        challenge_id: &str,
+        code_hash: &str,
+        now: i64,
+        min_interval: i64,
+        max_sends: u32,
+        max_failures: u32,
+    ) -> StoreResult<EmailReservation> {
+        // Every SET expression reads the old row, so the previous code is what gets kept aside.
+        let reserved = sqlx::query(
+            "UPDATE challenges SET
+               email_prev_hash = email_code_hash, email_prev_sent_at = email_sent_at,
+               email_code_hash = ?2, email_sent_at = ?3, email_sends = email_sends + 1
+             WHERE id = ?1 AND spent_at IS NULL AND expires_at > ?3 AND failures < ?6
+               AND email_sends < ?5 AND (email_sent_at IS NULL OR email_sent_at + ?4 <= ?3)",
+        )
+        .bind(challenge_id)
+        .bind(code_hash)
+        .bind(now)
+        .bind(min_interval)
+        .bind(i64::from(max_sends))
+        .bind(i64::from(max_failures))
+        .execute(&self.pool)
+        .await
+        .store()?;
+        if reserved.rows_affected() == 1 {
+            return Ok(EmailReservation::Reserved);
+        }
+        let row = sqlx::query(
+            "SELECT expires_at, failures, spent_at, email_sent_at, email_sends FROM challenges WHERE id = ?1",
+        )
+        .bind(challenge_id)
+        .fetch_optional(&self.pool)
+        .await
+        .store()?;
+        let Some(row) = row else {
+            return Ok(EmailReservation::NotLive);
+        };
+        let expires_at: i64 = row.try_get("expires_at").store()?;
+        let failures: i64 = row.try_get("failures").store()?;
+        let spent_at: Option<i64> = row.try_get("spent_at").store()?;
+        let sent_at: Option<i64> = row.try_get("email_sent_at").store()?;
+        let sends: i64 = row.try_get("email_sends").store()?;
+        if spent_at.is_some() || expires_at <= now || failures >= i64::from(max_failures) {
+            return Ok(EmailReservation::NotLive);
+        }
+        if sends >= i64::from(max_sends) {
+            return Ok(EmailReservation::LimitReached);
+        }
+        Ok(EmailReservation::TooSoon {
+            retry_after: sent_at.map_or(1, |at| at + min_interval - now).max(1),
+        })
+    }
+
+    async fn release_email_send(&self, challenge_id: &str, code_hash: &str) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE challenges SET
+               email_code_hash = email_prev_hash, email_sent_at = email_prev_sent_at,
+               email_sends = email_sends - 1, email_prev_hash = NULL, email_prev_sent_at = NULL
+             WHERE id = ?1 AND email_code_hash = ?2",
+        )
+        .bind(challenge_id)
+        .bind(code_hash)
+        .execute(&self.pool)
+        .await
+        .store()?;
+        Ok(())
+    }
+
+    async fn create_email_key(
+        &self,
+        key_hash: &str,
+        user_id: &str,
+        purpose: KeyPurpose,
+        expires_at: i64,
+    ) -> StoreResult<()> {
+        sqlx::query("INSERT INTO email_keys (key_hash, user_id, purpose, expires_at) VALUES (?1, ?2, ?3, ?4)")
+            .bind(key_hash)
+            .bind(user_id)
+            .bind(purpose.as_str())
+            .bind(expires_at)
+            .execute(&self.pool)
+            .await
+            .store()?;
+        Ok(())
+    }
+
+    async fn email_key_user(
+        &self,
+        key_hash: &str,
+        purpose: KeyPurpose,
+        now: i64,
+    ) -> StoreResult<Option<String>> {
+        sqlx::query_scalar(
+            "SELECT user_id FROM email_keys
+             WHERE key_hash = ?1 AND purpose = ?2 AND used_at IS NULL AND expires_at > ?3",
+        )
+        .bind(key_hash)
+        .bind(purpose.as_str())
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await
+        .store()
+    }
+
+    async fn consume_email_key(
+        &self,
+        key_hash: &str,
+        purpose: KeyPurpose,
+        now: i64,
+    ) -> StoreResult<Option<String>> {
+        sqlx::query_scalar(
+            "UPDATE email_keys SET used_at = ?3
+             WHERE key_hash = ?1 AND purpose = ?2 AND used_at IS NULL AND expires_at > ?3
+             RETURNING user_id",
+        )
+        .bind(key_hash)
+        .bind(purpose.as_str())
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await
+        .store()
+    }
+}
+
+#[async_trait]
+impl AdminStore for SqliteStore {
+    async fn list_users(&self, limit: u32, offset: u32) -> StoreResult<Vec<User>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {USER_COLUMNS} FROM users ORDER BY created_at, id LIMIT ?1 OFFSET ?2"
+        ))
+        .bind(i64::from(limit))
+        .bind(i64::from(offset))
+        .fetch_all(&self.pool)
+        .await
+        .store()?;
+        rows.iter().map(user_from_row).collect()
+    }
+
+    async fn set_disabled(&self, user_id: &str, disabled: bool) -> StoreResult<()> {
+        sqlx::query("UPDATE users SET disabled = ?2 WHERE id = ?1")
+            .bind(user_id)
+            .bind(disabled)
             .execute(&self.pool)
             .await
             .store()?;
@@ -752,6 +940,7 @@ impl MaintenanceStore for SqliteStore {
             "DELETE FROM setup_tokens WHERE expires_at <= ?1",
             "DELETE FROM refresh_tokens WHERE expires_at <= ?1",
             "DELETE FROM throttle_windows WHERE window_end <= ?1",
+            "DELETE FROM email_keys WHERE expires_at <= ?1",
         ] {
             deleted += sqlx::query(statement)
                 .bind(now)

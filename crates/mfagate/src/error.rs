@@ -96,6 +96,11 @@ impl From<Error> for ApiError {
             Error::InvalidPassword => ApiError::new(S::BAD_REQUEST, "invalid_password", detail),
             Error::Forbidden => ApiError::new(S::FORBIDDEN, "forbidden", detail),
             Error::NotFound(_) => ApiError::new(S::NOT_FOUND, "not_found", detail),
+            Error::EmailNotVerified => ApiError::new(S::FORBIDDEN, "email_not_verified", detail),
+            Error::EmailUnavailable => {
+                ApiError::new(S::SERVICE_UNAVAILABLE, "email_unavailable", detail)
+            }
+            Error::InvalidKey => ApiError::new(S::BAD_REQUEST, "invalid_key", detail),
             Error::Unavailable => ApiError::new(S::SERVICE_UNAVAILABLE, "unavailable", detail),
             Error::Internal(reason) => {
                 // The reason may name tables or keys: it goes to the log, never to the client.

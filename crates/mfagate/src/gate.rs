@@ -63,19 +63,28 @@ pub fn unix_now() -> i64 {
 }
 
 impl MfaGate {
+    /// A gate whose mail goes to the log (see [`MfaGate::from_gatekeeper`] to send it).
     pub async fn new(
         store: Arc<dyn Store>,
         config: Config,
         keys: Keys,
         options: GateOptions,
     ) -> Result<Self, mfagate_core::Error> {
+        Ok(Self::from_gatekeeper(
+            Gatekeeper::new(store, config, keys).await?,
+            options,
+        ))
+    }
+
+    /// A gate over a configured service, e.g. one built with
+    /// `Gatekeeper::new(..).await?.with_mailer(Arc::new(SmtpMailer::new(..)?))`.
+    pub fn from_gatekeeper(gatekeeper: Gatekeeper, options: GateOptions) -> Self {
         let ip_counter = options.ip_throttle.map(IpRateCounter::new);
-        let gatekeeper = Gatekeeper::new(store, config, keys).await?;
-        Ok(Self(Arc::new(Inner {
+        Self(Arc::new(Inner {
             gatekeeper,
             options,
             ip_counter,
-        })))
+        }))
     }
 
     pub fn gatekeeper(&self) -> &Gatekeeper {

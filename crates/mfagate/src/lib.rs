@@ -25,6 +25,7 @@
 pub mod error;
 pub mod extract;
 pub mod gate;
+pub mod mail;
 pub mod routes;
 pub mod wire;
 
@@ -63,6 +64,7 @@ impl MfaGate {
                 post(routes::totp::regenerate_recovery_codes),
             )
             .route("/mfa/method", post(routes::totp::set_method))
+            .route("/mfa/email/send", post(routes::email::send_email_code))
             // Runs before authentication and body parsing: in `disabled` mode nothing else is
             // checked.
             .route_layer(middleware::from_fn_with_state(
@@ -75,6 +77,29 @@ impl MfaGate {
             .route("/token/refresh", post(routes::accounts::refresh))
             .route("/logout", post(routes::accounts::logout))
             .route("/user", get(routes::accounts::current_user))
+            .route("/register/verify-email", post(routes::email::verify_email))
+            .route(
+                "/register/resend-verification",
+                post(routes::email::resend_verification),
+            )
+            .route("/register/set-password", post(routes::email::set_password))
+            .route("/password/change", post(routes::email::change_password))
+            .route(
+                "/password/reset",
+                post(routes::email::request_password_reset),
+            )
+            .route(
+                "/password/reset/confirm",
+                post(routes::email::confirm_password_reset),
+            )
+            .route("/admin/invitations", post(routes::admin::invite))
+            .route("/admin/users", get(routes::admin::list_users))
+            .route(
+                "/admin/users/{id}/reset-mfa",
+                post(routes::admin::reset_mfa),
+            )
+            .route("/admin/users/{id}/disable", post(routes::admin::disable))
+            .route("/admin/users/{id}/enable", post(routes::admin::enable))
             .merge(second_factor);
         let prefix = self.options().prefix.trim_end_matches('/').to_string();
         let mounted = if prefix.is_empty() {

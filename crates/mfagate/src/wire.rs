@@ -47,6 +47,87 @@ pub struct MethodRequest {
     pub method: String,
 }
 
+#[derive(Debug, Deserialize)]
+pub struct EphemeralRequest {
+    pub ephemeral_token: String,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct KeyRequest {
+    pub key: String,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct OptionalEmailRequest {
+    pub email: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct EmailRequest {
+    pub email: String,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct SetPasswordRequest {
+    pub key: String,
+    pub password: String,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct PasswordChangeRequest {
+    pub old_password: String,
+    pub new_password: String,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct PasswordResetConfirmRequest {
+    pub key: String,
+    pub new_password: String,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct InvitationRequest {
+    pub email: String,
+    pub username: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct PageQuery {
+    pub limit: Option<u32>,
+    pub offset: Option<u32>,
+}
+
+/// A user as administrators see them.
+#[derive(Debug, Serialize)]
+pub struct AdminUserBody {
+    pub id: String,
+    pub username: String,
+    pub email: String,
+    pub email_verified: bool,
+    pub is_admin: bool,
+    pub disabled: bool,
+    pub invitation_pending: bool,
+    pub preferred_method: String,
+    pub created_at: Option<String>,
+}
+
+impl From<User> for AdminUserBody {
+    fn from(user: User) -> Self {
+        Self {
+            invitation_pending: user.password_hash
+                == mfagate_core::service::INVITED_PASSWORD_MARKER,
+            id: user.id,
+            username: user.username,
+            email: user.email,
+            email_verified: user.email_verified,
+            is_admin: user.is_admin,
+            disabled: user.disabled,
+            preferred_method: user.preferred_method,
+            created_at: rfc3339(user.created_at),
+        }
+    }
+}
+
 #[derive(Debug, Serialize)]
 pub struct UserBody {
     pub id: String,

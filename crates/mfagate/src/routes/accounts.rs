@@ -4,6 +4,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use mfagate_core::service::RegisterOutcome;
 use serde_json::{json, Map};
 
 use super::{login_response, refresh_from_cookie, token_response, REFRESH_COOKIE};
@@ -24,7 +25,20 @@ pub async fn register(
         .await?;
     let mut fields = Map::new();
     fields.insert("user".into(), json!(UserBody::new(user, false)));
-    Ok(login_response(&gate, StatusCode::CREATED, outcome, fields))
+    Ok(match outcome {
+        RegisterOutcome::LoggedIn(outcome) => {
+            login_response(&gate, StatusCode::CREATED, outcome, fields)
+        }
+        RegisterOutcome::VerificationSent { sent } => {
+            let detail = if sent {
+                "verification e-mail sent"
+            } else {
+                "the verification e-mail could not be sent; ask for another at /auth/register/resend-verification"
+            };
+            fields.insert("detail".into(), json!(detail));
+            (StatusCode::CREATED, Json(fields)).into_response()
+        }
+    })
 }
 
 pub async fn login(
@@ -94,6 +108,6 @@ pub async fn current_user(
     auth: AuthenticatedUser,
 ) -> ApiResult<Json<UserBody>> {
     let user = gate.gatekeeper().user(&auth.user_id).await?;
-    let mfa_enabled = gate.gatekeeper().mfa_enabled(&user.id).await?;
+    let mfa_enabled = gate.gatekeeper().mfa_enabled(&user).await?;
     Ok(Json(UserBody::new(user, mfa_enabled)))
 }

@@ -1,6 +1,8 @@
 //! HTTP handlers: extract, call one `Gatekeeper` method, shape the reply.
 
 pub mod accounts;
+pub mod admin;
+pub mod email;
 pub mod meta;
 pub mod second_factor;
 pub mod totp;

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::account::{EmailAddress, Registration, Username};
 use crate::audit;
 use crate::config::{Config, FactorKind, MfaMode};
+use crate::email::{self, LogMailer, Mailer, MessageKind, Templates};
 use crate::error::{Error, Result};
 use crate::jwt::{Expiring, HsSigner};
 use crate::password;
@@ -20,10 +21,14 @@ use crate::recovery_codes;
 use crate::sealing::Sealer;
 use crate::secret::{generate_token, hash_token, new_id, SecretBytes};
 use crate::store::{
-    AuditRecord, ChallengeCreated, NewChallenge, NewRefreshToken, NewUser, RefreshOutcome, Store,
-    User,
+    AuditRecord, Challenge, ChallengeCreated, EmailReservation, KeyPurpose, NewChallenge,
+    NewRefreshToken, NewUser, RefreshOutcome, Store, User,
 };
 use crate::totp;
+
+mod email_flows;
+
+pub use email_flows::INVITED_PASSWORD_MARKER;
 
 /// The keys a deployment runs with. `signing` is the root secret; purpose keys derive from it.
 #[derive(Debug, Clone)]
@@ -70,6 +75,9 @@ pub struct ChallengeIssued {
     pub ephemeral_token: String,
     pub methods: Vec<&'static str>,
     pub expires_in: i64,
+    /// Present when e-mail is the preferred or only method: whether login sent the first code.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email_sent: Option<bool>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -84,6 +92,17 @@ pub enum LoginOutcome {
     Tokens(TokenPair),
     Challenge(ChallengeIssued),
     SetupRequired(SetupIssued),
+}
+
+/// What registration leads to.
+#[derive(Debug, Clone)]
+pub enum RegisterOutcome {
+    LoggedIn(LoginOutcome),
+    /// Verification is mandatory: a key was mailed (`sent` is false if the mail server failed;
+    /// the user can ask again at resend-verification).
+    VerificationSent {
+        sent: bool,
+    },
 }
 
 /// Claims of an access token (RFC 7519, `amr` per RFC 8176).
@@ -173,6 +192,7 @@ pub struct MfaStatus {
 enum SecondFactor {
     Totp,
     RecoveryCode,
+    EmailCode,
 }
 
 impl SecondFactor {
@@ -180,6 +200,7 @@ impl SecondFactor {
         match self {
             Self::Totp => "otp",
             Self::RecoveryCode => "rec",
+            Self::EmailCode => "eml",
         }
     }
 }
@@ -192,6 +213,10 @@ pub struct Gatekeeper {
     sealer: Sealer,
     /// Verified against when the username is unknown, so that case costs a full hash too.
     dummy_hash: String,
+    /// Keys the hashes of e-mailed codes.
+    email_code_key: SecretBytes,
+    mailer: Arc<dyn Mailer>,
+    templates: Templates,
 }
 
 impl std::fmt::Debug for Gatekeeper {
@@ -238,10 +263,24 @@ impl Gatekeeper {
                 ACTIVATION_TOKEN_TYPE,
             ),
             sealer: Sealer::new(&keys.sealing, &keys.sealing_old),
+            email_code_key: keys.signing.derive("email code hash"),
             store,
             config,
             dummy_hash,
+            mailer: Arc::new(LogMailer),
+            templates: Templates::default(),
         })
+    }
+
+    /// Sends mail through `mailer` (the default writes mail to the log).
+    pub fn with_mailer(mut self, mailer: Arc<dyn Mailer>) -> Self {
+        self.mailer = mailer;
+        self
+    }
+
+    pub fn with_templates(mut self, templates: Templates) -> Self {
+        self.templates = templates;
+        self
     }
 
     pub fn config(&self) -> &Config {
@@ -289,18 +328,25 @@ impl Gatekeeper {
         email: &str,
         password: &str,
         ctx: &Context,
-    ) -> Result<(User, LoginOutcome)> {
+    ) -> Result<(User, RegisterOutcome)> {
         let user = self
             .create_user(username, email, password, false, ctx)
             .await?;
         self.audit(audit::USER_REGISTERED, Some(&user.id), ctx, None)
             .await;
+        if self.config.email_verification {
+            let sent = self
+                .send_key_mail(&user, KeyPurpose::Verification, ctx)
+                .await
+                .is_ok();
+            return Ok((user, RegisterOutcome::VerificationSent { sent }));
+        }
         let outcome = if self.config.mode == MfaMode::Required {
             LoginOutcome::SetupRequired(self.issue_setup_token(&user.id, ctx).await?)
         } else {
             LoginOutcome::Tokens(self.issue_tokens(&user.id, &["pwd"], None, ctx.now).await?)
         };
-        Ok((user, outcome))
+        Ok((user, RegisterOutcome::LoggedIn(outcome)))
     }
 
     /// Creates a user directly (command line, tests, host apps seeding users).
@@ -399,6 +445,9 @@ impl Gatekeeper {
                 return Err(Error::InvalidCredentials);
             }
         };
+        if self.config.email_verification && !user.email_verified {
+            return Err(Error::EmailNotVerified);
+        }
         self.after_password(&user, ctx).await
     }
 
@@ -430,11 +479,24 @@ impl Gatekeeper {
     /// What `mfa/verify` accepts for this user, preferred first.
     async fn verify_methods(&self, user: &User) -> Result<Vec<&'static str>> {
         let mut methods = Vec::new();
-        if self.config.allows(FactorKind::Totp) && self.store.totp_device(&user.id).await?.is_some()
-        {
+        let has_totp = self.config.allows(FactorKind::Totp)
+            && self.store.totp_device(&user.id).await?.is_some();
+        if has_totp {
             methods.push("totp");
             if !self.store.unused_recovery_codes(&user.id).await?.is_empty() {
                 methods.push("recovery_code");
+            }
+        }
+        // In `required` mode a verified address is a factor even if the user never chose it:
+        // better an e-mailed code than a login without a second factor.
+        let email_usable = self.config.allows(FactorKind::Email)
+            && user.email_verified
+            && (user.email_otp || (self.config.mode == MfaMode::Required && !has_totp));
+        if email_usable {
+            if user.preferred_method == "email" || methods.is_empty() {
+                methods.insert(0, "email");
+            } else {
+                methods.push("email");
             }
         }
         Ok(methods)
@@ -448,11 +510,12 @@ impl Gatekeeper {
     ) -> Result<ChallengeIssued> {
         let token = generate_token();
         let expires_at = ctx.now + self.config.challenge_ttl;
+        let challenge_id = new_id();
         let created = self
             .store
             .create_challenge(
                 &NewChallenge {
-                    id: new_id(),
+                    id: challenge_id.clone(),
                     user_id: user.id.clone(),
                     token_hash: hash_token(&token),
                     created_at: ctx.now,
@@ -475,10 +538,22 @@ impl Gatekeeper {
             Some(methods.join(",")),
         )
         .await;
+        // E-mail preferred or alone: the user needs the code now. A mail failure does not fail
+        // the login; the client sees `email_sent: false` and can ask again.
+        let email_sent = if methods.first() == Some(&"email") {
+            Some(
+                self.send_email_code(&challenge_id, expires_at, user, ctx)
+                    .await
+                    .is_ok(),
+            )
+        } else {
+            None
+        };
         Ok(ChallengeIssued {
             ephemeral_token: token,
             methods,
             expires_in: self.config.challenge_ttl,
+            email_sent,
         })
     }
 
@@ -562,7 +637,10 @@ impl Gatekeeper {
         }
         let user_id = challenge.user_id.clone();
         self.check_user_failure_throttle(&user_id, ctx).await?;
-        match self.check_second_factor(&user_id, code, ctx.now).await? {
+        match self
+            .check_second_factor(&user_id, code, Some(&challenge), ctx.now)
+            .await?
+        {
             Some(factor) => {
                 if !self
                     .store
@@ -642,8 +720,23 @@ impl Gatekeeper {
         &self,
         user_id: &str,
         code: &str,
+        challenge: Option<&Challenge>,
         now: i64,
     ) -> Result<Option<SecondFactor>> {
+        // An e-mailed code is bound to its challenge: spending the challenge uses it up.
+        if let Some(challenge) = challenge {
+            if let Some(stored_hash) = challenge.email_code_hash.as_deref() {
+                let typed = totp::normalize_code(code);
+                let shaped = typed.len() == self.config.email_code_digits as usize
+                    && typed.bytes().all(|b| b.is_ascii_digit());
+                let hash = email::code_hash(&self.email_code_key, &challenge.id, &typed);
+                if shaped
+                    && crate::secret::constant_time_eq(hash.as_bytes(), stored_hash.as_bytes())
+                {
+                    return Ok(Some(SecondFactor::EmailCode));
+                }
+            }
+        }
         let Some(device) = self.store.totp_device(user_id).await? else {
             return Ok(None);
         };
@@ -690,7 +783,10 @@ impl Gatekeeper {
         ctx: &Context,
     ) -> Result<SecondFactor> {
         self.check_user_failure_throttle(user_id, ctx).await?;
-        match self.check_second_factor(user_id, code, ctx.now).await? {
+        match self
+            .check_second_factor(user_id, code, None, ctx.now)
+            .await?
+        {
             Some(factor) => {
                 if factor == SecondFactor::RecoveryCode {
                     self.audit(audit::RECOVERY_CODE_USED, Some(user_id), ctx, None)
@@ -789,8 +885,24 @@ impl Gatekeeper {
     }
 
     /// Whether a user has any second factor switched on.
-    pub async fn mfa_enabled(&self, user_id: &str) -> Result<bool> {
-        Ok(self.store.totp_device(user_id).await?.is_some())
+    pub async fn mfa_enabled(&self, user: &User) -> Result<bool> {
+        Ok(self.enabled_methods(user).await?.0.iter().len() > 0)
+    }
+
+    /// The factors a user switched on (`totp`, `email`), and their TOTP device.
+    async fn enabled_methods(
+        &self,
+        user: &User,
+    ) -> Result<(Vec<&'static str>, Option<crate::store::TotpDevice>)> {
+        let device = self.store.totp_device(&user.id).await?;
+        let mut methods = Vec::new();
+        if device.is_some() {
+            methods.push("totp");
+        }
+        if user.email_otp && self.config.allows(FactorKind::Email) {
+            methods.push("email");
+        }
+        Ok((methods, device))
     }
 
     // ----- TOTP enrolment and management -----
@@ -902,6 +1014,10 @@ impl Gatekeeper {
         if !self.store.disable_totp(user_id).await? {
             return Err(Error::TotpNotEnabled);
         }
+        // E-mailed codes, if on, become the preferred method.
+        if self.user(user_id).await?.email_otp && self.config.allows(FactorKind::Email) {
+            self.store.set_preferred_method(user_id, "email").await?;
+        }
         self.audit(audit::TOTP_DISABLED, Some(user_id), ctx, None)
             .await;
         Ok(())
@@ -909,16 +1025,11 @@ impl Gatekeeper {
 
     pub async fn status(&self, user_id: &str) -> Result<MfaStatus> {
         let user = self.user(user_id).await?;
-        let device = self.store.totp_device(user_id).await?;
+        let (methods, device) = self.enabled_methods(&user).await?;
         let remaining = if device.is_some() {
             self.store.unused_recovery_codes(user_id).await?.len()
         } else {
             0
-        };
-        let methods: Vec<&'static str> = if device.is_some() {
-            vec!["totp"]
-        } else {
-            vec![]
         };
         Ok(MfaStatus {
             mfa_enabled: !methods.is_empty(),
@@ -974,6 +1085,7 @@ impl Gatekeeper {
         method: &str,
         ctx: &Context,
     ) -> Result<String> {
+        let user = self.user(user_id).await?;
         let has_totp = self.store.totp_device(user_id).await?.is_some();
         let chosen = match method {
             "totp" if has_totp => "totp",
@@ -982,10 +1094,23 @@ impl Gatekeeper {
                     "TOTP is not enabled: activate it first with /auth/mfa/totp/activate".into(),
                 ))
             }
-            "email" => {
+            "email" if !self.config.allows(FactorKind::Email) => {
                 return Err(Error::InvalidMethod(
-                    "e-mailed codes are not offered by this server".into(),
+                    "e-mailed codes are not offered by this server (MFAGATE_MFA_METHODS)".into(),
                 ))
+            }
+            "email" if !user.email_verified => {
+                return Err(Error::InvalidMethod(
+                    "verify your e-mail address first (/auth/register/resend-verification)".into(),
+                ))
+            }
+            "email" => {
+                if !user.email_otp {
+                    self.store.set_email_otp(user_id, true).await?;
+                    self.audit(audit::EMAIL_OTP_ENABLED, Some(user_id), ctx, None)
+                        .await;
+                }
+                "email"
             }
             "none" if self.config.mode != MfaMode::Optional => {
                 return Err(Error::InvalidMethod(
@@ -997,7 +1122,14 @@ impl Gatekeeper {
                     "TOTP is enabled: switch it off with /auth/mfa/totp/deactivate".into(),
                 ))
             }
-            "none" => "none",
+            "none" => {
+                if user.email_otp {
+                    self.store.set_email_otp(user_id, false).await?;
+                    self.audit(audit::EMAIL_OTP_DISABLED, Some(user_id), ctx, None)
+                        .await;
+                }
+                "none"
+            }
             _ => {
                 return Err(Error::InvalidMethod(
                     "method must be one of: totp, email, none".into(),
@@ -1029,7 +1161,13 @@ impl Gatekeeper {
     /// `required` mode).
     pub async fn admin_reset_mfa(&self, username: &str, ctx: &Context) -> Result<User> {
         let user = self.user_by_name(username).await?;
+        self.reset_mfa(&user, "via command line", ctx).await?;
+        Ok(user)
+    }
+
+    async fn reset_mfa(&self, user: &User, how: &str, ctx: &Context) -> Result<()> {
         self.store.disable_totp(&user.id).await?;
+        self.store.set_email_otp(&user.id, false).await?;
         self.store.set_preferred_method(&user.id, "none").await?;
         self.store
             .revoke_user_refresh_tokens(&user.id, ctx.now)
@@ -1038,10 +1176,10 @@ impl Gatekeeper {
             audit::ADMIN_RESET_MFA,
             Some(&user.id),
             ctx,
-            Some("via command line".into()),
+            Some(how.into()),
         )
         .await;
-        Ok(user)
+        Ok(())
     }
 
     pub async fn admin_set_admin(

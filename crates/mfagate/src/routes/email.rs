@@ -1,0 +1,144 @@
+//! E-mailed codes, address verification, invitations, password change and reset.
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use axum::Json;
+use mfagate_core::Error;
+use serde_json::{json, Map, Value};
+
+use super::login_response;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{bearer_token, AuthenticatedUser, ClientAddr, JsonBody};
+use crate::gate::{unix_now, MfaGate};
+use crate::wire::{
+    EmailRequest, EphemeralRequest, KeyRequest, OptionalEmailRequest, PasswordChangeRequest,
+    PasswordResetConfirmRequest, SetPasswordRequest,
+};
+
+fn detail(text: &str) -> Json<Value> {
+    Json(json!({ "detail": text }))
+}
+
+pub async fn send_email_code(
+    State(gate): State<MfaGate>,
+    client: ClientAddr,
+    JsonBody(body): JsonBody<EphemeralRequest>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    gate.count_ip(client)?;
+    let expires_in = gate
+        .gatekeeper()
+        .request_email_code(&body.ephemeral_token, &gate.context(client))
+        .await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({ "detail": "a sign-in code was e-mailed", "expires_in": expires_in })),
+    ))
+}
+
+pub async fn verify_email(
+    State(gate): State<MfaGate>,
+    client: ClientAddr,
+    JsonBody(body): JsonBody<KeyRequest>,
+) -> ApiResult<Json<Value>> {
+    gate.gatekeeper()
+        .verify_email(&body.key, &gate.context(client))
+        .await?;
+    Ok(detail("the e-mail address is verified"))
+}
+
+/// With a Bearer token: for the caller. Without: for `{"email"}`, answering the same whether or
+/// not the address is known, and without waiting for the mail, so timing tells nothing.
+pub async fn resend_verification(
+    State(gate): State<MfaGate>,
+    client: ClientAddr,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody<OptionalEmailRequest>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    gate.count_ip(client)?;
+    let ctx = gate.context(client);
+    if headers.contains_key(axum::http::header::AUTHORIZATION) {
+        let token = bearer_token(&headers).ok_or(Error::NotAuthenticated)?;
+        let claims = gate.gatekeeper().authenticate(token, unix_now())?;
+        gate.gatekeeper()
+            .resend_verification_for_user(&claims.sub, &ctx)
+            .await?;
+    } else {
+        let address = body.email.ok_or_else(|| {
+            ApiError::invalid_request("missing field `email` (or send a Bearer token)")
+        })?;
+        let background = gate.clone();
+        tokio::spawn(async move {
+            background
+                .gatekeeper()
+                .resend_verification_for_email(&address, &ctx)
+                .await;
+        });
+    }
+    Ok((
+        StatusCode::ACCEPTED,
+        detail("if the address is registered and unverified, a verification e-mail is on its way"),
+    ))
+}
+
+pub async fn set_password(
+    State(gate): State<MfaGate>,
+    client: ClientAddr,
+    JsonBody(body): JsonBody<SetPasswordRequest>,
+) -> ApiResult<Response> {
+    let outcome = gate
+        .gatekeeper()
+        .set_password_with_key(&body.key, &body.password, &gate.context(client))
+        .await?;
+    Ok(login_response(&gate, StatusCode::OK, outcome, Map::new()))
+}
+
+pub async fn change_password(
+    State(gate): State<MfaGate>,
+    client: ClientAddr,
+    auth: AuthenticatedUser,
+    JsonBody(body): JsonBody<PasswordChangeRequest>,
+) -> ApiResult<Json<Value>> {
+    gate.gatekeeper()
+        .change_password(
+            &auth.user_id,
+            &body.old_password,
+            &body.new_password,
+            &gate.context(client),
+        )
+        .await?;
+    Ok(detail("password changed; every session was logged out"))
+}
+
+pub async fn request_password_reset(
+    State(gate): State<MfaGate>,
+    client: ClientAddr,
+    JsonBody(body): JsonBody<EmailRequest>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    gate.count_ip(client)?;
+    let ctx = gate.context(client);
+    let background = gate.clone();
+    tokio::spawn(async move {
+        background
+            .gatekeeper()
+            .request_password_reset(&body.email, &ctx)
+            .await;
+    });
+    Ok((
+        StatusCode::ACCEPTED,
+        detail("if the address is registered, a reset e-mail is on its way"),
+    ))
+}
+
+pub async fn confirm_password_reset(
+    State(gate): State<MfaGate>,
+    client: ClientAddr,
+    JsonBody(body): JsonBody<PasswordResetConfirmRequest>,
+) -> ApiResult<Json<Value>> {
+    gate.gatekeeper()
+        .confirm_password_reset(&body.key, &body.new_password, &gate.context(client))
+        .await?;
+    Ok(detail(
+        "password reset; log in with the new password (your second factor is unchanged)",
+    ))
+}

@@ -49,7 +49,7 @@ pub enum Error {
     NotFound(String),
     #[error("the e-mail address is not verified yet: follow the link in the verification e-mail, or ask for a new one at /auth/register/resend-verification")]
     EmailNotVerified,
-    #[error("the e-mail could not be sent; the challenge is still valid, so ask again shortly")]
+    #[error("the e-mail could not be sent (the mail server is unreachable); nothing was lost, so ask again shortly")]
     EmailUnavailable,
     #[error("the key is unknown, expired or already used")]
     InvalidKey,

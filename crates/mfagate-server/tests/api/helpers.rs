@@ -4,7 +4,10 @@ use std::path::PathBuf;
 use std::sync::{Arc, Once};
 
 use mfagate::core::totp::{self, TotpParams};
+use mfagate_server::settings::Redacted;
 use mfagate_server::{Application, Settings};
+
+use crate::smtp::MailBox;
 use reqwest::{Response, StatusCode};
 use serde_json::{json, Value};
 use tokio::sync::oneshot;
@@ -27,6 +30,8 @@ fn init_tracing() {
 
 pub struct TestApp {
     pub addr: String,
+    /// Every message the server sent.
+    pub mail: MailBox,
     pub client: reqwest::Client,
     pub dir: Arc<tempfile::TempDir>,
     pub settings: Settings,
@@ -41,11 +46,14 @@ pub async fn spawn_app() -> TestApp {
 pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
     let dir = Arc::new(tempfile::tempdir().expect("temp dir"));
     let mut settings = Settings::for_tests(dir.path());
+    let mail = MailBox::default();
+    let smtp_port = mail.listen(0).await;
+    settings.smtp_url = Some(Redacted(format!("smtp://127.0.0.1:{smtp_port}")));
     configure(&mut settings);
-    start(dir, settings).await
+    start(dir, settings, mail).await
 }
 
-async fn start(dir: Arc<tempfile::TempDir>, settings: Settings) -> TestApp {
+async fn start(dir: Arc<tempfile::TempDir>, settings: Settings, mail: MailBox) -> TestApp {
     init_tracing();
     let app = Application::build(settings.clone())
         .await
@@ -61,6 +69,7 @@ async fn start(dir: Arc<tempfile::TempDir>, settings: Settings) -> TestApp {
     });
     TestApp {
         addr,
+        mail,
         client: reqwest::Client::new(),
         dir,
         settings,
@@ -255,7 +264,7 @@ impl TestApp {
         let mut settings = self.settings.clone();
         settings.listen = "127.0.0.1:0".into();
         configure(&mut settings);
-        start(self.dir.clone(), settings).await
+        start(self.dir.clone(), settings, self.mail.clone()).await
     }
 }
 
@@ -298,4 +307,105 @@ pub fn amr(token: &str) -> Vec<String> {
         .iter()
         .map(|v| v.as_str().expect("string").to_string())
         .collect()
+}
+
+impl TestApp {
+    /// Creates an administrator directly through the service, as `mfagate user create --admin`
+    /// does, and logs them in.
+    pub async fn admin_token(&self, username: &str) -> String {
+        let gatekeeper = mfagate_server::startup::gatekeeper(&self.settings)
+            .await
+            .expect("service");
+        let ctx = mfagate::core::Context {
+            now: now(),
+            ip: None,
+        };
+        gatekeeper
+            .create_user(
+                username,
+                &format!("{username}@example.com"),
+                PASSWORD,
+                true,
+                &ctx,
+            )
+            .await
+            .expect("admin created");
+        let answer = self.login(username).await;
+        answer.body["access"]
+            .as_str()
+            .expect("admin token")
+            .to_string()
+    }
+
+    /// Verifies the user's address through the mailed key (logged-in variant).
+    pub async fn verify_email_of(&self, username: &str, access: &str) {
+        let before = self.mail.to(&format!("{username}@example.com")).len();
+        let answer = self
+            .post(
+                "/auth/register/resend-verification",
+                json!({}),
+                Some(access),
+            )
+            .await;
+        assert_eq!(answer.status, 202, "{}", answer.body);
+        let mail = self
+            .mail
+            .wait_for(&format!("{username}@example.com"), before + 1)
+            .await;
+        let verified = self
+            .post(
+                "/auth/register/verify-email",
+                json!({"key": mail.key()}),
+                None,
+            )
+            .await;
+        assert_eq!(verified.status, 200, "{}", verified.body);
+    }
+
+    /// A registered user with a verified address and e-mailed codes switched on.
+    pub async fn user_with_email_codes(&self, username: &str) -> String {
+        let access = self.register_and_token(username).await;
+        self.verify_email_of(username, &access).await;
+        let chosen = self
+            .post(
+                "/auth/mfa/method",
+                json!({"method": "email"}),
+                Some(&access),
+            )
+            .await;
+        assert_eq!(chosen.status, 200, "{}", chosen.body);
+        access
+    }
+}
+
+impl TestApp {
+    /// In `required` mode: an administrator who enrolled TOTP through their setup token.
+    pub async fn admin_token_required(&self, username: &str) -> String {
+        let gatekeeper = mfagate_server::startup::gatekeeper(&self.settings)
+            .await
+            .expect("service");
+        let ctx = mfagate::core::Context {
+            now: now(),
+            ip: None,
+        };
+        gatekeeper
+            .create_user(
+                username,
+                &format!("{username}@example.com"),
+                PASSWORD,
+                true,
+                &ctx,
+            )
+            .await
+            .expect("admin created");
+        let setup = self.login(username).await.body["setup_token"]
+            .as_str()
+            .expect("setup token")
+            .to_string();
+        let (_, activated) = self.enable_totp_with(&setup).await;
+        activated.body["access"]
+            .as_str()
+            .expect("access")
+            .to_string()
+    }
 }

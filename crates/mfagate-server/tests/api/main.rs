@@ -4,10 +4,12 @@
 mod accounts;
 mod cli;
 mod conventions;
+mod email;
 mod helpers;
 mod library;
 mod modes;
 mod second_factor;
+mod smtp;
 mod storage;
 mod throttles;
 mod totp;

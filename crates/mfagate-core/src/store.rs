@@ -311,6 +311,29 @@ pub trait ThrottleStore: Send + Sync {
     ) -> StoreResult<Option<WindowCount>>;
 }
 
+/// An Ed25519 key for EdDSA access tokens.
+#[derive(Debug, Clone)]
+pub struct StoredSigningKey {
+    pub kid: String,
+    /// The 32-byte seed, sealed.
+    pub private_sealed: String,
+    /// The 32-byte public key, base64url.
+    pub public_key: String,
+    pub created_at: i64,
+    /// When a newer key took over signing; the key stays published while its tokens live.
+    pub retired_at: Option<i64>,
+}
+
+#[async_trait]
+pub trait KeyStore: Send + Sync {
+    /// Every stored key, newest first.
+    async fn signing_keys(&self) -> StoreResult<Vec<StoredSigningKey>>;
+    /// Adds a key and retires every key that was signing, in one transaction.
+    async fn add_signing_key(&self, key: &StoredSigningKey, now: i64) -> StoreResult<()>;
+    /// Adds the first key unless one exists (instances starting together agree on one).
+    async fn add_first_signing_key(&self, key: &StoredSigningKey) -> StoreResult<()>;
+}
+
 #[async_trait]
 pub trait AuditStore: Send + Sync {
     async fn record_audit(&self, record: &AuditRecord) -> StoreResult<()>;
@@ -336,6 +359,7 @@ pub trait Store:
     + ChallengeStore
     + EmailStore
     + AdminStore
+    + KeyStore
     + TokenStore
     + ThrottleStore
     + AuditStore
@@ -349,6 +373,7 @@ impl<T> Store for T where
         + ChallengeStore
         + EmailStore
         + AdminStore
+        + KeyStore
         + TokenStore
         + ThrottleStore
         + AuditStore

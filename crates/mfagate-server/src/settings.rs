@@ -293,7 +293,8 @@ impl Settings {
                 }
             })?,
             email_code_digits: raw.number("email_code_digits", defaults.email_code_digits)?,
-            email_resend_interval: raw.number("email_resend_interval", defaults.email_resend_interval)?,
+            email_resend_interval: raw
+                .number("email_resend_interval", defaults.email_resend_interval)?,
             email_max_sends: defaults.email_max_sends,
             verification_ttl: raw.number("verification_ttl", defaults.verification_ttl)?,
             invitation_ttl: raw.number("invitation_ttl", defaults.invitation_ttl)?,

@@ -1,8 +1,10 @@
 //! Implementations of `mfagate_core::Store`. One per database, each with its own migrations; no
 //! `if sqlite` inside a query.
 
+pub mod postgres;
 pub mod sqlite;
 
+pub use postgres::{PgPoolSettings, PgStore};
 pub use sqlite::SqliteStore;
 
 use std::sync::Arc;
@@ -17,12 +19,12 @@ pub async fn open(database_url: &str) -> Result<Arc<dyn Store>, StoreError> {
         return Ok(Arc::new(store));
     }
     if database_url.starts_with("postgres:") || database_url.starts_with("postgresql:") {
-        return Err(StoreError::Other(
-            "PostgreSQL is not supported by this build yet; use sqlite://PATH".into(),
-        ));
+        let store = PgStore::connect(database_url, PgPoolSettings::default()).await?;
+        store.migrate().await?;
+        return Ok(Arc::new(store));
     }
     Err(StoreError::Other(format!(
-        "unsupported database URL '{}': use sqlite://PATH",
+        "unsupported database URL '{}': use sqlite://PATH or postgres://USER@HOST/DB",
         redact_url(database_url)
     )))
 }

@@ -30,6 +30,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "email",
         include_str!("../migrations/sqlite/0002_email.sql"),
     ),
+    (
+        3,
+        "signing keys",
+        include_str!("../migrations/sqlite/0003_signing_keys.sql"),
+    ),
 ];
 
 /// The migrations compiled into the binary, so a release needs no files beside it.
@@ -715,6 +720,65 @@ impl AdminStore for SqliteStore {
             .execute(&self.pool)
             .await
             .store()?;
+        Ok(())
+    }
+}
+
+fn signing_key_from_row(row: &SqliteRow) -> Result<StoredSigningKey, StoreError> {
+    Ok(StoredSigningKey {
+        kid: row.try_get("kid").store()?,
+        private_sealed: row.try_get("private_sealed").store()?,
+        public_key: row.try_get("public_key").store()?,
+        created_at: row.try_get("created_at").store()?,
+        retired_at: row.try_get("retired_at").store()?,
+    })
+}
+
+#[async_trait]
+impl KeyStore for SqliteStore {
+    async fn signing_keys(&self) -> StoreResult<Vec<StoredSigningKey>> {
+        let rows = sqlx::query(
+            "SELECT kid, private_sealed, public_key, created_at, retired_at FROM signing_keys
+             ORDER BY created_at DESC, kid",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .store()?;
+        rows.iter().map(signing_key_from_row).collect()
+    }
+
+    async fn add_signing_key(&self, key: &StoredSigningKey, now: i64) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await.store()?;
+        sqlx::query("UPDATE signing_keys SET retired_at = ?1 WHERE retired_at IS NULL")
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .store()?;
+        sqlx::query(
+            "INSERT INTO signing_keys (kid, private_sealed, public_key, created_at) VALUES (?1, ?2, ?3, ?4)",
+        )
+        .bind(&key.kid)
+        .bind(&key.private_sealed)
+        .bind(&key.public_key)
+        .bind(key.created_at)
+        .execute(&mut *tx)
+        .await
+        .store()?;
+        tx.commit().await.store()
+    }
+
+    async fn add_first_signing_key(&self, key: &StoredSigningKey) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO signing_keys (kid, private_sealed, public_key, created_at)
+             SELECT ?1, ?2, ?3, ?4 WHERE NOT EXISTS (SELECT 1 FROM signing_keys)",
+        )
+        .bind(&key.kid)
+        .bind(&key.private_sealed)
+        .bind(&key.public_key)
+        .bind(key.created_at)
+        .execute(&self.pool)
+        .await
+        .store()?;
         Ok(())
     }
 }

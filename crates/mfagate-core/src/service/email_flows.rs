@@ -204,7 +204,7 @@ impl Gatekeeper {
 
     async fn user_with_email(&self, address: &str) -> Result<Option<User>> {
         let address = address.trim().to_lowercase();
-        if address.len() > 320 {
+        if address.len() > 320 || address.contains('\0') {
             return Ok(None);
         }
         Ok(self
@@ -367,6 +367,9 @@ impl Gatekeeper {
     }
 
     async fn target_user(&self, user_id: &str) -> Result<User> {
+        if user_id.contains('\0') {
+            return Err(Error::NotFound("no such user".into()));
+        }
         self.store
             .user_by_id(user_id)
             .await?

@@ -386,8 +386,10 @@ impl Gatekeeper {
     }
 
     pub async fn login(&self, login: &str, password: &str, ctx: &Context) -> Result<LoginOutcome> {
-        let login = login.trim().to_lowercase();
-        let user = if login.chars().count() > LOGIN_MAX_CHARS {
+        // NUL can be in no stored name (and PostgreSQL refuses it in text): such a login is
+        // simply unknown.
+        let login = login.trim().to_lowercase().replace('\0', "\u{fffd}");
+        let user = if login.chars().count() > LOGIN_MAX_CHARS || login.contains('\u{fffd}') {
             None
         } else {
             self.store.user_by_login(&login).await?
@@ -1150,6 +1152,9 @@ impl Gatekeeper {
     // ----- administration -----
 
     async fn user_by_name(&self, username: &str) -> Result<User> {
+        if username.contains('\0') {
+            return Err(Error::NotFound(format!("no user named '{username}'")));
+        }
         self.store
             .user_by_login(&username.trim().to_lowercase())
             .await?

@@ -7,10 +7,10 @@ use serde_json::json;
 
 use crate::helpers::{spawn_app, PASSWORD};
 
-fn mfagate(database_url: &str, args: &[&str], stdin: &str) -> (bool, String, String) {
+fn mfagate(env: &[(String, String)], args: &[&str], stdin: &str) -> (bool, String, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_mfagate"))
         .args(args)
-        .env("MFAGATE_DATABASE_URL", database_url)
+        .envs(env.iter().cloned())
         .env("MFAGATE_ARGON2_MEMORY_KIB", "8")
         .env("MFAGATE_ARGON2_ITERATIONS", "1")
         .env("RUST_LOG", "warn")
@@ -36,7 +36,7 @@ fn mfagate(database_url: &str, args: &[&str], stdin: &str) -> (bool, String, Str
 #[tokio::test]
 async fn users_are_created_and_their_mfa_reset_from_the_command_line() {
     let app = spawn_app().await;
-    let url = app.settings.database_url.clone();
+    let url = app.cli_env();
     let (ok, out, err) = mfagate(
         &url,
         &[
@@ -81,7 +81,7 @@ async fn users_are_created_and_their_mfa_reset_from_the_command_line() {
 #[tokio::test]
 async fn command_line_errors_say_what_is_wrong() {
     let app = spawn_app().await;
-    let url = app.settings.database_url.clone();
+    let url = app.cli_env();
     let (ok, _, err) = mfagate(&url, &["user", "reset-mfa", "nobody"], "");
     assert!(!ok);
     assert!(err.contains("no user named 'nobody'"), "{err}");
@@ -101,9 +101,12 @@ async fn command_line_errors_say_what_is_wrong() {
 }
 
 #[test]
-fn migrate_creates_the_database_and_says_so() {
+fn migrate_creates_the_database_and_says_so_on_sqlite() {
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("sub/dir/m.db").display());
+    let url = vec![(
+        "MFAGATE_DATABASE_URL".to_string(),
+        format!("sqlite://{}", dir.path().join("sub/dir/m.db").display()),
+    )];
     let (ok, out, err) = mfagate(&url, &["migrate"], "");
     assert!(ok, "{out}{err}");
     assert!(out.contains("migrations applied"));

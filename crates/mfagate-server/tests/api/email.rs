@@ -668,7 +668,7 @@ async fn administrators_list_reset_and_disable_users() {
 async fn the_command_line_invites_through_the_configured_mail_server() {
     let app = spawn_app().await;
     let smtp = app.settings.smtp_url.clone().unwrap().0;
-    let database_url = app.settings.database_url.clone();
+    let env = app.cli_env();
     // On the blocking pool: this test's runtime must keep serving the SMTP listener meanwhile.
     let output = tokio::task::spawn_blocking(move || {
         std::process::Command::new(env!("CARGO_BIN_EXE_mfagate"))
@@ -680,7 +680,7 @@ async fn the_command_line_invites_through_the_configured_mail_server() {
                 "--username",
                 "cli_user",
             ])
-            .env("MFAGATE_DATABASE_URL", &database_url)
+            .envs(env)
             .env("MFAGATE_SMTP_URL", &smtp)
             .env("RUST_LOG", "warn")
             .output()

@@ -7,6 +7,7 @@ use mfagate::core::totp::{self, TotpParams};
 use mfagate_server::settings::Redacted;
 use mfagate_server::{Application, Settings};
 
+use crate::backend::{postgres_selected, PgDatabase};
 use crate::smtp::MailBox;
 use reqwest::{Response, StatusCode};
 use serde_json::{json, Value};
@@ -35,6 +36,8 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub dir: Arc<tempfile::TempDir>,
     pub settings: Settings,
+    /// The PostgreSQL database of this test, dropped with the app.
+    pub pg: Option<Arc<PgDatabase>>,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<()>>,
 }
@@ -46,14 +49,27 @@ pub async fn spawn_app() -> TestApp {
 pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
     let dir = Arc::new(tempfile::tempdir().expect("temp dir"));
     let mut settings = Settings::for_tests(dir.path());
+    let pg = if postgres_selected() {
+        let database = PgDatabase::create().await;
+        settings.database_url = database.url.clone();
+        settings.secret_key = Some(mfagate::SecretBytes::generate(32));
+        Some(Arc::new(database))
+    } else {
+        None
+    };
     let mail = MailBox::default();
     let smtp_port = mail.listen(0).await;
     settings.smtp_url = Some(Redacted(format!("smtp://127.0.0.1:{smtp_port}")));
     configure(&mut settings);
-    start(dir, settings, mail).await
+    start(dir, settings, mail, pg).await
 }
 
-async fn start(dir: Arc<tempfile::TempDir>, settings: Settings, mail: MailBox) -> TestApp {
+async fn start(
+    dir: Arc<tempfile::TempDir>,
+    settings: Settings,
+    mail: MailBox,
+    pg: Option<Arc<PgDatabase>>,
+) -> TestApp {
     init_tracing();
     let app = Application::build(settings.clone())
         .await
@@ -73,6 +89,7 @@ async fn start(dir: Arc<tempfile::TempDir>, settings: Settings, mail: MailBox) -
         client: reqwest::Client::new(),
         dir,
         settings,
+        pg,
         shutdown: Some(tx),
         server: Some(server),
     }
@@ -249,6 +266,58 @@ impl TestApp {
             .collect()
     }
 
+    /// Everything the database holds, as bytes to search: the SQLite files (WAL included), or
+    /// every PostgreSQL row as JSON text.
+    pub async fn database_contents(&self) -> Vec<u8> {
+        if self.pg.is_none() {
+            return self
+                .database_files()
+                .iter()
+                .flat_map(|f| std::fs::read(f).unwrap())
+                .collect();
+        }
+        use sqlx::{Connection, Row};
+        let mut conn = sqlx::PgConnection::connect(&self.settings.database_url)
+            .await
+            .unwrap();
+        let tables: Vec<String> =
+            sqlx::query_scalar("SELECT tablename::TEXT FROM pg_tables WHERE schemaname = 'public'")
+                .fetch_all(&mut conn)
+                .await
+                .unwrap();
+        let mut out = Vec::new();
+        for table in tables {
+            for row in sqlx::query(&format!("SELECT row_to_json(t)::TEXT AS j FROM {table} t"))
+                .fetch_all(&mut conn)
+                .await
+                .unwrap()
+            {
+                out.extend_from_slice(row.get::<String, _>("j").as_bytes());
+            }
+        }
+        out
+    }
+
+    /// The root secret the server runs with: configured, or generated into the key file.
+    pub fn root_secret(&self) -> mfagate::SecretBytes {
+        self.settings.secret_key.clone().unwrap_or_else(|| {
+            let text = std::fs::read_to_string(self.dir.path().join("mfagate.key")).unwrap();
+            mfagate::SecretBytes::parse(&text).unwrap()
+        })
+    }
+
+    /// Environment for running the `mfagate` binary against this app's database.
+    pub fn cli_env(&self) -> Vec<(String, String)> {
+        let mut env = vec![(
+            "MFAGATE_DATABASE_URL".to_string(),
+            self.settings.database_url.clone(),
+        )];
+        if let Some(secret) = &self.settings.secret_key {
+            env.push(("MFAGATE_SECRET_KEY".to_string(), secret.to_hex()));
+        }
+        env
+    }
+
     pub async fn stop(&mut self) {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
@@ -264,7 +333,13 @@ impl TestApp {
         let mut settings = self.settings.clone();
         settings.listen = "127.0.0.1:0".into();
         configure(&mut settings);
-        start(self.dir.clone(), settings, self.mail.clone()).await
+        start(
+            self.dir.clone(),
+            settings,
+            self.mail.clone(),
+            self.pg.clone(),
+        )
+        .await
     }
 }
 

@@ -2,6 +2,7 @@
 //! HTTP. One binary, many modules, so they link once and run in parallel.
 
 mod accounts;
+mod backend;
 mod cli;
 mod conventions;
 mod email;

@@ -1,0 +1,1064 @@
+//! PostgreSQL store, for several mfagate instances on one database. Every guarantee holds across
+//! instances: each one-time rule is a single conditional `UPDATE ... WHERE ... RETURNING` (row
+//! locks make concurrent ones wait and re-check), and the two checks that count rows (live
+//! challenges per user, the username/e-mail cross-check) run in a transaction that first locks
+//! the user row or takes an advisory lock.
+
+use std::borrow::Cow;
+use std::future::Future;
+use std::pin::Pin;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use mfagate_core::rate::WindowCount;
+use mfagate_core::store::*;
+use mfagate_core::StoreError;
+use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
+use sqlx::{PgPool, Row};
+
+const MIGRATIONS: &[(i64, &str, &str)] = &[(
+    1,
+    "initial",
+    include_str!("../migrations/postgres/0001_initial.sql"),
+)];
+
+/// Advisory lock keys (arbitrary, fixed): one for user creation, one for the clean-up.
+const USERS_LOCK: i64 = 0x6d66_6167_0001;
+const CLEANUP_LOCK: i64 = 0x6d66_6167_0002;
+const SIGNING_KEYS_LOCK: i64 = 0x6d66_6167_0003;
+
+#[derive(Debug)]
+struct EmbeddedMigrations;
+
+impl<'s> MigrationSource<'s> for EmbeddedMigrations {
+    fn resolve(
+        self,
+    ) -> Pin<Box<dyn Future<Output = Result<Vec<Migration>, sqlx::error::BoxDynError>> + Send + 's>>
+    {
+        Box::pin(async {
+            Ok(MIGRATIONS
+                .iter()
+                .map(|(version, name, sql)| {
+                    Migration::new(
+                        *version,
+                        Cow::Borrowed(*name),
+                        MigrationType::Simple,
+                        Cow::Borrowed(*sql),
+                        false,
+                    )
+                })
+                .collect())
+        })
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct PgStore {
+    pool: PgPool,
+}
+
+/// Pool settings; the defaults suit one instance on a small machine.
+#[derive(Debug, Clone, Copy)]
+pub struct PgPoolSettings {
+    pub max_connections: u32,
+    pub acquire_timeout: Duration,
+}
+
+impl Default for PgPoolSettings {
+    fn default() -> Self {
+        Self {
+            max_connections: 10,
+            acquire_timeout: Duration::from_secs(3),
+        }
+    }
+}
+
+fn map_error(error: sqlx::Error) -> StoreError {
+    match &error {
+        sqlx::Error::Database(db) if db.is_unique_violation() => {
+            StoreError::Conflict("a user with this username or e-mail already exists".into())
+        }
+        // Class 08 (connection exception) and 57P0x (shutdown, crash, not yet accepting
+        // connections): the database is away, not the query wrong.
+        sqlx::Error::Database(db)
+            if db
+                .code()
+                .is_some_and(|c| c.starts_with("08") || c.starts_with("57P")) =>
+        {
+            StoreError::Unavailable(error.to_string())
+        }
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::WorkerCrashed => StoreError::Unavailable(error.to_string()),
+        _ => StoreError::Other(error.to_string()),
+    }
+}
+
+trait SqlResult<T> {
+    fn store(self) -> Result<T, StoreError>;
+}
+
+impl<T> SqlResult<T> for Result<T, sqlx::Error> {
+    fn store(self) -> Result<T, StoreError> {
+        self.map_err(map_error)
+    }
+}
+
+const USER_COLUMNS: &str = "id, username, email, password_hash, email_verified, is_admin, disabled, preferred_method, email_otp, created_at";
+
+fn user_from_row(row: &PgRow) -> Result<User, StoreError> {
+    Ok(User {
+        id: row.try_get("id").store()?,
+        username: row.try_get("username").store()?,
+        email: row.try_get("email").store()?,
+        password_hash: row.try_get("password_hash").store()?,
+        email_verified: row.try_get("email_verified").store()?,
+        is_admin: row.try_get("is_admin").store()?,
+        disabled: row.try_get("disabled").store()?,
+        preferred_method: row.try_get("preferred_method").store()?,
+        email_otp: row.try_get("email_otp").store()?,
+        created_at: row.try_get("created_at").store()?,
+    })
+}
+
+impl PgStore {
+    /// `postgres://user:pass@host:port/db`. The pool connects lazily and reconnects by itself
+    /// after the database restarts; until it answers, calls fail as `Unavailable` (503).
+    pub async fn connect(url: &str, settings: PgPoolSettings) -> Result<Self, StoreError> {
+        let options = PgConnectOptions::from_str(url)
+            .map_err(|e| StoreError::Other(format!("bad PostgreSQL URL: {e}")))?
+            .application_name("mfagate");
+        let pool = PgPoolOptions::new()
+            .max_connections(settings.max_connections)
+            .min_connections(0)
+            .acquire_timeout(settings.acquire_timeout)
+            .test_before_acquire(true)
+            .connect_with(options)
+            .await
+            .map_err(|e| {
+                StoreError::Unavailable(format!(
+                    "cannot connect to PostgreSQL at {}: {e}",
+                    crate::redact_url(url)
+                ))
+            })?;
+        Ok(Self { pool })
+    }
+
+    /// Applies pending migrations under PostgreSQL's advisory lock, so instances starting
+    /// together apply each migration once.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        let migrator = Migrator::new(EmbeddedMigrations)
+            .await
+            .map_err(|e| StoreError::Other(format!("loading migrations: {e}")))?;
+        migrator
+            .run(&self.pool)
+            .await
+            .map_err(|e| StoreError::Other(format!("applying migrations: {e}")))
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+}
+
+#[async_trait]
+impl UserStore for PgStore {
+    async fn create_user(&self, user: &NewUser) -> StoreResult<User> {
+        let username_lower = user.username.to_lowercase();
+        let email_lower = user.email.to_lowercase();
+        // The cross-check (a username may not be another user's e-mail) reads other rows, so
+        // concurrent creations are serialised by an advisory lock held until commit.
+        let mut tx = self.pool.begin().await.store()?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(USERS_LOCK)
+            .execute(&mut *tx)
+            .await
+            .store()?;
+        let inserted = sqlx::query(
+            "INSERT INTO users (id, username, username_lower, email, email_lower, password_hash, is_admin, created_at)
+             SELECT $1, $2, $3, $4, $5, $6, $7, $8
+             WHERE NOT EXISTS (SELECT 1 FROM users WHERE username_lower IN ($3, $5) OR email_lower IN ($3, $5))",
+        )
+        .bind(&user.id)
+        .bind(&user.username)
+        .bind(&username_lower)
+        .bind(&user.email)
+        .bind(&email_lower)
+        .bind(&user.password_hash)
+        .bind(user.is_admin)
+        .bind(user.created_at)
+        .execute(&mut *tx)
+        .await
+        .store()?;
+        if inserted.rows_affected() == 0 {
+            return Err(StoreError::Conflict(
+                "a user with this username or e-mail already exists".into(),
+            ));
+        }
+        tx.commit().await.store()?;
+        self.user_by_id(&user.id)
+            .await?
+            .ok_or_else(|| StoreError::Other("user vanished after insert".into()))
+    }
+
+    async fn user_by_id(&self, id: &str) -> StoreResult<Option<User>> {
+        let row = sqlx::query(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .store()?;
+        row.as_ref().map(user_from_row).transpose()
+    }
+
+    async fn user_by_login(&self, login: &str) -> StoreResult<Option<User>> {
+        let login = login.to_lowercase();
+        let row = sqlx::query(&format!(
+            "SELECT {USER_COLUMNS} FROM users WHERE username_lower = $1 OR email_lower = $1 LIMIT 1"
+        ))
+        .bind(&login)
+        .fetch_optional(&self.pool)
+        .await
+        .store()?;
+        row.as_ref().map(user_from_row).transpose()
+    }
+
+    async fn set_password_hash(&self, user_id: &str, hash: &str) -> StoreResult<()> {
+        sqlx::query("UPDATE users SET password_hash = $2 WHERE id = $1")
+            .bind(user_id)
+            .bind(hash)
+            .execute(&self.pool)
+            .await
+            .store()?;
+        Ok(())
+    }
+
+    async fn set_admin(&self, user_id: &str, is_admin: bool) -> StoreResult<()> {
+        sqlx::query("UPDATE users SET is_admin = $2 WHERE id = $1")
+            .bind(user_id)
+            .bind(is_admin)
+            .execute(&self.pool)
+            .await
+            .store()?;
+        Ok(())
+    }
+
+    async fn set_preferred_method(&self, user_id: &str, method: &str) -> StoreResult<()> {
+        sqlx::query("UPDATE users SET preferred_method = $2 WHERE id = $1")
+            .bind(user_id)
+            .bind(method)
+            .execute(&self.pool)
+            .await
+            .store()?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl MfaStore for PgStore {
+    async fn totp_device(&self, user_id: &str) -> StoreResult<Option<TotpDevice>> {
+        let row = sqlx::query(
+            "SELECT secret_sealed, created_at, last_used_at, last_step FROM totp_devices WHERE user_id = $1",
+        )
+        .bind(user_id)
+        .fetch_optional(&self.pool)
+        .await
+        .store()?;
+        row.map(|row| {
+            Ok(TotpDevice {
+                secret_sealed: row.try_get("secret_sealed").store()?,
+                created_at: row.try_get("created_at").store()?,
+                last_used_at: row.try_get("last_used_at").store()?,
+                last_step: row.try_get("last_step").store()?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn enable_totp(
+        &self,
+        user_id: &str,
+        secret_sealed: &str,
+        accepted_step: i64,
+        recovery_codes_sealed: &[String],
+        now: i64,
+    ) -> StoreResult<bool> {
+        let mut tx = self.pool.begin().await.store()?;
+        let inserted = sqlx::query(
+            "INSERT INTO totp_devices (user_id, secret_sealed, created_at, last_step) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (user_id) DO NOTHING",
+        )
+        .bind(user_id)
+        .bind(secret_sealed)
+        .bind(now)
+        .bind(accepted_step)
+        .execute(&mut *tx)
+        .await
+        .store()?;
+        if inserted.rows_affected() == 0 {
+            return Ok(false);
+        }
+        sqlx::query("DELETE FROM recovery_codes WHERE user_id = $1")
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await
+            .store()?;
+        for code in recovery_codes_sealed {
+            sqlx::query("INSERT INTO recovery_codes (user_id, code_sealed) VALUES ($1, $2)")
+                .bind(user_id)
+                .bind(code)
+                .execute(&mut *tx)
+                .await
+                .store()?;
+        }
+        sqlx::query("UPDATE users SET preferred_method = 'totp' WHERE id = $1")
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await
+            .store()?;
+        tx.commit().await.store()?;
+        Ok(true)
+    }
+
+    async fn accept_totp_step(&self, user_id: &str, step: i64, now: i64) -> StoreResult<bool> {
+        let updated = sqlx::query(
+            "UPDATE totp_devices SET last_step = $2, last_used_at = $3
+             WHERE user_id = $1 AND (last_step IS NULL OR last_step < $2)",
+        )
+        .bind(user_id)
+        .bind(step)
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .store()?;
+        Ok(updated.rows_affected() == 1)
+    }
+
+    async fn disable_totp(&self, user_id: &str) -> StoreResult<bool> {
+        let mut tx = self.pool.begin().await.store()?;
+        let deleted = sqlx::query("DELETE FROM totp_devices WHERE user_id = $1")
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await
+            .store()?;
+        sqlx::query("DELETE FROM recovery_codes WHERE user_id = $1")
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await
+            .store()?;
+        sqlx::query("UPDATE users SET preferred_method = 'none' WHERE id = $1 AND preferred_method = 'totp'")
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await
+            .store()?;
+        tx.commit().await.store()?;
+        Ok(deleted.rows_affected() == 1)
+    }
+
+    async fn unused_recovery_codes(&self, user_id: &str) -> StoreResult<Vec<StoredRecoveryCode>> {
+        let rows = sqlx::query("SELECT id, code_sealed FROM recovery_codes WHERE user_id = $1 AND used_at IS NULL ORDER BY id")
+            .bind(user_id)
+            .fetch_all(&self.pool)
+            .await
+            .store()?;
+        rows.iter()
+            .map(|row| {
+                Ok(StoredRecoveryCode {
+                    id: row.try_get("id").store()?,
+                    code_sealed: row.try_get("code_sealed").store()?,
+                })
+            })
+            .collect()
+    }
+
+    async fn consume_recovery_code(
+        &self,
+        user_id: &str,
+        code_id: i64,
+        now: i64,
+    ) -> StoreResult<bool> {
+        let used = sqlx::query("UPDATE recovery_codes SET used_at = $3 WHERE id = $2 AND user_id = $1 AND used_at IS NULL")
+            .bind(user_id)
+            .bind(code_id)
+            .bind(now)
+            .execute(&self.pool)
+            .await
+            .store()?;
+        if used.rows_affected() != 1 {
+            return Ok(false);
+        }
+        sqlx::query("UPDATE totp_devices SET last_used_at = $2 WHERE user_id = $1")
+            .bind(user_id)
+            .bind(now)
+            .execute(&self.pool)
+            .await
+            .store()?;
+        Ok(true)
+    }
+
+    async fn replace_recovery_codes(
+        &self,
+        user_id: &str,
+        codes_sealed: &[String],
+    ) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await.store()?;
+        sqlx::query("DELETE FROM recovery_codes WHERE user_id = $1")
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await
+            .store()?;
+        for code in codes_sealed {
+            sqlx::query("INSERT INTO recovery_codes (user_id, code_sealed) VALUES ($1, $2)")
+                .bind(user_id)
+                .bind(code)
+                .execute(&mut *tx)
+                .await
+                .store()?;
+        }
+        tx.commit().await.store()
+    }
+}
+
+#[async_trait]
+impl ChallengeStore for PgStore {
+    async fn create_challenge(
+        &self,
+        challenge: &NewChallenge,
+        max_live: u32,
+        max_failures: u32,
+        now: i64,
+    ) -> StoreResult<ChallengeCreated> {
+        // Counting live challenges and inserting must not interleave with another instance doing
+        // the same for this user: the user's row lock serialises them.
+        let mut tx = self.pool.begin().await.store()?;
+        sqlx::query("SELECT 1 FROM users WHERE id = $1 FOR UPDATE")
+            .bind(&challenge.user_id)
+            .execute(&mut *tx)
+            .await
+            .store()?;
+        let inserted = sqlx::query(
+            "INSERT INTO challenges (id, user_id, token_hash, created_at, expires_at)
+             SELECT $1, $2, $3, $4, $5
+             WHERE (SELECT COUNT(*) FROM challenges
+                    WHERE user_id = $2 AND expires_at > $4 AND spent_at IS NULL AND failures < $7) < $6",
+        )
+        .bind(&challenge.id)
+        .bind(&challenge.user_id)
+        .bind(&challenge.token_hash)
+        .bind(now)
+        .bind(challenge.expires_at)
+        .bind(i64::from(max_live))
+        .bind(i64::from(max_failures))
+        .execute(&mut *tx)
+        .await
+        .store()?;
+        tx.commit().await.store()?;
+        if inserted.rows_affected() == 1 {
+            return Ok(ChallengeCreated::Created);
+        }
+        let earliest: Option<i64> = sqlx::query_scalar(
+            "SELECT MIN(expires_at) FROM challenges
+             WHERE user_id = $1 AND expires_at > $2 AND spent_at IS NULL AND failures < $3",
+        )
+        .bind(&challenge.user_id)
+        .bind(now)
+        .bind(i64::from(max_failures))
+        .fetch_one(&self.pool)
+        .await
+        .store()?;
+        Ok(ChallengeCreated::TooMany {
+            earliest_expiry: earliest.unwrap_or(now + 1),
+        })
+    }
+
+    async fn challenge_by_token(&self, token_hash: &str) -> StoreResult<Option<Challenge>> {
+        let row = sqlx::query("SELECT id, user_id, expires_at, failures, spent_at, email_code_hash FROM challenges WHERE token_hash = $1")
+            .bind(token_hash)
+            .fetch_optional(&self.pool)
+            .await
+            .store()?;
+        row.map(|row| {
+            let failures: i64 = row.try_get("failures").store()?;
+            let spent_at: Option<i64> = row.try_get("spent_at").store()?;
+            Ok(Challenge {
+                id: row.try_get("id").store()?,
+                user_id: row.try_get("user_id").store()?,
+                expires_at: row.try_get("expires_at").store()?,
+                failures: u32::try_from(failures).unwrap_or(u32::MAX),
+                spent: spent_at.is_some(),
+                email_code_hash: row.try_get("email_code_hash").store()?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn record_challenge_failure(
+        &self,
+        id: &str,
+        max_failures: u32,
+        now: i64,
+    ) -> StoreResult<Option<u32>> {
+        let failures: Option<i64> = sqlx::query_scalar(
+            "UPDATE challenges SET failures = failures + 1
+             WHERE id = $1 AND failures < $2 AND spent_at IS NULL AND expires_at > $3
+             RETURNING failures",
+        )
+        .bind(id)
+        .bind(i64::from(max_failures))
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await
+        .store()?;
+        Ok(failures.map(|f| u32::try_from(f).unwrap_or(u32::MAX)))
+    }
+
+    async fn spend_challenge(&self, id: &str, max_failures: u32, now: i64) -> StoreResult<bool> {
+        let spent = sqlx::query(
+            "UPDATE challenges SET spent_at = $3
+             WHERE id = $1 AND spent_at IS NULL AND failures < $2 AND expires_at > $3",
+        )
+        .bind(id)
+        .bind(i64::from(max_failures))
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .store()?;
+        Ok(spent.rows_affected() == 1)
+    }
+
+    async fn create_setup_token(
+        &self,
+        token_hash: &str,
+        user_id: &str,
+        expires_at: i64,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO setup_tokens (token_hash, user_id, expires_at) VALUES ($1, $2, $3)",
+        )
+        .bind(token_hash)
+        .bind(user_id)
+        .bind(expires_at)
+        .execute(&self.pool)
+        .await
+        .store()?;
+        Ok(())
+    }
+
+    async fn setup_token_user(&self, token_hash: &str, now: i64) -> StoreResult<Option<String>> {
+        sqlx::query_scalar(
+            "SELECT user_id FROM setup_tokens WHERE token_hash = $1 AND expires_at > $2",
+        )
+        .bind(token_hash)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await
+        .store()
+    }
+
+    async fn delete_setup_tokens(&self, user_id: &str) -> StoreResult<()> {
+        sqlx::query("DELETE FROM setup_tokens WHERE user_id = $1")
+            .bind(user_id)
+            .execute(&self.pool)
+            .await
+            .store()?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl EmailStore for PgStore {
+    async fn set_email_verified(&self, user_id: &str) -> StoreResult<()> {
+        sqlx::query("UPDATE users SET email_verified = TRUE WHERE id = $1")
+            .bind(user_id)
+            .execute(&self.pool)
+            .await
+            .store()?;
+        Ok(())
+    }
+
+    async fn set_email_otp(&self, user_id: &str, enabled: bool) -> StoreResult<()> {
+        // Switching e-mail codes off also drops them as the preferred method.
+        sqlx::query(
+            "UPDATE users SET email_otp = $2,
+               preferred_method = CASE WHEN $2 THEN 'email'
+                                       WHEN preferred_method = 'email' THEN 'none'
+                                       ELSE preferred_method END
+             WHERE id = $1",
+        )
+        .bind(user_id)
+        .bind(enabled)
+        .execute(&self.pool)
+        .await
+        .store()?;
+        Ok(())
+    }
+
+    async fn reserve_email_send(
+        &self,
+        challenge_id: &str,
+        code_hash: &str,
+        now: i64,
+        min_interval: i64,
+        max_sends: u32,
+        max_failures: u32,
+    ) -> StoreResult<EmailReservation> {
+        // Every SET expression reads the old row, so the previous code is what gets kept aside.
+        let reserved = sqlx::query(
+            "UPDATE challenges SET
+               email_prev_hash = email_code_hash, email_prev_sent_at = email_sent_at,
+               email_code_hash = $2, email_sent_at = $3, email_sends = email_sends + 1
+             WHERE id = $1 AND spent_at IS NULL AND expires_at > $3 AND failures < $6
+               AND email_sends < $5 AND (email_sent_at IS NULL OR email_sent_at + $4 <= $3)",
+        )
+        .bind(challenge_id)
+        .bind(code_hash)
+        .bind(now)
+        .bind(min_interval)
+        .bind(i64::from(max_sends))
+        .bind(i64::from(max_failures))
+        .execute(&self.pool)
+        .await
+        .store()?;
+        if reserved.rows_affected() == 1 {
+            return Ok(EmailReservation::Reserved);
+        }
+        let row = sqlx::query(
+            "SELECT expires_at, failures, spent_at, email_sent_at, email_sends FROM challenges WHERE id = $1",
+        )
+        .bind(challenge_id)
+        .fetch_optional(&self.pool)
+        .await
+        .store()?;
+        let Some(row) = row else {
+            return Ok(EmailReservation::NotLive);
+        };
+        let expires_at: i64 = row.try_get("expires_at").store()?;
+        let failures: i64 = row.try_get("failures").store()?;
+        let spent_at: Option<i64> = row.try_get("spent_at").store()?;
+        let sent_at: Option<i64> = row.try_get("email_sent_at").store()?;
+        let sends: i64 = row.try_get("email_sends").store()?;
+        if spent_at.is_some() || expires_at <= now || failures >= i64::from(max_failures) {
+            return Ok(EmailReservation::NotLive);
+        }
+        if sends >= i64::from(max_sends) {
+            return Ok(EmailReservation::LimitReached);
+        }
+        Ok(EmailReservation::TooSoon {
+            retry_after: sent_at.map_or(1, |at| at + min_interval - now).max(1),
+        })
+    }
+
+    async fn release_email_send(&self, challenge_id: &str, code_hash: &str) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE challenges SET
+               email_code_hash = email_prev_hash, email_sent_at = email_prev_sent_at,
+               email_sends = email_sends - 1, email_prev_hash = NULL, email_prev_sent_at = NULL
+             WHERE id = $1 AND email_code_hash = $2",
+        )
+        .bind(challenge_id)
+        .bind(code_hash)
+        .execute(&self.pool)
+        .await
+        .store()?;
+        Ok(())
+    }
+
+    async fn create_email_key(
+        &self,
+        key_hash: &str,
+        user_id: &str,
+        purpose: KeyPurpose,
+        expires_at: i64,
+    ) -> StoreResult<()> {
+        sqlx::query("INSERT INTO email_keys (key_hash, user_id, purpose, expires_at) VALUES ($1, $2, $3, $4)")
+            .bind(key_hash)
+            .bind(user_id)
+            .bind(purpose.as_str())
+            .bind(expires_at)
+            .execute(&self.pool)
+            .await
+            .store()?;
+        Ok(())
+    }
+
+    async fn email_key_user(
+        &self,
+        key_hash: &str,
+        purpose: KeyPurpose,
+        now: i64,
+    ) -> StoreResult<Option<String>> {
+        sqlx::query_scalar(
+            "SELECT user_id FROM email_keys
+             WHERE key_hash = $1 AND purpose = $2 AND used_at IS NULL AND expires_at > $3",
+        )
+        .bind(key_hash)
+        .bind(purpose.as_str())
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await
+        .store()
+    }
+
+    async fn consume_email_key(
+        &self,
+        key_hash: &str,
+        purpose: KeyPurpose,
+        now: i64,
+    ) -> StoreResult<Option<String>> {
+        sqlx::query_scalar(
+            "UPDATE email_keys SET used_at = $3
+             WHERE key_hash = $1 AND purpose = $2 AND used_at IS NULL AND expires_at > $3
+             RETURNING user_id",
+        )
+        .bind(key_hash)
+        .bind(purpose.as_str())
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await
+        .store()
+    }
+}
+
+#[async_trait]
+impl AdminStore for PgStore {
+    async fn list_users(&self, limit: u32, offset: u32) -> StoreResult<Vec<User>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {USER_COLUMNS} FROM users ORDER BY created_at, id LIMIT $1 OFFSET $2"
+        ))
+        .bind(i64::from(limit))
+        .bind(i64::from(offset))
+        .fetch_all(&self.pool)
+        .await
+        .store()?;
+        rows.iter().map(user_from_row).collect()
+    }
+
+    async fn set_disabled(&self, user_id: &str, disabled: bool) -> StoreResult<()> {
+        sqlx::query("UPDATE users SET disabled = $2 WHERE id = $1")
+            .bind(user_id)
+            .bind(disabled)
+            .execute(&self.pool)
+            .await
+            .store()?;
+        Ok(())
+    }
+}
+
+fn signing_key_from_row(row: &PgRow) -> Result<StoredSigningKey, StoreError> {
+    Ok(StoredSigningKey {
+        kid: row.try_get("kid").store()?,
+        private_sealed: row.try_get("private_sealed").store()?,
+        public_key: row.try_get("public_key").store()?,
+        created_at: row.try_get("created_at").store()?,
+        retired_at: row.try_get("retired_at").store()?,
+    })
+}
+
+#[async_trait]
+impl KeyStore for PgStore {
+    async fn signing_keys(&self) -> StoreResult<Vec<StoredSigningKey>> {
+        let rows = sqlx::query(
+            "SELECT kid, private_sealed, public_key, created_at, retired_at FROM signing_keys
+             ORDER BY created_at DESC, kid",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .store()?;
+        rows.iter().map(signing_key_from_row).collect()
+    }
+
+    async fn add_signing_key(&self, key: &StoredSigningKey, now: i64) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await.store()?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(SIGNING_KEYS_LOCK)
+            .execute(&mut *tx)
+            .await
+            .store()?;
+        sqlx::query("UPDATE signing_keys SET retired_at = $1 WHERE retired_at IS NULL")
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .store()?;
+        sqlx::query(
+            "INSERT INTO signing_keys (kid, private_sealed, public_key, created_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(&key.kid)
+        .bind(&key.private_sealed)
+        .bind(&key.public_key)
+        .bind(key.created_at)
+        .execute(&mut *tx)
+        .await
+        .store()?;
+        tx.commit().await.store()
+    }
+
+    async fn add_first_signing_key(&self, key: &StoredSigningKey) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await.store()?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(SIGNING_KEYS_LOCK)
+            .execute(&mut *tx)
+            .await
+            .store()?;
+        sqlx::query(
+            "INSERT INTO signing_keys (kid, private_sealed, public_key, created_at)
+             SELECT $1, $2, $3, $4 WHERE NOT EXISTS (SELECT 1 FROM signing_keys)",
+        )
+        .bind(&key.kid)
+        .bind(&key.private_sealed)
+        .bind(&key.public_key)
+        .bind(key.created_at)
+        .execute(&mut *tx)
+        .await
+        .store()?;
+        tx.commit().await.store()
+    }
+}
+
+#[async_trait]
+impl TokenStore for PgStore {
+    async fn insert_refresh_token(&self, token: &NewRefreshToken) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO refresh_tokens (token_hash, user_id, family_id, amr, created_at, expires_at)
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&token.token_hash)
+        .bind(&token.user_id)
+        .bind(&token.family_id)
+        .bind(&token.amr)
+        .bind(token.created_at)
+        .bind(token.expires_at)
+        .execute(&self.pool)
+        .await
+        .store()?;
+        Ok(())
+    }
+
+    async fn rotate_refresh_token(
+        &self,
+        token_hash: &str,
+        now: i64,
+    ) -> StoreResult<RefreshOutcome> {
+        let rotated = sqlx::query(
+            "UPDATE refresh_tokens SET used_at = $2
+             WHERE token_hash = $1 AND used_at IS NULL AND revoked_at IS NULL AND expires_at > $2
+             RETURNING user_id, family_id, amr",
+        )
+        .bind(token_hash)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await
+        .store()?;
+        if let Some(row) = rotated {
+            return Ok(RefreshOutcome::Rotated {
+                user_id: row.try_get("user_id").store()?,
+                family_id: row.try_get("family_id").store()?,
+                amr: row.try_get("amr").store()?,
+            });
+        }
+        let known = sqlx::query(
+            "SELECT user_id, family_id, used_at FROM refresh_tokens WHERE token_hash = $1",
+        )
+        .bind(token_hash)
+        .fetch_optional(&self.pool)
+        .await
+        .store()?;
+        let Some(row) = known else {
+            return Ok(RefreshOutcome::Invalid);
+        };
+        let used_at: Option<i64> = row.try_get("used_at").store()?;
+        if used_at.is_none() {
+            return Ok(RefreshOutcome::Invalid);
+        }
+        let user_id: String = row.try_get("user_id").store()?;
+        let family_id: String = row.try_get("family_id").store()?;
+        sqlx::query(
+            "UPDATE refresh_tokens SET revoked_at = $2 WHERE family_id = $1 AND revoked_at IS NULL",
+        )
+        .bind(&family_id)
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .store()?;
+        Ok(RefreshOutcome::Reused { user_id, family_id })
+    }
+
+    async fn revoke_refresh_family(
+        &self,
+        token_hash: &str,
+        now: i64,
+    ) -> StoreResult<Option<String>> {
+        let row =
+            sqlx::query("SELECT user_id, family_id FROM refresh_tokens WHERE token_hash = $1")
+                .bind(token_hash)
+                .fetch_optional(&self.pool)
+                .await
+                .store()?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let family_id: String = row.try_get("family_id").store()?;
+        sqlx::query(
+            "UPDATE refresh_tokens SET revoked_at = $2 WHERE family_id = $1 AND revoked_at IS NULL",
+        )
+        .bind(&family_id)
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .store()?;
+        Ok(Some(row.try_get("user_id").store()?))
+    }
+
+    async fn revoke_user_refresh_tokens(&self, user_id: &str, now: i64) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE refresh_tokens SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL",
+        )
+        .bind(user_id)
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .store()?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl ThrottleStore for PgStore {
+    async fn throttle_hit(
+        &self,
+        key: &str,
+        window_seconds: i64,
+        now: i64,
+    ) -> StoreResult<WindowCount> {
+        // Every SET expression reads the old row, so the three CASEs agree.
+        let row = sqlx::query(
+            "INSERT INTO throttle_windows (key, window_start, window_end, count) VALUES ($1, $2, $2 + $3, 1)
+             ON CONFLICT (key) DO UPDATE SET
+               count = CASE WHEN throttle_windows.window_end <= $2 THEN 1 ELSE throttle_windows.count + 1 END,
+               window_start = CASE WHEN throttle_windows.window_end <= $2 THEN $2 ELSE throttle_windows.window_start END,
+               window_end = CASE WHEN throttle_windows.window_end <= $2 THEN $2 + $3 ELSE throttle_windows.window_end END
+             RETURNING count, window_start",
+        )
+        .bind(key)
+        .bind(now)
+        .bind(window_seconds)
+        .fetch_one(&self.pool)
+        .await
+        .store()?;
+        let count: i64 = row.try_get("count").store()?;
+        Ok(WindowCount {
+            count: u32::try_from(count).unwrap_or(u32::MAX),
+            window_start: row.try_get("window_start").store()?,
+        })
+    }
+
+    async fn throttle_peek(
+        &self,
+        key: &str,
+        _window_seconds: i64,
+        now: i64,
+    ) -> StoreResult<Option<WindowCount>> {
+        let row = sqlx::query(
+            "SELECT count, window_start FROM throttle_windows WHERE key = $1 AND window_end > $2",
+        )
+        .bind(key)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await
+        .store()?;
+        row.map(|row| {
+            let count: i64 = row.try_get("count").store()?;
+            Ok(WindowCount {
+                count: u32::try_from(count).unwrap_or(u32::MAX),
+                window_start: row.try_get("window_start").store()?,
+            })
+        })
+        .transpose()
+    }
+}
+
+#[async_trait]
+impl AuditStore for PgStore {
+    async fn record_audit(&self, record: &AuditRecord) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO audit_events (at, user_id, event, ip, detail) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(record.at)
+        .bind(&record.user_id)
+        .bind(record.event)
+        .bind(&record.ip)
+        .bind(&record.detail)
+        .execute(&self.pool)
+        .await
+        .store()?;
+        Ok(())
+    }
+
+    async fn recent_audit_events(
+        &self,
+        user_id: Option<&str>,
+        limit: u32,
+    ) -> StoreResult<Vec<StoredAuditEvent>> {
+        let rows = sqlx::query(
+            "SELECT at, user_id, event, ip, detail FROM audit_events
+             WHERE $1::TEXT IS NULL OR user_id = $1 ORDER BY id DESC LIMIT $2",
+        )
+        .bind(user_id)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .store()?;
+        rows.iter()
+            .map(|row| {
+                Ok(StoredAuditEvent {
+                    at: row.try_get("at").store()?,
+                    user_id: row.try_get("user_id").store()?,
+                    event: row.try_get("event").store()?,
+                    ip: row.try_get("ip").store()?,
+                    detail: row.try_get("detail").store()?,
+                })
+            })
+            .collect()
+    }
+}
+
+#[async_trait]
+impl MaintenanceStore for PgStore {
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await.store()?;
+        Ok(())
+    }
+
+    async fn delete_expired(&self, now: i64) -> StoreResult<u64> {
+        // One instance at a time: the others find the lock taken and skip this round.
+        let mut tx = self.pool.begin().await.store()?;
+        let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
+            .bind(CLEANUP_LOCK)
+            .fetch_one(&mut *tx)
+            .await
+            .store()?;
+        if !locked {
+            return Ok(0);
+        }
+        let mut deleted = 0;
+        for statement in [
+            "DELETE FROM challenges WHERE expires_at <= $1",
+            "DELETE FROM setup_tokens WHERE expires_at <= $1",
+            "DELETE FROM refresh_tokens WHERE expires_at <= $1",
+            "DELETE FROM throttle_windows WHERE window_end <= $1",
+            "DELETE FROM email_keys WHERE expires_at <= $1",
+        ] {
+            deleted += sqlx::query(statement)
+                .bind(now)
+                .execute(&mut *tx)
+                .await
+                .store()?
+                .rows_affected();
+        }
+        tx.commit().await.store()?;
+        Ok(deleted)
+    }
+}

@@ -51,8 +51,29 @@ impl FactorKind {
     }
 }
 
+/// How access tokens are signed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JwtAlgorithm {
+    /// HMAC-SHA256 with a key derived from the secret: only mfagate (and holders of the secret)
+    /// can verify.
+    Hs256,
+    /// Ed25519: anyone can verify with the keys published at `/.well-known/jwks.json`.
+    EdDsa,
+}
+
+impl JwtAlgorithm {
+    pub fn parse(text: &str) -> Option<Self> {
+        match text.trim().to_ascii_uppercase().as_str() {
+            "HS256" => Some(Self::Hs256),
+            "EDDSA" => Some(Self::EdDsa),
+            _ => None,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
+    pub jwt_algorithm: JwtAlgorithm,
     pub mode: MfaMode,
     pub methods: Vec<FactorKind>,
     /// `iss` of access tokens.
@@ -93,6 +114,7 @@ pub const PASSWORD_MAX_BYTES: usize = 1024;
 impl Default for Config {
     fn default() -> Self {
         Self {
+            jwt_algorithm: JwtAlgorithm::Hs256,
             mode: MfaMode::Optional,
             methods: vec![FactorKind::Totp, FactorKind::Email],
             jwt_issuer: "mfagate".into(),

@@ -31,7 +31,7 @@ pub mod service;
 pub mod store;
 pub mod totp;
 
-pub use config::{Config, FactorKind, MfaMode};
+pub use config::{Config, FactorKind, JwtAlgorithm, MfaMode};
 pub use error::{Error, StoreError};
 pub use secret::SecretBytes;
 pub use service::{AccessClaims, Context, Gatekeeper, Keys, LoginOutcome, TokenPair};

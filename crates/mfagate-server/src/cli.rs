@@ -33,6 +33,18 @@ pub enum Command {
     /// Manage users.
     #[command(subcommand)]
     User(UserCommand),
+    /// Manage the Ed25519 keys of EdDSA access tokens.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Add a key that signs from now on; older keys stay published until their tokens expire.
+    /// Running servers pick it up within MFAGATE_CLEANUP_INTERVAL seconds.
+    Rotate,
+    /// Print the published keys (the JWKS).
+    List,
 }
 
 #[derive(Debug, Subcommand)]
@@ -107,6 +119,20 @@ pub async fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
         Command::User(command) => user(settings, command).await,
+        Command::Keys(command) => {
+            let gatekeeper = startup::gatekeeper(&settings)
+                .await
+                .map_err(|e| e.to_string())?;
+            let now = mfagate::gate::unix_now();
+            match command {
+                KeysCommand::Rotate => {
+                    let kid = gatekeeper.rotate_signing_key(now).await.map_err(describe)?;
+                    println!("new signing key {kid}; the previous key stays published until its tokens expire");
+                }
+                KeysCommand::List => println!("{}", gatekeeper.jwks(now)),
+            }
+            Ok(())
+        }
     }
 }
 

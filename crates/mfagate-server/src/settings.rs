@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use mfagate::core::client_ip;
-use mfagate::core::config::{FactorKind, MfaMode};
+use mfagate::core::config::{FactorKind, JwtAlgorithm, MfaMode};
 use mfagate::core::password::Argon2Params;
 use mfagate::core::rate::Rate;
 use mfagate::core::totp::Algorithm;
@@ -58,6 +58,8 @@ pub struct Settings {
     pub smtp_timeout_seconds: u64,
     /// A directory with `<kind>.subject`, `<kind>.txt` and `<kind>.html` overrides.
     pub email_templates: Option<PathBuf>,
+    /// PostgreSQL pool size per instance.
+    pub database_max_connections: u32,
     /// Names that were set but mean nothing to this version.
     pub unknown: Vec<String>,
 }
@@ -108,6 +110,7 @@ const KNOWN: &[&str] = &[
     "invitation_ttl",
     "password_reset_ttl",
     "email_resend_interval",
+    "database_max_connections",
 ];
 
 /// Raw values by name, each remembering where it came from for error messages.
@@ -264,6 +267,9 @@ impl Settings {
             parallelism: raw.number("argon2_parallelism", defaults.argon2.parallelism)?,
         };
         let config = Config {
+            jwt_algorithm: raw.parsed("jwt_algorithm", defaults.jwt_algorithm, |v| {
+                JwtAlgorithm::parse(v).ok_or_else(|| "is not one of: HS256, EdDSA".into())
+            })?,
             mode,
             methods,
             jwt_issuer: raw.string("jwt_issuer", &defaults.jwt_issuer),
@@ -327,15 +333,7 @@ impl Settings {
                 .map(SecretBytes::parse)
                 .collect()
         })?;
-        // Later issues bring these; until then a deployment that asks for them must not start
-        // believing it has them.
-        raw.parsed("jwt_algorithm", (), |v| {
-            match v.to_ascii_uppercase().as_str() {
-                "HS256" => Ok(()),
-                "EDDSA" => Err("is not available in this version yet; use HS256".into()),
-                _ => Err("is not one of: HS256, EdDSA".into()),
-            }
-        })?;
+
         Ok(Self {
             listen: raw.string("listen", "127.0.0.1:8080"),
             database_url: raw.string("database_url", "sqlite://mfagate.db"),
@@ -356,6 +354,7 @@ impl Settings {
                 .filter(|r| !r.0.trim().is_empty()),
             email_from: raw.string("email_from", "mfagate <noreply@localhost>"),
             smtp_timeout_seconds: raw.number("smtp_timeout", 5)?,
+            database_max_connections: raw.number("database_max_connections", 10)?,
             email_templates: raw.take("email_templates").map(|(v, _)| PathBuf::from(v)),
             unknown,
         })

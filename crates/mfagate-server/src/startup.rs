@@ -102,7 +102,14 @@ fn ensure_database_dir(database_url: &str) -> Result<(), StartupError> {
 /// Opens (creating and migrating) the store the settings name.
 pub async fn open_store(settings: &Settings) -> Result<Arc<dyn Store>, StartupError> {
     ensure_database_dir(&settings.database_url)?;
-    Ok(mfagate_store::open(&settings.database_url).await?)
+    Ok(mfagate_store::open_with(
+        &settings.database_url,
+        mfagate_store::PgPoolSettings {
+            max_connections: settings.database_max_connections.max(1),
+            ..Default::default()
+        },
+    )
+    .await?)
 }
 
 pub fn keys(settings: &Settings) -> Result<Keys, StartupError> {
@@ -122,10 +129,15 @@ pub async fn gatekeeper(settings: &Settings) -> Result<Gatekeeper, StartupError>
         Some(dir) => Templates::from_dir(dir).map_err(StartupError::Mail)?,
         None => Templates::default(),
     };
-    Ok(Gatekeeper::new(store, settings.config.clone(), keys)
-        .await?
-        .with_mailer(mailer(settings)?)
-        .with_templates(templates))
+    Ok(Gatekeeper::new(
+        store,
+        settings.config.clone(),
+        keys,
+        mfagate::gate::unix_now(),
+    )
+    .await?
+    .with_mailer(mailer(settings)?)
+    .with_templates(templates))
 }
 
 /// The mailer the settings ask for: SMTP, or the log when no SMTP URL is set.
@@ -190,7 +202,12 @@ impl Application {
             let mut ticker = tokio::time::interval(interval);
             loop {
                 ticker.tick().await;
-                match gate.gatekeeper().clean_up(mfagate::gate::unix_now()).await {
+                let now = mfagate::gate::unix_now();
+                // Learn keys that another instance or `mfagate keys rotate` added.
+                if let Err(error) = gate.gatekeeper().reload_signing_keys(now).await {
+                    tracing::warn!(%error, "could not reload the signing keys; will retry");
+                }
+                match gate.gatekeeper().clean_up(now).await {
                     Ok(0) => {}
                     Ok(rows) => tracing::debug!(
                         rows,

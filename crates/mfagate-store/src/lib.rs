@@ -11,15 +11,24 @@ use std::sync::Arc;
 
 use mfagate_core::{Store, StoreError};
 
-/// Opens the store named by a database URL (`sqlite://PATH`) and applies pending migrations.
+/// Opens the store named by a database URL (`sqlite://PATH` or `postgres://...`) and applies
+/// pending migrations.
 pub async fn open(database_url: &str) -> Result<Arc<dyn Store>, StoreError> {
+    open_with(database_url, PgPoolSettings::default()).await
+}
+
+/// `open`, with PostgreSQL pool settings.
+pub async fn open_with(
+    database_url: &str,
+    pool: PgPoolSettings,
+) -> Result<Arc<dyn Store>, StoreError> {
     if database_url.starts_with("sqlite:") {
         let store = SqliteStore::connect(database_url).await?;
         store.migrate().await?;
         return Ok(Arc::new(store));
     }
     if database_url.starts_with("postgres:") || database_url.starts_with("postgresql:") {
-        let store = PgStore::connect(database_url, PgPoolSettings::default()).await?;
+        let store = PgStore::connect(database_url, pool).await?;
         store.migrate().await?;
         return Ok(Arc::new(store));
     }

@@ -91,7 +91,7 @@ where
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let gate = MfaGate::from_ref(state);
         let token = bearer_token(&parts.headers).ok_or(Error::NotAuthenticated)?;
-        let claims = gate.gatekeeper().authenticate(token, unix_now())?;
+        let claims = gate.gatekeeper().authenticate(token, unix_now()).await?;
         Ok(Self {
             user_id: claims.sub.clone(),
             amr: claims.amr.clone(),

@@ -71,7 +71,7 @@ impl MfaGate {
         options: GateOptions,
     ) -> Result<Self, mfagate_core::Error> {
         Ok(Self::from_gatekeeper(
-            Gatekeeper::new(store, config, keys).await?,
+            Gatekeeper::new(store, config, keys, unix_now()).await?,
             options,
         ))
     }

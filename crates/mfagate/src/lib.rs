@@ -26,6 +26,8 @@ pub mod error;
 pub mod extract;
 pub mod gate;
 pub mod mail;
+#[cfg(feature = "remote-jwks")]
+pub mod remote;
 pub mod routes;
 pub mod wire;
 

@@ -11,10 +11,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::account::{EmailAddress, Registration, Username};
 use crate::audit;
+use crate::config::JwtAlgorithm;
 use crate::config::{Config, FactorKind, MfaMode};
 use crate::email::{self, LogMailer, Mailer, MessageKind, Templates};
 use crate::error::{Error, Result};
-use crate::jwt::{Expiring, HsSigner};
+use crate::jwt::{EdKey, EdKeyRing, Expiring, HsSigner};
 use crate::password;
 use crate::qr;
 use crate::recovery_codes;
@@ -22,7 +23,7 @@ use crate::sealing::Sealer;
 use crate::secret::{generate_token, hash_token, new_id, SecretBytes};
 use crate::store::{
     AuditRecord, Challenge, ChallengeCreated, EmailReservation, KeyPurpose, NewChallenge,
-    NewRefreshToken, NewUser, RefreshOutcome, Store, User,
+    NewRefreshToken, NewUser, RefreshOutcome, Store, StoredSigningKey, User,
 };
 use crate::totp;
 
@@ -209,6 +210,10 @@ pub struct Gatekeeper {
     store: Arc<dyn Store>,
     config: Config,
     access_signer: HsSigner,
+    /// With `JwtAlgorithm::EdDsa`: the Ed25519 keys from the store, shared by all instances.
+    ed_keys: Option<std::sync::RwLock<EdKeyRing>>,
+    /// When the Ed25519 keys were last read from the store (reloads are rate-limited).
+    keys_loaded_at: std::sync::atomic::AtomicI64,
     activation_signer: HsSigner,
     sealer: Sealer,
     /// Verified against when the username is unknown, so that case costs a full hash too.
@@ -232,6 +237,39 @@ const ACTIVATION_TOKEN_TYPE: &str = "mfagate-totp-activation+jwt";
 /// Longest username or e-mail worth looking up.
 const LOGIN_MAX_CHARS: usize = 320;
 
+fn signing_key_context(kid: &str) -> String {
+    format!("signing-key:{kid}")
+}
+
+fn stored_signing_key(key: &EdKey, sealer: &Sealer) -> Result<StoredSigningKey> {
+    let seed = key
+        .seed()
+        .ok_or_else(|| Error::Internal("a verify-only key cannot be stored".into()))?;
+    Ok(StoredSigningKey {
+        kid: key.kid.clone(),
+        private_sealed: sealer.seal(&seed, &signing_key_context(&key.kid)),
+        public_key: key.public_key_b64(),
+        created_at: key.created_at,
+        retired_at: key.retired_at,
+    })
+}
+
+async fn load_key_ring(store: &dyn Store, sealer: &Sealer) -> Result<EdKeyRing> {
+    let mut keys = Vec::new();
+    for stored in store.signing_keys().await? {
+        let seed = sealer.open(&stored.private_sealed, &signing_key_context(&stored.kid))?;
+        let seed: [u8; 32] = seed
+            .try_into()
+            .map_err(|_| Error::Internal(format!("signing key {} is not 32 bytes", stored.kid)))?;
+        keys.push(EdKey::from_seed(
+            &seed,
+            stored.created_at,
+            stored.retired_at,
+        ));
+    }
+    Ok(EdKeyRing::new(keys))
+}
+
 fn totp_context(user_id: &str) -> String {
     format!("totp:{user_id}")
 }
@@ -250,10 +288,30 @@ fn seconds_until(at: i64, now: i64) -> u64 {
 
 impl Gatekeeper {
     /// Builds the service; computes one password hash (the timing decoy) with the configured cost.
-    pub async fn new(store: Arc<dyn Store>, config: Config, keys: Keys) -> Result<Self> {
+    ///
+    /// With EdDSA, loads the signing keys from the store, creating the first one (stamped
+    /// `now`) if there is none yet.
+    pub async fn new(store: Arc<dyn Store>, config: Config, keys: Keys, now: i64) -> Result<Self> {
         config.validate().map_err(Error::Internal)?;
         let dummy_hash = password::hash_password(generate_token(), config.argon2).await?;
+        let sealer = Sealer::new(&keys.sealing, &keys.sealing_old);
+        let ed_keys = match config.jwt_algorithm {
+            JwtAlgorithm::Hs256 => None,
+            JwtAlgorithm::EdDsa => {
+                if store.signing_keys().await?.is_empty() {
+                    let first = EdKey::generate(now);
+                    store
+                        .add_first_signing_key(&stored_signing_key(&first, &sealer)?)
+                        .await?;
+                }
+                Some(std::sync::RwLock::new(
+                    load_key_ring(&*store, &sealer).await?,
+                ))
+            }
+        };
         Ok(Self {
+            ed_keys,
+            keys_loaded_at: std::sync::atomic::AtomicI64::new(now),
             access_signer: HsSigner::new(
                 keys.signing.derive("access token hs256"),
                 ACCESS_TOKEN_TYPE,
@@ -262,7 +320,7 @@ impl Gatekeeper {
                 keys.signing.derive("totp activation token"),
                 ACTIVATION_TOKEN_TYPE,
             ),
-            sealer: Sealer::new(&keys.sealing, &keys.sealing_old),
+            sealer,
             email_code_key: keys.signing.derive("email code hash"),
             store,
             config,
@@ -591,10 +649,15 @@ impl Gatekeeper {
             iss: self.config.jwt_issuer.clone(),
             amr: amr.iter().map(|m| m.to_string()).collect(),
         };
-        let access = self
-            .access_signer
-            .sign(&claims)
-            .map_err(|e| Error::Internal(format!("signing an access token: {e}")))?;
+        let signed = match &self.ed_keys {
+            Some(ring) => ring
+                .read()
+                .map_err(|_| Error::Internal("signing key lock poisoned".into()))?
+                .sign(&claims),
+            None => self.access_signer.sign(&claims),
+        };
+        let access =
+            signed.map_err(|e| Error::Internal(format!("signing an access token: {e}")))?;
         let refresh = generate_token();
         self.store
             .insert_refresh_token(&NewRefreshToken {
@@ -853,8 +916,19 @@ impl Gatekeeper {
     }
 
     /// Verifies an access token: signature, type, expiry and issuer.
-    pub fn authenticate(&self, token: &str, now: i64) -> Result<AccessClaims> {
-        let claims: AccessClaims = self.access_signer.verify(token, now).map_err(|reason| {
+    pub async fn authenticate(&self, token: &str, now: i64) -> Result<AccessClaims> {
+        let verified = match &self.ed_keys {
+            None => self.access_signer.verify(token, now),
+            Some(_) => match self.verify_ed(token, now) {
+                // A key another instance (or `mfagate keys rotate`) added since we last looked.
+                Err(crate::jwt::JwtError::UnknownKey) if self.may_reload_keys(now) => {
+                    self.reload_signing_keys(now).await?;
+                    self.verify_ed(token, now)
+                }
+                other => other,
+            },
+        };
+        let claims: AccessClaims = verified.map_err(|reason| {
             tracing::debug!(%reason, "access token refused");
             Error::NotAuthenticated
         })?;
@@ -865,9 +939,68 @@ impl Gatekeeper {
         Ok(claims)
     }
 
+    fn verify_ed(&self, token: &str, now: i64) -> Result<AccessClaims, crate::jwt::JwtError> {
+        match &self.ed_keys {
+            Some(ring) => ring
+                .read()
+                .map_err(|_| crate::jwt::JwtError::UnknownKey)?
+                .verify(token, now),
+            None => Err(crate::jwt::JwtError::UnknownKey),
+        }
+    }
+
+    /// At most one reload every few seconds, so forged `kid`s cannot hammer the database.
+    fn may_reload_keys(&self, now: i64) -> bool {
+        use std::sync::atomic::Ordering;
+        let last = self.keys_loaded_at.load(Ordering::Relaxed);
+        now - last >= 5
+            && self
+                .keys_loaded_at
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+    }
+
+    /// Re-reads the Ed25519 keys (new ones from a rotation, retirements). A no-op under HS256.
+    pub async fn reload_signing_keys(&self, now: i64) -> Result<()> {
+        let Some(ring) = &self.ed_keys else {
+            return Ok(());
+        };
+        let fresh = load_key_ring(&*self.store, &self.sealer).await?;
+        self.keys_loaded_at
+            .store(now, std::sync::atomic::Ordering::Relaxed);
+        *ring
+            .write()
+            .map_err(|_| Error::Internal("signing key lock poisoned".into()))? = fresh;
+        Ok(())
+    }
+
+    /// Adds a new Ed25519 key that signs from now on; the old ones stay published until their
+    /// tokens expire. Returns the new key id.
+    pub async fn rotate_signing_key(&self, now: i64) -> Result<String> {
+        if self.ed_keys.is_none() {
+            return Err(Error::InvalidMethod(
+                "key rotation applies to MFAGATE_JWT_ALGORITHM=EdDSA; under HS256 change MFAGATE_SECRET_KEY".into(),
+            ));
+        }
+        let key = EdKey::generate(now);
+        self.store
+            .add_signing_key(&stored_signing_key(&key, &self.sealer)?, now)
+            .await?;
+        self.reload_signing_keys(now).await?;
+        Ok(key.kid)
+    }
+
+    /// The public keys that verify access tokens (`{"keys": []}` under HS256).
+    pub fn jwks(&self, now: i64) -> serde_json::Value {
+        match self.ed_keys.as_ref().and_then(|ring| ring.read().ok()) {
+            Some(ring) => ring.jwks(now, self.config.access_ttl),
+            None => serde_json::json!({ "keys": [] }),
+        }
+    }
+
     /// For the two TOTP activation calls: an access token, or in `required` mode a setup token.
     pub async fn authenticate_enroller(&self, token: &str, now: i64) -> Result<Enroller> {
-        if let Ok(claims) = self.authenticate(token, now) {
+        if let Ok(claims) = self.authenticate(token, now).await {
             return Ok(Enroller::Access(claims));
         }
         if self.config.mode == MfaMode::Required {

@@ -7,6 +7,8 @@ mod cli;
 mod conventions;
 mod email;
 mod helpers;
+mod instances;
+mod jwks;
 mod library;
 mod modes;
 mod second_factor;

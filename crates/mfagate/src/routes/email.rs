@@ -59,7 +59,7 @@ pub async fn resend_verification(
     let ctx = gate.context(client);
     if headers.contains_key(axum::http::header::AUTHORIZATION) {
         let token = bearer_token(&headers).ok_or(Error::NotAuthenticated)?;
-        let claims = gate.gatekeeper().authenticate(token, unix_now())?;
+        let claims = gate.gatekeeper().authenticate(token, unix_now()).await?;
         gate.gatekeeper()
             .resend_verification_for_user(&claims.sub, &ctx)
             .await?;

@@ -36,6 +36,16 @@ impl Argon2Params {
         }
     }
 
+    /// Named parameter sets: `owasp` (the default) and `low-cost` (the cheapest argon2 allows,
+    /// for load tests that measure everything but the hash; never for real passwords).
+    pub fn profile(name: &str) -> Option<Self> {
+        match name.trim().to_ascii_lowercase().as_str() {
+            "owasp" => Some(Self::default()),
+            "low-cost" => Some(Self::insecure_fast()),
+            _ => None,
+        }
+    }
+
     fn hasher(&self) -> Result<Argon2<'static>, Error> {
         let params = Params::new(self.memory_kib, self.iterations, self.parallelism, None)
             .map_err(|e| Error::Internal(format!("invalid argon2 parameters: {e}")))?;

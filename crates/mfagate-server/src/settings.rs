@@ -111,6 +111,7 @@ const KNOWN: &[&str] = &[
     "password_reset_ttl",
     "email_resend_interval",
     "database_max_connections",
+    "argon2_profile",
 ];
 
 /// Raw values by name, each remembering where it came from for error messages.
@@ -261,10 +262,15 @@ impl Settings {
             Algorithm::parse(v).ok_or_else(|| "is not one of: SHA1, SHA256, SHA512".into())
         })?;
         let rate = |v: &str| Rate::parse(v);
+        // A named profile first; the three numbers, when set, refine it.
+        let profile = raw.parsed("argon2_profile", defaults.argon2, |v| {
+            Argon2Params::profile(v)
+                .ok_or_else(|| "is not one of: owasp, low-cost (load tests only)".into())
+        })?;
         let argon2 = Argon2Params {
-            memory_kib: raw.number("argon2_memory_kib", defaults.argon2.memory_kib)?,
-            iterations: raw.number("argon2_iterations", defaults.argon2.iterations)?,
-            parallelism: raw.number("argon2_parallelism", defaults.argon2.parallelism)?,
+            memory_kib: raw.number("argon2_memory_kib", profile.memory_kib)?,
+            iterations: raw.number("argon2_iterations", profile.iterations)?,
+            parallelism: raw.number("argon2_parallelism", profile.parallelism)?,
         };
         let config = Config {
             jwt_algorithm: raw.parsed("jwt_algorithm", defaults.jwt_algorithm, |v| {

@@ -270,7 +270,9 @@ async fn load_key_ring(store: &dyn Store, sealer: &Sealer) -> Result<EdKeyRing> 
     Ok(EdKeyRing::new(keys))
 }
 
-fn totp_context(user_id: &str) -> String {
+/// The associated data TOTP secrets are sealed with (see `sealing`); public for tools that seed
+/// users directly, such as the benchmark.
+pub fn totp_context(user_id: &str) -> String {
     format!("totp:{user_id}")
 }
 

@@ -388,6 +388,15 @@ impl TestApp {
     /// Creates an administrator directly through the service, as `mfagate user create --admin`
     /// does, and logs them in.
     pub async fn admin_token(&self, username: &str) -> String {
+        self.create_admin(username).await;
+        let answer = self.login(username).await;
+        answer.body["access"]
+            .as_str()
+            .expect("admin token")
+            .to_string()
+    }
+
+    async fn create_admin(&self, username: &str) {
         let gatekeeper = mfagate_server::startup::gatekeeper(&self.settings)
             .await
             .expect("service");
@@ -405,11 +414,6 @@ impl TestApp {
             )
             .await
             .expect("admin created");
-        let answer = self.login(username).await;
-        answer.body["access"]
-            .as_str()
-            .expect("admin token")
-            .to_string()
     }
 
     /// Verifies the user's address through the mailed key (logged-in variant).
@@ -456,23 +460,7 @@ impl TestApp {
 impl TestApp {
     /// In `required` mode: an administrator who enrolled TOTP through their setup token.
     pub async fn admin_token_required(&self, username: &str) -> String {
-        let gatekeeper = mfagate_server::startup::gatekeeper(&self.settings)
-            .await
-            .expect("service");
-        let ctx = mfagate::core::Context {
-            now: now(),
-            ip: None,
-        };
-        gatekeeper
-            .create_user(
-                username,
-                &format!("{username}@example.com"),
-                PASSWORD,
-                true,
-                &ctx,
-            )
-            .await
-            .expect("admin created");
+        self.create_admin(username).await;
         let setup = self.login(username).await.body["setup_token"]
             .as_str()
             .expect("setup token")

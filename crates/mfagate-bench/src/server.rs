@@ -1,0 +1,117 @@
+//! The processes under test: the release `mfagate` server on a fresh database, and the bare axum
+//! server that gives the HTTP ceiling. Both are children of the benchmark and stopped by it.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+pub struct ServerProcess {
+    child: Child,
+    pub base: String,
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or(18080)
+}
+
+impl ServerProcess {
+    pub async fn spawn(
+        program: &Path,
+        args: &[&str],
+        env: &[(String, String)],
+        port: u16,
+    ) -> Result<Self, String> {
+        let child = Command::new(program)
+            .args(args)
+            .envs(env.iter().cloned())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}", program.display()))?;
+        let server = Self {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+        };
+        let client = reqwest::Client::new();
+        for _ in 0..200 {
+            if let Ok(response) = client.get(format!("{}/healthz", server.base)).send().await {
+                if response.status().is_success() {
+                    return Ok(server);
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Err(format!("{} did not answer /healthz", program.display()))
+    }
+
+    fn status_field(&self, field: &str) -> f64 {
+        std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .ok()
+            .and_then(|status| {
+                status
+                    .lines()
+                    .find(|l| l.starts_with(field))
+                    .and_then(|l| l.split_whitespace().nth(1))
+                    .and_then(|kb| kb.parse::<f64>().ok())
+            })
+            .map_or(0.0, |kb| kb / 1024.0)
+    }
+
+    /// Resident memory now, MiB.
+    pub fn rss_mib(&self) -> f64 {
+        self.status_field("VmRSS:")
+    }
+
+    /// The highest resident memory so far, MiB.
+    pub fn peak_rss_mib(&self) -> f64 {
+        self.status_field("VmHWM:")
+    }
+}
+
+/// The release server binary beside this one; built first if it is missing.
+pub fn mfagate_binary() -> Result<PathBuf, String> {
+    let here = std::env::current_exe().map_err(|e| e.to_string())?;
+    let binary = here.with_file_name("mfagate");
+    if !binary.exists() {
+        eprintln!("building the release server (cargo build --release -p mfagate-server) ...");
+        let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .args([
+                "build",
+                "--release",
+                "-p",
+                "mfagate-server",
+                "--bin",
+                "mfagate",
+            ])
+            .status()
+            .map_err(|e| format!("cannot run cargo: {e}"))?;
+        if !status.success() || !binary.exists() {
+            return Err("building the server failed".into());
+        }
+    }
+    Ok(binary)
+}
+
+/// The ceiling: a bare axum server answering a constant JSON body, run by this same binary.
+pub async fn run_bare_server(port: u16) {
+    use axum::routing::get;
+    let app = axum::Router::new()
+        .route("/healthz", get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }))
+        .route(
+            "/ceiling",
+            get(|| async { axum::Json(serde_json::json!({"id": "0123456789abcdef", "username": "bench", "email_verified": false})) }),
+        );
+    if let Ok(listener) = tokio::net::TcpListener::bind(("127.0.0.1", port)).await {
+        let _ = axum::serve(listener, app).await;
+    }
+}

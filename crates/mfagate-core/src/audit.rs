@@ -1,5 +1,78 @@
 //! The audit trail: security events, stored and emitted through `tracing` with target
 //! `mfagate::audit`. Details never contain a secret, code or token.
+//!
+//! Events reach the database through one background writer that stores whatever has queued up
+//! in one transaction (group commit): under load, one fsync covers many events instead of one
+//! each; when idle, an event is written at once. The price: a crash can lose the events queued
+//! in the last instant, never a committed login or code use.
+
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, oneshot};
+
+use crate::store::{AuditRecord, Store};
+
+enum Command {
+    Record(AuditRecord),
+    Flush(oneshot::Sender<()>),
+}
+
+/// Queues audit records for the background writer.
+#[derive(Clone)]
+pub struct AuditWriter {
+    queue: mpsc::Sender<Command>,
+}
+
+/// Most events per transaction.
+const BATCH: usize = 512;
+
+impl AuditWriter {
+    /// Starts the writer on the current tokio runtime.
+    pub fn spawn(store: Arc<dyn Store>) -> Self {
+        let (queue, mut commands) = mpsc::channel::<Command>(16 * 1024);
+        tokio::spawn(async move {
+            while let Some(first) = commands.recv().await {
+                let mut records = Vec::new();
+                let mut flushed = Vec::new();
+                let mut next = Some(first);
+                while let Some(command) = next {
+                    match command {
+                        Command::Record(record) => records.push(record),
+                        Command::Flush(done) => flushed.push(done),
+                    }
+                    next = if records.len() < BATCH {
+                        commands.try_recv().ok()
+                    } else {
+                        None
+                    };
+                }
+                if !records.is_empty() {
+                    if let Err(error) = store.record_audit_batch(&records).await {
+                        tracing::error!(%error, events = records.len(), "could not write audit events; check the database");
+                    }
+                }
+                for done in flushed {
+                    let _ = done.send(());
+                }
+            }
+        });
+        Self { queue }
+    }
+
+    pub async fn record(&self, record: AuditRecord) {
+        if self.queue.send(Command::Record(record)).await.is_err() {
+            tracing::error!("the audit writer has stopped; an event was not stored");
+        }
+    }
+
+    /// Waits until everything queued so far is stored.
+    pub async fn flush(&self) {
+        let (done, wait) = oneshot::channel();
+        if self.queue.send(Command::Flush(done)).await.is_ok() {
+            let _ = wait.await;
+        }
+    }
+}
 
 pub const LOGIN_OK: &str = "login_ok";
 pub const LOGIN_FAILED: &str = "login_failed";

@@ -80,6 +80,43 @@ pub fn verify_password_blocking(password: &str, phc: &str) -> bool {
         .is_ok()
 }
 
+/// Runs argon2 on the blocking pool, at most one hash per core at a time. Argon2 is
+/// memory-hard: 32 hashes of 19 MiB each fighting over two cores thrash the caches and finish
+/// later than the same 32 taken two at a time, so excess logins wait here, in order.
+#[derive(Debug, Clone)]
+pub struct Hasher {
+    permits: std::sync::Arc<tokio::sync::Semaphore>,
+    params: Argon2Params,
+}
+
+impl Hasher {
+    pub fn new(params: Argon2Params) -> Self {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        Self {
+            permits: std::sync::Arc::new(tokio::sync::Semaphore::new(cores)),
+            params,
+        }
+    }
+
+    pub async fn hash(&self, password: String) -> Result<String, Error> {
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|e| Error::Internal(e.to_string()))?;
+        hash_password(password, self.params).await
+    }
+
+    pub async fn verify(&self, password: String, phc: String) -> Result<bool, Error> {
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|e| Error::Internal(e.to_string()))?;
+        verify_password(password, phc).await
+    }
+}
+
 pub async fn hash_password(password: String, params: Argon2Params) -> Result<String, Error> {
     tokio::task::spawn_blocking(move || hash_password_blocking(&password, &params))
         .await

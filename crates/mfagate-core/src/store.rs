@@ -24,6 +24,8 @@ pub struct User {
     pub preferred_method: String,
     /// E-mailed codes switched on as a second factor.
     pub email_otp: bool,
+    /// Whether a TOTP device is enrolled (read with the user, saving a query per request).
+    pub has_totp: bool,
     pub password_hash: String,
     pub created_at: i64,
 }
@@ -337,6 +339,8 @@ pub trait KeyStore: Send + Sync {
 #[async_trait]
 pub trait AuditStore: Send + Sync {
     async fn record_audit(&self, record: &AuditRecord) -> StoreResult<()>;
+    /// Several records in one transaction.
+    async fn record_audit_batch(&self, records: &[AuditRecord]) -> StoreResult<()>;
     async fn recent_audit_events(
         &self,
         user_id: Option<&str>,

@@ -131,6 +131,7 @@ pub async fn run(cli: Cli) -> Result<(), String> {
                 }
                 KeysCommand::List => println!("{}", gatekeeper.jwks(now)),
             }
+            gatekeeper.flush_audit().await;
             Ok(())
         }
     }
@@ -199,6 +200,8 @@ async fn user(settings: Settings, command: UserCommand) -> Result<(), String> {
             println!("{} is now an administrator", user.username);
         }
     }
+    // Command-line actions are audited too: wait until the events are stored.
+    gatekeeper.flush_audit().await;
     Ok(())
 }
 

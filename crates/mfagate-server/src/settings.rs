@@ -60,6 +60,8 @@ pub struct Settings {
     pub email_templates: Option<PathBuf>,
     /// PostgreSQL pool size per instance.
     pub database_max_connections: u32,
+    /// SQLite `synchronous=FULL` (default) rather than `NORMAL`.
+    pub sqlite_full_sync: bool,
     /// Names that were set but mean nothing to this version.
     pub unknown: Vec<String>,
 }
@@ -112,6 +114,7 @@ const KNOWN: &[&str] = &[
     "email_resend_interval",
     "database_max_connections",
     "argon2_profile",
+    "sqlite_synchronous",
 ];
 
 /// Raw values by name, each remembering where it came from for error messages.
@@ -361,6 +364,13 @@ impl Settings {
             email_from: raw.string("email_from", "mfagate <noreply@localhost>"),
             smtp_timeout_seconds: raw.number("smtp_timeout", 5)?,
             database_max_connections: raw.number("database_max_connections", 10)?,
+            sqlite_full_sync: raw.parsed("sqlite_synchronous", true, |v| {
+                match v.to_ascii_lowercase().as_str() {
+                    "full" => Ok(true),
+                    "normal" => Ok(false),
+                    _ => Err("is not one of: full, normal".into()),
+                }
+            })?,
             email_templates: raw.take("email_templates").map(|(v, _)| PathBuf::from(v)),
             unknown,
         })

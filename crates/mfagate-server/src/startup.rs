@@ -106,6 +106,7 @@ pub async fn open_store(settings: &Settings) -> Result<Arc<dyn Store>, StartupEr
         &settings.database_url,
         mfagate_store::PgPoolSettings {
             max_connections: settings.database_max_connections.max(1),
+            sqlite_full_sync: settings.sqlite_full_sync,
             ..Default::default()
         },
     )
@@ -225,6 +226,7 @@ impl Application {
         .with_graceful_shutdown(shutdown)
         .await;
         cleanup.abort();
+        self.gate.gatekeeper().flush_audit().await;
         result
     }
 }

@@ -23,7 +23,7 @@ pub async fn open_with(
     pool: PgPoolSettings,
 ) -> Result<Arc<dyn Store>, StoreError> {
     if database_url.starts_with("sqlite:") {
-        let store = SqliteStore::connect(database_url).await?;
+        let store = SqliteStore::connect_with(database_url, pool.sqlite_full_sync).await?;
         store.migrate().await?;
         return Ok(Arc::new(store));
     }

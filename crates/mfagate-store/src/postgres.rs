@@ -59,11 +59,13 @@ pub struct PgStore {
     pool: PgPool,
 }
 
-/// Pool settings; the defaults suit one instance on a small machine.
+/// Connection settings; the defaults suit one instance on a small machine.
 #[derive(Debug, Clone, Copy)]
 pub struct PgPoolSettings {
     pub max_connections: u32,
     pub acquire_timeout: Duration,
+    /// SQLite only: fsync on every commit (`synchronous=FULL`, the default) or not (`NORMAL`).
+    pub sqlite_full_sync: bool,
 }
 
 impl Default for PgPoolSettings {
@@ -71,6 +73,7 @@ impl Default for PgPoolSettings {
         Self {
             max_connections: 10,
             acquire_timeout: Duration::from_secs(3),
+            sqlite_full_sync: true,
         }
     }
 }
@@ -109,7 +112,8 @@ impl<T> SqlResult<T> for Result<T, sqlx::Error> {
     }
 }
 
-const USER_COLUMNS: &str = "id, username, email, password_hash, email_verified, is_admin, disabled, preferred_method, email_otp, created_at";
+const USER_COLUMNS: &str = "id, username, email, password_hash, email_verified, is_admin, disabled, preferred_method, email_otp, created_at,
+    EXISTS (SELECT 1 FROM totp_devices d WHERE d.user_id = users.id) AS has_totp";
 
 fn user_from_row(row: &PgRow) -> Result<User, StoreError> {
     Ok(User {
@@ -122,6 +126,7 @@ fn user_from_row(row: &PgRow) -> Result<User, StoreError> {
         disabled: row.try_get("disabled").store()?,
         preferred_method: row.try_get("preferred_method").store()?,
         email_otp: row.try_get("email_otp").store()?,
+        has_totp: row.try_get("has_totp").store()?,
         created_at: row.try_get("created_at").store()?,
     })
 }
@@ -995,6 +1000,24 @@ impl AuditStore for PgStore {
         .await
         .store()?;
         Ok(())
+    }
+
+    async fn record_audit_batch(&self, records: &[AuditRecord]) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await.store()?;
+        for record in records {
+            sqlx::query(
+                "INSERT INTO audit_events (at, user_id, event, ip, detail) VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(record.at)
+            .bind(&record.user_id)
+            .bind(record.event)
+            .bind(&record.ip)
+            .bind(&record.detail)
+            .execute(&mut *tx)
+            .await
+            .store()?;
+        }
+        tx.commit().await.store()
     }
 
     async fn recent_audit_events(

@@ -65,7 +65,12 @@ impl<'s> MigrationSource<'s> for EmbeddedMigrations {
 
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
+    /// Readers run in parallel (WAL lets them).
     pool: SqlitePool,
+    /// One connection for every write: SQLite allows one writer at a time, and queueing writers
+    /// here is far cheaper than letting them collide on the database lock and sleep in SQLite's
+    /// busy handler.
+    writer: SqlitePool,
 }
 
 fn map_error(error: sqlx::Error) -> StoreError {
@@ -90,7 +95,8 @@ impl<T> SqlResult<T> for Result<T, sqlx::Error> {
     }
 }
 
-const USER_COLUMNS: &str = "id, username, email, password_hash, email_verified, is_admin, disabled, preferred_method, email_otp, created_at";
+const USER_COLUMNS: &str = "id, username, email, password_hash, email_verified, is_admin, disabled, preferred_method, email_otp, created_at,
+    EXISTS (SELECT 1 FROM totp_devices d WHERE d.user_id = users.id) AS has_totp";
 
 fn user_from_row(row: &SqliteRow) -> Result<User, StoreError> {
     Ok(User {
@@ -103,6 +109,7 @@ fn user_from_row(row: &SqliteRow) -> Result<User, StoreError> {
         disabled: row.try_get("disabled").store()?,
         preferred_method: row.try_get("preferred_method").store()?,
         email_otp: row.try_get("email_otp").store()?,
+        has_totp: row.try_get("has_totp").store()?,
         created_at: row.try_get("created_at").store()?,
     })
 }
@@ -111,23 +118,42 @@ impl SqliteStore {
     /// `sqlite://PATH` (relative to the working directory) or `sqlite:///abs/path`; the file is
     /// created when missing.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        Self::connect_with(url, true).await
+    }
+
+    /// `full_sync: false` trades the last commits on power loss (never on a process crash or
+    /// kill: WAL keeps those) for far fewer fsyncs; see `MFAGATE_SQLITE_SYNCHRONOUS`.
+    pub async fn connect_with(url: &str, full_sync: bool) -> Result<Self, StoreError> {
         let options = SqliteConnectOptions::from_str(url)
             .map_err(|e| StoreError::Other(format!("bad SQLite URL '{url}': {e}")))?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
+            .synchronous(if full_sync {
+                SqliteSynchronous::Full
+            } else {
+                SqliteSynchronous::Normal
+            })
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true);
+        let unavailable = |e: sqlx::Error| {
+            StoreError::Unavailable(format!("cannot open SQLite database '{url}': {e}"))
+        };
+        // The writer first: it creates the file and switches it to WAL.
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options.clone())
+            .await
+            .map_err(unavailable)?;
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
             .min_connections(1)
             .acquire_timeout(Duration::from_secs(10))
             .connect_with(options)
             .await
-            .map_err(|e| {
-                StoreError::Unavailable(format!("cannot open SQLite database '{url}': {e}"))
-            })?;
-        Ok(Self { pool })
+            .map_err(unavailable)?;
+        Ok(Self { pool, writer })
     }
 
     /// The database file a `sqlite://` URL names (for placing the key file beside it).
@@ -144,7 +170,7 @@ impl SqliteStore {
             .await
             .map_err(|e| StoreError::Other(format!("loading migrations: {e}")))?;
         migrator
-            .run(&self.pool)
+            .run(&self.writer)
             .await
             .map_err(|e| StoreError::Other(format!("applying migrations: {e}")))
     }
@@ -155,6 +181,7 @@ impl SqliteStore {
 
     pub async fn close(&self) {
         self.pool.close().await;
+        self.writer.close().await;
     }
 }
 
@@ -178,7 +205,7 @@ impl UserStore for SqliteStore {
         .bind(&user.password_hash)
         .bind(user.is_admin)
         .bind(user.created_at)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .store()?;
         if inserted.rows_affected() == 0 {
@@ -216,7 +243,7 @@ impl UserStore for SqliteStore {
         sqlx::query("UPDATE users SET password_hash = ?2 WHERE id = ?1")
             .bind(user_id)
             .bind(hash)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .store()?;
         Ok(())
@@ -226,7 +253,7 @@ impl UserStore for SqliteStore {
         sqlx::query("UPDATE users SET is_admin = ?2 WHERE id = ?1")
             .bind(user_id)
             .bind(is_admin)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .store()?;
         Ok(())
@@ -236,7 +263,7 @@ impl UserStore for SqliteStore {
         sqlx::query("UPDATE users SET preferred_method = ?2 WHERE id = ?1")
             .bind(user_id)
             .bind(method)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .store()?;
         Ok(())
@@ -272,7 +299,7 @@ impl MfaStore for SqliteStore {
         recovery_codes_sealed: &[String],
         now: i64,
     ) -> StoreResult<bool> {
-        let mut tx = self.pool.begin().await.store()?;
+        let mut tx = self.writer.begin().await.store()?;
         let inserted = sqlx::query(
             "INSERT INTO totp_devices (user_id, secret_sealed, created_at, last_step) VALUES (?1, ?2, ?3, ?4)
              ON CONFLICT (user_id) DO NOTHING",
@@ -317,14 +344,14 @@ impl MfaStore for SqliteStore {
         .bind(user_id)
         .bind(step)
         .bind(now)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .store()?;
         Ok(updated.rows_affected() == 1)
     }
 
     async fn disable_totp(&self, user_id: &str) -> StoreResult<bool> {
-        let mut tx = self.pool.begin().await.store()?;
+        let mut tx = self.writer.begin().await.store()?;
         let deleted = sqlx::query("DELETE FROM totp_devices WHERE user_id = ?1")
             .bind(user_id)
             .execute(&mut *tx)
@@ -370,7 +397,7 @@ impl MfaStore for SqliteStore {
             .bind(user_id)
             .bind(code_id)
             .bind(now)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .store()?;
         if used.rows_affected() != 1 {
@@ -379,7 +406,7 @@ impl MfaStore for SqliteStore {
         sqlx::query("UPDATE totp_devices SET last_used_at = ?2 WHERE user_id = ?1")
             .bind(user_id)
             .bind(now)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .store()?;
         Ok(true)
@@ -390,7 +417,7 @@ impl MfaStore for SqliteStore {
         user_id: &str,
         codes_sealed: &[String],
     ) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await.store()?;
+        let mut tx = self.writer.begin().await.store()?;
         sqlx::query("DELETE FROM recovery_codes WHERE user_id = ?1")
             .bind(user_id)
             .execute(&mut *tx)
@@ -430,7 +457,7 @@ impl ChallengeStore for SqliteStore {
         .bind(challenge.expires_at)
         .bind(i64::from(max_live))
         .bind(i64::from(max_failures))
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .store()?;
         if inserted.rows_affected() == 1 {
@@ -486,7 +513,7 @@ impl ChallengeStore for SqliteStore {
         .bind(id)
         .bind(i64::from(max_failures))
         .bind(now)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.writer)
         .await
         .store()?;
         Ok(failures.map(|f| u32::try_from(f).unwrap_or(u32::MAX)))
@@ -500,7 +527,7 @@ impl ChallengeStore for SqliteStore {
         .bind(id)
         .bind(i64::from(max_failures))
         .bind(now)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .store()?;
         Ok(spent.rows_affected() == 1)
@@ -518,7 +545,7 @@ impl ChallengeStore for SqliteStore {
         .bind(token_hash)
         .bind(user_id)
         .bind(expires_at)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .store()?;
         Ok(())
@@ -538,7 +565,7 @@ impl ChallengeStore for SqliteStore {
     async fn delete_setup_tokens(&self, user_id: &str) -> StoreResult<()> {
         sqlx::query("DELETE FROM setup_tokens WHERE user_id = ?1")
             .bind(user_id)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .store()?;
         Ok(())
@@ -550,7 +577,7 @@ impl EmailStore for SqliteStore {
     async fn set_email_verified(&self, user_id: &str) -> StoreResult<()> {
         sqlx::query("UPDATE users SET email_verified = 1 WHERE id = ?1")
             .bind(user_id)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .store()?;
         Ok(())
@@ -567,7 +594,7 @@ impl EmailStore for SqliteStore {
         )
         .bind(user_id)
         .bind(enabled)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .store()?;
         Ok(())
@@ -596,7 +623,7 @@ impl EmailStore for SqliteStore {
         .bind(min_interval)
         .bind(i64::from(max_sends))
         .bind(i64::from(max_failures))
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .store()?;
         if reserved.rows_affected() == 1 {
@@ -637,7 +664,7 @@ impl EmailStore for SqliteStore {
         )
         .bind(challenge_id)
         .bind(code_hash)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .store()?;
         Ok(())
@@ -655,7 +682,7 @@ impl EmailStore for SqliteStore {
             .bind(user_id)
             .bind(purpose.as_str())
             .bind(expires_at)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .store()?;
         Ok(())
@@ -693,7 +720,7 @@ impl EmailStore for SqliteStore {
         .bind(key_hash)
         .bind(purpose.as_str())
         .bind(now)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.writer)
         .await
         .store()
     }
@@ -717,7 +744,7 @@ impl AdminStore for SqliteStore {
         sqlx::query("UPDATE users SET disabled = ?2 WHERE id = ?1")
             .bind(user_id)
             .bind(disabled)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .store()?;
         Ok(())
@@ -748,7 +775,7 @@ impl KeyStore for SqliteStore {
     }
 
     async fn add_signing_key(&self, key: &StoredSigningKey, now: i64) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await.store()?;
+        let mut tx = self.writer.begin().await.store()?;
         sqlx::query("UPDATE signing_keys SET retired_at = ?1 WHERE retired_at IS NULL")
             .bind(now)
             .execute(&mut *tx)
@@ -776,7 +803,7 @@ impl KeyStore for SqliteStore {
         .bind(&key.private_sealed)
         .bind(&key.public_key)
         .bind(key.created_at)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .store()?;
         Ok(())
@@ -796,7 +823,7 @@ impl TokenStore for SqliteStore {
         .bind(&token.amr)
         .bind(token.created_at)
         .bind(token.expires_at)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .store()?;
         Ok(())
@@ -814,7 +841,7 @@ impl TokenStore for SqliteStore {
         )
         .bind(token_hash)
         .bind(now)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.writer)
         .await
         .store()?;
         if let Some(row) = rotated {
@@ -845,7 +872,7 @@ impl TokenStore for SqliteStore {
         )
         .bind(&family_id)
         .bind(now)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .store()?;
         Ok(RefreshOutcome::Reused { user_id, family_id })
@@ -871,7 +898,7 @@ impl TokenStore for SqliteStore {
         )
         .bind(&family_id)
         .bind(now)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .store()?;
         Ok(Some(row.try_get("user_id").store()?))
@@ -883,7 +910,7 @@ impl TokenStore for SqliteStore {
         )
         .bind(user_id)
         .bind(now)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .store()?;
         Ok(())
@@ -910,7 +937,7 @@ impl ThrottleStore for SqliteStore {
         .bind(key)
         .bind(now)
         .bind(window_seconds)
-        .fetch_one(&self.pool)
+        .fetch_one(&self.writer)
         .await
         .store()?;
         let count: i64 = row.try_get("count").store()?;
@@ -956,10 +983,28 @@ impl AuditStore for SqliteStore {
         .bind(record.event)
         .bind(&record.ip)
         .bind(&record.detail)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .store()?;
         Ok(())
+    }
+
+    async fn record_audit_batch(&self, records: &[AuditRecord]) -> StoreResult<()> {
+        let mut tx = self.writer.begin().await.store()?;
+        for record in records {
+            sqlx::query(
+                "INSERT INTO audit_events (at, user_id, event, ip, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )
+            .bind(record.at)
+            .bind(&record.user_id)
+            .bind(record.event)
+            .bind(&record.ip)
+            .bind(&record.detail)
+            .execute(&mut *tx)
+            .await
+            .store()?;
+        }
+        tx.commit().await.store()
     }
 
     async fn recent_audit_events(
@@ -1008,7 +1053,7 @@ impl MaintenanceStore for SqliteStore {
         ] {
             deleted += sqlx::query(statement)
                 .bind(now)
-                .execute(&self.pool)
+                .execute(&self.writer)
                 .await
                 .store()?
                 .rows_affected();

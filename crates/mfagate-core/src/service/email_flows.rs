@@ -267,7 +267,7 @@ impl Gatekeeper {
             .consume_email_key(&key_hash, KeyPurpose::Invitation, ctx.now)
             .await?
             .ok_or(Error::InvalidKey)?;
-        let hash = password::hash_password(password.to_string(), self.config.argon2).await?;
+        let hash = self.hasher.hash(password.to_string()).await?;
         self.store.set_password_hash(&user.id, &hash).await?;
         self.store.set_email_verified(&user.id).await?;
         self.audit(audit::INVITATION_ACCEPTED, Some(&user.id), ctx, None)
@@ -299,13 +299,16 @@ impl Gatekeeper {
     ) -> Result<()> {
         let user = self.user(user_id).await?;
         let old_ok = old.len() <= crate::config::PASSWORD_MAX_BYTES
-            && password::verify_password(old.to_string(), user.password_hash.clone()).await?;
+            && self
+                .hasher
+                .verify(old.to_string(), user.password_hash.clone())
+                .await?;
         if !old_ok {
             return Err(Error::InvalidPassword);
         }
         check_new_password(new, &user.username, self.config.password_min_length)
             .map_err(|p| Error::validation("new_password", p))?;
-        let hash = password::hash_password(new.to_string(), self.config.argon2).await?;
+        let hash = self.hasher.hash(new.to_string()).await?;
         self.store.set_password_hash(&user.id, &hash).await?;
         self.store
             .revoke_user_refresh_tokens(&user.id, ctx.now)
@@ -338,7 +341,7 @@ impl Gatekeeper {
             .consume_email_key(&key_hash, KeyPurpose::PasswordReset, ctx.now)
             .await?
             .ok_or(Error::InvalidKey)?;
-        let hash = password::hash_password(new.to_string(), self.config.argon2).await?;
+        let hash = self.hasher.hash(new.to_string()).await?;
         self.store.set_password_hash(&user.id, &hash).await?;
         // The key came through the mailbox, which proves the address.
         self.store.set_email_verified(&user.id).await?;

@@ -222,6 +222,8 @@ pub struct Gatekeeper {
     email_code_key: SecretBytes,
     mailer: Arc<dyn Mailer>,
     templates: Templates,
+    audit_writer: audit::AuditWriter,
+    hasher: password::Hasher,
 }
 
 impl std::fmt::Debug for Gatekeeper {
@@ -312,6 +314,8 @@ impl Gatekeeper {
             }
         };
         Ok(Self {
+            audit_writer: audit::AuditWriter::spawn(store.clone()),
+            hasher: password::Hasher::new(config.argon2),
             ed_keys,
             keys_loaded_at: std::sync::atomic::AtomicI64::new(now),
             access_signer: HsSigner::new(
@@ -372,11 +376,12 @@ impl Gatekeeper {
             ip: ctx.ip.map(|ip| ip.to_string()),
             detail,
         };
-        // The audit trail must not turn a working login into an error, but a lost event is
-        // worth an operator's attention.
-        if let Err(error) = self.store.record_audit(&record).await {
-            tracing::error!(%error, event, "could not write an audit event; check the database");
-        }
+        self.audit_writer.record(record).await;
+    }
+
+    /// Waits until every audit event so far is in the database (at shutdown, and in tests).
+    pub async fn flush_audit(&self) {
+        self.audit_writer.flush().await;
     }
 
     // ----- accounts -----
@@ -420,8 +425,7 @@ impl Gatekeeper {
     ) -> Result<User> {
         let registration =
             Registration::parse(username, email, password, self.config.password_min_length)?;
-        let password_hash =
-            password::hash_password(registration.password.clone(), self.config.argon2).await?;
+        let password_hash = self.hasher.hash(registration.password.clone()).await?;
         let user = self
             .store
             .create_user(&NewUser {
@@ -483,7 +487,7 @@ impl Gatekeeper {
             .as_ref()
             .map_or_else(|| self.dummy_hash.clone(), |u| u.password_hash.clone());
         let password_ok = password.len() <= crate::config::PASSWORD_MAX_BYTES
-            && password::verify_password(password.to_string(), hash).await?;
+            && self.hasher.verify(password.to_string(), hash).await?;
         let user = match user {
             Some(user) if password_ok && !user.disabled => user,
             user => {
@@ -541,8 +545,7 @@ impl Gatekeeper {
     /// What `mfa/verify` accepts for this user, preferred first.
     async fn verify_methods(&self, user: &User) -> Result<Vec<&'static str>> {
         let mut methods = Vec::new();
-        let has_totp = self.config.allows(FactorKind::Totp)
-            && self.store.totp_device(&user.id).await?.is_some();
+        let has_totp = self.config.allows(FactorKind::Totp) && user.has_totp;
         if has_totp {
             methods.push("totp");
             if !self.store.unused_recovery_codes(&user.id).await?.is_empty() {
@@ -1023,7 +1026,7 @@ impl Gatekeeper {
 
     /// Whether a user has any second factor switched on.
     pub async fn mfa_enabled(&self, user: &User) -> Result<bool> {
-        Ok(self.enabled_methods(user).await?.0.iter().len() > 0)
+        Ok(user.has_totp || (user.email_otp && self.config.allows(FactorKind::Email)))
     }
 
     /// The factors a user switched on (`totp`, `email`), and their TOTP device.

@@ -132,7 +132,15 @@ async fn security_events_land_in_the_audit_trail_without_secrets() {
     let store = mfagate_store::open(&app.settings.database_url)
         .await
         .unwrap();
-    let rows = store.recent_audit_events(None, 1000).await.unwrap();
+    // Events are written by a background writer right after each request: wait for the last.
+    let mut rows = Vec::new();
+    for _ in 0..40 {
+        rows = store.recent_audit_events(None, 1000).await.unwrap();
+        if rows.iter().any(|r| r.event == "refresh_reuse_detected") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     let events: Vec<String> = rows.iter().map(|r| r.event.clone()).collect();
     for expected in [
         "user_registered",

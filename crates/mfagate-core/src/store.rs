@@ -74,6 +74,27 @@ pub struct Challenge {
     pub email_code_hash: Option<String>,
 }
 
+/// The factor a right code proved, to be claimed as the challenge completes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FactorClaim {
+    /// Record this TOTP step as used (it must be later than the last accepted one).
+    TotpStep(i64),
+    /// Use up this recovery code (it must be unused).
+    RecoveryCode(i64),
+    /// The e-mailed code lives and dies with the challenge: nothing more to claim.
+    EmailCode,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Completion {
+    /// Challenge spent, factor claimed, refresh token stored: all in one transaction.
+    Completed,
+    /// The step or code was used meanwhile (a replay or a race lost); nothing changed.
+    FactorRefused,
+    /// The challenge was spent, expired or died meanwhile; nothing changed.
+    ChallengeGone,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EmailReservation {
     /// The new code is recorded; send it, or call `release_email_send` if sending fails.
@@ -220,8 +241,18 @@ pub trait ChallengeStore: Send + Sync {
         max_failures: u32,
         now: i64,
     ) -> StoreResult<Option<u32>>;
-    /// Spends a live challenge; of concurrent callers exactly one gets `true`.
-    async fn spend_challenge(&self, id: &str, max_failures: u32, now: i64) -> StoreResult<bool>;
+    /// Ends a login in one transaction: spends the live challenge (of concurrent callers
+    /// exactly one can), claims the factor, stores
+    /// the first refresh token. Either all of it happens or none: a recovery code is never used
+    /// up by a login that did not complete.
+    async fn complete_challenge(
+        &self,
+        challenge_id: &str,
+        max_failures: u32,
+        claim: FactorClaim,
+        refresh: &NewRefreshToken,
+        now: i64,
+    ) -> StoreResult<Completion>;
     async fn create_setup_token(
         &self,
         token_hash: &str,

@@ -521,18 +521,88 @@ impl ChallengeStore for PgStore {
         Ok(failures.map(|f| u32::try_from(f).unwrap_or(u32::MAX)))
     }
 
-    async fn spend_challenge(&self, id: &str, max_failures: u32, now: i64) -> StoreResult<bool> {
-        let spent = sqlx::query(
+    async fn complete_challenge(
+        &self,
+        challenge_id: &str,
+        max_failures: u32,
+        claim: FactorClaim,
+        refresh: &NewRefreshToken,
+        now: i64,
+    ) -> StoreResult<Completion> {
+        // Dropping the transaction before commit rolls every step back.
+        let mut tx = self.pool.begin().await.store()?;
+        let spent: Option<String> = sqlx::query_scalar(
             "UPDATE challenges SET spent_at = $3
-             WHERE id = $1 AND spent_at IS NULL AND failures < $2 AND expires_at > $3",
+             WHERE id = $1 AND spent_at IS NULL AND failures < $2 AND expires_at > $3
+             RETURNING user_id",
         )
-        .bind(id)
+        .bind(challenge_id)
         .bind(i64::from(max_failures))
         .bind(now)
-        .execute(&self.pool)
+        .fetch_optional(&mut *tx)
         .await
         .store()?;
-        Ok(spent.rows_affected() == 1)
+        let Some(user_id) = spent else {
+            return Ok(Completion::ChallengeGone);
+        };
+        let claimed = match claim {
+            FactorClaim::TotpStep(step) => {
+                sqlx::query(
+                    "UPDATE totp_devices SET last_step = $2, last_used_at = $3
+                     WHERE user_id = $1 AND (last_step IS NULL OR last_step < $2)",
+                )
+                .bind(&user_id)
+                .bind(step)
+                .bind(now)
+                .execute(&mut *tx)
+                .await
+                .store()?
+                .rows_affected()
+                    == 1
+            }
+            FactorClaim::RecoveryCode(code_id) => {
+                let used = sqlx::query(
+                    "UPDATE recovery_codes SET used_at = $3
+                     WHERE id = $2 AND user_id = $1 AND used_at IS NULL",
+                )
+                .bind(&user_id)
+                .bind(code_id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await
+                .store()?
+                .rows_affected()
+                    == 1;
+                if used {
+                    sqlx::query("UPDATE totp_devices SET last_used_at = $2 WHERE user_id = $1")
+                        .bind(&user_id)
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await
+                        .store()?;
+                }
+                used
+            }
+            FactorClaim::EmailCode => true,
+        };
+        if !claimed {
+            return Ok(Completion::FactorRefused);
+        }
+        sqlx::query(
+            "INSERT INTO refresh_tokens (token_hash, user_id, family_id, amr, created_at, expires_at)
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&refresh.token_hash)
+        .bind(&refresh.user_id)
+        .bind(&refresh.family_id)
+        .bind(&refresh.amr)
+        .bind(refresh.created_at)
+        .bind(refresh.expires_at)
+        .execute(&mut *tx)
+        .await
+        .store()?;
+        tx.commit().await.store()?;
+        Ok(Completion::Completed)
     }
 
     async fn create_setup_token(

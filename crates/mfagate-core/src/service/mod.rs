@@ -22,8 +22,9 @@ use crate::recovery_codes;
 use crate::sealing::Sealer;
 use crate::secret::{generate_token, hash_token, new_id, SecretBytes};
 use crate::store::{
-    AuditRecord, Challenge, ChallengeCreated, EmailReservation, KeyPurpose, NewChallenge,
-    NewRefreshToken, NewUser, RefreshOutcome, Store, StoredSigningKey, User,
+    AuditRecord, Challenge, ChallengeCreated, Completion, EmailReservation, FactorClaim,
+    KeyPurpose, NewChallenge, NewRefreshToken, NewUser, RefreshOutcome, Store, StoredSigningKey,
+    User,
 };
 use crate::totp;
 
@@ -646,6 +647,39 @@ impl Gatekeeper {
         family_id: Option<String>,
         now: i64,
     ) -> Result<TokenPair> {
+        let (refresh, record) = self.new_refresh_token(user_id, amr, family_id, now);
+        self.store.insert_refresh_token(&record).await?;
+        self.token_pair(user_id, amr, refresh, now)
+    }
+
+    /// A fresh refresh token and the row that stores its hash.
+    fn new_refresh_token(
+        &self,
+        user_id: &str,
+        amr: &[&str],
+        family_id: Option<String>,
+        now: i64,
+    ) -> (String, NewRefreshToken) {
+        let refresh = generate_token();
+        let record = NewRefreshToken {
+            token_hash: hash_token(&refresh),
+            user_id: user_id.to_string(),
+            family_id: family_id.unwrap_or_else(new_id),
+            amr: amr.join(" "),
+            created_at: now,
+            expires_at: now + self.config.refresh_ttl,
+        };
+        (refresh, record)
+    }
+
+    /// Signs the access token that goes with a stored refresh token.
+    fn token_pair(
+        &self,
+        user_id: &str,
+        amr: &[&str],
+        refresh: String,
+        now: i64,
+    ) -> Result<TokenPair> {
         let claims = AccessClaims {
             sub: user_id.to_string(),
             iat: now,
@@ -663,17 +697,6 @@ impl Gatekeeper {
         };
         let access =
             signed.map_err(|e| Error::Internal(format!("signing an access token: {e}")))?;
-        let refresh = generate_token();
-        self.store
-            .insert_refresh_token(&NewRefreshToken {
-                token_hash: hash_token(&refresh),
-                user_id: user_id.to_string(),
-                family_id: family_id.unwrap_or_else(new_id),
-                amr: amr.join(" "),
-                created_at: now,
-                expires_at: now + self.config.refresh_ttl,
-            })
-            .await?;
         Ok(TokenPair {
             access,
             refresh,
@@ -707,18 +730,28 @@ impl Gatekeeper {
         }
         let user_id = challenge.user_id.clone();
         self.check_user_failure_throttle(&user_id, ctx).await?;
-        match self
-            .check_second_factor(&user_id, code, Some(&challenge), ctx.now)
-            .await?
-        {
-            Some(factor) => {
-                if !self
+        let proof = self
+            .identify_second_factor(&user_id, code, Some(&challenge), ctx.now)
+            .await?;
+        let completed = match proof {
+            Some((factor, claim)) => {
+                let amr = ["pwd", "mfa", factor.amr()];
+                let (refresh, record) = self.new_refresh_token(&user_id, &amr, None, ctx.now);
+                match self
                     .store
-                    .spend_challenge(&challenge.id, max, ctx.now)
+                    .complete_challenge(&challenge.id, max, claim, &record, ctx.now)
                     .await?
                 {
-                    return Err(Error::InvalidToken);
+                    Completion::Completed => Some((factor, refresh)),
+                    Completion::ChallengeGone => return Err(Error::InvalidToken),
+                    // Replayed step or code used meanwhile: a wrong code, like any other.
+                    Completion::FactorRefused => None,
                 }
+            }
+            None => None,
+        };
+        match completed {
+            Some((factor, refresh)) => {
                 self.audit(
                     audit::SECOND_FACTOR_OK,
                     Some(&user_id),
@@ -730,8 +763,7 @@ impl Gatekeeper {
                     self.audit(audit::RECOVERY_CODE_USED, Some(&user_id), ctx, None)
                         .await;
                 }
-                self.issue_tokens(&user_id, &["pwd", "mfa", factor.amr()], None, ctx.now)
-                    .await
+                self.token_pair(&user_id, &["pwd", "mfa", factor.amr()], refresh, ctx.now)
             }
             None => {
                 self.note_user_failure(&user_id, ctx).await?;
@@ -793,6 +825,32 @@ impl Gatekeeper {
         challenge: Option<&Challenge>,
         now: i64,
     ) -> Result<Option<SecondFactor>> {
+        let Some((factor, claim)) = self
+            .identify_second_factor(user_id, code, challenge, now)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let claimed = match claim {
+            FactorClaim::TotpStep(step) => self.store.accept_totp_step(user_id, step, now).await?,
+            FactorClaim::RecoveryCode(code_id) => {
+                self.store
+                    .consume_recovery_code(user_id, code_id, now)
+                    .await?
+            }
+            FactorClaim::EmailCode => true,
+        };
+        Ok(claimed.then_some(factor))
+    }
+
+    /// Which factor `code` proves, and what must be claimed for it to count; claims nothing.
+    async fn identify_second_factor(
+        &self,
+        user_id: &str,
+        code: &str,
+        challenge: Option<&Challenge>,
+        now: i64,
+    ) -> Result<Option<(SecondFactor, FactorClaim)>> {
         // An e-mailed code is bound to its challenge: spending the challenge uses it up.
         if let Some(challenge) = challenge {
             if let Some(stored_hash) = challenge.email_code_hash.as_deref() {
@@ -803,7 +861,7 @@ impl Gatekeeper {
                 if shaped
                     && crate::secret::constant_time_eq(hash.as_bytes(), stored_hash.as_bytes())
                 {
-                    return Ok(Some(SecondFactor::EmailCode));
+                    return Ok(Some((SecondFactor::EmailCode, FactorClaim::EmailCode)));
                 }
             }
         }
@@ -817,8 +875,11 @@ impl Gatekeeper {
             let Some(step) = totp::matching_step(&secret, code, now, &self.config.totp) else {
                 return Ok(None);
             };
-            let accepted = self.store.accept_totp_step(user_id, step, now).await?;
-            return Ok(accepted.then_some(SecondFactor::Totp));
+            // Cheap early refusal of a replay; the claim itself is atomic in the store.
+            if device.last_step.is_some_and(|last| step <= last) {
+                return Ok(None);
+            }
+            return Ok(Some((SecondFactor::Totp, FactorClaim::TotpStep(step))));
         }
         let typed = recovery_codes::normalize(code);
         if typed.is_empty() {
@@ -834,14 +895,12 @@ impl Gatekeeper {
                 matched = Some(stored.id);
             }
         }
-        let Some(code_id) = matched else {
-            return Ok(None);
-        };
-        let consumed = self
-            .store
-            .consume_recovery_code(user_id, code_id, now)
-            .await?;
-        Ok(consumed.then_some(SecondFactor::RecoveryCode))
+        Ok(matched.map(|code_id| {
+            (
+                SecondFactor::RecoveryCode,
+                FactorClaim::RecoveryCode(code_id),
+            )
+        }))
     }
 
     /// A code demanded by a management call (deactivate, regenerate): wrong codes count against

@@ -290,6 +290,26 @@ async fn mfa_flow(
         .ok_or_else(|| "no access token".into())
 }
 
+/// S2 and S2p: login then TOTP for seeded users, each user once.
+async fn mfa_login_levels(
+    name: &str,
+    plan: &Plan,
+    base: &str,
+    users: Arc<Vec<SeededUser>>,
+    next: Arc<AtomicUsize>,
+) -> Vec<LevelResult> {
+    levels(name, plan, |c| {
+        let (client, base, users, next) =
+            (client(c), base.to_string(), users.clone(), next.clone());
+        Arc::new(move |_: usize, _: u64| {
+            let (client, base, users, next) =
+                (client.clone(), base.clone(), users.clone(), next.clone());
+            async move { mfa_flow(&client, &base, &users, &next).await }
+        })
+    })
+    .await
+}
+
 struct Plan {
     levels: Vec<usize>,
     duration: Duration,
@@ -440,20 +460,13 @@ async fn main() -> Result<(), String> {
     .await;
 
     let next_user = Arc::new(AtomicUsize::new(0));
-    let s2 = levels("S2 MFA login", &plan, |c| {
-        let (client, base, users, next) = (
-            client(c),
-            base.clone(),
-            deployment.users.clone(),
-            next_user.clone(),
-        );
-        let op = Arc::new(move |_: usize, _: u64| {
-            let (client, base, users, next) =
-                (client.clone(), base.clone(), users.clone(), next.clone());
-            async move { mfa_flow(&client, &base, &users, &next).await }
-        });
-        op
-    })
+    let s2 = mfa_login_levels(
+        "S2 MFA login",
+        &plan,
+        &base,
+        deployment.users.clone(),
+        next_user.clone(),
+    )
     .await;
     let rss_peak = deployment.server.peak_rss_mib();
     eprintln!(
@@ -534,20 +547,13 @@ async fn main() -> Result<(), String> {
     .await?;
     let base = production.server.base.clone();
     let next_user = Arc::new(AtomicUsize::new(0));
-    let s2p = levels("S2p MFA login, argon2 OWASP", &plan, |c| {
-        let (client, base, users, next) = (
-            client(c),
-            base.clone(),
-            production.users.clone(),
-            next_user.clone(),
-        );
-        let op = Arc::new(move |_: usize, _: u64| {
-            let (client, base, users, next) =
-                (client.clone(), base.clone(), users.clone(), next.clone());
-            async move { mfa_flow(&client, &base, &users, &next).await }
-        });
-        op
-    })
+    let s2p = mfa_login_levels(
+        "S2p MFA login, argon2 OWASP",
+        &plan,
+        &base,
+        production.users.clone(),
+        next_user.clone(),
+    )
     .await;
     let Deployment {
         server, database, ..

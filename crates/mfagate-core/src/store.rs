@@ -209,6 +209,7 @@ pub trait MfaStore: Send + Sync {
     /// `false` if there was no device.
     async fn disable_totp(&self, user_id: &str) -> StoreResult<bool>;
     async fn unused_recovery_codes(&self, user_id: &str) -> StoreResult<Vec<StoredRecoveryCode>>;
+    async fn count_unused_recovery_codes(&self, user_id: &str) -> StoreResult<u64>;
     /// Marks one code used iff it is still unused; of concurrent callers exactly one gets `true`.
     async fn consume_recovery_code(
         &self,
@@ -369,7 +370,6 @@ pub trait KeyStore: Send + Sync {
 
 #[async_trait]
 pub trait AuditStore: Send + Sync {
-    async fn record_audit(&self, record: &AuditRecord) -> StoreResult<()>;
     /// Several records in one transaction.
     async fn record_audit_batch(&self, records: &[AuditRecord]) -> StoreResult<()>;
     async fn recent_audit_events(

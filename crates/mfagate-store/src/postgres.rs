@@ -380,6 +380,17 @@ impl MfaStore for PgStore {
             .collect()
     }
 
+    async fn count_unused_recovery_codes(&self, user_id: &str) -> StoreResult<u64> {
+        let count: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM recovery_codes WHERE user_id = $1 AND used_at IS NULL",
+        )
+        .bind(user_id)
+        .fetch_one(&self.pool)
+        .await
+        .store()?;
+        Ok(u64::try_from(count).unwrap_or(0))
+    }
+
     async fn consume_recovery_code(
         &self,
         user_id: &str,
@@ -1057,21 +1068,6 @@ impl ThrottleStore for PgStore {
 
 #[async_trait]
 impl AuditStore for PgStore {
-    async fn record_audit(&self, record: &AuditRecord) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO audit_events (at, user_id, event, ip, detail) VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(record.at)
-        .bind(&record.user_id)
-        .bind(record.event)
-        .bind(&record.ip)
-        .bind(&record.detail)
-        .execute(&self.pool)
-        .await
-        .store()?;
-        Ok(())
-    }
-
     async fn record_audit_batch(&self, records: &[AuditRecord]) -> StoreResult<()> {
         let mut tx = self.pool.begin().await.store()?;
         for record in records {

@@ -549,7 +549,7 @@ impl Gatekeeper {
         let has_totp = self.config.allows(FactorKind::Totp) && user.has_totp;
         if has_totp {
             methods.push("totp");
-            if !self.store.unused_recovery_codes(&user.id).await?.is_empty() {
+            if self.store.count_unused_recovery_codes(&user.id).await? > 0 {
                 methods.push("recovery_code");
             }
         }
@@ -1084,8 +1084,8 @@ impl Gatekeeper {
     }
 
     /// Whether a user has any second factor switched on.
-    pub async fn mfa_enabled(&self, user: &User) -> Result<bool> {
-        Ok(user.has_totp || (user.email_otp && self.config.allows(FactorKind::Email)))
+    pub fn mfa_enabled(&self, user: &User) -> bool {
+        user.has_totp || (user.email_otp && self.config.allows(FactorKind::Email))
     }
 
     /// The factors a user switched on (`totp`, `email`), and their TOTP device.
@@ -1226,7 +1226,7 @@ impl Gatekeeper {
         let user = self.user(user_id).await?;
         let (methods, device) = self.enabled_methods(&user).await?;
         let remaining = if device.is_some() {
-            self.store.unused_recovery_codes(user_id).await?.len()
+            usize::try_from(self.store.count_unused_recovery_codes(user_id).await?).unwrap_or(0)
         } else {
             0
         };
@@ -1405,14 +1405,5 @@ impl Gatekeeper {
     /// Deletes expired rows; run periodically.
     pub async fn clean_up(&self, now: i64) -> Result<u64> {
         Ok(self.store.delete_expired(now).await?)
-    }
-
-    /// Parses account input for host apps that create users their own way.
-    pub fn parse_username(text: &str) -> Result<Username, String> {
-        Username::parse(text)
-    }
-
-    pub fn parse_email(text: &str) -> Result<EmailAddress, String> {
-        EmailAddress::parse(text)
     }
 }

@@ -108,6 +108,6 @@ pub async fn current_user(
     auth: AuthenticatedUser,
 ) -> ApiResult<Json<UserBody>> {
     let user = gate.gatekeeper().user(&auth.user_id).await?;
-    let mfa_enabled = gate.gatekeeper().mfa_enabled(&user).await?;
+    let mfa_enabled = gate.gatekeeper().mfa_enabled(&user);
     Ok(Json(UserBody::new(user, mfa_enabled)))
 }

@@ -70,7 +70,7 @@ impl Error {
 
 /// What a store can report. A unique-key violation is a `Conflict`, a lost connection
 /// `Unavailable`; anything else is a bug or an operational fault.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     #[error("conflict: {0}")]
     Conflict(String),

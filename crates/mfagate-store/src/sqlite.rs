@@ -15,9 +15,16 @@ use mfagate_core::store::*;
 use mfagate_core::StoreError;
 use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
 };
-use sqlx::{Row, SqlitePool};
+use sqlx::{ConnectOptions, Connection, Row, SqlitePool};
+
+/// A statement with its arguments, owned so that it can be sent to the writer task.
+type SqliteQuery =
+    sqlx::query::Query<'static, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'static>>;
+
+use crate::sqlite_writer::{GroupWriter, JobFuture, Outcome::Discard, Outcome::Keep};
 
 const MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -69,11 +76,13 @@ pub struct SqliteStore {
     pool: SqlitePool,
     /// One connection for every write: SQLite allows one writer at a time, and queueing writers
     /// here is far cheaper than letting them collide on the database lock and sleep in SQLite's
-    /// busy handler.
-    writer: SqlitePool,
+    /// busy handler. Writes that queue up while a commit syncs share the next commit.
+    writer: GroupWriter,
+    /// For migrations, which manage their own transactions outside the writer's batches.
+    options: SqliteConnectOptions,
 }
 
-fn map_error(error: sqlx::Error) -> StoreError {
+pub(crate) fn map_error(error: sqlx::Error) -> StoreError {
     match &error {
         sqlx::Error::Database(db) if db.is_unique_violation() => {
             StoreError::Conflict("a user with this username or e-mail already exists".into())
@@ -139,21 +148,22 @@ impl SqliteStore {
             StoreError::Unavailable(format!("cannot open SQLite database '{url}': {e}"))
         };
         // The writer first: it creates the file and switches it to WAL.
-        let writer = SqlitePoolOptions::new()
-            .max_connections(1)
-            .min_connections(1)
-            .acquire_timeout(Duration::from_secs(10))
-            .connect_with(options.clone())
-            .await
-            .map_err(unavailable)?;
+        let writer = GroupWriter::start(&options).await.map_err(unavailable)?;
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
             .min_connections(1)
             .acquire_timeout(Duration::from_secs(10))
-            .connect_with(options)
+            // A local file cannot hang up; sqlx's default ping on every acquire would cost a
+            // round trip to the connection's worker thread before each query.
+            .test_before_acquire(false)
+            .connect_with(options.clone())
             .await
             .map_err(unavailable)?;
-        Ok(Self { pool, writer })
+        Ok(Self {
+            pool,
+            writer,
+            options,
+        })
     }
 
     /// The database file a `sqlite://` URL names (for placing the key file beside it).
@@ -169,46 +179,172 @@ impl SqliteStore {
         let migrator = Migrator::new(EmbeddedMigrations)
             .await
             .map_err(|e| StoreError::Other(format!("loading migrations: {e}")))?;
-        migrator
-            .run(&self.writer)
+        let mut connection =
+            self.options.connect().await.map_err(|e| {
+                StoreError::Unavailable(format!("opening SQLite for migrations: {e}"))
+            })?;
+        let applied = migrator
+            .run(&mut connection)
             .await
-            .map_err(|e| StoreError::Other(format!("applying migrations: {e}")))
+            .map_err(|e| StoreError::Other(format!("applying migrations: {e}")));
+        let _ = connection.close().await;
+        applied
     }
 
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
     }
 
+    /// One statement in the next group commit; answers how many rows it changed. `bind` adds the
+    /// arguments, which it owns: the statement runs on the writer task.
+    async fn execute<B>(&self, sql: &'static str, bind: B) -> StoreResult<u64>
+    where
+        B: FnOnce(SqliteQuery) -> SqliteQuery + Send + 'static,
+    {
+        self.write(move |c| {
+            Box::pin(async move {
+                let result = bind(sqlx::query(sql)).execute(&mut *c).await?;
+                Ok(Keep(result.rows_affected()))
+            })
+        })
+        .await
+    }
+
+    /// Runs `job` on the writer connection, in the next group commit (see `sqlite_writer`).
+    async fn write<T, F>(&self, job: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c mut SqliteConnection) -> JobFuture<'c, T> + Send + 'static,
+    {
+        self.writer.write(job).await
+    }
+
     pub async fn close(&self) {
         self.pool.close().await;
-        self.writer.close().await;
+        self.writer.stop().await;
     }
+}
+
+// ----- statements that more than one write runs -----
+
+/// Accepts a TOTP time step unless it or a later one was accepted before: the replay guard.
+async fn claim_totp_step(
+    c: &mut SqliteConnection,
+    user_id: &str,
+    step: i64,
+    now: i64,
+) -> Result<bool, sqlx::Error> {
+    let updated = sqlx::query(
+        "UPDATE totp_devices SET last_step = ?2, last_used_at = ?3
+         WHERE user_id = ?1 AND (last_step IS NULL OR last_step < ?2)",
+    )
+    .bind(user_id)
+    .bind(step)
+    .bind(now)
+    .execute(&mut *c)
+    .await?;
+    Ok(updated.rows_affected() == 1)
+}
+
+/// Uses up a recovery code unless it was used before.
+async fn claim_recovery_code(
+    c: &mut SqliteConnection,
+    user_id: &str,
+    code_id: i64,
+    now: i64,
+) -> Result<bool, sqlx::Error> {
+    let used = sqlx::query(
+        "UPDATE recovery_codes SET used_at = ?3 WHERE id = ?2 AND user_id = ?1 AND used_at IS NULL",
+    )
+    .bind(user_id)
+    .bind(code_id)
+    .bind(now)
+    .execute(&mut *c)
+    .await?;
+    if used.rows_affected() != 1 {
+        return Ok(false);
+    }
+    sqlx::query("UPDATE totp_devices SET last_used_at = ?2 WHERE user_id = ?1")
+        .bind(user_id)
+        .bind(now)
+        .execute(&mut *c)
+        .await?;
+    Ok(true)
+}
+
+async fn insert_recovery_codes(
+    c: &mut SqliteConnection,
+    user_id: &str,
+    codes_sealed: &[String],
+) -> Result<(), sqlx::Error> {
+    for code in codes_sealed {
+        sqlx::query("INSERT INTO recovery_codes (user_id, code_sealed) VALUES (?1, ?2)")
+            .bind(user_id)
+            .bind(code)
+            .execute(&mut *c)
+            .await?;
+    }
+    Ok(())
+}
+
+async fn insert_refresh_token(
+    c: &mut SqliteConnection,
+    token: &NewRefreshToken,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO refresh_tokens (token_hash, user_id, family_id, amr, created_at, expires_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )
+    .bind(&token.token_hash)
+    .bind(&token.user_id)
+    .bind(&token.family_id)
+    .bind(&token.amr)
+    .bind(token.created_at)
+    .bind(token.expires_at)
+    .execute(&mut *c)
+    .await?;
+    Ok(())
+}
+
+async fn revoke_family(
+    c: &mut SqliteConnection,
+    family_id: &str,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE refresh_tokens SET revoked_at = ?2 WHERE family_id = ?1 AND revoked_at IS NULL",
+    )
+    .bind(family_id)
+    .bind(now)
+    .execute(&mut *c)
+    .await?;
+    Ok(())
 }
 
 #[async_trait]
 impl UserStore for SqliteStore {
     async fn create_user(&self, user: &NewUser) -> StoreResult<User> {
-        let username_lower = user.username.to_lowercase();
-        let email_lower = user.email.to_lowercase();
+        let new = user.clone();
         // One statement: the cross-check (a username may not be another user's e-mail) and the
         // insert happen under SQLite's single writer lock.
-        let inserted = sqlx::query(
-            "INSERT INTO users (id, username, username_lower, email, email_lower, password_hash, is_admin, created_at)
-             SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8
-             WHERE NOT EXISTS (SELECT 1 FROM users WHERE username_lower IN (?3, ?5) OR email_lower IN (?3, ?5))",
-        )
-        .bind(&user.id)
-        .bind(&user.username)
-        .bind(&username_lower)
-        .bind(&user.email)
-        .bind(&email_lower)
-        .bind(&user.password_hash)
-        .bind(user.is_admin)
-        .bind(user.created_at)
-        .execute(&self.writer)
-        .await
-        .store()?;
-        if inserted.rows_affected() == 0 {
+        let inserted = self
+            .execute(
+                "INSERT INTO users (id, username, username_lower, email, email_lower, password_hash, is_admin, created_at)
+                 SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8
+                 WHERE NOT EXISTS (SELECT 1 FROM users WHERE username_lower IN (?3, ?5) OR email_lower IN (?3, ?5))",
+                move |q| {
+                    q.bind(new.id)
+                        .bind(new.username.clone())
+                        .bind(new.username.to_lowercase())
+                        .bind(new.email.clone())
+                        .bind(new.email.to_lowercase())
+                        .bind(new.password_hash)
+                        .bind(new.is_admin)
+                        .bind(new.created_at)
+                },
+            )
+            .await?;
+        if inserted == 0 {
             return Err(StoreError::Conflict(
                 "a user with this username or e-mail already exists".into(),
             ));
@@ -240,32 +376,31 @@ impl UserStore for SqliteStore {
     }
 
     async fn set_password_hash(&self, user_id: &str, hash: &str) -> StoreResult<()> {
-        sqlx::query("UPDATE users SET password_hash = ?2 WHERE id = ?1")
-            .bind(user_id)
-            .bind(hash)
-            .execute(&self.writer)
-            .await
-            .store()?;
+        let (user_id, hash) = (user_id.to_owned(), hash.to_owned());
+        self.execute(
+            "UPDATE users SET password_hash = ?2 WHERE id = ?1",
+            move |q| q.bind(user_id).bind(hash),
+        )
+        .await?;
         Ok(())
     }
 
     async fn set_admin(&self, user_id: &str, is_admin: bool) -> StoreResult<()> {
-        sqlx::query("UPDATE users SET is_admin = ?2 WHERE id = ?1")
-            .bind(user_id)
-            .bind(is_admin)
-            .execute(&self.writer)
-            .await
-            .store()?;
+        let user_id = user_id.to_owned();
+        self.execute("UPDATE users SET is_admin = ?2 WHERE id = ?1", move |q| {
+            q.bind(user_id).bind(is_admin)
+        })
+        .await?;
         Ok(())
     }
 
     async fn set_preferred_method(&self, user_id: &str, method: &str) -> StoreResult<()> {
-        sqlx::query("UPDATE users SET preferred_method = ?2 WHERE id = ?1")
-            .bind(user_id)
-            .bind(method)
-            .execute(&self.writer)
-            .await
-            .store()?;
+        let (user_id, method) = (user_id.to_owned(), method.to_owned());
+        self.execute(
+            "UPDATE users SET preferred_method = ?2 WHERE id = ?1",
+            move |q| q.bind(user_id).bind(method),
+        )
+        .await?;
         Ok(())
     }
 }
@@ -299,76 +434,66 @@ impl MfaStore for SqliteStore {
         recovery_codes_sealed: &[String],
         now: i64,
     ) -> StoreResult<bool> {
-        let mut tx = self.writer.begin().await.store()?;
-        let inserted = sqlx::query(
-            "INSERT INTO totp_devices (user_id, secret_sealed, created_at, last_step) VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT (user_id) DO NOTHING",
-        )
-        .bind(user_id)
-        .bind(secret_sealed)
-        .bind(now)
-        .bind(accepted_step)
-        .execute(&mut *tx)
+        let (user_id, secret_sealed) = (user_id.to_owned(), secret_sealed.to_owned());
+        let codes = recovery_codes_sealed.to_vec();
+        self.write(move |c| {
+            Box::pin(async move {
+                let inserted = sqlx::query(
+                    "INSERT INTO totp_devices (user_id, secret_sealed, created_at, last_step) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT (user_id) DO NOTHING",
+                )
+                .bind(&user_id)
+                .bind(secret_sealed)
+                .bind(now)
+                .bind(accepted_step)
+                .execute(&mut *c)
+                .await?;
+                if inserted.rows_affected() == 0 {
+                    return Ok(Keep(false));
+                }
+                sqlx::query("DELETE FROM recovery_codes WHERE user_id = ?1")
+                    .bind(&user_id)
+                    .execute(&mut *c)
+                    .await?;
+                insert_recovery_codes(c, &user_id, &codes).await?;
+                sqlx::query("UPDATE users SET preferred_method = 'totp' WHERE id = ?1")
+                    .bind(&user_id)
+                    .execute(&mut *c)
+                    .await?;
+                Ok(Keep(true))
+            })
+        })
         .await
-        .store()?;
-        if inserted.rows_affected() == 0 {
-            return Ok(false);
-        }
-        sqlx::query("DELETE FROM recovery_codes WHERE user_id = ?1")
-            .bind(user_id)
-            .execute(&mut *tx)
-            .await
-            .store()?;
-        for code in recovery_codes_sealed {
-            sqlx::query("INSERT INTO recovery_codes (user_id, code_sealed) VALUES (?1, ?2)")
-                .bind(user_id)
-                .bind(code)
-                .execute(&mut *tx)
-                .await
-                .store()?;
-        }
-        sqlx::query("UPDATE users SET preferred_method = 'totp' WHERE id = ?1")
-            .bind(user_id)
-            .execute(&mut *tx)
-            .await
-            .store()?;
-        tx.commit().await.store()?;
-        Ok(true)
     }
 
     async fn accept_totp_step(&self, user_id: &str, step: i64, now: i64) -> StoreResult<bool> {
-        let updated = sqlx::query(
-            "UPDATE totp_devices SET last_step = ?2, last_used_at = ?3
-             WHERE user_id = ?1 AND (last_step IS NULL OR last_step < ?2)",
-        )
-        .bind(user_id)
-        .bind(step)
-        .bind(now)
-        .execute(&self.writer)
+        let user_id = user_id.to_owned();
+        self.write(move |c| {
+            Box::pin(async move { Ok(Keep(claim_totp_step(c, &user_id, step, now).await?)) })
+        })
         .await
-        .store()?;
-        Ok(updated.rows_affected() == 1)
     }
 
     async fn disable_totp(&self, user_id: &str) -> StoreResult<bool> {
-        let mut tx = self.writer.begin().await.store()?;
-        let deleted = sqlx::query("DELETE FROM totp_devices WHERE user_id = ?1")
-            .bind(user_id)
-            .execute(&mut *tx)
-            .await
-            .store()?;
-        sqlx::query("DELETE FROM recovery_codes WHERE user_id = ?1")
-            .bind(user_id)
-            .execute(&mut *tx)
-            .await
-            .store()?;
-        sqlx::query("UPDATE users SET preferred_method = 'none' WHERE id = ?1 AND preferred_method = 'totp'")
-            .bind(user_id)
-            .execute(&mut *tx)
-            .await
-            .store()?;
-        tx.commit().await.store()?;
-        Ok(deleted.rows_affected() == 1)
+        let user_id = user_id.to_owned();
+        self.write(move |c| {
+            Box::pin(async move {
+                let deleted = sqlx::query("DELETE FROM totp_devices WHERE user_id = ?1")
+                    .bind(&user_id)
+                    .execute(&mut *c)
+                    .await?;
+                sqlx::query("DELETE FROM recovery_codes WHERE user_id = ?1")
+                    .bind(&user_id)
+                    .execute(&mut *c)
+                    .await?;
+                sqlx::query("UPDATE users SET preferred_method = 'none' WHERE id = ?1 AND preferred_method = 'totp'")
+                    .bind(&user_id)
+                    .execute(&mut *c)
+                    .await?;
+                Ok(Keep(deleted.rows_affected() == 1))
+            })
+        })
+        .await
     }
 
     async fn unused_recovery_codes(&self, user_id: &str) -> StoreResult<Vec<StoredRecoveryCode>> {
@@ -404,23 +529,11 @@ impl MfaStore for SqliteStore {
         code_id: i64,
         now: i64,
     ) -> StoreResult<bool> {
-        let used = sqlx::query("UPDATE recovery_codes SET used_at = ?3 WHERE id = ?2 AND user_id = ?1 AND used_at IS NULL")
-            .bind(user_id)
-            .bind(code_id)
-            .bind(now)
-            .execute(&self.writer)
-            .await
-            .store()?;
-        if used.rows_affected() != 1 {
-            return Ok(false);
-        }
-        sqlx::query("UPDATE totp_devices SET last_used_at = ?2 WHERE user_id = ?1")
-            .bind(user_id)
-            .bind(now)
-            .execute(&self.writer)
-            .await
-            .store()?;
-        Ok(true)
+        let user_id = user_id.to_owned();
+        self.write(move |c| {
+            Box::pin(async move { Ok(Keep(claim_recovery_code(c, &user_id, code_id, now).await?)) })
+        })
+        .await
     }
 
     async fn replace_recovery_codes(
@@ -428,21 +541,18 @@ impl MfaStore for SqliteStore {
         user_id: &str,
         codes_sealed: &[String],
     ) -> StoreResult<()> {
-        let mut tx = self.writer.begin().await.store()?;
-        sqlx::query("DELETE FROM recovery_codes WHERE user_id = ?1")
-            .bind(user_id)
-            .execute(&mut *tx)
-            .await
-            .store()?;
-        for code in codes_sealed {
-            sqlx::query("INSERT INTO recovery_codes (user_id, code_sealed) VALUES (?1, ?2)")
-                .bind(user_id)
-                .bind(code)
-                .execute(&mut *tx)
-                .await
-                .store()?;
-        }
-        tx.commit().await.store()
+        let (user_id, codes) = (user_id.to_owned(), codes_sealed.to_vec());
+        self.write(move |c| {
+            Box::pin(async move {
+                sqlx::query("DELETE FROM recovery_codes WHERE user_id = ?1")
+                    .bind(&user_id)
+                    .execute(&mut *c)
+                    .await?;
+                insert_recovery_codes(c, &user_id, &codes).await?;
+                Ok(Keep(()))
+            })
+        })
+        .await
     }
 }
 
@@ -455,23 +565,25 @@ impl ChallengeStore for SqliteStore {
         max_failures: u32,
         now: i64,
     ) -> StoreResult<ChallengeCreated> {
-        let inserted = sqlx::query(
-            "INSERT INTO challenges (id, user_id, token_hash, created_at, expires_at)
-             SELECT ?1, ?2, ?3, ?4, ?5
-             WHERE (SELECT COUNT(*) FROM challenges
-                    WHERE user_id = ?2 AND expires_at > ?4 AND spent_at IS NULL AND failures < ?7) < ?6",
-        )
-        .bind(&challenge.id)
-        .bind(&challenge.user_id)
-        .bind(&challenge.token_hash)
-        .bind(now)
-        .bind(challenge.expires_at)
-        .bind(i64::from(max_live))
-        .bind(i64::from(max_failures))
-        .execute(&self.writer)
-        .await
-        .store()?;
-        if inserted.rows_affected() == 1 {
+        let new = challenge.clone();
+        let inserted = self
+            .execute(
+                "INSERT INTO challenges (id, user_id, token_hash, created_at, expires_at)
+                 SELECT ?1, ?2, ?3, ?4, ?5
+                 WHERE (SELECT COUNT(*) FROM challenges
+                        WHERE user_id = ?2 AND expires_at > ?4 AND spent_at IS NULL AND failures < ?7) < ?6",
+                move |q| {
+                    q.bind(new.id)
+                        .bind(new.user_id)
+                        .bind(new.token_hash)
+                        .bind(now)
+                        .bind(new.expires_at)
+                        .bind(i64::from(max_live))
+                        .bind(i64::from(max_failures))
+                },
+            )
+            .await?;
+        if inserted == 1 {
             return Ok(ChallengeCreated::Created);
         }
         let earliest: Option<i64> = sqlx::query_scalar(
@@ -516,17 +628,24 @@ impl ChallengeStore for SqliteStore {
         max_failures: u32,
         now: i64,
     ) -> StoreResult<Option<u32>> {
-        let failures: Option<i64> = sqlx::query_scalar(
-            "UPDATE challenges SET failures = failures + 1
-             WHERE id = ?1 AND failures < ?2 AND spent_at IS NULL AND expires_at > ?3
-             RETURNING failures",
-        )
-        .bind(id)
-        .bind(i64::from(max_failures))
-        .bind(now)
-        .fetch_optional(&self.writer)
-        .await
-        .store()?;
+        let id = id.to_owned();
+        let failures: Option<i64> = self
+            .write(move |c| {
+                Box::pin(async move {
+                    let failures = sqlx::query_scalar(
+                        "UPDATE challenges SET failures = failures + 1
+                         WHERE id = ?1 AND failures < ?2 AND spent_at IS NULL AND expires_at > ?3
+                         RETURNING failures",
+                    )
+                    .bind(id)
+                    .bind(i64::from(max_failures))
+                    .bind(now)
+                    .fetch_optional(&mut *c)
+                    .await?;
+                    Ok(Keep(failures))
+                })
+            })
+            .await?;
         Ok(failures.map(|f| u32::try_from(f).unwrap_or(u32::MAX)))
     }
 
@@ -538,80 +657,38 @@ impl ChallengeStore for SqliteStore {
         refresh: &NewRefreshToken,
         now: i64,
     ) -> StoreResult<Completion> {
-        // Dropping the transaction before commit rolls every step back.
-        let mut tx = self.writer.begin().await.store()?;
-        let spent: Option<String> = sqlx::query_scalar(
-            "UPDATE challenges SET spent_at = ?3
-             WHERE id = ?1 AND spent_at IS NULL AND failures < ?2 AND expires_at > ?3
-             RETURNING user_id",
-        )
-        .bind(challenge_id)
-        .bind(i64::from(max_failures))
-        .bind(now)
-        .fetch_optional(&mut *tx)
-        .await
-        .store()?;
-        let Some(user_id) = spent else {
-            return Ok(Completion::ChallengeGone);
-        };
-        let claimed = match claim {
-            FactorClaim::TotpStep(step) => {
-                sqlx::query(
-                    "UPDATE totp_devices SET last_step = ?2, last_used_at = ?3
-                     WHERE user_id = ?1 AND (last_step IS NULL OR last_step < ?2)",
+        let (challenge_id, refresh) = (challenge_id.to_owned(), refresh.clone());
+        self.write(move |c| {
+            Box::pin(async move {
+                let spent: Option<String> = sqlx::query_scalar(
+                    "UPDATE challenges SET spent_at = ?3
+                     WHERE id = ?1 AND spent_at IS NULL AND failures < ?2 AND expires_at > ?3
+                     RETURNING user_id",
                 )
-                .bind(&user_id)
-                .bind(step)
+                .bind(&challenge_id)
+                .bind(i64::from(max_failures))
                 .bind(now)
-                .execute(&mut *tx)
-                .await
-                .store()?
-                .rows_affected()
-                    == 1
-            }
-            FactorClaim::RecoveryCode(code_id) => {
-                let used = sqlx::query(
-                    "UPDATE recovery_codes SET used_at = ?3
-                     WHERE id = ?2 AND user_id = ?1 AND used_at IS NULL",
-                )
-                .bind(&user_id)
-                .bind(code_id)
-                .bind(now)
-                .execute(&mut *tx)
-                .await
-                .store()?
-                .rows_affected()
-                    == 1;
-                if used {
-                    sqlx::query("UPDATE totp_devices SET last_used_at = ?2 WHERE user_id = ?1")
-                        .bind(&user_id)
-                        .bind(now)
-                        .execute(&mut *tx)
-                        .await
-                        .store()?;
+                .fetch_optional(&mut *c)
+                .await?;
+                let Some(user_id) = spent else {
+                    return Ok(Keep(Completion::ChallengeGone));
+                };
+                let claimed = match claim {
+                    FactorClaim::TotpStep(step) => claim_totp_step(c, &user_id, step, now).await?,
+                    FactorClaim::RecoveryCode(code_id) => {
+                        claim_recovery_code(c, &user_id, code_id, now).await?
+                    }
+                    FactorClaim::EmailCode => true,
+                };
+                if !claimed {
+                    // The challenge stays live: the user may try again with another code.
+                    return Ok(Discard(Completion::FactorRefused));
                 }
-                used
-            }
-            FactorClaim::EmailCode => true,
-        };
-        if !claimed {
-            return Ok(Completion::FactorRefused);
-        }
-        sqlx::query(
-            "INSERT INTO refresh_tokens (token_hash, user_id, family_id, amr, created_at, expires_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        )
-        .bind(&refresh.token_hash)
-        .bind(&refresh.user_id)
-        .bind(&refresh.family_id)
-        .bind(&refresh.amr)
-        .bind(refresh.created_at)
-        .bind(refresh.expires_at)
-        .execute(&mut *tx)
+                insert_refresh_token(c, &refresh).await?;
+                Ok(Keep(Completion::Completed))
+            })
+        })
         .await
-        .store()?;
-        tx.commit().await.store()?;
-        Ok(Completion::Completed)
     }
 
     async fn create_setup_token(
@@ -620,15 +697,12 @@ impl ChallengeStore for SqliteStore {
         user_id: &str,
         expires_at: i64,
     ) -> StoreResult<()> {
-        sqlx::query(
+        let (token_hash, user_id) = (token_hash.to_owned(), user_id.to_owned());
+        self.execute(
             "INSERT INTO setup_tokens (token_hash, user_id, expires_at) VALUES (?1, ?2, ?3)",
+            move |q| q.bind(token_hash).bind(user_id).bind(expires_at),
         )
-        .bind(token_hash)
-        .bind(user_id)
-        .bind(expires_at)
-        .execute(&self.writer)
-        .await
-        .store()?;
+        .await?;
         Ok(())
     }
 
@@ -644,11 +718,11 @@ impl ChallengeStore for SqliteStore {
     }
 
     async fn delete_setup_tokens(&self, user_id: &str) -> StoreResult<()> {
-        sqlx::query("DELETE FROM setup_tokens WHERE user_id = ?1")
-            .bind(user_id)
-            .execute(&self.writer)
-            .await
-            .store()?;
+        let user_id = user_id.to_owned();
+        self.execute("DELETE FROM setup_tokens WHERE user_id = ?1", move |q| {
+            q.bind(user_id)
+        })
+        .await?;
         Ok(())
     }
 }
@@ -656,28 +730,27 @@ impl ChallengeStore for SqliteStore {
 #[async_trait]
 impl EmailStore for SqliteStore {
     async fn set_email_verified(&self, user_id: &str) -> StoreResult<()> {
-        sqlx::query("UPDATE users SET email_verified = 1 WHERE id = ?1")
-            .bind(user_id)
-            .execute(&self.writer)
-            .await
-            .store()?;
+        let user_id = user_id.to_owned();
+        self.execute(
+            "UPDATE users SET email_verified = 1 WHERE id = ?1",
+            move |q| q.bind(user_id),
+        )
+        .await?;
         Ok(())
     }
 
     async fn set_email_otp(&self, user_id: &str, enabled: bool) -> StoreResult<()> {
+        let user_id = user_id.to_owned();
         // Switching e-mail codes off also drops them as the preferred method.
-        sqlx::query(
+        self.execute(
             "UPDATE users SET email_otp = ?2,
                preferred_method = CASE WHEN ?2 THEN 'email'
                                        WHEN preferred_method = 'email' THEN 'none'
                                        ELSE preferred_method END
              WHERE id = ?1",
+            move |q| q.bind(user_id).bind(enabled),
         )
-        .bind(user_id)
-        .bind(enabled)
-        .execute(&self.writer)
-        .await
-        .store()?;
+        .await?;
         Ok(())
     }
 
@@ -690,24 +763,26 @@ impl EmailStore for SqliteStore {
         max_sends: u32,
         max_failures: u32,
     ) -> StoreResult<EmailReservation> {
+        let (id, code_hash) = (challenge_id.to_owned(), code_hash.to_owned());
         // Every SET expression reads the old row, so the previous code is what gets kept aside.
-        let reserved = sqlx::query(
-            "UPDATE challenges SET
-               email_prev_hash = email_code_hash, email_prev_sent_at = email_sent_at,
-               email_code_hash = ?2, email_sent_at = ?3, email_sends = email_sends + 1
-             WHERE id = ?1 AND spent_at IS NULL AND expires_at > ?3 AND failures < ?6
-               AND email_sends < ?5 AND (email_sent_at IS NULL OR email_sent_at + ?4 <= ?3)",
-        )
-        .bind(challenge_id)
-        .bind(code_hash)
-        .bind(now)
-        .bind(min_interval)
-        .bind(i64::from(max_sends))
-        .bind(i64::from(max_failures))
-        .execute(&self.writer)
-        .await
-        .store()?;
-        if reserved.rows_affected() == 1 {
+        let reserved = self
+            .execute(
+                "UPDATE challenges SET
+                   email_prev_hash = email_code_hash, email_prev_sent_at = email_sent_at,
+                   email_code_hash = ?2, email_sent_at = ?3, email_sends = email_sends + 1
+                 WHERE id = ?1 AND spent_at IS NULL AND expires_at > ?3 AND failures < ?6
+                   AND email_sends < ?5 AND (email_sent_at IS NULL OR email_sent_at + ?4 <= ?3)",
+                move |q| {
+                    q.bind(id)
+                        .bind(code_hash)
+                        .bind(now)
+                        .bind(min_interval)
+                        .bind(i64::from(max_sends))
+                        .bind(i64::from(max_failures))
+                },
+            )
+            .await?;
+        if reserved == 1 {
             return Ok(EmailReservation::Reserved);
         }
         let row = sqlx::query(
@@ -737,17 +812,15 @@ impl EmailStore for SqliteStore {
     }
 
     async fn release_email_send(&self, challenge_id: &str, code_hash: &str) -> StoreResult<()> {
-        sqlx::query(
+        let (id, code_hash) = (challenge_id.to_owned(), code_hash.to_owned());
+        self.execute(
             "UPDATE challenges SET
                email_code_hash = email_prev_hash, email_sent_at = email_prev_sent_at,
                email_sends = email_sends - 1, email_prev_hash = NULL, email_prev_sent_at = NULL
              WHERE id = ?1 AND email_code_hash = ?2",
+            move |q| q.bind(id).bind(code_hash),
         )
-        .bind(challenge_id)
-        .bind(code_hash)
-        .execute(&self.writer)
-        .await
-        .store()?;
+        .await?;
         Ok(())
     }
 
@@ -758,14 +831,9 @@ impl EmailStore for SqliteStore {
         purpose: KeyPurpose,
         expires_at: i64,
     ) -> StoreResult<()> {
-        sqlx::query("INSERT INTO email_keys (key_hash, user_id, purpose, expires_at) VALUES (?1, ?2, ?3, ?4)")
-            .bind(key_hash)
-            .bind(user_id)
-            .bind(purpose.as_str())
-            .bind(expires_at)
-            .execute(&self.writer)
-            .await
-            .store()?;
+        let (key_hash, user_id) = (key_hash.to_owned(), user_id.to_owned());
+        self.execute("INSERT INTO email_keys (key_hash, user_id, purpose, expires_at) VALUES (?1, ?2, ?3, ?4)", move |q| q.bind(key_hash).bind(user_id).bind(purpose.as_str()).bind(expires_at))
+            .await?;
         Ok(())
     }
 
@@ -793,17 +861,23 @@ impl EmailStore for SqliteStore {
         purpose: KeyPurpose,
         now: i64,
     ) -> StoreResult<Option<String>> {
-        sqlx::query_scalar(
-            "UPDATE email_keys SET used_at = ?3
-             WHERE key_hash = ?1 AND purpose = ?2 AND used_at IS NULL AND expires_at > ?3
-             RETURNING user_id",
-        )
-        .bind(key_hash)
-        .bind(purpose.as_str())
-        .bind(now)
-        .fetch_optional(&self.writer)
+        let key_hash = key_hash.to_owned();
+        self.write(move |c| {
+            Box::pin(async move {
+                let user_id = sqlx::query_scalar(
+                    "UPDATE email_keys SET used_at = ?3
+                     WHERE key_hash = ?1 AND purpose = ?2 AND used_at IS NULL AND expires_at > ?3
+                     RETURNING user_id",
+                )
+                .bind(key_hash)
+                .bind(purpose.as_str())
+                .bind(now)
+                .fetch_optional(&mut *c)
+                .await?;
+                Ok(Keep(user_id))
+            })
+        })
         .await
-        .store()
     }
 }
 
@@ -822,12 +896,11 @@ impl AdminStore for SqliteStore {
     }
 
     async fn set_disabled(&self, user_id: &str, disabled: bool) -> StoreResult<()> {
-        sqlx::query("UPDATE users SET disabled = ?2 WHERE id = ?1")
-            .bind(user_id)
-            .bind(disabled)
-            .execute(&self.writer)
-            .await
-            .store()?;
+        let user_id = user_id.to_owned();
+        self.execute("UPDATE users SET disabled = ?2 WHERE id = ?1", move |q| {
+            q.bind(user_id).bind(disabled)
+        })
+        .await?;
         Ok(())
     }
 }
@@ -856,37 +929,41 @@ impl KeyStore for SqliteStore {
     }
 
     async fn add_signing_key(&self, key: &StoredSigningKey, now: i64) -> StoreResult<()> {
-        let mut tx = self.writer.begin().await.store()?;
-        sqlx::query("UPDATE signing_keys SET retired_at = ?1 WHERE retired_at IS NULL")
-            .bind(now)
-            .execute(&mut *tx)
-            .await
-            .store()?;
-        sqlx::query(
-            "INSERT INTO signing_keys (kid, private_sealed, public_key, created_at) VALUES (?1, ?2, ?3, ?4)",
-        )
-        .bind(&key.kid)
-        .bind(&key.private_sealed)
-        .bind(&key.public_key)
-        .bind(key.created_at)
-        .execute(&mut *tx)
+        let key = key.clone();
+        self.write(move |c| {
+            Box::pin(async move {
+                sqlx::query("UPDATE signing_keys SET retired_at = ?1 WHERE retired_at IS NULL")
+                    .bind(now)
+                    .execute(&mut *c)
+                    .await?;
+                sqlx::query(
+                    "INSERT INTO signing_keys (kid, private_sealed, public_key, created_at) VALUES (?1, ?2, ?3, ?4)",
+                )
+                .bind(&key.kid)
+                .bind(&key.private_sealed)
+                .bind(&key.public_key)
+                .bind(key.created_at)
+                .execute(&mut *c)
+                .await?;
+                Ok(Keep(()))
+            })
+        })
         .await
-        .store()?;
-        tx.commit().await.store()
     }
 
     async fn add_first_signing_key(&self, key: &StoredSigningKey) -> StoreResult<()> {
-        sqlx::query(
+        let key = key.clone();
+        self.execute(
             "INSERT INTO signing_keys (kid, private_sealed, public_key, created_at)
              SELECT ?1, ?2, ?3, ?4 WHERE NOT EXISTS (SELECT 1 FROM signing_keys)",
+            move |q| {
+                q.bind(key.kid)
+                    .bind(key.private_sealed)
+                    .bind(key.public_key)
+                    .bind(key.created_at)
+            },
         )
-        .bind(&key.kid)
-        .bind(&key.private_sealed)
-        .bind(&key.public_key)
-        .bind(key.created_at)
-        .execute(&self.writer)
-        .await
-        .store()?;
+        .await?;
         Ok(())
     }
 }
@@ -894,20 +971,14 @@ impl KeyStore for SqliteStore {
 #[async_trait]
 impl TokenStore for SqliteStore {
     async fn insert_refresh_token(&self, token: &NewRefreshToken) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO refresh_tokens (token_hash, user_id, family_id, amr, created_at, expires_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        )
-        .bind(&token.token_hash)
-        .bind(&token.user_id)
-        .bind(&token.family_id)
-        .bind(&token.amr)
-        .bind(token.created_at)
-        .bind(token.expires_at)
-        .execute(&self.writer)
+        let token = token.clone();
+        self.write(move |c| {
+            Box::pin(async move {
+                insert_refresh_token(c, &token).await?;
+                Ok(Keep(()))
+            })
+        })
         .await
-        .store()?;
-        Ok(())
     }
 
     async fn rotate_refresh_token(
@@ -915,48 +986,46 @@ impl TokenStore for SqliteStore {
         token_hash: &str,
         now: i64,
     ) -> StoreResult<RefreshOutcome> {
-        let rotated = sqlx::query(
-            "UPDATE refresh_tokens SET used_at = ?2
-             WHERE token_hash = ?1 AND used_at IS NULL AND revoked_at IS NULL AND expires_at > ?2
-             RETURNING user_id, family_id, amr",
-        )
-        .bind(token_hash)
-        .bind(now)
-        .fetch_optional(&self.writer)
+        let token_hash = token_hash.to_owned();
+        self.write(move |c| {
+            Box::pin(async move {
+                let rotated = sqlx::query(
+                    "UPDATE refresh_tokens SET used_at = ?2
+                     WHERE token_hash = ?1 AND used_at IS NULL AND revoked_at IS NULL AND expires_at > ?2
+                     RETURNING user_id, family_id, amr",
+                )
+                .bind(&token_hash)
+                .bind(now)
+                .fetch_optional(&mut *c)
+                .await?;
+                if let Some(row) = rotated {
+                    return Ok(Keep(RefreshOutcome::Rotated {
+                        user_id: row.try_get("user_id")?,
+                        family_id: row.try_get("family_id")?,
+                        amr: row.try_get("amr")?,
+                    }));
+                }
+                let known = sqlx::query(
+                    "SELECT user_id, family_id, used_at FROM refresh_tokens WHERE token_hash = ?1",
+                )
+                .bind(&token_hash)
+                .fetch_optional(&mut *c)
+                .await?;
+                let Some(row) = known else {
+                    return Ok(Keep(RefreshOutcome::Invalid));
+                };
+                let used_at: Option<i64> = row.try_get("used_at")?;
+                if used_at.is_none() {
+                    return Ok(Keep(RefreshOutcome::Invalid));
+                }
+                // A used token presented again: someone holds a copy. Revoke the whole family.
+                let user_id: String = row.try_get("user_id")?;
+                let family_id: String = row.try_get("family_id")?;
+                revoke_family(c, &family_id, now).await?;
+                Ok(Keep(RefreshOutcome::Reused { user_id, family_id }))
+            })
+        })
         .await
-        .store()?;
-        if let Some(row) = rotated {
-            return Ok(RefreshOutcome::Rotated {
-                user_id: row.try_get("user_id").store()?,
-                family_id: row.try_get("family_id").store()?,
-                amr: row.try_get("amr").store()?,
-            });
-        }
-        let known = sqlx::query(
-            "SELECT user_id, family_id, used_at FROM refresh_tokens WHERE token_hash = ?1",
-        )
-        .bind(token_hash)
-        .fetch_optional(&self.pool)
-        .await
-        .store()?;
-        let Some(row) = known else {
-            return Ok(RefreshOutcome::Invalid);
-        };
-        let used_at: Option<i64> = row.try_get("used_at").store()?;
-        if used_at.is_none() {
-            return Ok(RefreshOutcome::Invalid);
-        }
-        let user_id: String = row.try_get("user_id").store()?;
-        let family_id: String = row.try_get("family_id").store()?;
-        sqlx::query(
-            "UPDATE refresh_tokens SET revoked_at = ?2 WHERE family_id = ?1 AND revoked_at IS NULL",
-        )
-        .bind(&family_id)
-        .bind(now)
-        .execute(&self.writer)
-        .await
-        .store()?;
-        Ok(RefreshOutcome::Reused { user_id, family_id })
     }
 
     async fn revoke_refresh_family(
@@ -964,36 +1033,33 @@ impl TokenStore for SqliteStore {
         token_hash: &str,
         now: i64,
     ) -> StoreResult<Option<String>> {
-        let row =
-            sqlx::query("SELECT user_id, family_id FROM refresh_tokens WHERE token_hash = ?1")
-                .bind(token_hash)
-                .fetch_optional(&self.pool)
-                .await
-                .store()?;
-        let Some(row) = row else {
-            return Ok(None);
-        };
-        let family_id: String = row.try_get("family_id").store()?;
-        sqlx::query(
-            "UPDATE refresh_tokens SET revoked_at = ?2 WHERE family_id = ?1 AND revoked_at IS NULL",
-        )
-        .bind(&family_id)
-        .bind(now)
-        .execute(&self.writer)
+        let token_hash = token_hash.to_owned();
+        self.write(move |c| {
+            Box::pin(async move {
+                let row = sqlx::query(
+                    "SELECT user_id, family_id FROM refresh_tokens WHERE token_hash = ?1",
+                )
+                .bind(&token_hash)
+                .fetch_optional(&mut *c)
+                .await?;
+                let Some(row) = row else {
+                    return Ok(Keep(None));
+                };
+                let family_id: String = row.try_get("family_id")?;
+                revoke_family(c, &family_id, now).await?;
+                Ok(Keep(Some(row.try_get("user_id")?)))
+            })
+        })
         .await
-        .store()?;
-        Ok(Some(row.try_get("user_id").store()?))
     }
 
     async fn revoke_user_refresh_tokens(&self, user_id: &str, now: i64) -> StoreResult<()> {
-        sqlx::query(
+        let user_id = user_id.to_owned();
+        self.execute(
             "UPDATE refresh_tokens SET revoked_at = ?2 WHERE user_id = ?1 AND revoked_at IS NULL",
+            move |q| q.bind(user_id).bind(now),
         )
-        .bind(user_id)
-        .bind(now)
-        .execute(&self.writer)
-        .await
-        .store()?;
+        .await?;
         Ok(())
     }
 }
@@ -1006,26 +1072,32 @@ impl ThrottleStore for SqliteStore {
         window_seconds: i64,
         now: i64,
     ) -> StoreResult<WindowCount> {
-        // SQLite evaluates every SET expression against the old row, so the three CASEs agree.
-        let row = sqlx::query(
-            "INSERT INTO throttle_windows (key, window_start, window_end, count) VALUES (?1, ?2, ?2 + ?3, 1)
-             ON CONFLICT (key) DO UPDATE SET
-               count = CASE WHEN window_end <= ?2 THEN 1 ELSE count + 1 END,
-               window_start = CASE WHEN window_end <= ?2 THEN ?2 ELSE window_start END,
-               window_end = CASE WHEN window_end <= ?2 THEN ?2 + ?3 ELSE window_end END
-             RETURNING count, window_start",
-        )
-        .bind(key)
-        .bind(now)
-        .bind(window_seconds)
-        .fetch_one(&self.writer)
-        .await
-        .store()?;
-        let count: i64 = row.try_get("count").store()?;
-        Ok(WindowCount {
-            count: u32::try_from(count).unwrap_or(u32::MAX),
-            window_start: row.try_get("window_start").store()?,
+        let key = key.to_owned();
+        self.write(move |c| {
+            Box::pin(async move {
+                // SQLite evaluates every SET expression against the old row, so the three CASEs
+                // agree.
+                let row = sqlx::query(
+                    "INSERT INTO throttle_windows (key, window_start, window_end, count) VALUES (?1, ?2, ?2 + ?3, 1)
+                     ON CONFLICT (key) DO UPDATE SET
+                       count = CASE WHEN window_end <= ?2 THEN 1 ELSE count + 1 END,
+                       window_start = CASE WHEN window_end <= ?2 THEN ?2 ELSE window_start END,
+                       window_end = CASE WHEN window_end <= ?2 THEN ?2 + ?3 ELSE window_end END
+                     RETURNING count, window_start",
+                )
+                .bind(key)
+                .bind(now)
+                .bind(window_seconds)
+                .fetch_one(&mut *c)
+                .await?;
+                let count: i64 = row.try_get("count")?;
+                Ok(Keep(WindowCount {
+                    count: u32::try_from(count).unwrap_or(u32::MAX),
+                    window_start: row.try_get("window_start")?,
+                }))
+            })
         })
+        .await
     }
 
     async fn throttle_peek(
@@ -1056,21 +1128,25 @@ impl ThrottleStore for SqliteStore {
 #[async_trait]
 impl AuditStore for SqliteStore {
     async fn record_audit_batch(&self, records: &[AuditRecord]) -> StoreResult<()> {
-        let mut tx = self.writer.begin().await.store()?;
-        for record in records {
-            sqlx::query(
-                "INSERT INTO audit_events (at, user_id, event, ip, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
-            )
-            .bind(record.at)
-            .bind(&record.user_id)
-            .bind(record.event)
-            .bind(&record.ip)
-            .bind(&record.detail)
-            .execute(&mut *tx)
-            .await
-            .store()?;
-        }
-        tx.commit().await.store()
+        let records = records.to_vec();
+        self.write(move |c| {
+            Box::pin(async move {
+                for record in &records {
+                    sqlx::query(
+                        "INSERT INTO audit_events (at, user_id, event, ip, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    )
+                    .bind(record.at)
+                    .bind(&record.user_id)
+                    .bind(record.event)
+                    .bind(&record.ip)
+                    .bind(&record.detail)
+                    .execute(&mut *c)
+                    .await?;
+                }
+                Ok(Keep(()))
+            })
+        })
+        .await
     }
 
     async fn recent_audit_events(
@@ -1110,6 +1186,8 @@ impl MaintenanceStore for SqliteStore {
 
     async fn delete_expired(&self, now: i64) -> StoreResult<u64> {
         let mut deleted = 0;
+        // One job per table: a large clean-up does not hold one batch (and the writes waiting
+        // behind it) for all tables at once.
         for statement in [
             "DELETE FROM challenges WHERE expires_at <= ?1",
             "DELETE FROM setup_tokens WHERE expires_at <= ?1",
@@ -1117,12 +1195,7 @@ impl MaintenanceStore for SqliteStore {
             "DELETE FROM throttle_windows WHERE window_end <= ?1",
             "DELETE FROM email_keys WHERE expires_at <= ?1",
         ] {
-            deleted += sqlx::query(statement)
-                .bind(now)
-                .execute(&self.writer)
-                .await
-                .store()?
-                .rows_affected();
+            deleted += self.execute(statement, move |q| q.bind(now)).await?;
         }
         Ok(deleted)
     }

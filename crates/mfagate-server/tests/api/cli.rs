@@ -7,7 +7,18 @@ use serde_json::json;
 
 use crate::helpers::{spawn_app, PASSWORD};
 
-fn mfagate(env: &[(String, String)], args: &[&str], stdin: &str) -> (bool, String, String) {
+/// Runs the binary on the blocking pool: the test's runtime must keep running the in-process
+/// server (and its writer) while the command waits for the database.
+async fn mfagate(env: &[(String, String)], args: &[&str], stdin: &str) -> (bool, String, String) {
+    let env = env.to_vec();
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    let stdin = stdin.to_string();
+    tokio::task::spawn_blocking(move || run_mfagate(&env, &args, &stdin))
+        .await
+        .expect("the command-line runner did not panic")
+}
+
+fn run_mfagate(env: &[(String, String)], args: &[String], stdin: &str) -> (bool, String, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_mfagate"))
         .args(args)
         .envs(env.iter().cloned())
@@ -48,7 +59,8 @@ async fn users_are_created_and_their_mfa_reset_from_the_command_line() {
             "--admin",
         ],
         &format!("{PASSWORD}\n"),
-    );
+    )
+    .await;
     assert!(ok, "{out}{err}");
     assert!(out.contains("created user root"), "{out}");
 
@@ -60,7 +72,7 @@ async fn users_are_created_and_their_mfa_reset_from_the_command_line() {
     app.enable_totp(&access).await;
     assert_eq!(app.login("root").await.body["mfa_required"], true);
 
-    let (ok, out, err) = mfagate(&url, &["user", "reset-mfa", "root"], "");
+    let (ok, out, err) = mfagate(&url, &["user", "reset-mfa", "root"], "").await;
     assert!(ok, "{out}{err}");
     assert!(out.contains("removed the second factors"), "{out}");
     let login = app.login("root").await;
@@ -74,7 +86,7 @@ async fn users_are_created_and_their_mfa_reset_from_the_command_line() {
         .await
         .assert_error(401, "invalid_token");
 
-    let (ok, out, _) = mfagate(&url, &["user", "set-admin", "root"], "");
+    let (ok, out, _) = mfagate(&url, &["user", "set-admin", "root"], "").await;
     assert!(ok && out.contains("administrator"));
 }
 
@@ -82,10 +94,10 @@ async fn users_are_created_and_their_mfa_reset_from_the_command_line() {
 async fn command_line_errors_say_what_is_wrong() {
     let app = spawn_app().await;
     let url = app.cli_env();
-    let (ok, _, err) = mfagate(&url, &["user", "reset-mfa", "nobody"], "");
+    let (ok, _, err) = mfagate(&url, &["user", "reset-mfa", "nobody"], "").await;
     assert!(!ok);
     assert!(err.contains("no user named 'nobody'"), "{err}");
-    let (ok, _, err) = mfagate(&url, &["user", "create", "x", "--email", "bad"], "pw\n");
+    let (ok, _, err) = mfagate(&url, &["user", "create", "x", "--email", "bad"], "pw\n").await;
     assert!(!ok);
     assert!(
         err.contains("username") && err.contains("email") && err.contains("password"),
@@ -95,19 +107,20 @@ async fn command_line_errors_say_what_is_wrong() {
         &url,
         &["user", "create", "ann", "--email", "a@example.com"],
         "",
-    );
+    )
+    .await;
     assert!(!ok);
     assert!(err.contains("standard input"), "{err}");
 }
 
-#[test]
-fn migrate_creates_the_database_and_says_so_on_sqlite() {
+#[tokio::test]
+async fn migrate_creates_the_database_and_says_so_on_sqlite() {
     let dir = tempfile::tempdir().unwrap();
     let url = vec![(
         "MFAGATE_DATABASE_URL".to_string(),
         format!("sqlite://{}", dir.path().join("sub/dir/m.db").display()),
     )];
-    let (ok, out, err) = mfagate(&url, &["migrate"], "");
+    let (ok, out, err) = mfagate(&url, &["migrate"], "").await;
     assert!(ok, "{out}{err}");
     assert!(out.contains("migrations applied"));
     assert!(dir.path().join("sub/dir/m.db").exists());

@@ -119,6 +119,39 @@ async fn of_twenty_concurrent_uses_of_one_recovery_code_exactly_one_wins() {
 }
 
 #[tokio::test]
+async fn of_concurrent_logins_with_one_totp_code_one_wins_and_the_others_keep_their_challenge() {
+    let app = spawn_app_with(|s| s.config.max_challenges = 10).await;
+    let enrolled = app.user_with_totp("ann").await;
+    let mut challenges = Vec::new();
+    for _ in 0..8 {
+        challenges.push(app.challenge("ann").await);
+    }
+    // All at once: on SQLite the writes land in one group commit, where a refused claim must
+    // undo its own challenge spend and nothing else.
+    let totp_code = code(&enrolled.secret, enrolled.step + 1);
+    let answers =
+        futures::future::join_all(challenges.iter().map(|e| app.verify(e, &totp_code))).await;
+    assert_eq!(answers.iter().filter(|a| a.status == 200).count(), 1);
+    for answer in answers.iter().filter(|a| a.status != 200) {
+        answer.assert_error(400, "invalid_code");
+        assert_eq!(answer.body["attempts_remaining"], 4, "{}", answer.body);
+    }
+    // Every losing challenge is still live: each takes a recovery code of its own.
+    let losers = challenges
+        .iter()
+        .zip(&answers)
+        .filter(|(_, a)| a.status != 200);
+    for ((ephemeral, _), recovery) in losers.zip(&enrolled.recovery_codes) {
+        let answer = app.verify(ephemeral, recovery).await;
+        assert_eq!(answer.status, 200, "{}", answer.body);
+        assert_eq!(
+            amr(answer.body["access"].as_str().unwrap()),
+            ["pwd", "mfa", "rec"]
+        );
+    }
+}
+
+#[tokio::test]
 async fn after_max_attempts_the_challenge_is_dead_even_for_a_right_code() {
     let app = spawn_app().await;
     let enrolled = app.user_with_totp("ann").await;

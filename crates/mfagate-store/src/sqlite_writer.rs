@@ -1,0 +1,201 @@
+//! Group commit for SQLite: every write runs on one connection, and the writes that arrive while
+//! a commit is being synced to disk are run together in the next transaction and share its
+//! fsync.
+//!
+//! Why: with `synchronous = FULL` each commit waits for the disk, and SQLite allows one writer
+//! at a time, so one commit per write caps the whole server at the disk's sync rate. Batching
+//! keeps the guarantee a caller relies on (its answer is sent only after the commit that holds
+//! its changes is durable) while the sync cost is paid once per batch, not once per write.
+//!
+//! Each write (a *job*) runs inside its own `SAVEPOINT`, so a job that fails or decides to roll
+//! back (`Outcome::Discard`) undoes only its own changes; the other jobs of the batch commit.
+//! Jobs run one after another on the connection, so a conditional `UPDATE ... WHERE` in one job
+//! sees every earlier job's changes: one-time use stays one-time within a batch too.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use mfagate_core::StoreError;
+
+use crate::sqlite::map_error;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
+use sqlx::{ConnectOptions, Connection, Executor};
+use tokio::sync::{mpsc, oneshot};
+
+/// The most jobs one transaction takes; a bound on how long one batch holds the write lock.
+const MAX_BATCH: usize = 256;
+
+/// What a job decided about its own changes.
+pub enum Outcome<T> {
+    /// Commit them (with the batch), then answer `T`.
+    Keep(T),
+    /// Roll them back (to the job's savepoint) and answer `T`.
+    Discard(T),
+}
+
+/// The future a job's closure returns: it borrows the writer connection while it runs.
+pub type JobFuture<'c, T> =
+    Pin<Box<dyn Future<Output = Result<Outcome<T>, sqlx::Error>> + Send + 'c>>;
+
+/// What a job left after running: whether to keep its changes, and how to answer its caller
+/// once the batch's commit is known.
+struct Finished {
+    keep: bool,
+    answer: Box<dyn FnOnce(Result<(), StoreError>) + Send>,
+}
+
+type Job = Box<
+    dyn for<'c> FnOnce(
+            &'c mut SqliteConnection,
+        ) -> Pin<Box<dyn Future<Output = Finished> + Send + 'c>>
+        + Send,
+>;
+
+/// What the writer task is asked to do, in order.
+enum Command {
+    Run(Job),
+    /// Finish what came before, close the connection, then say so.
+    Stop(oneshot::Sender<()>),
+}
+
+/// The handle writes are queued through; cheap to clone.
+#[derive(Clone)]
+pub struct GroupWriter {
+    commands: mpsc::UnboundedSender<Command>,
+}
+
+impl std::fmt::Debug for GroupWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GroupWriter").finish_non_exhaustive()
+    }
+}
+
+fn writer_gone() -> StoreError {
+    StoreError::Unavailable(
+        "the SQLite writer stopped; see the log for why, and restart mfagate".into(),
+    )
+}
+
+impl GroupWriter {
+    /// Opens the writer connection and starts the task that runs the batches.
+    pub async fn start(options: &SqliteConnectOptions) -> Result<Self, sqlx::Error> {
+        let connection = options.connect().await?;
+        let (commands, queue) = mpsc::unbounded_channel();
+        tokio::spawn(run_batches(connection, queue));
+        Ok(Self { commands })
+    }
+
+    /// Runs `job` in the next batch and answers once that batch is committed (or the job's
+    /// error, or the commit's).
+    pub async fn write<T, F>(&self, job: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c mut SqliteConnection) -> JobFuture<'c, T> + Send + 'static,
+    {
+        let (reply, answer) = oneshot::channel::<Result<T, StoreError>>();
+        let job: Job = Box::new(move |connection| {
+            Box::pin(async move {
+                let (keep, result) = match job(connection).await {
+                    Ok(Outcome::Keep(value)) => (true, Ok(value)),
+                    Ok(Outcome::Discard(value)) => (false, Ok(value)),
+                    Err(error) => (false, Err(map_error(error))),
+                };
+                Finished {
+                    keep,
+                    answer: Box::new(move |committed| {
+                        // The caller may have gone (request cancelled): nobody to tell.
+                        let _ = reply.send(committed.and(result));
+                    }),
+                }
+            })
+        });
+        self.commands
+            .send(Command::Run(job))
+            .map_err(|_| writer_gone())?;
+        answer.await.map_err(|_| writer_gone())?
+    }
+
+    /// Runs the writes queued so far, then closes the connection; later writes fail.
+    pub async fn stop(&self) {
+        let (done, stopped) = oneshot::channel();
+        if self.commands.send(Command::Stop(done)).is_ok() {
+            let _ = stopped.await;
+        }
+    }
+}
+
+async fn run_batches(
+    mut connection: SqliteConnection,
+    mut queue: mpsc::UnboundedReceiver<Command>,
+) {
+    let mut commands = Vec::with_capacity(MAX_BATCH);
+    let mut jobs = Vec::with_capacity(MAX_BATCH);
+    let mut stop = None;
+    while stop.is_none() && queue.recv_many(&mut commands, MAX_BATCH).await > 0 {
+        for command in commands.drain(..) {
+            match command {
+                Command::Run(job) if stop.is_none() => jobs.push(job),
+                // Jobs after a stop are dropped: their callers hear the writer is gone.
+                Command::Run(_) => {}
+                Command::Stop(done) => stop = Some(done),
+            }
+        }
+        if !jobs.is_empty() {
+            run_batch(&mut connection, jobs.drain(..)).await;
+        }
+    }
+    let _ = connection.close().await;
+    if let Some(done) = stop {
+        let _ = done.send(());
+    }
+}
+
+async fn run_batch(connection: &mut SqliteConnection, jobs: impl Iterator<Item = Job>) {
+    // IMMEDIATE: take the write lock now (waiting out another process, such as the CLI, for up
+    // to the busy timeout) rather than fail half-way through the batch.
+    if let Err(error) = connection.execute("BEGIN IMMEDIATE").await {
+        tracing::error!(%error, "cannot begin a write transaction; the writes of this batch fail");
+        // Dropping a job drops its reply channel: its caller gets `Unavailable`.
+        return;
+    }
+    let mut answers = Vec::new();
+    let mut broken: Option<StoreError> = None;
+    for job in jobs {
+        if broken.is_some() {
+            continue;
+        }
+        if let Err(error) = connection.execute("SAVEPOINT job").await {
+            broken = Some(map_error(error));
+            continue;
+        }
+        let finished = job(connection).await;
+        let closed = if finished.keep {
+            connection.execute("RELEASE job").await
+        } else {
+            match connection.execute("ROLLBACK TO job").await {
+                Ok(_) => connection.execute("RELEASE job").await,
+                Err(error) => Err(error),
+            }
+        };
+        answers.push(finished.answer);
+        if let Err(error) = closed {
+            broken = Some(map_error(error));
+        }
+    }
+    let committed = match broken {
+        None => connection
+            .execute("COMMIT")
+            .await
+            .map(|_| ())
+            .map_err(map_error),
+        Some(error) => Err(error),
+    };
+    if let Err(error) = &committed {
+        tracing::error!(%error, "a batch of writes was rolled back; its callers get the error");
+        // After a failed COMMIT SQLite may still be inside the transaction.
+        let _ = connection.execute("ROLLBACK").await;
+    }
+    for answer in answers {
+        answer(committed.clone());
+    }
+}

@@ -27,6 +27,11 @@ use server::{free_port, ServerProcess};
 
 const PASSWORD: &str = "bench password 1";
 
+/// The same allocator as the `mfagate` binary, so that the bare ceiling server is as well
+/// equipped as the server measured against it.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Debug, Parser)]
 #[command(about = "mfagate load benchmark")]
 struct Args {
@@ -43,6 +48,10 @@ struct Args {
         default_value = "postgres://postgres@127.0.0.1:5432/test"
     )]
     postgres_url: String,
+    /// Run only these scenarios (S0 always runs: it is the baseline), e.g. `--only S1,S2`;
+    /// for profiling one flow. A results file from such a run lacks the others.
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
     #[arg(long, default_value = "bench/results/latest.json")]
     output: PathBuf,
     /// Internal: run the bare ceiling server on this port.
@@ -361,11 +370,10 @@ fn machine() -> Value {
     })
 }
 
-fn best(results: &[LevelResult]) -> &LevelResult {
+fn best(results: &[LevelResult]) -> Option<&LevelResult> {
     results
         .iter()
         .max_by(|a, b| a.per_second.total_cmp(&b.per_second))
-        .unwrap_or(&results[0])
 }
 
 #[tokio::main]
@@ -385,6 +393,9 @@ async fn main() -> Result<(), String> {
             levels: vec![1, 16, 64],
             duration: Duration::from_secs(8),
         }
+    };
+    let wants = |scenario: &str| {
+        args.only.is_empty() || args.only.iter().any(|o| o.eq_ignore_ascii_case(scenario))
     };
     let binary = server::mfagate_binary()?;
     let machine = machine();
@@ -449,25 +460,33 @@ async fn main() -> Result<(), String> {
         .as_str()
         .unwrap_or_default()
         .to_string();
-    let s1 = levels("S1 protected", &plan, |c| {
-        let (client, url, token) = (client(c), format!("{base}/auth/user"), token.clone());
-        let op = Arc::new(move |_: usize, _: u64| {
-            let (client, url, token) = (client.clone(), url.clone(), token.clone());
-            async move { get(&client, url, Some(&token)).await.map(|_| true) }
-        });
-        op
-    })
-    .await;
+    let s1 = if !wants("S1") {
+        Vec::new()
+    } else {
+        levels("S1 protected", &plan, |c| {
+            let (client, url, token) = (client(c), format!("{base}/auth/user"), token.clone());
+            let op = Arc::new(move |_: usize, _: u64| {
+                let (client, url, token) = (client.clone(), url.clone(), token.clone());
+                async move { get(&client, url, Some(&token)).await.map(|_| true) }
+            });
+            op
+        })
+        .await
+    };
 
     let next_user = Arc::new(AtomicUsize::new(0));
-    let s2 = mfa_login_levels(
-        "S2 MFA login",
-        &plan,
-        &base,
-        deployment.users.clone(),
-        next_user.clone(),
-    )
-    .await;
+    let s2 = if !wants("S2") {
+        Vec::new()
+    } else {
+        mfa_login_levels(
+            "S2 MFA login",
+            &plan,
+            &base,
+            deployment.users.clone(),
+            next_user.clone(),
+        )
+        .await
+    };
     let rss_peak = deployment.server.peak_rss_mib();
     eprintln!(
         "  users used in S2: {} of {}",
@@ -476,7 +495,10 @@ async fn main() -> Result<(), String> {
     );
 
     let level_tag = AtomicUsize::new(0);
-    let s3 = levels("S3 enrolment", &plan, |c| {
+    let s3 = if !wants("S3") {
+        Vec::new()
+    } else {
+        levels("S3 enrolment", &plan, |c| {
         let tag = level_tag.fetch_add(1, Ordering::Relaxed);
         let (client, base) = (client(c), base.clone());
         let op = Arc::new(move |worker: usize, iteration: u64| {
@@ -496,10 +518,11 @@ async fn main() -> Result<(), String> {
         });
         op
     })
-    .await;
+    .await
+    };
 
     let mut s4 = Vec::new();
-    for &concurrency in &plan.levels {
+    for &concurrency in plan.levels.iter().filter(|_| wants("S4")) {
         let client = client(concurrency);
         let mut chains = Vec::new();
         for worker in 0..concurrency {
@@ -538,28 +561,31 @@ async fn main() -> Result<(), String> {
     database.remove().await;
 
     // S2p: the same flow with production argon2 parameters.
-    let production = deploy(
-        &args,
-        &binary,
-        "owasp",
-        if args.quick { 1_000 } else { 4_000 },
-    )
-    .await?;
-    let base = production.server.base.clone();
-    let next_user = Arc::new(AtomicUsize::new(0));
-    let s2p = mfa_login_levels(
-        "S2p MFA login, argon2 OWASP",
-        &plan,
-        &base,
-        production.users.clone(),
-        next_user.clone(),
-    )
-    .await;
-    let Deployment {
-        server, database, ..
-    } = production;
-    drop(server);
-    database.remove().await;
+    let mut s2p = Vec::new();
+    if wants("S2p") {
+        let production = deploy(
+            &args,
+            &binary,
+            "owasp",
+            if args.quick { 1_000 } else { 4_000 },
+        )
+        .await?;
+        let base = production.server.base.clone();
+        let next_user = Arc::new(AtomicUsize::new(0));
+        s2p = mfa_login_levels(
+            "S2p MFA login, argon2 OWASP",
+            &plan,
+            &base,
+            production.users.clone(),
+            next_user.clone(),
+        )
+        .await;
+        let Deployment {
+            server, database, ..
+        } = production;
+        drop(server);
+        database.remove().await;
+    }
 
     // Report.
     let ceiling_at = |c: usize| {
@@ -589,20 +615,20 @@ async fn main() -> Result<(), String> {
             ));
         }
     }
-    let s2p_best = best(&s2p);
+    let s2p_best = best(&s2p).map_or(0.0, |b| b.per_second);
     table.push_str(&format!(
         "\nargon2 limit (cores / one OWASP hash = {:.0} / {:.1} ms): {:.0} logins/s; S2p reaches {:.0} % of it.\nRSS: idle {:.1} MiB, peak under S2 {:.1} MiB. Fast scenarios use the `low-cost` argon2 profile (m=8 KiB, t=1, p=1).\n",
         cores,
         hash_seconds * 1000.0,
         argon2_limit,
-        100.0 * s2p_best.per_second / argon2_limit,
+        100.0 * s2p_best / argon2_limit,
         rss_idle,
         rss_peak
     ));
     println!("{table}");
-    let scenario = |results: &[LevelResult], unit: &str| {
-        let b = best(results);
-        json!({ unit: b.per_second, "p99_ms": b.p99_ms, "levels": results })
+    let scenario = |results: &[LevelResult], unit: &str| match best(results) {
+        Some(b) => json!({ unit: b.per_second, "p99_ms": b.p99_ms, "levels": results }),
+        None => json!({ "skipped": true }),
     };
     let mut s2p_json = scenario(&s2p, "flows_per_s");
     s2p_json["limit_flows_per_s"] = json!(argon2_limit);

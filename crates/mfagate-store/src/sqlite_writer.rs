@@ -77,11 +77,38 @@ fn writer_gone() -> StoreError {
 }
 
 impl GroupWriter {
-    /// Opens the writer connection and starts the task that runs the batches.
+    /// Opens the writer connection and starts the thread that runs the batches.
+    ///
+    /// The batches run on a thread of their own rather than as a task among the request
+    /// handlers: every statement is a round trip to the connection's SQLite thread, and a task
+    /// woken from there would wait its turn behind every ready request before sending the next
+    /// statement. On its own thread the writer answers at once, and the write lock is held
+    /// only as long as the statements take.
     pub async fn start(options: &SqliteConnectOptions) -> Result<Self, sqlx::Error> {
-        let connection = options.connect().await?;
         let (commands, queue) = mpsc::unbounded_channel();
-        tokio::spawn(run_batches(connection, queue));
+        let (opened, connected) = oneshot::channel();
+        let options = options.clone();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(sqlx::Error::Io)?;
+        std::thread::Builder::new()
+            .name("mfagate-sqlite-writer".into())
+            .spawn(move || {
+                runtime.block_on(async move {
+                    match options.connect().await {
+                        Ok(connection) => {
+                            let _ = opened.send(Ok(()));
+                            run_batches(connection, queue).await;
+                        }
+                        Err(error) => {
+                            let _ = opened.send(Err(error));
+                        }
+                    }
+                })
+            })
+            .map_err(sqlx::Error::Io)?;
+        connected.await.map_err(|_| sqlx::Error::PoolClosed)??;
         Ok(Self { commands })
     }
 

@@ -24,7 +24,9 @@ use sqlx::{ConnectOptions, Connection, Row, SqlitePool};
 type SqliteQuery =
     sqlx::query::Query<'static, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'static>>;
 
-use crate::sqlite_writer::{GroupWriter, JobFuture, Outcome::Discard, Outcome::Keep};
+use crate::sqlite_writer::{
+    GroupWriter, JobFuture, Outcome::Discard, Outcome::Keep, StatementFuture,
+};
 
 const MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -201,13 +203,23 @@ impl SqliteStore {
     where
         B: FnOnce(SqliteQuery) -> SqliteQuery + Send + 'static,
     {
-        self.write(move |c| {
-            Box::pin(async move {
-                let result = bind(sqlx::query(sql)).execute(&mut *c).await?;
-                Ok(Keep(result.rows_affected()))
+        self.writer
+            .write_statement(move |c| {
+                Box::pin(async move {
+                    let result = bind(sqlx::query(sql)).execute(&mut *c).await?;
+                    Ok(result.rows_affected())
+                })
             })
-        })
-        .await
+            .await
+    }
+
+    /// `write` for a job of exactly one statement (no savepoint needed).
+    async fn write_statement<T, F>(&self, job: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c mut SqliteConnection) -> StatementFuture<'c, T> + Send + 'static,
+    {
+        self.writer.write_statement(job).await
     }
 
     /// Runs `job` on the writer connection, in the next group commit (see `sqlite_writer`).
@@ -468,8 +480,8 @@ impl MfaStore for SqliteStore {
 
     async fn accept_totp_step(&self, user_id: &str, step: i64, now: i64) -> StoreResult<bool> {
         let user_id = user_id.to_owned();
-        self.write(move |c| {
-            Box::pin(async move { Ok(Keep(claim_totp_step(c, &user_id, step, now).await?)) })
+        self.write_statement(move |c| {
+            Box::pin(async move { claim_totp_step(c, &user_id, step, now).await })
         })
         .await
     }
@@ -630,7 +642,7 @@ impl ChallengeStore for SqliteStore {
     ) -> StoreResult<Option<u32>> {
         let id = id.to_owned();
         let failures: Option<i64> = self
-            .write(move |c| {
+            .write_statement(move |c| {
                 Box::pin(async move {
                     let failures = sqlx::query_scalar(
                         "UPDATE challenges SET failures = failures + 1
@@ -642,7 +654,7 @@ impl ChallengeStore for SqliteStore {
                     .bind(now)
                     .fetch_optional(&mut *c)
                     .await?;
-                    Ok(Keep(failures))
+                    Ok(failures)
                 })
             })
             .await?;
@@ -862,7 +874,7 @@ impl EmailStore for SqliteStore {
         now: i64,
     ) -> StoreResult<Option<String>> {
         let key_hash = key_hash.to_owned();
-        self.write(move |c| {
+        self.write_statement(move |c| {
             Box::pin(async move {
                 let user_id = sqlx::query_scalar(
                     "UPDATE email_keys SET used_at = ?3
@@ -874,7 +886,7 @@ impl EmailStore for SqliteStore {
                 .bind(now)
                 .fetch_optional(&mut *c)
                 .await?;
-                Ok(Keep(user_id))
+                Ok(user_id)
             })
         })
         .await
@@ -972,10 +984,10 @@ impl KeyStore for SqliteStore {
 impl TokenStore for SqliteStore {
     async fn insert_refresh_token(&self, token: &NewRefreshToken) -> StoreResult<()> {
         let token = token.clone();
-        self.write(move |c| {
+        self.write_statement(move |c| {
             Box::pin(async move {
                 insert_refresh_token(c, &token).await?;
-                Ok(Keep(()))
+                Ok(())
             })
         })
         .await
@@ -1073,7 +1085,7 @@ impl ThrottleStore for SqliteStore {
         now: i64,
     ) -> StoreResult<WindowCount> {
         let key = key.to_owned();
-        self.write(move |c| {
+        self.write_statement(move |c| {
             Box::pin(async move {
                 // SQLite evaluates every SET expression against the old row, so the three CASEs
                 // agree.
@@ -1091,10 +1103,10 @@ impl ThrottleStore for SqliteStore {
                 .fetch_one(&mut *c)
                 .await?;
                 let count: i64 = row.try_get("count")?;
-                Ok(Keep(WindowCount {
+                Ok(WindowCount {
                     count: u32::try_from(count).unwrap_or(u32::MAX),
                     window_start: row.try_get("window_start")?,
-                }))
+                })
             })
         })
         .await
@@ -1128,22 +1140,26 @@ impl ThrottleStore for SqliteStore {
 #[async_trait]
 impl AuditStore for SqliteStore {
     async fn record_audit_batch(&self, records: &[AuditRecord]) -> StoreResult<()> {
-        let records = records.to_vec();
-        self.write(move |c| {
+        // The whole batch as one JSON array in one statement: one round trip to SQLite however
+        // many events there are, and one cached statement for every batch size.
+        let rows = serde_json::Value::Array(
+            records
+                .iter()
+                .map(|r| serde_json::json!([r.at, r.user_id, r.event, r.ip, r.detail]))
+                .collect(),
+        )
+        .to_string();
+        self.write_statement(move |c| {
             Box::pin(async move {
-                for record in &records {
-                    sqlx::query(
-                        "INSERT INTO audit_events (at, user_id, event, ip, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
-                    )
-                    .bind(record.at)
-                    .bind(&record.user_id)
-                    .bind(record.event)
-                    .bind(&record.ip)
-                    .bind(&record.detail)
-                    .execute(&mut *c)
-                    .await?;
-                }
-                Ok(Keep(()))
+                sqlx::query(
+                    "INSERT INTO audit_events (at, user_id, event, ip, detail)
+                     SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4
+                     FROM json_each(?1) ORDER BY key",
+                )
+                .bind(rows)
+                .execute(&mut *c)
+                .await?;
+                Ok(())
             })
         })
         .await

@@ -37,19 +37,59 @@ pub enum Outcome<T> {
 pub type JobFuture<'c, T> =
     Pin<Box<dyn Future<Output = Result<Outcome<T>, sqlx::Error>> + Send + 'c>>;
 
-/// What a job left after running: whether to keep its changes, and how to answer its caller
-/// once the batch's commit is known.
+/// The future of a job that runs exactly one statement.
+pub type StatementFuture<'c, T> = Pin<Box<dyn Future<Output = Result<T, sqlx::Error>> + Send + 'c>>;
+
+/// What a job left after running: whether to keep its changes, whether its failure spoiled
+/// the whole transaction, and how to answer its caller once the batch's commit is known.
 struct Finished {
     keep: bool,
+    spoiled: Option<StoreError>,
     answer: Box<dyn FnOnce(Result<(), StoreError>) + Send>,
 }
 
-type Job = Box<
+type RunJob = Box<
     dyn for<'c> FnOnce(
             &'c mut SqliteConnection,
         ) -> Pin<Box<dyn Future<Output = Finished> + Send + 'c>>
         + Send,
 >;
+
+struct Job {
+    /// Whether the job runs inside a savepoint of its own. A single statement needs none:
+    /// SQLite undoes a statement that fails on a constraint by itself, and any other failure
+    /// spoils the batch anyway. Two round trips to SQLite's thread saved per such write.
+    savepoint: bool,
+    run: RunJob,
+}
+
+/// Whether SQLite, after `error`, left the transaction as it was before the statement.
+fn statement_undone(error: &sqlx::Error) -> bool {
+    use sqlx::error::ErrorKind;
+    match error {
+        sqlx::Error::Database(db) => matches!(
+            db.kind(),
+            ErrorKind::UniqueViolation
+                | ErrorKind::ForeignKeyViolation
+                | ErrorKind::NotNullViolation
+                | ErrorKind::CheckViolation
+        ),
+        // Anything else, including a row that fails to decode after its statement ran: the
+        // batch is rolled back rather than keep changes whose caller hears of an error.
+        _ => false,
+    }
+}
+
+/// The answer for a caller: the job's own result once its batch is committed.
+fn answer_after_commit<T: Send + 'static>(
+    reply: oneshot::Sender<Result<T, StoreError>>,
+    result: Result<T, StoreError>,
+) -> Box<dyn FnOnce(Result<(), StoreError>) + Send> {
+    Box::new(move |committed| {
+        // The caller may have gone (request cancelled): nobody to tell.
+        let _ = reply.send(committed.and(result));
+    })
+}
 
 /// What the writer task is asked to do, in order.
 enum Command {
@@ -120,7 +160,7 @@ impl GroupWriter {
         F: for<'c> FnOnce(&'c mut SqliteConnection) -> JobFuture<'c, T> + Send + 'static,
     {
         let (reply, answer) = oneshot::channel::<Result<T, StoreError>>();
-        let job: Job = Box::new(move |connection| {
+        let run: RunJob = Box::new(move |connection| {
             Box::pin(async move {
                 let (keep, result) = match job(connection).await {
                     Ok(Outcome::Keep(value)) => (true, Ok(value)),
@@ -129,17 +169,53 @@ impl GroupWriter {
                 };
                 Finished {
                     keep,
-                    answer: Box::new(move |committed| {
-                        // The caller may have gone (request cancelled): nobody to tell.
-                        let _ = reply.send(committed.and(result));
-                    }),
+                    spoiled: None,
+                    answer: answer_after_commit(reply, result),
                 }
             })
         });
+        self.send(Job {
+            savepoint: true,
+            run,
+        })?;
+        answer.await.map_err(|_| writer_gone())?
+    }
+
+    /// `write` for a job of exactly one statement: it runs without a savepoint of its own.
+    pub async fn write_statement<T, F>(&self, job: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c mut SqliteConnection) -> StatementFuture<'c, T> + Send + 'static,
+    {
+        let (reply, answer) = oneshot::channel::<Result<T, StoreError>>();
+        let run: RunJob = Box::new(move |connection| {
+            Box::pin(async move {
+                let (spoiled, result) = match job(connection).await {
+                    Ok(value) => (None, Ok(value)),
+                    Err(error) if statement_undone(&error) => (None, Err(map_error(error))),
+                    Err(error) => {
+                        let error = map_error(error);
+                        (Some(error.clone()), Err(error))
+                    }
+                };
+                Finished {
+                    keep: true,
+                    spoiled,
+                    answer: answer_after_commit(reply, result),
+                }
+            })
+        });
+        self.send(Job {
+            savepoint: false,
+            run,
+        })?;
+        answer.await.map_err(|_| writer_gone())?
+    }
+
+    fn send(&self, job: Job) -> Result<(), StoreError> {
         self.commands
             .send(Command::Run(job))
-            .map_err(|_| writer_gone())?;
-        answer.await.map_err(|_| writer_gone())?
+            .map_err(|_| writer_gone())
     }
 
     /// Runs the writes queued so far, then closes the connection; later writes fail.
@@ -191,11 +267,21 @@ async fn run_batch(connection: &mut SqliteConnection, jobs: impl Iterator<Item =
         if broken.is_some() {
             continue;
         }
-        if let Err(error) = connection.execute("SAVEPOINT job").await {
-            broken = Some(map_error(error));
+        if job.savepoint {
+            if let Err(error) = connection.execute("SAVEPOINT job").await {
+                broken = Some(map_error(error));
+                continue;
+            }
+        }
+        let finished = (job.run)(connection).await;
+        answers.push(finished.answer);
+        if finished.spoiled.is_some() {
+            broken = finished.spoiled;
             continue;
         }
-        let finished = job(connection).await;
+        if !job.savepoint {
+            continue;
+        }
         let closed = if finished.keep {
             connection.execute("RELEASE job").await
         } else {
@@ -204,7 +290,6 @@ async fn run_batch(connection: &mut SqliteConnection, jobs: impl Iterator<Item =
                 Err(error) => Err(error),
             }
         };
-        answers.push(finished.answer);
         if let Err(error) = closed {
             broken = Some(map_error(error));
         }

@@ -157,6 +157,12 @@ async fn security_events_land_in_the_audit_trail_without_secrets() {
             "{expected} missing from {events:?}"
         );
     }
+    // Newest first, in the order they happened; every field kept.
+    assert_eq!(events.last().map(String::as_str), Some("user_registered"));
+    let passed = rows.iter().find(|r| r.event == "second_factor_ok").unwrap();
+    assert_eq!(passed.detail.as_deref(), Some("rec"));
+    assert_eq!(passed.user_id, rows.last().unwrap().user_id);
+    assert!(passed.user_id.is_some() && passed.at > 0);
     for row in &rows {
         assert_eq!(row.ip.as_deref(), Some("127.0.0.1"));
         let detail = row.detail.clone().unwrap_or_default();

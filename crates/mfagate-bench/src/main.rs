@@ -135,10 +135,14 @@ async fn seed(
         })
         .collect();
     macro_rules! insert_all {
-        ($store:expr, $users_sql:expr, $device_sql:expr) => {{
+        ($store:expr, $connection:ty, $users_sql:expr, $device_sql:expr) => {{
             let store = $store.map_err(|e| e.to_string())?;
             store.migrate().await.map_err(|e| e.to_string())?;
-            let mut tx = store.pool().begin().await.map_err(|e| e.to_string())?;
+            // One transaction on a connection of its own, beside the store's.
+            let mut connection = <$connection>::connect(url)
+                .await
+                .map_err(|e| e.to_string())?;
+            let mut tx = connection.begin().await.map_err(|e| e.to_string())?;
             for (id, name, _, sealed) in &rows {
                 sqlx::query($users_sql)
                     .bind(id)
@@ -161,6 +165,7 @@ async fn seed(
     if url.starts_with("sqlite:") {
         insert_all!(
             mfagate_store::SqliteStore::connect(url).await,
+            sqlx::SqliteConnection,
             "INSERT INTO users (id, username, username_lower, email, email_lower, password_hash, preferred_method, created_at)
              VALUES (?1, ?2, ?2, ?3, ?3, ?4, 'totp', 0)",
             "INSERT INTO totp_devices (user_id, secret_sealed, created_at) VALUES (?1, ?2, 0)"
@@ -168,6 +173,7 @@ async fn seed(
     } else {
         insert_all!(
             mfagate_store::PgStore::connect(url, Default::default()).await,
+            sqlx::PgConnection,
             "INSERT INTO users (id, username, username_lower, email, email_lower, password_hash, preferred_method, created_at)
              VALUES ($1, $2, $2, $3, $3, $4, 'totp', 0)",
             "INSERT INTO totp_devices (user_id, secret_sealed, created_at) VALUES ($1, $2, 0)"

@@ -15,15 +15,18 @@ use mfagate_core::store::*;
 use mfagate_core::StoreError;
 use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePoolOptions, SqliteRow,
-    SqliteSynchronous,
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqliteRow, SqliteSynchronous,
 };
-use sqlx::{ConnectOptions, Connection, Row, SqlitePool};
+use sqlx::{ConnectOptions, Connection, Row};
 
 /// A statement with its arguments, owned so that it can be sent to the writer task.
 type SqliteQuery =
     sqlx::query::Query<'static, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'static>>;
 
+/// Read connections: enough for both cores to be busy with reads while others wait on SQLite.
+const READERS: usize = 4;
+
+use crate::sqlite_readers::{Reader, Readers};
 use crate::sqlite_writer::{
     GroupWriter, JobFuture, Outcome::Discard, Outcome::Keep, StatementFuture,
 };
@@ -75,7 +78,7 @@ impl<'s> MigrationSource<'s> for EmbeddedMigrations {
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     /// Readers run in parallel (WAL lets them).
-    pool: SqlitePool,
+    readers: Readers,
     /// One connection for every write: SQLite allows one writer at a time, and queueing writers
     /// here is far cheaper than letting them collide on the database lock and sleep in SQLite's
     /// busy handler. Writes that queue up while a commit syncs share the next commit.
@@ -151,18 +154,11 @@ impl SqliteStore {
         };
         // The writer first: it creates the file and switches it to WAL.
         let writer = GroupWriter::start(&options).await.map_err(unavailable)?;
-        let pool = SqlitePoolOptions::new()
-            .max_connections(8)
-            .min_connections(1)
-            .acquire_timeout(Duration::from_secs(10))
-            // A local file cannot hang up; sqlx's default ping on every acquire would cost a
-            // round trip to the connection's worker thread before each query.
-            .test_before_acquire(false)
-            .connect_with(options.clone())
+        let readers = Readers::open(&options, READERS)
             .await
             .map_err(unavailable)?;
         Ok(Self {
-            pool,
+            readers,
             writer,
             options,
         })
@@ -193,8 +189,11 @@ impl SqliteStore {
         applied
     }
 
-    pub fn pool(&self) -> &SqlitePool {
-        &self.pool
+    /// A read connection for one query; waits while all are busy.
+    async fn read(&self) -> StoreResult<Reader> {
+        self.readers.get().await.ok_or_else(|| {
+            StoreError::Unavailable("the SQLite store is closed; restart mfagate".into())
+        })
     }
 
     /// One statement in the next group commit; answers how many rows it changed. `bind` adds the
@@ -232,7 +231,7 @@ impl SqliteStore {
     }
 
     pub async fn close(&self) {
-        self.pool.close().await;
+        self.readers.close().await;
         self.writer.stop().await;
     }
 }
@@ -369,7 +368,7 @@ impl UserStore for SqliteStore {
     async fn user_by_id(&self, id: &str) -> StoreResult<Option<User>> {
         let row = sqlx::query(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?1"))
             .bind(id)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *self.read().await?)
             .await
             .store()?;
         row.as_ref().map(user_from_row).transpose()
@@ -381,7 +380,7 @@ impl UserStore for SqliteStore {
             "SELECT {USER_COLUMNS} FROM users WHERE username_lower = ?1 OR email_lower = ?1 LIMIT 1"
         ))
         .bind(&login)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *self.read().await?)
         .await
         .store()?;
         row.as_ref().map(user_from_row).transpose()
@@ -424,7 +423,7 @@ impl MfaStore for SqliteStore {
             "SELECT secret_sealed, created_at, last_used_at, last_step FROM totp_devices WHERE user_id = ?1",
         )
         .bind(user_id)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *self.read().await?)
         .await
         .store()?;
         row.map(|row| {
@@ -511,7 +510,7 @@ impl MfaStore for SqliteStore {
     async fn unused_recovery_codes(&self, user_id: &str) -> StoreResult<Vec<StoredRecoveryCode>> {
         let rows = sqlx::query("SELECT id, code_sealed FROM recovery_codes WHERE user_id = ?1 AND used_at IS NULL ORDER BY id")
             .bind(user_id)
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *self.read().await?)
             .await
             .store()?;
         rows.iter()
@@ -529,7 +528,7 @@ impl MfaStore for SqliteStore {
             "SELECT COUNT(*) FROM recovery_codes WHERE user_id = ?1 AND used_at IS NULL",
         )
         .bind(user_id)
-        .fetch_one(&self.pool)
+        .fetch_one(&mut *self.read().await?)
         .await
         .store()?;
         Ok(u64::try_from(count).unwrap_or(0))
@@ -605,7 +604,7 @@ impl ChallengeStore for SqliteStore {
         .bind(&challenge.user_id)
         .bind(now)
         .bind(i64::from(max_failures))
-        .fetch_one(&self.pool)
+        .fetch_one(&mut *self.read().await?)
         .await
         .store()?;
         Ok(ChallengeCreated::TooMany {
@@ -616,7 +615,7 @@ impl ChallengeStore for SqliteStore {
     async fn challenge_by_token(&self, token_hash: &str) -> StoreResult<Option<Challenge>> {
         let row = sqlx::query("SELECT id, user_id, expires_at, failures, spent_at, email_code_hash FROM challenges WHERE token_hash = ?1")
             .bind(token_hash)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *self.read().await?)
             .await
             .store()?;
         row.map(|row| {
@@ -724,7 +723,7 @@ impl ChallengeStore for SqliteStore {
         )
         .bind(token_hash)
         .bind(now)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *self.read().await?)
         .await
         .store()
     }
@@ -801,7 +800,7 @@ impl EmailStore for SqliteStore {
             "SELECT expires_at, failures, spent_at, email_sent_at, email_sends FROM challenges WHERE id = ?1",
         )
         .bind(challenge_id)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *self.read().await?)
         .await
         .store()?;
         let Some(row) = row else {
@@ -862,7 +861,7 @@ impl EmailStore for SqliteStore {
         .bind(key_hash)
         .bind(purpose.as_str())
         .bind(now)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *self.read().await?)
         .await
         .store()
     }
@@ -901,7 +900,7 @@ impl AdminStore for SqliteStore {
         ))
         .bind(i64::from(limit))
         .bind(i64::from(offset))
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *self.read().await?)
         .await
         .store()?;
         rows.iter().map(user_from_row).collect()
@@ -934,7 +933,7 @@ impl KeyStore for SqliteStore {
             "SELECT kid, private_sealed, public_key, created_at, retired_at FROM signing_keys
              ORDER BY created_at DESC, kid",
         )
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *self.read().await?)
         .await
         .store()?;
         rows.iter().map(signing_key_from_row).collect()
@@ -1123,7 +1122,7 @@ impl ThrottleStore for SqliteStore {
         )
         .bind(key)
         .bind(now)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *self.read().await?)
         .await
         .store()?;
         row.map(|row| {
@@ -1176,7 +1175,7 @@ impl AuditStore for SqliteStore {
         )
         .bind(user_id)
         .bind(i64::from(limit))
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *self.read().await?)
         .await
         .store()?;
         rows.iter()
@@ -1196,7 +1195,10 @@ impl AuditStore for SqliteStore {
 #[async_trait]
 impl MaintenanceStore for SqliteStore {
     async fn ping(&self) -> StoreResult<()> {
-        sqlx::query("SELECT 1").execute(&self.pool).await.store()?;
+        sqlx::query("SELECT 1")
+            .execute(&mut *self.read().await?)
+            .await
+            .store()?;
         Ok(())
     }
 

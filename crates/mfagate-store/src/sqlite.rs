@@ -27,9 +27,7 @@ type SqliteQuery =
 const READERS: usize = 4;
 
 use crate::sqlite_readers::{Reader, Readers};
-use crate::sqlite_writer::{
-    GroupWriter, JobFuture, Outcome::Discard, Outcome::Keep, StatementFuture,
-};
+use crate::sqlite_writer::{GroupWriter, JobFuture};
 
 const MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -216,7 +214,7 @@ impl SqliteStore {
     async fn write_statement<T, F>(&self, job: F) -> StoreResult<T>
     where
         T: Send + 'static,
-        F: for<'c> FnOnce(&'c mut SqliteConnection) -> StatementFuture<'c, T> + Send + 'static,
+        F: for<'c> FnOnce(&'c mut SqliteConnection) -> JobFuture<'c, T> + Send + 'static,
     {
         self.writer.write_statement(job).await
     }
@@ -235,6 +233,42 @@ impl SqliteStore {
         self.writer.stop().await;
     }
 }
+
+// ----- completing a login: one command per factor (see `complete_challenge`) -----
+// ?1 challenge id, ?2 max failures, ?3 now, ?4 TOTP step or recovery code id, ?5 user id,
+// ?6..?10 the refresh token: hash, family, amr, expiry, creation.
+
+/// Stores the refresh token iff the challenge is live and `claim` holds.
+macro_rules! insert_refresh_token_if {
+    ($claim:literal) => {
+        concat!(
+            "INSERT INTO refresh_tokens (token_hash, user_id, family_id, amr, created_at, expires_at)
+             SELECT ?6, ?5, ?7, ?8, ?10, ?9
+             WHERE EXISTS (SELECT 1 FROM challenges
+                           WHERE id = ?1 AND user_id = ?5 AND spent_at IS NULL AND failures < ?2 AND expires_at > ?3)",
+            $claim,
+            ";
+             UPDATE challenges SET spent_at = ?3 WHERE id = ?1 AND changes() = 1;"
+        )
+    };
+}
+
+const COMPLETE_WITH_TOTP_STEP: &str = concat!(
+    insert_refresh_token_if!(
+        " AND EXISTS (SELECT 1 FROM totp_devices WHERE user_id = ?5 AND (last_step IS NULL OR last_step < ?4))"
+    ),
+    "UPDATE totp_devices SET last_step = ?4, last_used_at = ?3 WHERE user_id = ?5 AND changes() = 1;"
+);
+
+const COMPLETE_WITH_RECOVERY_CODE: &str = concat!(
+    insert_refresh_token_if!(
+        " AND EXISTS (SELECT 1 FROM recovery_codes WHERE id = ?4 AND user_id = ?5 AND used_at IS NULL)"
+    ),
+    "UPDATE recovery_codes SET used_at = ?3 WHERE id = ?4 AND user_id = ?5 AND changes() = 1;
+     UPDATE totp_devices SET last_used_at = ?3 WHERE user_id = ?5 AND changes() = 1;"
+);
+
+const COMPLETE_WITH_EMAIL_CODE: &str = insert_refresh_token_if!("");
 
 // ----- statements that more than one write runs -----
 
@@ -460,7 +494,7 @@ impl MfaStore for SqliteStore {
                 .execute(&mut *c)
                 .await?;
                 if inserted.rows_affected() == 0 {
-                    return Ok(Keep(false));
+                    return Ok(false);
                 }
                 sqlx::query("DELETE FROM recovery_codes WHERE user_id = ?1")
                     .bind(&user_id)
@@ -471,7 +505,7 @@ impl MfaStore for SqliteStore {
                     .bind(&user_id)
                     .execute(&mut *c)
                     .await?;
-                Ok(Keep(true))
+                Ok(true)
             })
         })
         .await
@@ -501,7 +535,7 @@ impl MfaStore for SqliteStore {
                     .bind(&user_id)
                     .execute(&mut *c)
                     .await?;
-                Ok(Keep(deleted.rows_affected() == 1))
+                Ok(deleted.rows_affected() == 1)
             })
         })
         .await
@@ -542,7 +576,7 @@ impl MfaStore for SqliteStore {
     ) -> StoreResult<bool> {
         let user_id = user_id.to_owned();
         self.write(move |c| {
-            Box::pin(async move { Ok(Keep(claim_recovery_code(c, &user_id, code_id, now).await?)) })
+            Box::pin(async move { claim_recovery_code(c, &user_id, code_id, now).await })
         })
         .await
     }
@@ -560,7 +594,7 @@ impl MfaStore for SqliteStore {
                     .execute(&mut *c)
                     .await?;
                 insert_recovery_codes(c, &user_id, &codes).await?;
-                Ok(Keep(()))
+                Ok(())
             })
         })
         .await
@@ -668,38 +702,55 @@ impl ChallengeStore for SqliteStore {
         refresh: &NewRefreshToken,
         now: i64,
     ) -> StoreResult<Completion> {
+        // One command, so one round trip to SQLite's thread: the INSERT of the refresh token
+        // checks every condition (challenge live, factor unclaimed) and each later statement
+        // runs only if the one before it changed a row (`changes() = 1`). Nothing else runs on
+        // the writer in between, so the statements change all or nothing.
+        let (sql, claimed): (&'static str, Option<i64>) = match claim {
+            FactorClaim::TotpStep(step) => (COMPLETE_WITH_TOTP_STEP, Some(step)),
+            FactorClaim::RecoveryCode(code_id) => (COMPLETE_WITH_RECOVERY_CODE, Some(code_id)),
+            FactorClaim::EmailCode => (COMPLETE_WITH_EMAIL_CODE, None),
+        };
         let (challenge_id, refresh) = (challenge_id.to_owned(), refresh.clone());
-        self.write(move |c| {
-            Box::pin(async move {
-                let spent: Option<String> = sqlx::query_scalar(
-                    "UPDATE challenges SET spent_at = ?3
-                     WHERE id = ?1 AND spent_at IS NULL AND failures < ?2 AND expires_at > ?3
-                     RETURNING user_id",
-                )
-                .bind(&challenge_id)
-                .bind(i64::from(max_failures))
-                .bind(now)
-                .fetch_optional(&mut *c)
-                .await?;
-                let Some(user_id) = spent else {
-                    return Ok(Keep(Completion::ChallengeGone));
-                };
-                let claimed = match claim {
-                    FactorClaim::TotpStep(step) => claim_totp_step(c, &user_id, step, now).await?,
-                    FactorClaim::RecoveryCode(code_id) => {
-                        claim_recovery_code(c, &user_id, code_id, now).await?
+        self.writer
+            .write_command(move |c| {
+                Box::pin(async move {
+                    let changed = sqlx::query(sql)
+                        .bind(&challenge_id)
+                        .bind(i64::from(max_failures))
+                        .bind(now)
+                        .bind(claimed)
+                        .bind(&refresh.user_id)
+                        .bind(&refresh.token_hash)
+                        .bind(&refresh.family_id)
+                        .bind(&refresh.amr)
+                        .bind(refresh.expires_at)
+                        .bind(refresh.created_at)
+                        .execute(&mut *c)
+                        .await?
+                        .rows_affected();
+                    if changed > 0 {
+                        return Ok(Completion::Completed);
                     }
-                    FactorClaim::EmailCode => true,
-                };
-                if !claimed {
-                    // The challenge stays live: the user may try again with another code.
-                    return Ok(Discard(Completion::FactorRefused));
-                }
-                insert_refresh_token(c, &refresh).await?;
-                Ok(Keep(Completion::Completed))
+                    // Nothing changed: was it the challenge or the factor?
+                    let live = sqlx::query(
+                        "SELECT 1 FROM challenges
+                         WHERE id = ?1 AND user_id = ?2 AND spent_at IS NULL AND failures < ?3 AND expires_at > ?4",
+                    )
+                    .bind(&challenge_id)
+                    .bind(&refresh.user_id)
+                    .bind(i64::from(max_failures))
+                    .bind(now)
+                    .fetch_optional(&mut *c)
+                    .await?;
+                    Ok(if live.is_some() {
+                        Completion::FactorRefused
+                    } else {
+                        Completion::ChallengeGone
+                    })
+                })
             })
-        })
-        .await
+            .await
     }
 
     async fn create_setup_token(
@@ -956,7 +1007,7 @@ impl KeyStore for SqliteStore {
                 .bind(key.created_at)
                 .execute(&mut *c)
                 .await?;
-                Ok(Keep(()))
+                Ok(())
             })
         })
         .await
@@ -1010,11 +1061,11 @@ impl TokenStore for SqliteStore {
                 .fetch_optional(&mut *c)
                 .await?;
                 if let Some(row) = rotated {
-                    return Ok(Keep(RefreshOutcome::Rotated {
+                    return Ok(RefreshOutcome::Rotated {
                         user_id: row.try_get("user_id")?,
                         family_id: row.try_get("family_id")?,
                         amr: row.try_get("amr")?,
-                    }));
+                    });
                 }
                 let known = sqlx::query(
                     "SELECT user_id, family_id, used_at FROM refresh_tokens WHERE token_hash = ?1",
@@ -1023,17 +1074,17 @@ impl TokenStore for SqliteStore {
                 .fetch_optional(&mut *c)
                 .await?;
                 let Some(row) = known else {
-                    return Ok(Keep(RefreshOutcome::Invalid));
+                    return Ok(RefreshOutcome::Invalid);
                 };
                 let used_at: Option<i64> = row.try_get("used_at")?;
                 if used_at.is_none() {
-                    return Ok(Keep(RefreshOutcome::Invalid));
+                    return Ok(RefreshOutcome::Invalid);
                 }
                 // A used token presented again: someone holds a copy. Revoke the whole family.
                 let user_id: String = row.try_get("user_id")?;
                 let family_id: String = row.try_get("family_id")?;
                 revoke_family(c, &family_id, now).await?;
-                Ok(Keep(RefreshOutcome::Reused { user_id, family_id }))
+                Ok(RefreshOutcome::Reused { user_id, family_id })
             })
         })
         .await
@@ -1054,11 +1105,11 @@ impl TokenStore for SqliteStore {
                 .fetch_optional(&mut *c)
                 .await?;
                 let Some(row) = row else {
-                    return Ok(Keep(None));
+                    return Ok(None);
                 };
                 let family_id: String = row.try_get("family_id")?;
                 revoke_family(c, &family_id, now).await?;
-                Ok(Keep(Some(row.try_get("user_id")?)))
+                Ok(Some(row.try_get("user_id")?))
             })
         })
         .await

@@ -7,10 +7,12 @@
 //! keeps the guarantee a caller relies on (its answer is sent only after the commit that holds
 //! its changes is durable) while the sync cost is paid once per batch, not once per write.
 //!
-//! Each write (a *job*) runs inside its own `SAVEPOINT`, so a job that fails or decides to roll
-//! back (`Outcome::Discard`) undoes only its own changes; the other jobs of the batch commit.
-//! Jobs run one after another on the connection, so a conditional `UPDATE ... WHERE` in one job
-//! sees every earlier job's changes: one-time use stays one-time within a batch too.
+//! A write (a *job*) of several statements runs inside its own `SAVEPOINT`, so a job that fails
+//! undoes only its own changes; the other jobs of the batch commit. A job of one statement
+//! needs no savepoint (`write_statement`), nor does one command whose statements change all or
+//! nothing by their own conditions (`write_command`). Jobs run one after another on the
+//! connection, so a conditional `UPDATE ... WHERE` in one job sees every earlier job's changes:
+//! one-time use stays one-time within a batch too.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -25,20 +27,8 @@ use tokio::sync::{mpsc, oneshot};
 /// The most jobs one transaction takes; a bound on how long one batch holds the write lock.
 const MAX_BATCH: usize = 256;
 
-/// What a job decided about its own changes.
-pub enum Outcome<T> {
-    /// Commit them (with the batch), then answer `T`.
-    Keep(T),
-    /// Roll them back (to the job's savepoint) and answer `T`.
-    Discard(T),
-}
-
 /// The future a job's closure returns: it borrows the writer connection while it runs.
-pub type JobFuture<'c, T> =
-    Pin<Box<dyn Future<Output = Result<Outcome<T>, sqlx::Error>> + Send + 'c>>;
-
-/// The future of a job that runs exactly one statement.
-pub type StatementFuture<'c, T> = Pin<Box<dyn Future<Output = Result<T, sqlx::Error>> + Send + 'c>>;
+pub type JobFuture<'c, T> = Pin<Box<dyn Future<Output = Result<T, sqlx::Error>> + Send + 'c>>;
 
 /// What a job left after running: whether to keep its changes, whether its failure spoiled
 /// the whole transaction, and how to answer its caller once the batch's commit is known.
@@ -162,9 +152,9 @@ impl GroupWriter {
         let (reply, answer) = oneshot::channel::<Result<T, StoreError>>();
         let run: RunJob = Box::new(move |connection| {
             Box::pin(async move {
+                // A failed job is rolled back to its savepoint; the rest of the batch commits.
                 let (keep, result) = match job(connection).await {
-                    Ok(Outcome::Keep(value)) => (true, Ok(value)),
-                    Ok(Outcome::Discard(value)) => (false, Ok(value)),
+                    Ok(value) => (true, Ok(value)),
                     Err(error) => (false, Err(map_error(error))),
                 };
                 Finished {
@@ -185,14 +175,39 @@ impl GroupWriter {
     pub async fn write_statement<T, F>(&self, job: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
-        F: for<'c> FnOnce(&'c mut SqliteConnection) -> StatementFuture<'c, T> + Send + 'static,
+        F: for<'c> FnOnce(&'c mut SqliteConnection) -> JobFuture<'c, T> + Send + 'static,
+    {
+        self.write_unguarded(job, statement_undone).await
+    }
+
+    /// `write` for a job of one command of several statements that, by their own conditions,
+    /// change all or nothing (nothing else runs on the writer between them). It runs without a
+    /// savepoint; should it fail, SQLite may have kept some of its statements, so any error
+    /// rolls back the whole batch.
+    pub async fn write_command<T, F>(&self, job: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c mut SqliteConnection) -> JobFuture<'c, T> + Send + 'static,
+    {
+        self.write_unguarded(job, |_| false).await
+    }
+
+    /// A job without a savepoint; `undone(error)` says whether SQLite took back all the job did.
+    async fn write_unguarded<T, F>(
+        &self,
+        job: F,
+        undone: fn(&sqlx::Error) -> bool,
+    ) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c mut SqliteConnection) -> JobFuture<'c, T> + Send + 'static,
     {
         let (reply, answer) = oneshot::channel::<Result<T, StoreError>>();
         let run: RunJob = Box::new(move |connection| {
             Box::pin(async move {
                 let (spoiled, result) = match job(connection).await {
                     Ok(value) => (None, Ok(value)),
-                    Err(error) if statement_undone(&error) => (None, Err(map_error(error))),
+                    Err(error) if undone(&error) => (None, Err(map_error(error))),
                     Err(error) => {
                         let error = map_error(error);
                         (Some(error.clone()), Err(error))

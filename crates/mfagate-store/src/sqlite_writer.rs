@@ -16,6 +16,8 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use mfagate_core::StoreError;
 
@@ -126,10 +128,28 @@ impl GroupWriter {
             .name("mfagate-sqlite-writer".into())
             .spawn(move || {
                 runtime.block_on(async move {
-                    match options.connect().await {
+                    // The writer does not checkpoint on commit (SQLite's default, every 1000
+                    // pages): copying the WAL back into the database, with its reads, writes
+                    // and fsync, would hold up every write queued behind that commit. See
+                    // `checkpoint_continuously`.
+                    let writer_options = options
+                        .clone()
+                        .pragma("wal_autocheckpoint", "0")
+                        // The WAL file shrinks back to this after a busy spell.
+                        .pragma("journal_size_limit", "67108864");
+                    match writer_options.connect().await {
                         Ok(connection) => {
                             let _ = opened.send(Ok(()));
-                            run_batches(connection, queue).await;
+                            let tail_ready = Arc::new(AtomicBool::new(false));
+                            let (stop_checkpoints, stopped) = oneshot::channel();
+                            let checkpoints = tokio::spawn(checkpoint_continuously(
+                                options,
+                                tail_ready.clone(),
+                                stopped,
+                            ));
+                            run_batches(connection, queue, &tail_ready).await;
+                            let _ = stop_checkpoints.send(());
+                            let _ = checkpoints.await;
                         }
                         Err(error) => {
                             let _ = opened.send(Err(error));
@@ -242,9 +262,54 @@ impl GroupWriter {
     }
 }
 
+/// How often the WAL is copied back into the database file while the server runs.
+const CHECKPOINT_INTERVAL: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// Keeps the WAL short in two steps, every `CHECKPOINT_INTERVAL` until `stop`.
+///
+/// 1. Here, on a connection of its own, a PASSIVE checkpoint copies what the WAL holds into the
+///    database file and syncs it, alongside the writer and the readers, waiting for neither.
+/// 2. Under steady writes that copy never quite reaches the end of the WAL, and SQLite only
+///    starts the WAL over once all of it is copied. So `tail_ready` asks the writer to copy the
+///    little that came in meanwhile, between two batches (`run_batches`); its next transaction
+///    then starts the WAL from the beginning. Without step 2 the WAL grows without bound.
+async fn checkpoint_continuously(
+    options: SqliteConnectOptions,
+    tail_ready: Arc<AtomicBool>,
+    mut stop: oneshot::Receiver<()>,
+) {
+    let mut connection = None;
+    loop {
+        tokio::select! {
+            _ = &mut stop => break,
+            _ = tokio::time::sleep(CHECKPOINT_INTERVAL) => {}
+        }
+        if connection.is_none() {
+            connection = match options.connect().await {
+                Ok(connection) => Some(connection),
+                Err(error) => {
+                    // The writer then checkpoints all of it itself: slower, never unbounded.
+                    tracing::warn!(%error, "cannot open a connection for WAL checkpoints; the writer does them meanwhile");
+                    None
+                }
+            };
+        }
+        if let Some(connection) = connection.as_mut() {
+            if let Err(error) = connection.execute("PRAGMA wal_checkpoint(PASSIVE)").await {
+                tracing::warn!(%error, "WAL checkpoint failed; trying again shortly");
+            }
+        }
+        tail_ready.store(true, Ordering::Release);
+    }
+    if let Some(connection) = connection {
+        let _ = connection.close().await;
+    }
+}
+
 async fn run_batches(
     mut connection: SqliteConnection,
     mut queue: mpsc::UnboundedReceiver<Command>,
+    tail_ready: &AtomicBool,
 ) {
     let mut commands = Vec::with_capacity(MAX_BATCH);
     let mut jobs = Vec::with_capacity(MAX_BATCH);
@@ -260,6 +325,11 @@ async fn run_batches(
         }
         if !jobs.is_empty() {
             run_batch(&mut connection, jobs.drain(..)).await;
+        }
+        if tail_ready.swap(false, Ordering::Acquire) {
+            if let Err(error) = connection.execute("PRAGMA wal_checkpoint(PASSIVE)").await {
+                tracing::warn!(%error, "WAL checkpoint failed; trying again shortly");
+            }
         }
     }
     let _ = connection.close().await;

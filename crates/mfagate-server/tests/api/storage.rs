@@ -171,3 +171,41 @@ async fn security_events_land_in_the_audit_trail_without_secrets() {
         }
     }
 }
+
+#[tokio::test]
+async fn under_steady_writes_the_sqlite_wal_is_copied_back_and_started_over_on_sqlite() {
+    use mfagate_core::store::ThrottleStore;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("wal.db");
+    let store = mfagate_store::SqliteStore::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
+    store.migrate().await.unwrap();
+    // One commit after another for a while: each appends at least one 4 KiB page to the WAL.
+    let began = std::time::Instant::now();
+    let mut commits = 0u64;
+    while began.elapsed() < std::time::Duration::from_millis(1500) {
+        store
+            .throttle_hit(&format!("key-{}", commits % 500), 60, 1)
+            .await
+            .unwrap();
+        commits += 1;
+    }
+    let wal_bytes = std::fs::metadata(path.with_extension("db-wal"))
+        .map(|m| m.len())
+        .unwrap_or(0);
+    // Never started over, the WAL would hold every commit's pages; started over every fifth of
+    // a second, it holds a fraction.
+    assert!(commits > 200, "only {commits} commits");
+    assert!(
+        wal_bytes * 3 < commits * 4096,
+        "WAL of {wal_bytes} bytes after {commits} commits: it was never started over"
+    );
+    // And the database file itself holds what was written: the rows are there after a restart.
+    store.close().await;
+    let reopened = mfagate_store::SqliteStore::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
+    let window = reopened.throttle_hit("key-0", 60, 1).await.unwrap();
+    assert!(window.count > 1, "{}", window.count);
+}

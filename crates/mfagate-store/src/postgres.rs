@@ -142,7 +142,10 @@ impl PgStore {
             .max_connections(settings.max_connections)
             .min_connections(0)
             .acquire_timeout(settings.acquire_timeout)
-            .test_before_acquire(true)
+            // No ping before each query (a round trip of its own): sqlx pings a connection as it
+            // comes back to the pool and drops it if broken, and a query on a connection that
+            // broke meanwhile fails as `Unavailable` like any other during an outage.
+            .test_before_acquire(false)
             .connect_with(options)
             .await
             .map_err(|e| {

@@ -37,7 +37,9 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::request_id::{
+    MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
+};
 use tower_http::trace::TraceLayer;
 
 pub use error::{ApiError, ApiResult};
@@ -144,7 +146,19 @@ pub fn app(gate: &MfaGate) -> Router {
                 )
             }),
         )
-        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .layer(SetRequestIdLayer::x_request_id(NewRequestId))
+}
+
+/// Generates the `X-Request-Id` of a request that came without one (`secret::request_id`).
+#[derive(Clone, Copy)]
+struct NewRequestId;
+
+impl MakeRequestId for NewRequestId {
+    fn make_request_id<B>(&mut self, _: &Request<B>) -> Option<RequestId> {
+        axum::http::HeaderValue::from_str(&mfagate_core::secret::request_id())
+            .ok()
+            .map(RequestId::new)
+    }
 }
 
 async fn not_found() -> ApiError {

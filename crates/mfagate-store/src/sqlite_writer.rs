@@ -15,10 +15,12 @@
 //! one-time use stays one-time within a batch too.
 
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+use futures_util::FutureExt;
 use mfagate_core::StoreError;
 
 use crate::sqlite::map_error;
@@ -358,7 +360,17 @@ async fn run_batch(connection: &mut SqliteConnection, jobs: impl Iterator<Item =
                 continue;
             }
         }
-        let finished = (job.run)(connection).await;
+        // A panicking job must not take the writer (and every later write) down with it: its
+        // batch is rolled back and its caller, whose reply went with the panic, hears
+        // `Unavailable`.
+        let finished = match AssertUnwindSafe((job.run)(connection)).catch_unwind().await {
+            Ok(finished) => finished,
+            Err(_) => {
+                tracing::error!("a database write panicked; its batch is rolled back");
+                broken = Some(StoreError::Other("a database write panicked".into()));
+                continue;
+            }
+        };
         answers.push(finished.answer);
         if finished.spoiled.is_some() {
             broken = finished.spoiled;
@@ -394,5 +406,112 @@ async fn run_batch(connection: &mut SqliteConnection, jobs: impl Iterator<Item =
     }
     for answer in answers {
         answer(committed.clone());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::str::FromStr;
+
+    use super::*;
+
+    async fn writer_on_a_fresh_file() -> (tempfile::TempDir, GroupWriter) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("w.db").display());
+        let options = SqliteConnectOptions::from_str(&url)
+            .unwrap()
+            .create_if_missing(true)
+            .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal);
+        let writer = GroupWriter::start(&options).await.unwrap();
+        writer
+            .write(|c| {
+                Box::pin(async move {
+                    c.execute("CREATE TABLE t (v INTEGER NOT NULL UNIQUE)")
+                        .await
+                        .map(|_| ())
+                })
+            })
+            .await
+            .unwrap();
+        (dir, writer)
+    }
+
+    fn insert(writer: &GroupWriter, v: i64) -> impl Future<Output = Result<u64, StoreError>> {
+        let writer = writer.clone();
+        async move {
+            writer
+                .write_statement(move |c| {
+                    Box::pin(async move {
+                        let done = sqlx::query("INSERT INTO t (v) VALUES (?1)")
+                            .bind(v)
+                            .execute(&mut *c)
+                            .await?;
+                        Ok(done.rows_affected())
+                    })
+                })
+                .await
+        }
+    }
+
+    async fn count(writer: &GroupWriter) -> i64 {
+        writer
+            .write_statement(|c| {
+                Box::pin(async move {
+                    sqlx::query_scalar("SELECT COUNT(*) FROM t")
+                        .fetch_one(&mut *c)
+                        .await
+                })
+            })
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_failing_write_in_a_batch_leaves_the_others_committed() {
+        let (_dir, writer) = writer_on_a_fresh_file().await;
+        // Sent together, so they share batches; 7 collides with the first 7.
+        let answers =
+            futures_util::future::join_all([1, 2, 7, 3, 7, 4].map(|v| insert(&writer, v))).await;
+        let failed = answers.iter().filter(|a| a.is_err()).count();
+        assert_eq!(failed, 1, "{answers:?}");
+        assert!(
+            matches!(answers[4], Err(StoreError::Conflict(_))),
+            "{answers:?}"
+        );
+        assert_eq!(count(&writer).await, 5);
+        // A job of several statements that fails is undone to its savepoint, and only it.
+        let several = writer
+            .write(|c| {
+                Box::pin(async move {
+                    sqlx::query("INSERT INTO t (v) VALUES (100)")
+                        .execute(&mut *c)
+                        .await?;
+                    sqlx::query("INSERT INTO t (v) VALUES (1)")
+                        .execute(&mut *c)
+                        .await?;
+                    Ok(())
+                })
+            })
+            .await;
+        assert!(several.is_err());
+        assert_eq!(
+            count(&writer).await,
+            5,
+            "the first INSERT was rolled back too"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_panicking_write_does_not_stop_the_writer() {
+        let (_dir, writer) = writer_on_a_fresh_file().await;
+        let panicked = writer
+            .write_statement(|_| -> JobFuture<'_, ()> { Box::pin(async { panic!("a bug") }) })
+            .await;
+        assert!(
+            matches!(panicked, Err(StoreError::Unavailable(_))),
+            "{panicked:?}"
+        );
+        assert_eq!(insert(&writer, 1).await.unwrap(), 1);
+        assert_eq!(count(&writer).await, 1);
     }
 }

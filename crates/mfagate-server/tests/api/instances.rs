@@ -13,10 +13,10 @@ use crate::backend::PgDatabase;
 use crate::helpers::{code, current_step, spawn_app_with, PASSWORD};
 
 /// One `mfagate serve` process.
-struct Instance {
+pub struct Instance {
     child: Child,
-    base: String,
-    client: reqwest::Client,
+    pub base: String,
+    pub client: reqwest::Client,
 }
 
 impl Drop for Instance {
@@ -35,7 +35,7 @@ fn free_port() -> u16 {
 }
 
 impl Instance {
-    async fn start(database_url: &str, secret_hex: &str, extra: &[(&str, &str)]) -> Instance {
+    pub async fn start(database_url: &str, secret_hex: &str, extra: &[(&str, &str)]) -> Instance {
         let port = free_port();
         let child = Command::new(env!("CARGO_BIN_EXE_mfagate"))
             .arg("serve")
@@ -72,7 +72,7 @@ impl Instance {
         panic!("instance on port {port} did not become healthy");
     }
 
-    async fn post(
+    pub async fn post(
         &self,
         path: &str,
         body: serde_json::Value,
@@ -103,7 +103,7 @@ impl Instance {
         )
     }
 
-    async fn login(&self, username: &str) -> serde_json::Value {
+    pub async fn login(&self, username: &str) -> serde_json::Value {
         self.post(
             "/auth/login",
             json!({"username": username, "password": PASSWORD}),

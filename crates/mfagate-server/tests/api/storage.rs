@@ -209,3 +209,50 @@ async fn under_steady_writes_the_sqlite_wal_is_copied_back_and_started_over_on_s
     let window = reopened.throttle_hit("key-0", 60, 1).await.unwrap();
     assert!(window.count > 1, "{}", window.count);
 }
+
+#[tokio::test]
+async fn every_answered_write_survives_a_kill_of_the_server_on_sqlite() {
+    use crate::instances::Instance;
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("kill.db").display());
+    let secret = "ab".repeat(32);
+    let server = Instance::start(&url, &secret, &[]).await;
+    // Sixteen clients register users as fast as they can; the server is killed (SIGKILL) in the
+    // middle of it. Writes share group commits, so a kill lands inside batches.
+    let accepted = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let mut clients = Vec::new();
+    for worker in 0..16 {
+        let (client, base, accepted) =
+            (server.client.clone(), server.base.clone(), accepted.clone());
+        clients.push(tokio::spawn(async move {
+            for i in 0.. {
+                let name = format!("w{worker}u{i}");
+                let Ok(response) = client
+                    .post(format!("{base}/auth/register"))
+                    .json(&json!({"username": name, "email": format!("{name}@example.com"), "password": crate::helpers::PASSWORD}))
+                    .send()
+                    .await
+                else {
+                    break; // the server is gone
+                };
+                if response.status() == 201 {
+                    accepted.lock().unwrap().push(name);
+                }
+            }
+        }));
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+    drop(server); // SIGKILL, then wait for it
+    for client in clients {
+        client.await.unwrap();
+    }
+    let accepted = accepted.lock().unwrap().clone();
+    assert!(accepted.len() > 20, "only {} registrations", accepted.len());
+
+    // Every registration the server answered is there after a restart.
+    let restarted = Instance::start(&url, &secret, &[]).await;
+    for name in &accepted {
+        let login = restarted.login(name).await;
+        assert!(login["access"].is_string(), "{name} was lost: {login}");
+    }
+}

@@ -270,52 +270,7 @@ const COMPLETE_WITH_RECOVERY_CODE: &str = concat!(
 
 const COMPLETE_WITH_EMAIL_CODE: &str = insert_refresh_token_if!("");
 
-// ----- statements that more than one write runs -----
-
-/// Accepts a TOTP time step unless it or a later one was accepted before: the replay guard.
-async fn claim_totp_step(
-    c: &mut SqliteConnection,
-    user_id: &str,
-    step: i64,
-    now: i64,
-) -> Result<bool, sqlx::Error> {
-    let updated = sqlx::query(
-        "UPDATE totp_devices SET last_step = ?2, last_used_at = ?3
-         WHERE user_id = ?1 AND (last_step IS NULL OR last_step < ?2)",
-    )
-    .bind(user_id)
-    .bind(step)
-    .bind(now)
-    .execute(&mut *c)
-    .await?;
-    Ok(updated.rows_affected() == 1)
-}
-
-/// Uses up a recovery code unless it was used before.
-async fn claim_recovery_code(
-    c: &mut SqliteConnection,
-    user_id: &str,
-    code_id: i64,
-    now: i64,
-) -> Result<bool, sqlx::Error> {
-    let used = sqlx::query(
-        "UPDATE recovery_codes SET used_at = ?3 WHERE id = ?2 AND user_id = ?1 AND used_at IS NULL",
-    )
-    .bind(user_id)
-    .bind(code_id)
-    .bind(now)
-    .execute(&mut *c)
-    .await?;
-    if used.rows_affected() != 1 {
-        return Ok(false);
-    }
-    sqlx::query("UPDATE totp_devices SET last_used_at = ?2 WHERE user_id = ?1")
-        .bind(user_id)
-        .bind(now)
-        .execute(&mut *c)
-        .await?;
-    Ok(true)
-}
+// ----- statements that two writes run -----
 
 async fn insert_recovery_codes(
     c: &mut SqliteConnection,
@@ -329,25 +284,6 @@ async fn insert_recovery_codes(
             .execute(&mut *c)
             .await?;
     }
-    Ok(())
-}
-
-async fn insert_refresh_token(
-    c: &mut SqliteConnection,
-    token: &NewRefreshToken,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO refresh_tokens (token_hash, user_id, family_id, amr, created_at, expires_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-    )
-    .bind(&token.token_hash)
-    .bind(&token.user_id)
-    .bind(&token.family_id)
-    .bind(&token.amr)
-    .bind(token.created_at)
-    .bind(token.expires_at)
-    .execute(&mut *c)
-    .await?;
     Ok(())
 }
 
@@ -513,10 +449,15 @@ impl MfaStore for SqliteStore {
 
     async fn accept_totp_step(&self, user_id: &str, step: i64, now: i64) -> StoreResult<bool> {
         let user_id = user_id.to_owned();
-        self.write_statement(move |c| {
-            Box::pin(async move { claim_totp_step(c, &user_id, step, now).await })
-        })
-        .await
+        // The replay guard: a step is accepted only if it is later than the last accepted one.
+        let accepted = self
+            .execute(
+                "UPDATE totp_devices SET last_step = ?2, last_used_at = ?3
+                 WHERE user_id = ?1 AND (last_step IS NULL OR last_step < ?2)",
+                move |q| q.bind(user_id).bind(step).bind(now),
+            )
+            .await?;
+        Ok(accepted == 1)
     }
 
     async fn disable_totp(&self, user_id: &str) -> StoreResult<bool> {
@@ -576,7 +517,26 @@ impl MfaStore for SqliteStore {
     ) -> StoreResult<bool> {
         let user_id = user_id.to_owned();
         self.write(move |c| {
-            Box::pin(async move { claim_recovery_code(c, &user_id, code_id, now).await })
+            Box::pin(async move {
+                let used = sqlx::query(
+                    "UPDATE recovery_codes SET used_at = ?3
+                     WHERE id = ?2 AND user_id = ?1 AND used_at IS NULL",
+                )
+                .bind(&user_id)
+                .bind(code_id)
+                .bind(now)
+                .execute(&mut *c)
+                .await?;
+                if used.rows_affected() != 1 {
+                    return Ok(false);
+                }
+                sqlx::query("UPDATE totp_devices SET last_used_at = ?2 WHERE user_id = ?1")
+                    .bind(&user_id)
+                    .bind(now)
+                    .execute(&mut *c)
+                    .await?;
+                Ok(true)
+            })
         })
         .await
     }
@@ -1034,13 +994,20 @@ impl KeyStore for SqliteStore {
 impl TokenStore for SqliteStore {
     async fn insert_refresh_token(&self, token: &NewRefreshToken) -> StoreResult<()> {
         let token = token.clone();
-        self.write_statement(move |c| {
-            Box::pin(async move {
-                insert_refresh_token(c, &token).await?;
-                Ok(())
-            })
-        })
-        .await
+        self.execute(
+            "INSERT INTO refresh_tokens (token_hash, user_id, family_id, amr, created_at, expires_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            move |q| {
+                q.bind(token.token_hash)
+                    .bind(token.user_id)
+                    .bind(token.family_id)
+                    .bind(token.amr)
+                    .bind(token.created_at)
+                    .bind(token.expires_at)
+            },
+        )
+        .await?;
+        Ok(())
     }
 
     async fn rotate_refresh_token(

@@ -49,6 +49,16 @@ type RunJob = Box<
         + Send,
 >;
 
+/// How a job's failure is contained.
+#[derive(Clone, Copy)]
+enum Guard {
+    /// The job runs inside a savepoint, rolled back if it fails.
+    Savepoint,
+    /// No savepoint: the function says whether SQLite itself took back all a failed job did;
+    /// if not, the whole batch is rolled back.
+    UndoneBySqlite(fn(&sqlx::Error) -> bool),
+}
+
 struct Job {
     /// Whether the job runs inside a savepoint of its own. A single statement needs none:
     /// SQLite undoes a statement that fails on a constraint by itself, and any other failure
@@ -164,33 +174,15 @@ impl GroupWriter {
         Ok(Self { commands })
     }
 
-    /// Runs `job` in the next batch and answers once that batch is committed (or the job's
-    /// error, or the commit's).
+    /// Runs `job` in the next batch, inside a savepoint of its own, and answers once that batch
+    /// is committed (or the job's error, or the commit's). A job that fails is rolled back to its
+    /// savepoint; the rest of the batch commits.
     pub async fn write<T, F>(&self, job: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: for<'c> FnOnce(&'c mut SqliteConnection) -> JobFuture<'c, T> + Send + 'static,
     {
-        let (reply, answer) = oneshot::channel::<Result<T, StoreError>>();
-        let run: RunJob = Box::new(move |connection| {
-            Box::pin(async move {
-                // A failed job is rolled back to its savepoint; the rest of the batch commits.
-                let (keep, result) = match job(connection).await {
-                    Ok(value) => (true, Ok(value)),
-                    Err(error) => (false, Err(map_error(error))),
-                };
-                Finished {
-                    keep,
-                    spoiled: None,
-                    answer: answer_after_commit(reply, result),
-                }
-            })
-        });
-        self.send(Job {
-            savepoint: true,
-            run,
-        })?;
-        answer.await.map_err(|_| writer_gone())?
+        self.submit(job, Guard::Savepoint).await
     }
 
     /// `write` for a job of exactly one statement: it runs without a savepoint of its own.
@@ -199,7 +191,8 @@ impl GroupWriter {
         T: Send + 'static,
         F: for<'c> FnOnce(&'c mut SqliteConnection) -> JobFuture<'c, T> + Send + 'static,
     {
-        self.write_unguarded(job, statement_undone).await
+        self.submit(job, Guard::UndoneBySqlite(statement_undone))
+            .await
     }
 
     /// `write` for a job of one command of several statements that, by their own conditions,
@@ -211,15 +204,10 @@ impl GroupWriter {
         T: Send + 'static,
         F: for<'c> FnOnce(&'c mut SqliteConnection) -> JobFuture<'c, T> + Send + 'static,
     {
-        self.write_unguarded(job, |_| false).await
+        self.submit(job, Guard::UndoneBySqlite(|_| false)).await
     }
 
-    /// A job without a savepoint; `undone(error)` says whether SQLite took back all the job did.
-    async fn write_unguarded<T, F>(
-        &self,
-        job: F,
-        undone: fn(&sqlx::Error) -> bool,
-    ) -> Result<T, StoreError>
+    async fn submit<T, F>(&self, job: F, guard: Guard) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: for<'c> FnOnce(&'c mut SqliteConnection) -> JobFuture<'c, T> + Send + 'static,
@@ -227,23 +215,26 @@ impl GroupWriter {
         let (reply, answer) = oneshot::channel::<Result<T, StoreError>>();
         let run: RunJob = Box::new(move |connection| {
             Box::pin(async move {
-                let (spoiled, result) = match job(connection).await {
-                    Ok(value) => (None, Ok(value)),
-                    Err(error) if undone(&error) => (None, Err(map_error(error))),
-                    Err(error) => {
+                let (keep, spoiled, result) = match (job(connection).await, guard) {
+                    (Ok(value), _) => (true, None, Ok(value)),
+                    (Err(error), Guard::Savepoint) => (false, None, Err(map_error(error))),
+                    (Err(error), Guard::UndoneBySqlite(undone)) if undone(&error) => {
+                        (true, None, Err(map_error(error)))
+                    }
+                    (Err(error), Guard::UndoneBySqlite(_)) => {
                         let error = map_error(error);
-                        (Some(error.clone()), Err(error))
+                        (true, Some(error.clone()), Err(error))
                     }
                 };
                 Finished {
-                    keep: true,
+                    keep,
                     spoiled,
                     answer: answer_after_commit(reply, result),
                 }
             })
         });
         self.send(Job {
-            savepoint: false,
+            savepoint: matches!(guard, Guard::Savepoint),
             run,
         })?;
         answer.await.map_err(|_| writer_gone())?

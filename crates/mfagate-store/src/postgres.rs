@@ -310,19 +310,9 @@ impl MfaStore for PgStore {
         if inserted.rows_affected() == 0 {
             return Ok(false);
         }
-        sqlx::query("DELETE FROM recovery_codes WHERE user_id = $1")
-            .bind(user_id)
-            .execute(&mut *tx)
+        replace_codes(&mut tx, user_id, recovery_codes_sealed)
             .await
             .store()?;
-        for code in recovery_codes_sealed {
-            sqlx::query("INSERT INTO recovery_codes (user_id, code_sealed) VALUES ($1, $2)")
-                .bind(user_id)
-                .bind(code)
-                .execute(&mut *tx)
-                .await
-                .store()?;
-        }
         sqlx::query("UPDATE users SET preferred_method = 'totp' WHERE id = $1")
             .bind(user_id)
             .execute(&mut *tx)
@@ -425,21 +415,31 @@ impl MfaStore for PgStore {
         codes_sealed: &[String],
     ) -> StoreResult<()> {
         let mut tx = self.pool.begin().await.store()?;
-        sqlx::query("DELETE FROM recovery_codes WHERE user_id = $1")
-            .bind(user_id)
-            .execute(&mut *tx)
+        replace_codes(&mut tx, user_id, codes_sealed)
             .await
             .store()?;
-        for code in codes_sealed {
-            sqlx::query("INSERT INTO recovery_codes (user_id, code_sealed) VALUES ($1, $2)")
-                .bind(user_id)
-                .bind(code)
-                .execute(&mut *tx)
-                .await
-                .store()?;
-        }
         tx.commit().await.store()
     }
+}
+
+/// The user's recovery codes become `codes_sealed`, and only those.
+async fn replace_codes(
+    c: &mut sqlx::PgConnection,
+    user_id: &str,
+    codes_sealed: &[String],
+) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM recovery_codes WHERE user_id = $1")
+        .bind(user_id)
+        .execute(&mut *c)
+        .await?;
+    for code in codes_sealed {
+        sqlx::query("INSERT INTO recovery_codes (user_id, code_sealed) VALUES ($1, $2)")
+            .bind(user_id)
+            .bind(code)
+            .execute(&mut *c)
+            .await?;
+    }
+    Ok(())
 }
 
 #[async_trait]

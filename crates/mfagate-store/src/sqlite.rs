@@ -272,11 +272,16 @@ const COMPLETE_WITH_EMAIL_CODE: &str = insert_refresh_token_if!("");
 
 // ----- statements that two writes run -----
 
-async fn insert_recovery_codes(
+/// The user's recovery codes become `codes_sealed`, and only those.
+async fn replace_codes(
     c: &mut SqliteConnection,
     user_id: &str,
     codes_sealed: &[String],
 ) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM recovery_codes WHERE user_id = ?1")
+        .bind(user_id)
+        .execute(&mut *c)
+        .await?;
     for code in codes_sealed {
         sqlx::query("INSERT INTO recovery_codes (user_id, code_sealed) VALUES (?1, ?2)")
             .bind(user_id)
@@ -432,11 +437,7 @@ impl MfaStore for SqliteStore {
                 if inserted.rows_affected() == 0 {
                     return Ok(false);
                 }
-                sqlx::query("DELETE FROM recovery_codes WHERE user_id = ?1")
-                    .bind(&user_id)
-                    .execute(&mut *c)
-                    .await?;
-                insert_recovery_codes(c, &user_id, &codes).await?;
+                replace_codes(c, &user_id, &codes).await?;
                 sqlx::query("UPDATE users SET preferred_method = 'totp' WHERE id = ?1")
                     .bind(&user_id)
                     .execute(&mut *c)
@@ -549,11 +550,7 @@ impl MfaStore for SqliteStore {
         let (user_id, codes) = (user_id.to_owned(), codes_sealed.to_vec());
         self.write(move |c| {
             Box::pin(async move {
-                sqlx::query("DELETE FROM recovery_codes WHERE user_id = ?1")
-                    .bind(&user_id)
-                    .execute(&mut *c)
-                    .await?;
-                insert_recovery_codes(c, &user_id, &codes).await?;
+                replace_codes(c, &user_id, &codes).await?;
                 Ok(())
             })
         })

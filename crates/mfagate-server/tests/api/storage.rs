@@ -225,7 +225,7 @@ async fn under_steady_writes_the_sqlite_wal_is_copied_back_and_started_over_on_s
 }
 
 #[tokio::test]
-async fn every_answered_write_survives_a_kill_of_the_server_on_sqlite() {
+async fn every_answered_registration_survives_a_kill_of_the_server_on_sqlite() {
     use crate::instances::Instance;
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("kill.db").display());

@@ -33,8 +33,11 @@ impl Username {
 pub struct EmailAddress(String);
 
 impl EmailAddress {
-    /// A pragmatic check: one `@`, a non-empty local part, a dotted domain, no spaces or
-    /// control characters, at most 254 characters (RFC 5321 path limit).
+    /// An address the mail library delivers to exactly as written: a dot-atom local part
+    /// (RFC 5322 `atext`, no quoted strings, comments, commas or angle brackets) with no
+    /// RFC 2047 encoded word (`=?charset?q?...?=`, which a mail client decodes into another
+    /// address), and a domain of letter-digit-hyphen labels that neither start nor end with a
+    /// hyphen; at most 254 characters (RFC 5321 path limit), 64 for the local part.
     pub fn parse(text: &str) -> Result<Self, String> {
         let problem = || "must be an e-mail address like name@example.com".to_string();
         let text = text.trim();
@@ -42,14 +45,25 @@ impl EmailAddress {
             return Err(problem());
         }
         let (local, domain) = text.rsplit_once('@').ok_or_else(problem)?;
-        let domain_ok = domain.contains('.')
-            && !domain.starts_with('.')
-            && !domain.ends_with('.')
-            && !domain.contains("..")
-            && domain
-                .chars()
-                .all(|c| c.is_alphanumeric() || c == '-' || c == '.');
-        if local.is_empty() || local.len() > 64 || local.contains('@') || !domain_ok {
+        let atext = |c: char| c.is_alphanumeric() || "!#$%&'*+-/=?^_`{|}~".contains(c);
+        let local_ok = !local.is_empty()
+            && local.len() <= 64
+            && !local.starts_with('.')
+            && !local.ends_with('.')
+            && !local.contains("..")
+            && !local.contains("=?")
+            && local.chars().all(|c| atext(c) || c == '.');
+        let labels: Vec<&str> = domain.split('.').collect();
+        let domain_ok = labels.len() >= 2
+            && domain.len() <= 253
+            && labels.iter().all(|label| {
+                !label.is_empty()
+                    && label.len() <= 63
+                    && !label.starts_with('-')
+                    && !label.ends_with('-')
+                    && label.chars().all(|c| c.is_alphanumeric() || c == '-')
+            });
+        if !local_ok || !domain_ok {
             return Err(problem());
         }
         Ok(Self(text.to_string()))

@@ -102,6 +102,7 @@ pub const INVITATION_ACCEPTED: &str = "invitation_accepted";
 pub const PASSWORD_CHANGED: &str = "password_changed";
 pub const PASSWORD_RESET_REQUESTED: &str = "password_reset_requested";
 pub const PASSWORD_RESET: &str = "password_reset";
+pub const PASSWORD_RESET_THROTTLED: &str = "password_reset_throttled";
 pub const ADMIN_DISABLED_USER: &str = "admin_disabled_user";
 pub const ADMIN_ENABLED_USER: &str = "admin_enabled_user";
 pub const EMAIL_OTP_ENABLED: &str = "email_otp_enabled";

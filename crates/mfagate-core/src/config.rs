@@ -89,7 +89,18 @@ pub struct Config {
     pub max_attempts: u32,
     pub max_challenges: u32,
     pub user_failures: Option<Rate>,
+    /// Failed logins per login name and client IP (the tight limit).
     pub login_throttle: Option<Rate>,
+    /// Failed logins per account from every IP (the loose limit, bounding a distributed guess).
+    pub login_account_throttle: Option<Rate>,
+    /// Password-reset mails per address: at most one a minute, and this many an hour.
+    pub reset_mails_per_hour: u32,
+    /// How recent an authentication must be for the calls that need one (seconds).
+    pub reauth_max_age: i64,
+    /// Password hashes one client IP may have queued or running at once; past it, `429`.
+    pub hash_queue_per_ip: usize,
+    /// Password hashes queued or running in all; past it, `503` with `Retry-After`.
+    pub hash_queue_max: usize,
     pub recovery_code_count: usize,
     pub password_min_length: usize,
     pub argon2: Argon2Params,
@@ -135,6 +146,14 @@ impl Default for Config {
                 limit: 10,
                 window_seconds: 300,
             }),
+            login_account_throttle: Some(Rate {
+                limit: 100,
+                window_seconds: 3600,
+            }),
+            reset_mails_per_hour: 5,
+            reauth_max_age: 300,
+            hash_queue_per_ip: 4,
+            hash_queue_max: 256,
             recovery_code_count: 10,
             password_min_length: 8,
             argon2: Argon2Params::default(),
@@ -179,6 +198,12 @@ impl Config {
         }
         if !(4..=10).contains(&self.email_code_digits) {
             return Err("email_code_digits must be between 4 and 10".into());
+        }
+        if self.reauth_max_age <= 0 {
+            return Err("reauth_max_age must be a positive number of seconds".into());
+        }
+        if self.hash_queue_per_ip == 0 || self.hash_queue_max == 0 {
+            return Err("hash_queue_per_ip and hash_queue_max must be at least 1".into());
         }
         if self.recovery_code_count == 0 || self.recovery_code_count > 100 {
             return Err("recovery_code_count must be between 1 and 100".into());

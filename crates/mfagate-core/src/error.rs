@@ -55,6 +55,10 @@ pub enum Error {
     InvalidKey,
     #[error("the database is unavailable; retry shortly")]
     Unavailable,
+    #[error("the server is busy checking passwords; retry in {retry_after} seconds")]
+    Overloaded { retry_after: u64 },
+    #[error("this call needs a recent authentication with a second factor: log in again (or re-authenticate) and retry within {max_age} seconds")]
+    ReauthenticationRequired { max_age: i64 },
     /// Never shown to clients: logged, and answered with a plain sentence.
     #[error("internal error: {0}")]
     Internal(String),

@@ -29,6 +29,7 @@ pub mod sealing;
 pub mod secret;
 pub mod service;
 pub mod store;
+pub mod throttle;
 pub mod totp;
 
 pub use config::{Config, FactorKind, JwtAlgorithm, MfaMode};

@@ -6,6 +6,10 @@
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
 
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+
 use crate::error::Error;
 
 /// argon2id cost. The default is OWASP's recommendation: 19 MiB, 2 passes, 1 lane.
@@ -82,23 +86,91 @@ pub fn verify_password_blocking(password: &str, phc: &str) -> bool {
 
 /// Runs argon2 on the blocking pool, at most one hash per core at a time. Argon2 is
 /// memory-hard: 32 hashes of 19 MiB each fighting over two cores thrash the caches and finish
-/// later than the same 32 taken two at a time, so excess logins wait here, in order.
+/// later than the same 32 taken two at a time, so excess hashes wait here, in order.
+///
+/// The queue is fair between clients: one client IP may have at most `per_ip` hashes queued or
+/// running (more answer `429`), and the whole queue holds at most `max` (more answer `503`), so
+/// one client's flood of registrations or logins cannot starve everyone else's logins.
 #[derive(Debug, Clone)]
 pub struct Hasher {
-    permits: std::sync::Arc<tokio::sync::Semaphore>,
+    permits: Arc<tokio::sync::Semaphore>,
     params: Argon2Params,
+    queue: Arc<Mutex<Queue>>,
+    per_ip: usize,
+    max: usize,
+}
+
+#[derive(Debug, Default)]
+struct Queue {
+    total: usize,
+    by_ip: HashMap<IpAddr, usize>,
+}
+
+/// A place in the hash queue, given back when dropped (also when the request is cancelled).
+struct Place {
+    queue: Arc<Mutex<Queue>>,
+    ip: Option<IpAddr>,
+}
+
+impl Drop for Place {
+    fn drop(&mut self) {
+        let mut queue = match self.queue.lock() {
+            Ok(queue) => queue,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        queue.total = queue.total.saturating_sub(1);
+        if let Some(ip) = self.ip {
+            if let Some(count) = queue.by_ip.get_mut(&ip) {
+                *count = count.saturating_sub(1);
+                if *count == 0 {
+                    queue.by_ip.remove(&ip);
+                }
+            }
+        }
+    }
 }
 
 impl Hasher {
     pub fn new(params: Argon2Params) -> Self {
+        Self::with_queue(params, 4, 256)
+    }
+
+    pub fn with_queue(params: Argon2Params, per_ip: usize, max: usize) -> Self {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         Self {
-            permits: std::sync::Arc::new(tokio::sync::Semaphore::new(cores)),
+            permits: Arc::new(tokio::sync::Semaphore::new(cores)),
             params,
+            queue: Arc::new(Mutex::new(Queue::default())),
+            per_ip: per_ip.max(1),
+            max: max.max(1),
         }
     }
 
-    pub async fn hash(&self, password: String) -> Result<String, Error> {
+    /// Takes a place in the queue for a client, or says why not.
+    fn enter(&self, ip: Option<IpAddr>) -> Result<Place, Error> {
+        let mut queue = match self.queue.lock() {
+            Ok(queue) => queue,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if queue.total >= self.max {
+            return Err(Error::Overloaded { retry_after: 1 });
+        }
+        if let Some(ip) = ip {
+            let mine = queue.by_ip.entry(ip).or_insert(0);
+            if *mine >= self.per_ip {
+                return Err(Error::Throttled { retry_after: 1 });
+            }
+            *mine += 1;
+        }
+        queue.total += 1;
+        Ok(Place {
+            queue: self.queue.clone(),
+            ip,
+        })
+    }
+
+    pub async fn hash(&self, password: String, ip: Option<IpAddr>) -> Result<String, Error> {
+        let _place = self.enter(ip)?;
         let _permit = self
             .permits
             .acquire()
@@ -107,7 +179,13 @@ impl Hasher {
         hash_password(password, self.params).await
     }
 
-    pub async fn verify(&self, password: String, phc: String) -> Result<bool, Error> {
+    pub async fn verify(
+        &self,
+        password: String,
+        phc: String,
+        ip: Option<IpAddr>,
+    ) -> Result<bool, Error> {
+        let _place = self.enter(ip)?;
         let _permit = self
             .permits
             .acquire()
@@ -115,6 +193,11 @@ impl Hasher {
             .map_err(|e| Error::Internal(e.to_string()))?;
         verify_password(password, phc).await
     }
+}
+
+/// Whether a stored hash is a password hash at all (an invited user's marker is not).
+pub fn is_password_hash(phc: &str) -> bool {
+    PasswordHash::new(phc).is_ok()
 }
 
 pub async fn hash_password(password: String, params: Argon2Params) -> Result<String, Error> {
@@ -140,6 +223,27 @@ mod tests {
         assert!(verify_password_blocking("correct horse", &hash));
         assert!(!verify_password_blocking("wrong horse", &hash));
         assert!(!verify_password_blocking("x", "not a phc string"));
+    }
+
+    #[tokio::test]
+    async fn one_client_cannot_hold_more_than_its_share_of_the_queue() {
+        let hasher = Hasher::with_queue(Argon2Params::insecure_fast(), 2, 3);
+        let a: IpAddr = "192.0.2.1".parse().unwrap();
+        let b: IpAddr = "192.0.2.2".parse().unwrap();
+        let first = hasher.enter(Some(a)).unwrap();
+        let _second = hasher.enter(Some(a)).unwrap();
+        assert!(matches!(
+            hasher.enter(Some(a)),
+            Err(Error::Throttled { .. })
+        ));
+        let _other = hasher.enter(Some(b)).unwrap();
+        assert!(matches!(
+            hasher.enter(Some(b)),
+            Err(Error::Overloaded { .. })
+        ));
+        drop(first);
+        let _third = hasher.enter(Some(a)).unwrap();
+        assert!(hasher.hash("pw".into(), None).await.is_err());
     }
 
     #[test]

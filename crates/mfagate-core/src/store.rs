@@ -26,6 +26,9 @@ pub struct User {
     pub email_otp: bool,
     /// Whether a TOTP device is enrolled (read with the user, saving a query per request).
     pub has_totp: bool,
+    /// Bumped by every event that ends the user's credentials (password set, MFA reset,
+    /// disable): a pending enrolment carries the epoch it began in and dies when it moves on.
+    pub credential_epoch: i64,
     pub password_hash: String,
     pub created_at: i64,
 }
@@ -141,22 +144,103 @@ pub struct NewRefreshToken {
     pub family_id: String,
     /// The `amr` of the login that began the family, space-separated.
     pub amr: String,
+    /// When the user last proved who they are (the login that began the family).
+    pub auth_time: i64,
+    pub created_at: i64,
+    pub expires_at: i64,
+}
+
+/// The token that replaces a rotated one; it inherits user, family, `amr` and `auth_time`.
+#[derive(Debug, Clone)]
+pub struct RefreshSuccessor {
+    pub token_hash: String,
     pub created_at: i64,
     pub expires_at: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RefreshOutcome {
-    /// The token was live and is now used; mint its successor in the same family.
+    /// The token was live and is now used; its successor is stored in the same family, in the
+    /// same transaction (so a concurrent reuse that revokes the family revokes it too).
     Rotated {
         user_id: String,
         family_id: String,
         amr: String,
+        auth_time: i64,
     },
     /// The token had already been rotated: stolen or replayed. Its family is now revoked.
     Reused { user_id: String, family_id: String },
-    /// Unknown, expired or revoked.
+    /// Unknown, expired or revoked, or its user is disabled.
     Invalid,
+}
+
+/// One fixed window of a limit: at most `limit` claims under `key` per `window_seconds`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WindowLimit {
+    /// A fixed-size keyed hash (see `throttle`), never the raw name or address.
+    pub key: String,
+    pub limit: u32,
+    pub window_seconds: i64,
+}
+
+/// The answer to a claim on one or more windows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// One unit is counted in every window.
+    Granted,
+    /// `windows[index]` is full until `retry_after` seconds from now; nothing was counted.
+    Refused { index: usize, retry_after: i64 },
+}
+
+/// The answer to a claim of one second-factor attempt on a challenge.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AttemptClaim {
+    /// Counted against the challenge (now at `failures` attempts) and the user's window.
+    Claimed { failures: u32 },
+    /// Unknown, spent or expired.
+    ChallengeGone,
+    /// The challenge has had its attempts; it expires at `expires_at`.
+    ChallengeDead { expires_at: i64 },
+    /// The user's window of failed attempts is full for `retry_after` seconds.
+    UserThrottled { retry_after: i64 },
+}
+
+/// What `enable_totp` stores, all in one transaction.
+#[derive(Debug, Clone)]
+pub struct TotpEnrolment {
+    pub user_id: String,
+    /// The credential epoch the enrolment began in (carried by the activation token).
+    pub epoch: i64,
+    /// With a setup token: it is spent by the enrolment, which fails if it is gone.
+    pub setup_token_hash: Option<String>,
+    pub secret_sealed: String,
+    pub accepted_step: i64,
+    pub recovery_codes_sealed: Vec<String>,
+    /// The first refresh token of the new session the enrolment opens.
+    pub refresh: NewRefreshToken,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TotpEnabled {
+    Enabled,
+    /// A device exists already.
+    AlreadyEnabled,
+    /// The user's credentials ended since the enrolment began (password set, MFA reset,
+    /// disabled), or the setup token is gone: nothing was stored.
+    Ended,
+}
+
+/// An event that ends every credential of a user: see `UserStore::change_account`.
+#[derive(Debug, Clone)]
+pub enum AccountChange {
+    /// A new password hash; `verify_email` when it came through the mailbox.
+    SetPassword {
+        hash: String,
+        verify_email: bool,
+    },
+    /// TOTP, recovery codes and e-mailed codes off.
+    ResetMfa,
+    Disable,
 }
 
 #[derive(Debug, Clone)]
@@ -185,7 +269,17 @@ pub trait UserStore: Send + Sync {
     async fn user_by_id(&self, id: &str) -> StoreResult<Option<User>>;
     /// By username or e-mail, case-insensitively.
     async fn user_by_login(&self, login: &str) -> StoreResult<Option<User>>;
-    async fn set_password_hash(&self, user_id: &str, hash: &str) -> StoreResult<()>;
+    /// Applies `change` and, in the same transaction, ends every live challenge, setup token,
+    /// pending enrolment (the credential epoch moves on), refresh family and unused invitation
+    /// or reset key of the user. With `key`, that key is used up in the same transaction, and
+    /// nothing happens (`false`) unless it was live.
+    async fn change_account(
+        &self,
+        user_id: &str,
+        change: &AccountChange,
+        key: Option<(&str, KeyPurpose)>,
+        now: i64,
+    ) -> StoreResult<bool>;
     async fn set_admin(&self, user_id: &str, is_admin: bool) -> StoreResult<()>;
     async fn set_preferred_method(&self, user_id: &str, method: &str) -> StoreResult<()>;
 }
@@ -193,16 +287,11 @@ pub trait UserStore: Send + Sync {
 #[async_trait]
 pub trait MfaStore: Send + Sync {
     async fn totp_device(&self, user_id: &str) -> StoreResult<Option<TotpDevice>>;
-    /// Creates the device with `accepted_step` as its last step, stores the recovery codes and
-    /// makes TOTP the preferred method, in one transaction. `false` if a device already exists.
-    async fn enable_totp(
-        &self,
-        user_id: &str,
-        secret_sealed: &str,
-        accepted_step: i64,
-        recovery_codes_sealed: &[String],
-        now: i64,
-    ) -> StoreResult<bool>;
+    /// In one transaction, iff the user is active, still in `epoch`, has no device, and the
+    /// setup token (if any) is live: creates the device with `accepted_step` as its last step,
+    /// stores the recovery codes, makes TOTP the preferred method, spends the setup token, ends
+    /// every session that began without a second factor, and stores the new session's token.
+    async fn enable_totp(&self, enrolment: &TotpEnrolment, now: i64) -> StoreResult<TotpEnabled>;
     /// The replay guard: records `step` as used iff it is later than the last accepted step.
     async fn accept_totp_step(&self, user_id: &str, step: i64, now: i64) -> StoreResult<bool>;
     /// Deletes the device and every recovery code; the preferred method falls back to `none`.
@@ -217,11 +306,12 @@ pub trait MfaStore: Send + Sync {
         code_id: i64,
         now: i64,
     ) -> StoreResult<bool>;
+    /// Replaces every recovery code of an active user; `false` if the user is disabled.
     async fn replace_recovery_codes(
         &self,
         user_id: &str,
         codes_sealed: &[String],
-    ) -> StoreResult<()>;
+    ) -> StoreResult<bool>;
 }
 
 #[async_trait]
@@ -235,21 +325,23 @@ pub trait ChallengeStore: Send + Sync {
         now: i64,
     ) -> StoreResult<ChallengeCreated>;
     async fn challenge_by_token(&self, token_hash: &str) -> StoreResult<Option<Challenge>>;
-    /// Counts one wrong code iff the challenge is live; returns the new failure count.
-    async fn record_challenge_failure(
-        &self,
-        id: &str,
-        max_failures: u32,
-        now: i64,
-    ) -> StoreResult<Option<u32>>;
-    /// Ends a login in one transaction: spends the live challenge (of concurrent callers
-    /// exactly one can), claims the factor, stores
-    /// the first refresh token. Either all of it happens or none: a recovery code is never used
-    /// up by a login that did not complete.
-    async fn complete_challenge(
+    /// Claims one attempt before any code is checked: counts it against the challenge (which
+    /// must be live with fewer than `max_failures` attempts) and against `user_window`, all or
+    /// nothing. Of any number of concurrent callers at most `max_failures` are granted.
+    async fn claim_challenge_attempt(
         &self,
         challenge_id: &str,
         max_failures: u32,
+        user_window: Option<&WindowLimit>,
+        now: i64,
+    ) -> StoreResult<AttemptClaim>;
+    /// Ends a login in one transaction: spends the live challenge of an active user (of
+    /// concurrent callers exactly one can), claims the factor, stores the first refresh token.
+    /// Either all of it happens or none: a recovery code is never used up by a login that did
+    /// not complete. The attempt was claimed before (`claim_challenge_attempt`).
+    async fn complete_challenge(
+        &self,
+        challenge_id: &str,
         claim: FactorClaim,
         refresh: &NewRefreshToken,
         now: i64,
@@ -261,7 +353,6 @@ pub trait ChallengeStore: Send + Sync {
         expires_at: i64,
     ) -> StoreResult<()>;
     async fn setup_token_user(&self, token_hash: &str, now: i64) -> StoreResult<Option<String>>;
-    async fn delete_setup_tokens(&self, user_id: &str) -> StoreResult<()>;
 }
 
 #[async_trait]
@@ -308,22 +399,27 @@ pub trait EmailStore: Send + Sync {
 #[async_trait]
 pub trait AdminStore: Send + Sync {
     async fn list_users(&self, limit: u32, offset: u32) -> StoreResult<Vec<User>>;
-    async fn set_disabled(&self, user_id: &str, disabled: bool) -> StoreResult<()>;
+    /// Enables a user (disabling is an `AccountChange`, which ends their credentials).
+    async fn enable_user(&self, user_id: &str) -> StoreResult<()>;
 }
 
 #[async_trait]
 pub trait TokenStore: Send + Sync {
     async fn insert_refresh_token(&self, token: &NewRefreshToken) -> StoreResult<()>;
-    /// Uses the token iff it is live; a token used before revokes its whole family.
-    async fn rotate_refresh_token(&self, token_hash: &str, now: i64)
-        -> StoreResult<RefreshOutcome>;
+    /// Uses the token iff it is live and its user active, storing `successor` in the same
+    /// transaction; a token used before revokes its whole family.
+    async fn rotate_refresh_token(
+        &self,
+        token_hash: &str,
+        successor: &RefreshSuccessor,
+        now: i64,
+    ) -> StoreResult<RefreshOutcome>;
     /// Revokes the family of this token; its user, or `None` for an unknown token.
     async fn revoke_refresh_family(
         &self,
         token_hash: &str,
         now: i64,
     ) -> StoreResult<Option<String>>;
-    async fn revoke_user_refresh_tokens(&self, user_id: &str, now: i64) -> StoreResult<()>;
 }
 
 #[async_trait]
@@ -336,13 +432,12 @@ pub trait ThrottleStore: Send + Sync {
         window_seconds: i64,
         now: i64,
     ) -> StoreResult<WindowCount>;
-    /// The current window's count, without counting.
-    async fn throttle_peek(
-        &self,
-        key: &str,
-        window_seconds: i64,
-        now: i64,
-    ) -> StoreResult<Option<WindowCount>>;
+    /// Claims one unit in every window iff each has room (a finished window starts over), all
+    /// or nothing: of any number of concurrent callers at most `limit` are granted per window.
+    async fn claim_windows(&self, windows: &[WindowLimit], now: i64) -> StoreResult<Claim>;
+    /// Hands back one claimed unit in each of these windows that is still current: for limits
+    /// that count failures, once the attempt turned out right.
+    async fn release_windows(&self, windows: &[WindowLimit], now: i64) -> StoreResult<()>;
 }
 
 /// An Ed25519 key for EdDSA access tokens.

@@ -1,6 +1,7 @@
 //! The `mfagate` server: settings, start-up, and the admin command line.
 
 pub mod cli;
+pub mod connections;
 pub mod settings;
 pub mod startup;
 pub mod telemetry;

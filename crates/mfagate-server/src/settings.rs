@@ -41,6 +41,32 @@ impl std::fmt::Debug for Redacted {
     }
 }
 
+/// How long a client may take and how many connections it may hold, so that idle or slow
+/// clients cannot exhaust the server's file descriptors or tasks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HttpLimits {
+    /// Seconds to send a request's headers, from the connection's first byte or the end of
+    /// the previous request.
+    pub header_timeout_seconds: u64,
+    /// Seconds to send a request's body.
+    pub body_timeout_seconds: u64,
+    /// Seconds a keep-alive connection may sit idle between requests.
+    pub idle_timeout_seconds: u64,
+    /// Open connections at most; more wait in the listen backlog.
+    pub max_connections: usize,
+}
+
+impl Default for HttpLimits {
+    fn default() -> Self {
+        Self {
+            header_timeout_seconds: 10,
+            body_timeout_seconds: 30,
+            idle_timeout_seconds: 60,
+            max_connections: 1024,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub listen: String,
@@ -62,6 +88,8 @@ pub struct Settings {
     pub database_max_connections: u32,
     /// SQLite `synchronous=FULL` (default) rather than `NORMAL`.
     pub sqlite_full_sync: bool,
+    /// The connection limits: see `startup::serve_connections`.
+    pub http: HttpLimits,
     /// Names that were set but mean nothing to this version.
     pub unknown: Vec<String>,
 }
@@ -95,6 +123,15 @@ const KNOWN: &[&str] = &[
     "mfa_user_failures",
     "recovery_code_count",
     "login_throttle",
+    "login_account_throttle",
+    "reset_mails_per_hour",
+    "reauth_max_age",
+    "hash_queue_per_ip",
+    "hash_queue_max",
+    "http_header_timeout",
+    "http_body_timeout",
+    "http_idle_timeout",
+    "max_connections",
     "ip_throttle",
     "trusted_proxies",
     "argon2_memory_kib",
@@ -297,6 +334,16 @@ impl Settings {
             max_challenges: raw.number("mfa_max_challenges", defaults.max_challenges)?,
             user_failures: raw.parsed("mfa_user_failures", defaults.user_failures, rate)?,
             login_throttle: raw.parsed("login_throttle", defaults.login_throttle, rate)?,
+            login_account_throttle: raw.parsed(
+                "login_account_throttle",
+                defaults.login_account_throttle,
+                rate,
+            )?,
+            reset_mails_per_hour: raw
+                .number("reset_mails_per_hour", defaults.reset_mails_per_hour)?,
+            reauth_max_age: raw.number("reauth_max_age", defaults.reauth_max_age)?,
+            hash_queue_per_ip: raw.number("hash_queue_per_ip", defaults.hash_queue_per_ip)?,
+            hash_queue_max: raw.number("hash_queue_max", defaults.hash_queue_max)?,
             recovery_code_count: raw.number("recovery_code_count", defaults.recovery_code_count)?,
             password_min_length: raw.number("password_min_length", defaults.password_min_length)?,
             argon2,
@@ -372,6 +419,23 @@ impl Settings {
                 }
             })?,
             email_templates: raw.take("email_templates").map(|(v, _)| PathBuf::from(v)),
+            http: {
+                let limits = HttpLimits::default();
+                HttpLimits {
+                    header_timeout_seconds: raw
+                        .number("http_header_timeout", limits.header_timeout_seconds)?
+                        .max(1),
+                    body_timeout_seconds: raw
+                        .number("http_body_timeout", limits.body_timeout_seconds)?
+                        .max(1),
+                    idle_timeout_seconds: raw
+                        .number("http_idle_timeout", limits.idle_timeout_seconds)?
+                        .max(1),
+                    max_connections: raw
+                        .number("max_connections", limits.max_connections)?
+                        .max(1),
+                }
+            },
             unknown,
         })
     }

@@ -160,6 +160,7 @@ pub struct Application {
     listener: TcpListener,
     gate: MfaGate,
     cleanup_interval: Duration,
+    http: crate::settings::HttpLimits,
 }
 
 impl Application {
@@ -177,10 +178,12 @@ impl Application {
                 address: settings.listen.clone(),
                 source,
             })?;
+        crate::connections::raise_open_files_limit(settings.http.max_connections);
         Ok(Self {
             listener,
             gate,
             cleanup_interval: Duration::from_secs(settings.cleanup_interval_seconds.max(1)),
+            http: settings.http,
         })
     }
 
@@ -218,13 +221,12 @@ impl Application {
                 }
             }
         });
-        let app = mfagate::app(&self.gate);
-        let result = axum::serve(
-            self.listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(shutdown)
-        .await;
+        // A body that does not arrive in time fails to read, and the connection closes.
+        let app =
+            mfagate::app(&self.gate).layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
+                Duration::from_secs(self.http.body_timeout_seconds),
+            ));
+        let result = crate::connections::serve(self.listener, app, self.http, shutdown).await;
         cleanup.abort();
         self.gate.gatekeeper().flush_audit().await;
         result

@@ -18,11 +18,18 @@ use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
 use sqlx::{PgPool, Row};
 
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "initial",
-    include_str!("../migrations/postgres/0001_initial.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "initial",
+        include_str!("../migrations/postgres/0001_initial.sql"),
+    ),
+    (
+        2,
+        "credential ends",
+        include_str!("../migrations/postgres/0002_credential_ends.sql"),
+    ),
+];
 
 /// Advisory lock keys (arbitrary, fixed): one for user creation, one for the clean-up.
 const USERS_LOCK: i64 = 0x6d66_6167_0001;
@@ -112,7 +119,7 @@ impl<T> SqlResult<T> for Result<T, sqlx::Error> {
     }
 }
 
-const USER_COLUMNS: &str = "id, username, email, password_hash, email_verified, is_admin, disabled, preferred_method, email_otp, created_at,
+const USER_COLUMNS: &str = "id, username, email, password_hash, email_verified, is_admin, disabled, preferred_method, email_otp, created_at, credential_epoch,
     EXISTS (SELECT 1 FROM totp_devices d WHERE d.user_id = users.id) AS has_totp";
 
 fn user_from_row(row: &PgRow) -> Result<User, StoreError> {
@@ -127,6 +134,7 @@ fn user_from_row(row: &PgRow) -> Result<User, StoreError> {
         preferred_method: row.try_get("preferred_method").store()?,
         email_otp: row.try_get("email_otp").store()?,
         has_totp: row.try_get("has_totp").store()?,
+        credential_epoch: row.try_get("credential_epoch").store()?,
         created_at: row.try_get("created_at").store()?,
     })
 }
@@ -235,14 +243,93 @@ impl UserStore for PgStore {
         row.as_ref().map(user_from_row).transpose()
     }
 
-    async fn set_password_hash(&self, user_id: &str, hash: &str) -> StoreResult<()> {
-        sqlx::query("UPDATE users SET password_hash = $2 WHERE id = $1")
+    async fn change_account(
+        &self,
+        user_id: &str,
+        change: &AccountChange,
+        key: Option<(&str, KeyPurpose)>,
+        now: i64,
+    ) -> StoreResult<bool> {
+        // Dropping the transaction before commit undoes every step.
+        let mut tx = self.pool.begin().await.store()?;
+        if let Some((key_hash, purpose)) = key {
+            let used = sqlx::query(
+                "UPDATE email_keys SET used_at = $3
+                 WHERE key_hash = $1 AND purpose = $2 AND user_id = $4 AND used_at IS NULL AND expires_at > $3",
+            )
+            .bind(key_hash)
+            .bind(purpose.as_str())
+            .bind(now)
             .bind(user_id)
-            .bind(hash)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await
             .store()?;
-        Ok(())
+            if used.rows_affected() != 1 {
+                return Ok(false);
+            }
+        }
+        // The user's row first: it is the lock that orders this against an enrolment.
+        match change {
+            AccountChange::SetPassword { hash, verify_email } => {
+                sqlx::query(
+                    "UPDATE users SET password_hash = $2, email_verified = email_verified OR $3,
+                       credential_epoch = credential_epoch + 1
+                     WHERE id = $1",
+                )
+                .bind(user_id)
+                .bind(hash)
+                .bind(verify_email)
+                .execute(&mut *tx)
+                .await
+                .store()?;
+            }
+            AccountChange::ResetMfa => {
+                sqlx::query(
+                    "UPDATE users SET email_otp = FALSE, preferred_method = 'none',
+                       credential_epoch = credential_epoch + 1
+                     WHERE id = $1",
+                )
+                .bind(user_id)
+                .execute(&mut *tx)
+                .await
+                .store()?;
+                for statement in [
+                    "DELETE FROM totp_devices WHERE user_id = $1",
+                    "DELETE FROM recovery_codes WHERE user_id = $1",
+                ] {
+                    sqlx::query(statement)
+                        .bind(user_id)
+                        .execute(&mut *tx)
+                        .await
+                        .store()?;
+                }
+            }
+            AccountChange::Disable => {
+                sqlx::query(
+                    "UPDATE users SET disabled = TRUE, credential_epoch = credential_epoch + 1 WHERE id = $1",
+                )
+                .bind(user_id)
+                .execute(&mut *tx)
+                .await
+                .store()?;
+            }
+        }
+        for statement in [
+            "UPDATE challenges SET spent_at = $2 WHERE user_id = $1 AND spent_at IS NULL AND expires_at > $2",
+            "DELETE FROM setup_tokens WHERE user_id = $1 AND $2 = $2",
+            "UPDATE refresh_tokens SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL",
+            "UPDATE email_keys SET used_at = $2
+              WHERE user_id = $1 AND used_at IS NULL AND purpose IN ('invite', 'reset')",
+        ] {
+            sqlx::query(statement)
+                .bind(user_id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await
+                .store()?;
+        }
+        tx.commit().await.store()?;
+        Ok(true)
     }
 
     async fn set_admin(&self, user_id: &str, is_admin: bool) -> StoreResult<()> {
@@ -287,39 +374,77 @@ impl MfaStore for PgStore {
         .transpose()
     }
 
-    async fn enable_totp(
-        &self,
-        user_id: &str,
-        secret_sealed: &str,
-        accepted_step: i64,
-        recovery_codes_sealed: &[String],
-        now: i64,
-    ) -> StoreResult<bool> {
+    async fn enable_totp(&self, enrolment: &TotpEnrolment, now: i64) -> StoreResult<TotpEnabled> {
+        let e = enrolment;
         let mut tx = self.pool.begin().await.store()?;
+        // The user's row lock orders this against a concurrent password reset, MFA reset or
+        // disable, each of which moves the epoch on under the same lock.
+        let current: Option<bool> = sqlx::query_scalar(
+            "SELECT (NOT disabled AND credential_epoch = $2) FROM users WHERE id = $1 FOR UPDATE",
+        )
+        .bind(&e.user_id)
+        .bind(e.epoch)
+        .fetch_optional(&mut *tx)
+        .await
+        .store()?;
+        if current != Some(true) {
+            return Ok(TotpEnabled::Ended);
+        }
+        if let Some(setup) = &e.setup_token_hash {
+            let spent = sqlx::query(
+                "DELETE FROM setup_tokens WHERE token_hash = $1 AND user_id = $2 AND expires_at > $3",
+            )
+            .bind(setup)
+            .bind(&e.user_id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .store()?;
+            if spent.rows_affected() != 1 {
+                return Ok(TotpEnabled::Ended);
+            }
+            // The login it completes is over: its other setup tokens end too.
+            sqlx::query("DELETE FROM setup_tokens WHERE user_id = $1")
+                .bind(&e.user_id)
+                .execute(&mut *tx)
+                .await
+                .store()?;
+        }
         let inserted = sqlx::query(
             "INSERT INTO totp_devices (user_id, secret_sealed, created_at, last_step) VALUES ($1, $2, $3, $4)
              ON CONFLICT (user_id) DO NOTHING",
         )
-        .bind(user_id)
-        .bind(secret_sealed)
+        .bind(&e.user_id)
+        .bind(&e.secret_sealed)
         .bind(now)
-        .bind(accepted_step)
+        .bind(e.accepted_step)
         .execute(&mut *tx)
         .await
         .store()?;
         if inserted.rows_affected() == 0 {
-            return Ok(false);
+            return Ok(TotpEnabled::AlreadyEnabled);
         }
-        replace_codes(&mut tx, user_id, recovery_codes_sealed)
+        replace_codes(&mut tx, &e.user_id, &e.recovery_codes_sealed)
             .await
             .store()?;
         sqlx::query("UPDATE users SET preferred_method = 'totp' WHERE id = $1")
-            .bind(user_id)
+            .bind(&e.user_id)
             .execute(&mut *tx)
             .await
             .store()?;
+        // Sessions that began without a second factor would outlive its enrolment.
+        sqlx::query(
+            "UPDATE refresh_tokens SET revoked_at = $2
+             WHERE user_id = $1 AND revoked_at IS NULL AND ' ' || amr || ' ' NOT LIKE '% mfa %'",
+        )
+        .bind(&e.user_id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .store()?;
+        insert_token(&mut tx, &e.refresh).await.store()?;
         tx.commit().await.store()?;
-        Ok(true)
+        Ok(TotpEnabled::Enabled)
     }
 
     async fn accept_totp_step(&self, user_id: &str, step: i64, now: i64) -> StoreResult<bool> {
@@ -413,13 +538,81 @@ impl MfaStore for PgStore {
         &self,
         user_id: &str,
         codes_sealed: &[String],
-    ) -> StoreResult<()> {
+    ) -> StoreResult<bool> {
         let mut tx = self.pool.begin().await.store()?;
+        let active: Option<bool> =
+            sqlx::query_scalar("SELECT NOT disabled FROM users WHERE id = $1 FOR SHARE")
+                .bind(user_id)
+                .fetch_optional(&mut *tx)
+                .await
+                .store()?;
+        if active != Some(true) {
+            return Ok(false);
+        }
         replace_codes(&mut tx, user_id, codes_sealed)
             .await
             .store()?;
-        tx.commit().await.store()
+        tx.commit().await.store()?;
+        Ok(true)
     }
+}
+
+async fn insert_token(
+    c: &mut sqlx::PgConnection,
+    token: &NewRefreshToken,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO refresh_tokens (token_hash, user_id, family_id, amr, auth_time, created_at, expires_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(&token.token_hash)
+    .bind(&token.user_id)
+    .bind(&token.family_id)
+    .bind(&token.amr)
+    .bind(token.auth_time)
+    .bind(token.created_at)
+    .bind(token.expires_at)
+    .execute(&mut *c)
+    .await?;
+    Ok(())
+}
+
+/// Claims one unit in a window (starting it over when it has ended) iff it has room; `None`
+/// when it is full. The conflicting row stays locked until the transaction ends.
+async fn claim_in_window(
+    c: &mut sqlx::PgConnection,
+    window: &WindowLimit,
+    now: i64,
+) -> Result<Option<i64>, sqlx::Error> {
+    sqlx::query_scalar(
+        "INSERT INTO throttle_windows (key, window_start, window_end, count) VALUES ($1, $2, $2 + $3, 1)
+         ON CONFLICT (key) DO UPDATE SET
+           count = CASE WHEN throttle_windows.window_end <= $2 THEN 1 ELSE throttle_windows.count + 1 END,
+           window_start = CASE WHEN throttle_windows.window_end <= $2 THEN $2 ELSE throttle_windows.window_start END,
+           window_end = CASE WHEN throttle_windows.window_end <= $2 THEN $2 + $3 ELSE throttle_windows.window_end END
+         WHERE throttle_windows.window_end <= $2 OR throttle_windows.count < $4
+         RETURNING count",
+    )
+    .bind(&window.key)
+    .bind(now)
+    .bind(window.window_seconds)
+    .bind(i64::from(window.limit))
+    .fetch_optional(&mut *c)
+    .await
+}
+
+/// Seconds until a full window ends.
+async fn window_retry_after(
+    c: &mut sqlx::PgConnection,
+    key: &str,
+    now: i64,
+) -> Result<i64, sqlx::Error> {
+    let end: Option<i64> =
+        sqlx::query_scalar("SELECT window_end FROM throttle_windows WHERE key = $1")
+            .bind(key)
+            .fetch_optional(&mut *c)
+            .await?;
+    Ok(end.map_or(1, |end| (end - now).max(1)))
 }
 
 /// The user's recovery codes become `codes_sealed`, and only those.
@@ -515,43 +708,78 @@ impl ChallengeStore for PgStore {
         .transpose()
     }
 
-    async fn record_challenge_failure(
+    async fn claim_challenge_attempt(
         &self,
-        id: &str,
+        challenge_id: &str,
         max_failures: u32,
+        user_window: Option<&WindowLimit>,
         now: i64,
-    ) -> StoreResult<Option<u32>> {
+    ) -> StoreResult<AttemptClaim> {
+        let mut tx = self.pool.begin().await.store()?;
+        // The challenge's row lock makes concurrent claims wait and re-check the count.
         let failures: Option<i64> = sqlx::query_scalar(
             "UPDATE challenges SET failures = failures + 1
-             WHERE id = $1 AND failures < $2 AND spent_at IS NULL AND expires_at > $3
+             WHERE id = $1 AND spent_at IS NULL AND expires_at > $3 AND failures < $2
              RETURNING failures",
         )
-        .bind(id)
+        .bind(challenge_id)
         .bind(i64::from(max_failures))
         .bind(now)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *tx)
         .await
         .store()?;
-        Ok(failures.map(|f| u32::try_from(f).unwrap_or(u32::MAX)))
+        let Some(failures) = failures else {
+            let row = sqlx::query("SELECT expires_at, spent_at FROM challenges WHERE id = $1")
+                .bind(challenge_id)
+                .fetch_optional(&mut *tx)
+                .await
+                .store()?;
+            let Some(row) = row else {
+                return Ok(AttemptClaim::ChallengeGone);
+            };
+            let expires_at: i64 = row.try_get("expires_at").store()?;
+            let spent_at: Option<i64> = row.try_get("spent_at").store()?;
+            if spent_at.is_some() || expires_at <= now {
+                return Ok(AttemptClaim::ChallengeGone);
+            }
+            return Ok(AttemptClaim::ChallengeDead { expires_at });
+        };
+        if let Some(window) = user_window {
+            if claim_in_window(&mut tx, window, now)
+                .await
+                .store()?
+                .is_none()
+            {
+                let retry_after = window_retry_after(&mut tx, &window.key, now)
+                    .await
+                    .store()?;
+                // Rolled back: the challenge's attempt is not counted either.
+                return Ok(AttemptClaim::UserThrottled { retry_after });
+            }
+        }
+        tx.commit().await.store()?;
+        Ok(AttemptClaim::Claimed {
+            failures: u32::try_from(failures).unwrap_or(u32::MAX),
+        })
     }
 
     async fn complete_challenge(
         &self,
         challenge_id: &str,
-        max_failures: u32,
         claim: FactorClaim,
         refresh: &NewRefreshToken,
         now: i64,
     ) -> StoreResult<Completion> {
-        // Dropping the transaction before commit rolls every step back.
+        // Dropping the transaction before commit rolls every step back. The attempt was claimed
+        // before the code was checked, so the attempt count is not looked at here.
         let mut tx = self.pool.begin().await.store()?;
         let spent: Option<String> = sqlx::query_scalar(
-            "UPDATE challenges SET spent_at = $3
-             WHERE id = $1 AND spent_at IS NULL AND failures < $2 AND expires_at > $3
+            "UPDATE challenges SET spent_at = $2
+             WHERE id = $1 AND spent_at IS NULL AND expires_at > $2
+               AND EXISTS (SELECT 1 FROM users u WHERE u.id = challenges.user_id AND NOT u.disabled)
              RETURNING user_id",
         )
         .bind(challenge_id)
-        .bind(i64::from(max_failures))
         .bind(now)
         .fetch_optional(&mut *tx)
         .await
@@ -602,19 +830,7 @@ impl ChallengeStore for PgStore {
         if !claimed {
             return Ok(Completion::FactorRefused);
         }
-        sqlx::query(
-            "INSERT INTO refresh_tokens (token_hash, user_id, family_id, amr, created_at, expires_at)
-             VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(&refresh.token_hash)
-        .bind(&refresh.user_id)
-        .bind(&refresh.family_id)
-        .bind(&refresh.amr)
-        .bind(refresh.created_at)
-        .bind(refresh.expires_at)
-        .execute(&mut *tx)
-        .await
-        .store()?;
+        insert_token(&mut tx, refresh).await.store()?;
         tx.commit().await.store()?;
         Ok(Completion::Completed)
     }
@@ -646,15 +862,6 @@ impl ChallengeStore for PgStore {
         .fetch_optional(&self.pool)
         .await
         .store()
-    }
-
-    async fn delete_setup_tokens(&self, user_id: &str) -> StoreResult<()> {
-        sqlx::query("DELETE FROM setup_tokens WHERE user_id = $1")
-            .bind(user_id)
-            .execute(&self.pool)
-            .await
-            .store()?;
-        Ok(())
     }
 }
 
@@ -826,10 +1033,9 @@ impl AdminStore for PgStore {
         rows.iter().map(user_from_row).collect()
     }
 
-    async fn set_disabled(&self, user_id: &str, disabled: bool) -> StoreResult<()> {
-        sqlx::query("UPDATE users SET disabled = $2 WHERE id = $1")
+    async fn enable_user(&self, user_id: &str) -> StoreResult<()> {
+        sqlx::query("UPDATE users SET disabled = FALSE WHERE id = $1")
             .bind(user_id)
-            .bind(disabled)
             .execute(&self.pool)
             .await
             .store()?;
@@ -910,44 +1116,50 @@ impl KeyStore for PgStore {
 #[async_trait]
 impl TokenStore for PgStore {
     async fn insert_refresh_token(&self, token: &NewRefreshToken) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO refresh_tokens (token_hash, user_id, family_id, amr, created_at, expires_at)
-             VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(&token.token_hash)
-        .bind(&token.user_id)
-        .bind(&token.family_id)
-        .bind(&token.amr)
-        .bind(token.created_at)
-        .bind(token.expires_at)
-        .execute(&self.pool)
-        .await
-        .store()?;
-        Ok(())
+        let mut c = self.pool.acquire().await.store()?;
+        insert_token(&mut c, token).await.store()
     }
 
     async fn rotate_refresh_token(
         &self,
         token_hash: &str,
+        successor: &RefreshSuccessor,
         now: i64,
     ) -> StoreResult<RefreshOutcome> {
+        let mut tx = self.pool.begin().await.store()?;
         let rotated = sqlx::query(
             "UPDATE refresh_tokens SET used_at = $2
              WHERE token_hash = $1 AND used_at IS NULL AND revoked_at IS NULL AND expires_at > $2
-             RETURNING user_id, family_id, amr",
+               AND EXISTS (SELECT 1 FROM users u WHERE u.id = refresh_tokens.user_id AND NOT u.disabled)
+             RETURNING user_id, family_id, amr, COALESCE(auth_time, created_at) AS auth_time",
         )
         .bind(token_hash)
         .bind(now)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *tx)
         .await
         .store()?;
         if let Some(row) = rotated {
-            return Ok(RefreshOutcome::Rotated {
+            let child = NewRefreshToken {
+                token_hash: successor.token_hash.clone(),
                 user_id: row.try_get("user_id").store()?,
                 family_id: row.try_get("family_id").store()?,
                 amr: row.try_get("amr").store()?,
+                auth_time: row.try_get("auth_time").store()?,
+                created_at: successor.created_at,
+                expires_at: successor.expires_at,
+            };
+            // In the same transaction: a reuse that revokes the family waits on the parent's
+            // row lock, and its revocation then sees the successor too.
+            insert_token(&mut tx, &child).await.store()?;
+            tx.commit().await.store()?;
+            return Ok(RefreshOutcome::Rotated {
+                user_id: child.user_id,
+                family_id: child.family_id,
+                amr: child.amr,
+                auth_time: child.auth_time,
             });
         }
+        drop(tx);
         let known = sqlx::query(
             "SELECT user_id, family_id, used_at FROM refresh_tokens WHERE token_hash = $1",
         )
@@ -1000,18 +1212,6 @@ impl TokenStore for PgStore {
         .store()?;
         Ok(Some(row.try_get("user_id").store()?))
     }
-
-    async fn revoke_user_refresh_tokens(&self, user_id: &str, now: i64) -> StoreResult<()> {
-        sqlx::query(
-            "UPDATE refresh_tokens SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL",
-        )
-        .bind(user_id)
-        .bind(now)
-        .execute(&self.pool)
-        .await
-        .store()?;
-        Ok(())
-    }
 }
 
 #[async_trait]
@@ -1044,28 +1244,42 @@ impl ThrottleStore for PgStore {
         })
     }
 
-    async fn throttle_peek(
-        &self,
-        key: &str,
-        _window_seconds: i64,
-        now: i64,
-    ) -> StoreResult<Option<WindowCount>> {
-        let row = sqlx::query(
-            "SELECT count, window_start FROM throttle_windows WHERE key = $1 AND window_end > $2",
-        )
-        .bind(key)
-        .bind(now)
-        .fetch_optional(&self.pool)
-        .await
-        .store()?;
-        row.map(|row| {
-            let count: i64 = row.try_get("count").store()?;
-            Ok(WindowCount {
-                count: u32::try_from(count).unwrap_or(u32::MAX),
-                window_start: row.try_get("window_start").store()?,
-            })
-        })
-        .transpose()
+    async fn claim_windows(&self, windows: &[WindowLimit], now: i64) -> StoreResult<Claim> {
+        // Rows are locked in key order, so two claims on the same windows cannot deadlock.
+        let mut order: Vec<usize> = (0..windows.len()).collect();
+        order.sort_by(|a, b| windows[*a].key.cmp(&windows[*b].key));
+        let mut tx = self.pool.begin().await.store()?;
+        for index in order {
+            let window = &windows[index];
+            if claim_in_window(&mut tx, window, now)
+                .await
+                .store()?
+                .is_none()
+            {
+                let retry_after = window_retry_after(&mut tx, &window.key, now)
+                    .await
+                    .store()?;
+                // Rolled back: none of the windows is counted.
+                return Ok(Claim::Refused { index, retry_after });
+            }
+        }
+        tx.commit().await.store()?;
+        Ok(Claim::Granted)
+    }
+
+    async fn release_windows(&self, windows: &[WindowLimit], now: i64) -> StoreResult<()> {
+        for window in windows {
+            sqlx::query(
+                "UPDATE throttle_windows SET count = count - 1
+                 WHERE key = $1 AND count > 0 AND window_end > $2",
+            )
+            .bind(&window.key)
+            .bind(now)
+            .execute(&self.pool)
+            .await
+            .store()?;
+        }
+        Ok(())
     }
 }
 

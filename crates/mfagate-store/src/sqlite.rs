@@ -45,6 +45,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "signing keys",
         include_str!("../migrations/sqlite/0003_signing_keys.sql"),
     ),
+    (
+        4,
+        "credential ends",
+        include_str!("../migrations/sqlite/0004_credential_ends.sql"),
+    ),
 ];
 
 /// The migrations compiled into the binary, so a release needs no files beside it.
@@ -107,7 +112,7 @@ impl<T> SqlResult<T> for Result<T, sqlx::Error> {
     }
 }
 
-const USER_COLUMNS: &str = "id, username, email, password_hash, email_verified, is_admin, disabled, preferred_method, email_otp, created_at,
+const USER_COLUMNS: &str = "id, username, email, password_hash, email_verified, is_admin, disabled, preferred_method, email_otp, created_at, credential_epoch,
     EXISTS (SELECT 1 FROM totp_devices d WHERE d.user_id = users.id) AS has_totp";
 
 fn user_from_row(row: &SqliteRow) -> Result<User, StoreError> {
@@ -122,8 +127,27 @@ fn user_from_row(row: &SqliteRow) -> Result<User, StoreError> {
         preferred_method: row.try_get("preferred_method").store()?,
         email_otp: row.try_get("email_otp").store()?,
         has_totp: row.try_get("has_totp").store()?,
+        credential_epoch: row.try_get("credential_epoch").store()?,
         created_at: row.try_get("created_at").store()?,
     })
+}
+
+/// Creates a missing database file readable by its owner only (it holds password hashes,
+/// addresses and audit IPs). SQLite gives the `-wal` and `-shm` files it creates beside it the
+/// same permissions.
+fn create_private(path: &Path) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(error) => Err(error),
+    }
 }
 
 impl SqliteStore {
@@ -150,7 +174,15 @@ impl SqliteStore {
         let unavailable = |e: sqlx::Error| {
             StoreError::Unavailable(format!("cannot open SQLite database '{url}': {e}"))
         };
-        // The writer first: it creates the file and switches it to WAL.
+        if let Some(path) = Self::database_path(url) {
+            create_private(path).map_err(|e| {
+                StoreError::Unavailable(format!(
+                    "cannot create the SQLite database {}: {e}",
+                    path.display()
+                ))
+            })?;
+        }
+        // The writer first: it switches the file to WAL.
         let writer = GroupWriter::start(&options).await.map_err(unavailable)?;
         let readers = Readers::open(&options, READERS)
             .await
@@ -235,17 +267,20 @@ impl SqliteStore {
 }
 
 // ----- completing a login: one command per factor (see `complete_challenge`) -----
-// ?1 challenge id, ?2 max failures, ?3 now, ?4 TOTP step or recovery code id, ?5 user id,
-// ?6..?10 the refresh token: hash, family, amr, expiry, creation.
+// ?1 challenge id, ?2 the session's auth time, ?3 now, ?4 TOTP step or recovery code id,
+// ?5 user id, ?6..?10 the refresh token: hash, family, amr, expiry, creation.
+// The attempt was claimed before the code was checked, so a live challenge here is one not
+// spent and not expired, whatever its attempt count; its user must still be active.
 
-/// Stores the refresh token iff the challenge is live and `claim` holds.
+/// Stores the refresh token iff the challenge is live, its user active, and `claim` holds.
 macro_rules! insert_refresh_token_if {
     ($claim:literal) => {
         concat!(
-            "INSERT INTO refresh_tokens (token_hash, user_id, family_id, amr, created_at, expires_at)
-             SELECT ?6, ?5, ?7, ?8, ?10, ?9
+            "INSERT INTO refresh_tokens (token_hash, user_id, family_id, amr, auth_time, created_at, expires_at)
+             SELECT ?6, ?5, ?7, ?8, ?2, ?10, ?9
              WHERE EXISTS (SELECT 1 FROM challenges
-                           WHERE id = ?1 AND user_id = ?5 AND spent_at IS NULL AND failures < ?2 AND expires_at > ?3)",
+                           WHERE id = ?1 AND user_id = ?5 AND spent_at IS NULL AND expires_at > ?3)
+               AND EXISTS (SELECT 1 FROM users WHERE id = ?5 AND disabled = 0)",
             $claim,
             ";
              UPDATE challenges SET spent_at = ?3 WHERE id = ?1 AND changes() = 1;"
@@ -289,6 +324,80 @@ async fn replace_codes(
             .execute(&mut *c)
             .await?;
     }
+    Ok(())
+}
+
+/// Ends every credential of a user but the second factors themselves: live challenges, setup
+/// tokens, pending enrolments (the epoch moves on), refresh tokens, invitation and reset keys.
+/// ?1 user id, ?2 now.
+const END_CREDENTIALS: &str = "
+    UPDATE users SET credential_epoch = credential_epoch + 1 WHERE id = ?1;
+    UPDATE challenges SET spent_at = ?2 WHERE user_id = ?1 AND spent_at IS NULL AND expires_at > ?2;
+    DELETE FROM setup_tokens WHERE user_id = ?1;
+    UPDATE refresh_tokens SET revoked_at = ?2 WHERE user_id = ?1 AND revoked_at IS NULL;
+    UPDATE email_keys SET used_at = ?2
+     WHERE user_id = ?1 AND used_at IS NULL AND purpose IN ('invite', 'reset');";
+
+/// The current count of a window, or `Some(retry_after)` if it is full.
+async fn window_full(
+    c: &mut SqliteConnection,
+    window: &WindowLimit,
+    now: i64,
+) -> Result<Option<i64>, sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT count, window_end FROM throttle_windows WHERE key = ?1 AND window_end > ?2",
+    )
+    .bind(&window.key)
+    .bind(now)
+    .fetch_optional(&mut *c)
+    .await?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let count: i64 = row.try_get("count")?;
+    let end: i64 = row.try_get("window_end")?;
+    Ok((count >= i64::from(window.limit)).then_some((end - now).max(1)))
+}
+
+/// Counts one unit in a window, starting it over when it has ended.
+async fn count_in_window(
+    c: &mut SqliteConnection,
+    window: &WindowLimit,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    // SQLite evaluates every SET expression against the old row, so the three CASEs agree.
+    sqlx::query(
+        "INSERT INTO throttle_windows (key, window_start, window_end, count) VALUES (?1, ?2, ?2 + ?3, 1)
+         ON CONFLICT (key) DO UPDATE SET
+           count = CASE WHEN window_end <= ?2 THEN 1 ELSE count + 1 END,
+           window_start = CASE WHEN window_end <= ?2 THEN ?2 ELSE window_start END,
+           window_end = CASE WHEN window_end <= ?2 THEN ?2 + ?3 ELSE window_end END",
+    )
+    .bind(&window.key)
+    .bind(now)
+    .bind(window.window_seconds)
+    .execute(&mut *c)
+    .await?;
+    Ok(())
+}
+
+async fn insert_token(
+    c: &mut SqliteConnection,
+    token: &NewRefreshToken,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO refresh_tokens (token_hash, user_id, family_id, amr, auth_time, created_at, expires_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )
+    .bind(&token.token_hash)
+    .bind(&token.user_id)
+    .bind(&token.family_id)
+    .bind(&token.amr)
+    .bind(token.auth_time)
+    .bind(token.created_at)
+    .bind(token.expires_at)
+    .execute(&mut *c)
+    .await?;
     Ok(())
 }
 
@@ -361,14 +470,71 @@ impl UserStore for SqliteStore {
         row.as_ref().map(user_from_row).transpose()
     }
 
-    async fn set_password_hash(&self, user_id: &str, hash: &str) -> StoreResult<()> {
-        let (user_id, hash) = (user_id.to_owned(), hash.to_owned());
-        self.execute(
-            "UPDATE users SET password_hash = ?2 WHERE id = ?1",
-            move |q| q.bind(user_id).bind(hash),
-        )
-        .await?;
-        Ok(())
+    async fn change_account(
+        &self,
+        user_id: &str,
+        change: &AccountChange,
+        key: Option<(&str, KeyPurpose)>,
+        now: i64,
+    ) -> StoreResult<bool> {
+        let (user_id, change) = (user_id.to_owned(), change.clone());
+        let key = key.map(|(hash, purpose)| (hash.to_owned(), purpose));
+        self.write(move |c| {
+            Box::pin(async move {
+                if let Some((key_hash, purpose)) = key {
+                    let used = sqlx::query(
+                        "UPDATE email_keys SET used_at = ?3
+                         WHERE key_hash = ?1 AND purpose = ?2 AND user_id = ?4 AND used_at IS NULL AND expires_at > ?3",
+                    )
+                    .bind(key_hash)
+                    .bind(purpose.as_str())
+                    .bind(now)
+                    .bind(&user_id)
+                    .execute(&mut *c)
+                    .await?;
+                    if used.rows_affected() != 1 {
+                        return Ok(false);
+                    }
+                }
+                match change {
+                    AccountChange::SetPassword { hash, verify_email } => {
+                        sqlx::query(
+                            "UPDATE users SET password_hash = ?2,
+                               email_verified = CASE WHEN ?3 THEN 1 ELSE email_verified END
+                             WHERE id = ?1",
+                        )
+                        .bind(&user_id)
+                        .bind(hash)
+                        .bind(verify_email)
+                        .execute(&mut *c)
+                        .await?;
+                    }
+                    AccountChange::ResetMfa => {
+                        sqlx::query(
+                            "DELETE FROM totp_devices WHERE user_id = ?1;
+                             DELETE FROM recovery_codes WHERE user_id = ?1;
+                             UPDATE users SET email_otp = 0, preferred_method = 'none' WHERE id = ?1;",
+                        )
+                        .bind(&user_id)
+                        .execute(&mut *c)
+                        .await?;
+                    }
+                    AccountChange::Disable => {
+                        sqlx::query("UPDATE users SET disabled = 1 WHERE id = ?1")
+                            .bind(&user_id)
+                            .execute(&mut *c)
+                            .await?;
+                    }
+                }
+                sqlx::query(END_CREDENTIALS)
+                    .bind(&user_id)
+                    .bind(now)
+                    .execute(&mut *c)
+                    .await?;
+                Ok(true)
+            })
+        })
+        .await
     }
 
     async fn set_admin(&self, user_id: &str, is_admin: bool) -> StoreResult<()> {
@@ -412,37 +578,69 @@ impl MfaStore for SqliteStore {
         .transpose()
     }
 
-    async fn enable_totp(
-        &self,
-        user_id: &str,
-        secret_sealed: &str,
-        accepted_step: i64,
-        recovery_codes_sealed: &[String],
-        now: i64,
-    ) -> StoreResult<bool> {
-        let (user_id, secret_sealed) = (user_id.to_owned(), secret_sealed.to_owned());
-        let codes = recovery_codes_sealed.to_vec();
+    async fn enable_totp(&self, enrolment: &TotpEnrolment, now: i64) -> StoreResult<TotpEnabled> {
+        let e = enrolment.clone();
+        // Every check first, then every change: the writer runs one job at a time, so nothing
+        // can come between them.
         self.write(move |c| {
             Box::pin(async move {
-                let inserted = sqlx::query(
-                    "INSERT INTO totp_devices (user_id, secret_sealed, created_at, last_step) VALUES (?1, ?2, ?3, ?4)
-                     ON CONFLICT (user_id) DO NOTHING",
-                )
-                .bind(&user_id)
-                .bind(secret_sealed)
-                .bind(now)
-                .bind(accepted_step)
-                .execute(&mut *c)
-                .await?;
-                if inserted.rows_affected() == 0 {
-                    return Ok(false);
+                let exists = sqlx::query("SELECT 1 FROM totp_devices WHERE user_id = ?1")
+                    .bind(&e.user_id)
+                    .fetch_optional(&mut *c)
+                    .await?;
+                if exists.is_some() {
+                    return Ok(TotpEnabled::AlreadyEnabled);
                 }
-                replace_codes(c, &user_id, &codes).await?;
-                sqlx::query("UPDATE users SET preferred_method = 'totp' WHERE id = ?1")
-                    .bind(&user_id)
+                let current = sqlx::query(
+                    "SELECT 1 FROM users WHERE id = ?1 AND disabled = 0 AND credential_epoch = ?2",
+                )
+                .bind(&e.user_id)
+                .bind(e.epoch)
+                .fetch_optional(&mut *c)
+                .await?;
+                if current.is_none() {
+                    return Ok(TotpEnabled::Ended);
+                }
+                if let Some(setup) = &e.setup_token_hash {
+                    let spent = sqlx::query(
+                        "DELETE FROM setup_tokens WHERE token_hash = ?1 AND user_id = ?2 AND expires_at > ?3",
+                    )
+                    .bind(setup)
+                    .bind(&e.user_id)
+                    .bind(now)
                     .execute(&mut *c)
                     .await?;
-                Ok(true)
+                    if spent.rows_affected() != 1 {
+                        return Ok(TotpEnabled::Ended);
+                    }
+                    // The login it completes is over: its other setup tokens end too.
+                    sqlx::query("DELETE FROM setup_tokens WHERE user_id = ?1")
+                        .bind(&e.user_id)
+                        .execute(&mut *c)
+                        .await?;
+                }
+                sqlx::query(
+                    "INSERT INTO totp_devices (user_id, secret_sealed, created_at, last_step) VALUES (?1, ?2, ?3, ?4)",
+                )
+                .bind(&e.user_id)
+                .bind(&e.secret_sealed)
+                .bind(now)
+                .bind(e.accepted_step)
+                .execute(&mut *c)
+                .await?;
+                replace_codes(c, &e.user_id, &e.recovery_codes_sealed).await?;
+                // Sessions that began without a second factor would outlive its enrolment.
+                sqlx::query(
+                    "UPDATE users SET preferred_method = 'totp' WHERE id = ?1;
+                     UPDATE refresh_tokens SET revoked_at = ?2
+                      WHERE user_id = ?1 AND revoked_at IS NULL AND ' ' || amr || ' ' NOT LIKE '% mfa %';",
+                )
+                .bind(&e.user_id)
+                .bind(now)
+                .execute(&mut *c)
+                .await?;
+                insert_token(c, &e.refresh).await?;
+                Ok(TotpEnabled::Enabled)
             })
         })
         .await
@@ -546,12 +744,19 @@ impl MfaStore for SqliteStore {
         &self,
         user_id: &str,
         codes_sealed: &[String],
-    ) -> StoreResult<()> {
+    ) -> StoreResult<bool> {
         let (user_id, codes) = (user_id.to_owned(), codes_sealed.to_vec());
         self.write(move |c| {
             Box::pin(async move {
+                let active = sqlx::query("SELECT 1 FROM users WHERE id = ?1 AND disabled = 0")
+                    .bind(&user_id)
+                    .fetch_optional(&mut *c)
+                    .await?;
+                if active.is_none() {
+                    return Ok(false);
+                }
                 replace_codes(c, &user_id, &codes).await?;
-                Ok(())
+                Ok(true)
             })
         })
         .await
@@ -624,37 +829,55 @@ impl ChallengeStore for SqliteStore {
         .transpose()
     }
 
-    async fn record_challenge_failure(
+    async fn claim_challenge_attempt(
         &self,
-        id: &str,
+        challenge_id: &str,
         max_failures: u32,
+        user_window: Option<&WindowLimit>,
         now: i64,
-    ) -> StoreResult<Option<u32>> {
-        let id = id.to_owned();
-        let failures: Option<i64> = self
-            .write_statement(move |c| {
-                Box::pin(async move {
-                    let failures = sqlx::query_scalar(
-                        "UPDATE challenges SET failures = failures + 1
-                         WHERE id = ?1 AND failures < ?2 AND spent_at IS NULL AND expires_at > ?3
-                         RETURNING failures",
-                    )
-                    .bind(id)
-                    .bind(i64::from(max_failures))
-                    .bind(now)
-                    .fetch_optional(&mut *c)
+    ) -> StoreResult<AttemptClaim> {
+        let (id, window) = (challenge_id.to_owned(), user_window.cloned());
+        self.write(move |c| {
+            Box::pin(async move {
+                let row = sqlx::query(
+                    "SELECT expires_at, failures, spent_at FROM challenges WHERE id = ?1",
+                )
+                .bind(&id)
+                .fetch_optional(&mut *c)
+                .await?;
+                let Some(row) = row else {
+                    return Ok(AttemptClaim::ChallengeGone);
+                };
+                let expires_at: i64 = row.try_get("expires_at")?;
+                let failures: i64 = row.try_get("failures")?;
+                let spent_at: Option<i64> = row.try_get("spent_at")?;
+                if spent_at.is_some() || expires_at <= now {
+                    return Ok(AttemptClaim::ChallengeGone);
+                }
+                if failures >= i64::from(max_failures) {
+                    return Ok(AttemptClaim::ChallengeDead { expires_at });
+                }
+                if let Some(window) = &window {
+                    if let Some(retry_after) = window_full(c, window, now).await? {
+                        return Ok(AttemptClaim::UserThrottled { retry_after });
+                    }
+                    count_in_window(c, window, now).await?;
+                }
+                sqlx::query("UPDATE challenges SET failures = failures + 1 WHERE id = ?1")
+                    .bind(&id)
+                    .execute(&mut *c)
                     .await?;
-                    Ok(failures)
+                Ok(AttemptClaim::Claimed {
+                    failures: u32::try_from(failures + 1).unwrap_or(u32::MAX),
                 })
             })
-            .await?;
-        Ok(failures.map(|f| u32::try_from(f).unwrap_or(u32::MAX)))
+        })
+        .await
     }
 
     async fn complete_challenge(
         &self,
         challenge_id: &str,
-        max_failures: u32,
         claim: FactorClaim,
         refresh: &NewRefreshToken,
         now: i64,
@@ -674,7 +897,7 @@ impl ChallengeStore for SqliteStore {
                 Box::pin(async move {
                     let changed = sqlx::query(sql)
                         .bind(&challenge_id)
-                        .bind(i64::from(max_failures))
+                        .bind(refresh.auth_time)
                         .bind(now)
                         .bind(claimed)
                         .bind(&refresh.user_id)
@@ -692,11 +915,11 @@ impl ChallengeStore for SqliteStore {
                     // Nothing changed: was it the challenge or the factor?
                     let live = sqlx::query(
                         "SELECT 1 FROM challenges
-                         WHERE id = ?1 AND user_id = ?2 AND spent_at IS NULL AND failures < ?3 AND expires_at > ?4",
+                         WHERE id = ?1 AND user_id = ?2 AND spent_at IS NULL AND expires_at > ?3
+                           AND EXISTS (SELECT 1 FROM users WHERE id = ?2 AND disabled = 0)",
                     )
                     .bind(&challenge_id)
                     .bind(&refresh.user_id)
-                    .bind(i64::from(max_failures))
                     .bind(now)
                     .fetch_optional(&mut *c)
                     .await?;
@@ -734,15 +957,6 @@ impl ChallengeStore for SqliteStore {
         .fetch_optional(&mut *self.read().await?)
         .await
         .store()
-    }
-
-    async fn delete_setup_tokens(&self, user_id: &str) -> StoreResult<()> {
-        let user_id = user_id.to_owned();
-        self.execute("DELETE FROM setup_tokens WHERE user_id = ?1", move |q| {
-            q.bind(user_id)
-        })
-        .await?;
-        Ok(())
     }
 }
 
@@ -914,10 +1128,10 @@ impl AdminStore for SqliteStore {
         rows.iter().map(user_from_row).collect()
     }
 
-    async fn set_disabled(&self, user_id: &str, disabled: bool) -> StoreResult<()> {
+    async fn enable_user(&self, user_id: &str) -> StoreResult<()> {
         let user_id = user_id.to_owned();
-        self.execute("UPDATE users SET disabled = ?2 WHERE id = ?1", move |q| {
-            q.bind(user_id).bind(disabled)
+        self.execute("UPDATE users SET disabled = 0 WHERE id = ?1", move |q| {
+            q.bind(user_id)
         })
         .await?;
         Ok(())
@@ -992,13 +1206,14 @@ impl TokenStore for SqliteStore {
     async fn insert_refresh_token(&self, token: &NewRefreshToken) -> StoreResult<()> {
         let token = token.clone();
         self.execute(
-            "INSERT INTO refresh_tokens (token_hash, user_id, family_id, amr, created_at, expires_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            "INSERT INTO refresh_tokens (token_hash, user_id, family_id, amr, auth_time, created_at, expires_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             move |q| {
                 q.bind(token.token_hash)
                     .bind(token.user_id)
                     .bind(token.family_id)
                     .bind(token.amr)
+                    .bind(token.auth_time)
                     .bind(token.created_at)
                     .bind(token.expires_at)
             },
@@ -1010,25 +1225,40 @@ impl TokenStore for SqliteStore {
     async fn rotate_refresh_token(
         &self,
         token_hash: &str,
+        successor: &RefreshSuccessor,
         now: i64,
     ) -> StoreResult<RefreshOutcome> {
-        let token_hash = token_hash.to_owned();
+        let (token_hash, successor) = (token_hash.to_owned(), successor.clone());
         self.write(move |c| {
             Box::pin(async move {
                 let rotated = sqlx::query(
                     "UPDATE refresh_tokens SET used_at = ?2
                      WHERE token_hash = ?1 AND used_at IS NULL AND revoked_at IS NULL AND expires_at > ?2
-                     RETURNING user_id, family_id, amr",
+                       AND EXISTS (SELECT 1 FROM users u WHERE u.id = refresh_tokens.user_id AND u.disabled = 0)
+                     RETURNING user_id, family_id, amr, COALESCE(auth_time, created_at) AS auth_time",
                 )
                 .bind(&token_hash)
                 .bind(now)
                 .fetch_optional(&mut *c)
                 .await?;
                 if let Some(row) = rotated {
-                    return Ok(RefreshOutcome::Rotated {
+                    let child = NewRefreshToken {
+                        token_hash: successor.token_hash,
                         user_id: row.try_get("user_id")?,
                         family_id: row.try_get("family_id")?,
                         amr: row.try_get("amr")?,
+                        auth_time: row.try_get("auth_time")?,
+                        created_at: successor.created_at,
+                        expires_at: successor.expires_at,
+                    };
+                    // In the same job: a reuse that revokes the family after this revokes the
+                    // successor too.
+                    insert_token(c, &child).await?;
+                    return Ok(RefreshOutcome::Rotated {
+                        user_id: child.user_id,
+                        family_id: child.family_id,
+                        amr: child.amr,
+                        auth_time: child.auth_time,
                     });
                 }
                 let known = sqlx::query(
@@ -1078,16 +1308,6 @@ impl TokenStore for SqliteStore {
         })
         .await
     }
-
-    async fn revoke_user_refresh_tokens(&self, user_id: &str, now: i64) -> StoreResult<()> {
-        let user_id = user_id.to_owned();
-        self.execute(
-            "UPDATE refresh_tokens SET revoked_at = ?2 WHERE user_id = ?1 AND revoked_at IS NULL",
-            move |q| q.bind(user_id).bind(now),
-        )
-        .await?;
-        Ok(())
-    }
 }
 
 #[async_trait]
@@ -1126,28 +1346,44 @@ impl ThrottleStore for SqliteStore {
         .await
     }
 
-    async fn throttle_peek(
-        &self,
-        key: &str,
-        _window_seconds: i64,
-        now: i64,
-    ) -> StoreResult<Option<WindowCount>> {
-        let row = sqlx::query(
-            "SELECT count, window_start FROM throttle_windows WHERE key = ?1 AND window_end > ?2",
-        )
-        .bind(key)
-        .bind(now)
-        .fetch_optional(&mut *self.read().await?)
-        .await
-        .store()?;
-        row.map(|row| {
-            let count: i64 = row.try_get("count").store()?;
-            Ok(WindowCount {
-                count: u32::try_from(count).unwrap_or(u32::MAX),
-                window_start: row.try_get("window_start").store()?,
+    async fn claim_windows(&self, windows: &[WindowLimit], now: i64) -> StoreResult<Claim> {
+        let windows = windows.to_vec();
+        // Every window is checked before any is counted: all or nothing, with nothing else on
+        // the writer in between.
+        self.write(move |c| {
+            Box::pin(async move {
+                for (index, window) in windows.iter().enumerate() {
+                    if let Some(retry_after) = window_full(c, window, now).await? {
+                        return Ok(Claim::Refused { index, retry_after });
+                    }
+                }
+                for window in &windows {
+                    count_in_window(c, window, now).await?;
+                }
+                Ok(Claim::Granted)
             })
         })
-        .transpose()
+        .await
+    }
+
+    async fn release_windows(&self, windows: &[WindowLimit], now: i64) -> StoreResult<()> {
+        let keys: Vec<String> = windows.iter().map(|w| w.key.clone()).collect();
+        self.write(move |c| {
+            Box::pin(async move {
+                for key in keys {
+                    sqlx::query(
+                        "UPDATE throttle_windows SET count = count - 1
+                         WHERE key = ?1 AND count > 0 AND window_end > ?2",
+                    )
+                    .bind(key)
+                    .bind(now)
+                    .execute(&mut *c)
+                    .await?;
+                }
+                Ok(())
+            })
+        })
+        .await
     }
 }
 

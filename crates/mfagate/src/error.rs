@@ -13,6 +13,8 @@ pub struct ApiError {
     detail: String,
     extra: Map<String, Value>,
     retry_after: Option<u64>,
+    /// Overrides the plain `Bearer` challenge of a 401 (RFC 9470 step-up).
+    www_authenticate: Option<String>,
 }
 
 impl ApiError {
@@ -23,6 +25,7 @@ impl ApiError {
             detail: detail.into(),
             extra: Map::new(),
             retry_after: None,
+            www_authenticate: None,
         }
     }
 
@@ -102,6 +105,16 @@ impl From<Error> for ApiError {
             }
             Error::InvalidKey => ApiError::new(S::BAD_REQUEST, "invalid_key", detail),
             Error::Unavailable => ApiError::new(S::SERVICE_UNAVAILABLE, "unavailable", detail),
+            Error::Overloaded { retry_after } => ApiError {
+                retry_after: Some(retry_after),
+                ..ApiError::new(S::SERVICE_UNAVAILABLE, "overloaded", detail)
+            },
+            Error::ReauthenticationRequired { max_age } => ApiError {
+                www_authenticate: Some(format!(
+                    "Bearer error=\"insufficient_user_authentication\", max_age={max_age}"
+                )),
+                ..ApiError::new(S::UNAUTHORIZED, "reauthentication_required", detail)
+            },
             Error::Internal(reason) => {
                 // The reason may name tables or keys: it goes to the log, never to the client.
                 tracing::error!(%reason, "internal error");
@@ -124,7 +137,11 @@ impl IntoResponse for ApiError {
         let mut response = (self.status, axum::Json(Value::Object(body))).into_response();
         let headers = response.headers_mut();
         if self.status == StatusCode::UNAUTHORIZED {
-            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            let challenge = self
+                .www_authenticate
+                .and_then(|c| HeaderValue::from_str(&c).ok())
+                .unwrap_or(HeaderValue::from_static("Bearer"));
+            headers.insert(header::WWW_AUTHENTICATE, challenge);
         }
         if let Some(seconds) = self.retry_after {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));

@@ -139,12 +139,18 @@ where
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
             .map(|ConnectInfo(addr)| addr.ip());
-        let forwarded = parts
+        // Every `X-Forwarded-For` line, in order, as one list (RFC 9110 §5.3): a proxy that
+        // appends a line of its own must not leave a client-written first line to be believed.
+        // A line that is not text ends the list there, as a garbled entry does.
+        let lines: Vec<&str> = parts
             .headers
-            .get("x-forwarded-for")
-            .and_then(|v| v.to_str().ok());
+            .get_all("x-forwarded-for")
+            .iter()
+            .map(|v| v.to_str().unwrap_or("garbled"))
+            .collect();
+        let forwarded = (!lines.is_empty()).then(|| lines.join(","));
         Ok(Self(peer.map(|peer| {
-            client_ip(peer, forwarded, &gate.options().trusted_proxies)
+            client_ip(peer, forwarded.as_deref(), &gate.options().trusted_proxies)
         })))
     }
 }

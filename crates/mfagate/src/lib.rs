@@ -147,6 +147,28 @@ pub fn app(gate: &MfaGate) -> Router {
             }),
         )
         .layer(SetRequestIdLayer::x_request_id(NewRequestId))
+        .layer(middleware::map_request(drop_unsafe_request_id))
+}
+
+/// A client's `X-Request-Id` goes into every log line of its request, so only ids of a safe
+/// shape (1 to 64 of `A-Z a-z 0-9 . _ -`) are kept; any other is dropped and a fresh one made,
+/// so a crafted id cannot forge log fields.
+async fn drop_unsafe_request_id(
+    mut request: Request<axum::body::Body>,
+) -> Request<axum::body::Body> {
+    let safe = |value: &HeaderValue| {
+        let bytes = value.as_bytes();
+        (1..=64).contains(&bytes.len())
+            && bytes
+                .iter()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+    };
+    let headers = request.headers_mut();
+    let values: Vec<&HeaderValue> = headers.get_all("x-request-id").iter().collect();
+    if values.len() > 1 || values.first().is_some_and(|v| !safe(v)) {
+        headers.remove("x-request-id");
+    }
+    request
 }
 
 /// Generates the `X-Request-Id` of a request that came without one (`secret::request_id`).

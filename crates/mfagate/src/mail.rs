@@ -48,10 +48,15 @@ impl SmtpMailer {
 #[async_trait]
 impl Mailer for SmtpMailer {
     async fn send(&self, email: &Email) -> Result<(), MailError> {
-        let to: Mailbox = email
-            .to
-            .parse()
-            .map_err(|e| MailError(format!("recipient address not valid: {e}")))?;
+        // The bare address, never parsed as a mailbox: a mailbox parser would read a display
+        // name, angle brackets or an encoded word and deliver somewhere else.
+        let to = Mailbox::new(
+            None,
+            email
+                .to
+                .parse::<lettre::Address>()
+                .map_err(|e| MailError(format!("recipient address not valid: {e}")))?,
+        );
         let message = Message::builder()
             .from(self.from.clone())
             .to(to)
@@ -70,6 +75,38 @@ impl Mailer for SmtpMailer {
                 "the mail server did not answer within {} s",
                 self.timeout.as_secs()
             ))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use mfagate_core::account::EmailAddress;
+
+    #[test]
+    fn every_address_we_accept_is_one_address_to_the_mail_library() {
+        for good in [
+            "ann@example.com",
+            "ann.smith+tag@mail.example.co.uk",
+            "o'brien@example.ie",
+            "x_y-z@sub-domain.example.com",
+        ] {
+            let parsed = EmailAddress::parse(good).expect(good);
+            let address: lettre::Address = parsed.as_str().parse().expect(good);
+            assert_eq!(address.to_string(), good);
+        }
+        for bad in [
+            "=?utf-8?q?ceo?=@victim.com",
+            "a,b@example.com",
+            "a<b>@example.com",
+            "\"ann\"@example.com",
+            "x@-evil-.com",
+            "x@evil-.com",
+            ".ann@example.com",
+            "ann.@example.com",
+            "ann@example..com",
+        ] {
+            assert!(EmailAddress::parse(bad).is_err(), "{bad} was accepted");
         }
     }
 }

@@ -263,13 +263,25 @@ impl Gatekeeper {
             .await?;
         check_new_password(password, &user.username, self.config.password_min_length)
             .map_err(|p| Error::validation("password", p))?;
-        self.store
-            .consume_email_key(&key_hash, KeyPurpose::Invitation, ctx.now)
+        let hash = self.hasher.hash(password.to_string(), ctx.ip).await?;
+        // The key is used up, the password set and every other invitation key of the account
+        // ended, in one transaction: a second mailed key cannot set the password again.
+        let change = AccountChange::SetPassword {
+            hash,
+            verify_email: true,
+        };
+        if !self
+            .store
+            .change_account(
+                &user.id,
+                &change,
+                Some((&key_hash, KeyPurpose::Invitation)),
+                ctx.now,
+            )
             .await?
-            .ok_or(Error::InvalidKey)?;
-        let hash = self.hasher.hash(password.to_string()).await?;
-        self.store.set_password_hash(&user.id, &hash).await?;
-        self.store.set_email_verified(&user.id).await?;
+        {
+            return Err(Error::InvalidKey);
+        }
         self.audit(audit::INVITATION_ACCEPTED, Some(&user.id), ctx, None)
             .await;
         let user = self.user(&user.id).await?;
@@ -289,7 +301,8 @@ impl Gatekeeper {
             .ok_or(Error::InvalidKey)
     }
 
-    /// Needs the old password; ends every session of the user.
+    /// Needs the old password, which is counted against the account's failed-login windows
+    /// like a login (claimed before the hash); ends every credential of the user.
     pub async fn change_password(
         &self,
         user_id: &str,
@@ -298,38 +311,86 @@ impl Gatekeeper {
         ctx: &Context,
     ) -> Result<()> {
         let user = self.user(user_id).await?;
-        let old_ok = old.len() <= crate::config::PASSWORD_MAX_BYTES
-            && self
-                .hasher
-                .verify(old.to_string(), user.password_hash.clone())
-                .await?;
+        let windows = self.login_windows(&user.username.to_lowercase(), Some(&user), ctx);
+        self.claim_login_attempt(&windows, Some(&user.id), ctx)
+            .await?;
+        let old_ok = match self.check_password(Some(&user), old, ctx).await {
+            Ok(ok) => ok,
+            Err(error) => {
+                self.store.release_windows(&windows, ctx.now).await?;
+                return Err(error);
+            }
+        };
         if !old_ok {
+            self.audit(
+                audit::LOGIN_FAILED,
+                Some(&user.id),
+                ctx,
+                Some("wrong old password at password change".into()),
+            )
+            .await;
             return Err(Error::InvalidPassword);
         }
+        self.store.release_windows(&windows, ctx.now).await?;
         check_new_password(new, &user.username, self.config.password_min_length)
             .map_err(|p| Error::validation("new_password", p))?;
-        let hash = self.hasher.hash(new.to_string()).await?;
-        self.store.set_password_hash(&user.id, &hash).await?;
+        let hash = self.hasher.hash(new.to_string(), ctx.ip).await?;
+        let change = AccountChange::SetPassword {
+            hash,
+            verify_email: false,
+        };
         self.store
-            .revoke_user_refresh_tokens(&user.id, ctx.now)
+            .change_account(&user.id, &change, None, ctx.now)
             .await?;
         self.audit(audit::PASSWORD_CHANGED, Some(&user.id), ctx, None)
             .await;
         Ok(())
     }
 
-    /// Mails a reset key if the address is known. Callers answer the same whether or not it is
-    /// (and should not wait for this, so that timing tells nothing either).
+    /// Mails a reset key if the address is known, at most once a minute and
+    /// `reset_mails_per_hour` times an hour per address. Callers answer the same whether or not
+    /// it is known or throttled (and should not wait for this, so that timing tells nothing
+    /// either).
     pub async fn request_password_reset(&self, address: &str, ctx: &Context) {
-        if let Ok(Some(user)) = self.user_with_email(address).await {
-            let _ = self
-                .send_key_mail(&user, KeyPurpose::PasswordReset, ctx)
-                .await;
+        let Ok(Some(user)) = self.user_with_email(address).await else {
+            return;
+        };
+        let windows = [
+            self.throttle_keys.window(
+                crate::rate::Rate {
+                    limit: 1,
+                    window_seconds: 60,
+                },
+                "reset-mail-minute",
+                &[&user.id],
+            ),
+            self.throttle_keys.window(
+                crate::rate::Rate {
+                    limit: self.config.reset_mails_per_hour.max(1),
+                    window_seconds: 3600,
+                },
+                "reset-mail-hour",
+                &[&user.id],
+            ),
+        ];
+        match self.store.claim_windows(&windows, ctx.now).await {
+            Ok(Claim::Granted) => {
+                let _ = self
+                    .send_key_mail(&user, KeyPurpose::PasswordReset, ctx)
+                    .await;
+            }
+            Ok(Claim::Refused { .. }) => {
+                self.audit(audit::PASSWORD_RESET_THROTTLED, Some(&user.id), ctx, None)
+                    .await;
+            }
+            Err(error) => {
+                tracing::warn!(%error, "could not count a password-reset mail; none was sent");
+            }
         }
     }
 
     /// Sets a new password with a reset key. Never logs in, never touches second factors; ends
-    /// every session.
+    /// every credential of the user, and uses the key up, in one transaction.
     pub async fn confirm_password_reset(&self, key: &str, new: &str, ctx: &Context) -> Result<()> {
         let key_hash = hash_token(key);
         let user = self
@@ -337,17 +398,24 @@ impl Gatekeeper {
             .await?;
         check_new_password(new, &user.username, self.config.password_min_length)
             .map_err(|p| Error::validation("new_password", p))?;
-        self.store
-            .consume_email_key(&key_hash, KeyPurpose::PasswordReset, ctx.now)
-            .await?
-            .ok_or(Error::InvalidKey)?;
-        let hash = self.hasher.hash(new.to_string()).await?;
-        self.store.set_password_hash(&user.id, &hash).await?;
+        let hash = self.hasher.hash(new.to_string(), ctx.ip).await?;
         // The key came through the mailbox, which proves the address.
-        self.store.set_email_verified(&user.id).await?;
-        self.store
-            .revoke_user_refresh_tokens(&user.id, ctx.now)
-            .await?;
+        let change = AccountChange::SetPassword {
+            hash,
+            verify_email: true,
+        };
+        if !self
+            .store
+            .change_account(
+                &user.id,
+                &change,
+                Some((&key_hash, KeyPurpose::PasswordReset)),
+                ctx.now,
+            )
+            .await?
+        {
+            return Err(Error::InvalidKey);
+        }
         self.audit(audit::PASSWORD_RESET, Some(&user.id), ctx, None)
             .await;
         Ok(())
@@ -391,7 +459,8 @@ impl Gatekeeper {
         Ok(user)
     }
 
-    /// Disabled users cannot log in or refresh; their refresh tokens are revoked. Access tokens
+    /// Disabled users cannot log in, refresh or finish a login begun before; their credentials
+    /// end in the same transaction. Access tokens
     /// already issued stay valid until they expire (at most `access_ttl`).
     pub async fn admin_set_disabled(
         &self,
@@ -401,11 +470,13 @@ impl Gatekeeper {
         ctx: &Context,
     ) -> Result<User> {
         let user = self.target_user(user_id).await?;
-        self.store.set_disabled(&user.id, disabled).await?;
         if disabled {
+            // Every live challenge, setup token, pending enrolment and session ends with it.
             self.store
-                .revoke_user_refresh_tokens(&user.id, ctx.now)
+                .change_account(&user.id, &AccountChange::Disable, None, ctx.now)
                 .await?;
+        } else {
+            self.store.enable_user(&user.id).await?;
         }
         let event = if disabled {
             audit::ADMIN_DISABLED_USER

@@ -22,10 +22,12 @@ use crate::recovery_codes;
 use crate::sealing::Sealer;
 use crate::secret::{generate_token, hash_token, new_id, SecretBytes};
 use crate::store::{
-    AuditRecord, Challenge, ChallengeCreated, Completion, EmailReservation, FactorClaim,
-    KeyPurpose, NewChallenge, NewRefreshToken, NewUser, RefreshOutcome, Store, StoredSigningKey,
-    User,
+    AccountChange, AttemptClaim, AuditRecord, Challenge, ChallengeCreated, Claim, Completion,
+    EmailReservation, FactorClaim, KeyPurpose, NewChallenge, NewRefreshToken, NewUser,
+    RefreshOutcome, RefreshSuccessor, Store, StoredSigningKey, TotpEnabled, TotpEnrolment, User,
+    WindowLimit,
 };
+use crate::throttle::ThrottleKeys;
 use crate::totp;
 
 mod email_flows;
@@ -116,6 +118,10 @@ pub struct AccessClaims {
     pub jti: String,
     pub iss: String,
     pub amr: Vec<String>,
+    /// When the user last proved who they are (OpenID Connect's `auth_time`): the login that
+    /// began this session. Refreshing keeps it.
+    #[serde(default)]
+    pub auth_time: i64,
 }
 
 impl Expiring for AccessClaims {
@@ -129,6 +135,11 @@ impl AccessClaims {
     pub fn has_second_factor(&self) -> bool {
         self.amr.iter().any(|m| m == "mfa")
     }
+
+    /// A second factor proved within the last `max_age` seconds.
+    pub fn recent_second_factor(&self, now: i64, max_age: i64) -> bool {
+        self.has_second_factor() && now - self.auth_time <= max_age
+    }
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -139,6 +150,10 @@ struct ActivationClaims {
     /// The new TOTP secret, sealed: the token carries the pending enrolment, so nothing is
     /// stored until the user proves their app has the secret.
     secret: String,
+    /// The user's credential epoch when the enrolment began: a password reset, MFA reset or
+    /// disable moves it on, and the enrolment then dies.
+    #[serde(default)]
+    epoch: i64,
 }
 
 impl Expiring for ActivationClaims {
@@ -152,14 +167,18 @@ impl Expiring for ActivationClaims {
 #[derive(Debug, Clone)]
 pub enum Enroller {
     Access(AccessClaims),
-    Setup { user_id: String },
+    /// `token_hash` is the setup token's, spent by the enrolment.
+    Setup {
+        user_id: String,
+        token_hash: String,
+    },
 }
 
 impl Enroller {
     pub fn user_id(&self) -> &str {
         match self {
             Self::Access(claims) => &claims.sub,
-            Self::Setup { user_id } => user_id,
+            Self::Setup { user_id, .. } => user_id,
         }
     }
 }
@@ -176,8 +195,9 @@ pub struct TotpEnrollment {
 #[derive(Debug, Clone)]
 pub struct TotpActivated {
     pub recovery_codes: Vec<String>,
-    /// Present when enrolment completed a login begun with a setup token.
-    pub tokens: Option<TokenPair>,
+    /// A new session with the factor in its `amr`: enrolment ends every session that began
+    /// without a second factor (the caller's too), and with a setup token it completes a login.
+    pub tokens: TokenPair,
 }
 
 #[derive(Debug, Clone)]
@@ -225,6 +245,7 @@ pub struct Gatekeeper {
     templates: Templates,
     audit_writer: audit::AuditWriter,
     hasher: password::Hasher,
+    throttle_keys: ThrottleKeys,
 }
 
 impl std::fmt::Debug for Gatekeeper {
@@ -316,7 +337,12 @@ impl Gatekeeper {
         };
         Ok(Self {
             audit_writer: audit::AuditWriter::spawn(store.clone()),
-            hasher: password::Hasher::new(config.argon2),
+            hasher: password::Hasher::with_queue(
+                config.argon2,
+                config.hash_queue_per_ip,
+                config.hash_queue_max,
+            ),
+            throttle_keys: ThrottleKeys::new(keys.signing.derive("throttle keys")),
             ed_keys,
             keys_loaded_at: std::sync::atomic::AtomicI64::new(now),
             access_signer: HsSigner::new(
@@ -410,7 +436,7 @@ impl Gatekeeper {
         let outcome = if self.config.mode == MfaMode::Required {
             LoginOutcome::SetupRequired(self.issue_setup_token(&user.id, ctx).await?)
         } else {
-            LoginOutcome::Tokens(self.issue_tokens(&user.id, &["pwd"], None, ctx.now).await?)
+            LoginOutcome::Tokens(self.issue_tokens(&user.id, &["pwd"], ctx.now).await?)
         };
         Ok((user, RegisterOutcome::LoggedIn(outcome)))
     }
@@ -426,7 +452,10 @@ impl Gatekeeper {
     ) -> Result<User> {
         let registration =
             Registration::parse(username, email, password, self.config.password_min_length)?;
-        let password_hash = self.hasher.hash(registration.password.clone()).await?;
+        let password_hash = self
+            .hasher
+            .hash(registration.password.clone(), ctx.ip)
+            .await?;
         let user = self
             .store
             .create_user(&NewUser {
@@ -459,44 +488,20 @@ impl Gatekeeper {
         } else {
             self.store.user_by_login(&login).await?
         };
-        // One account, one counter: whether named by username or e-mail.
-        let throttle_key = match &user {
-            Some(user) => format!("login:user:{}", user.id),
-            None => format!("login:name:{login}"),
-        };
-        if let Some(rate) = self.config.login_throttle {
-            if let Some(window) = self
-                .store
-                .throttle_peek(&throttle_key, rate.window_seconds, ctx.now)
-                .await?
-            {
-                if window.count >= rate.limit {
-                    self.audit(
-                        audit::LOGIN_THROTTLED,
-                        user.as_ref().map(|u| u.id.as_str()),
-                        ctx,
-                        None,
-                    )
-                    .await;
-                    return Err(Error::Throttled {
-                        retry_after: window.retry_after(&rate, ctx.now),
-                    });
-                }
+        let windows = self.login_windows(&login, user.as_ref(), ctx);
+        let user_id = user.as_ref().map(|u| u.id.as_str());
+        self.claim_login_attempt(&windows, user_id, ctx).await?;
+        let matched = match self.check_password(user.as_ref(), password, ctx).await {
+            Ok(matched) => matched,
+            Err(error) => {
+                // Not checked (hash queue full): the attempt is handed back.
+                self.store.release_windows(&windows, ctx.now).await?;
+                return Err(error);
             }
-        }
-        let hash = user
-            .as_ref()
-            .map_or_else(|| self.dummy_hash.clone(), |u| u.password_hash.clone());
-        let password_ok = password.len() <= crate::config::PASSWORD_MAX_BYTES
-            && self.hasher.verify(password.to_string(), hash).await?;
+        };
         let user = match user {
-            Some(user) if password_ok && !user.disabled => user,
+            Some(user) if matched && !user.disabled => user,
             user => {
-                if let Some(rate) = self.config.login_throttle {
-                    self.store
-                        .throttle_hit(&throttle_key, rate.window_seconds, ctx.now)
-                        .await?;
-                }
                 let detail = if user.is_none() {
                     Some("unknown user".to_string())
                 } else {
@@ -512,10 +517,78 @@ impl Gatekeeper {
                 return Err(Error::InvalidCredentials);
             }
         };
+        // The limits count failures: a right password hands its claim back.
+        self.store.release_windows(&windows, ctx.now).await?;
         if self.config.email_verification && !user.email_verified {
             return Err(Error::EmailNotVerified);
         }
         self.after_password(&user, ctx).await
+    }
+
+    /// The windows a password attempt for `name` (as typed, lowercased) is counted in: the
+    /// tight one per name and client IP, and the loose one per account from every IP.
+    ///
+    /// The tight one is keyed by the name as typed, known or not, so a user's username and
+    /// address fill different windows and a 429 on one says nothing about the other; only the
+    /// loose per-account window links them, and only past its own limit.
+    fn login_windows(&self, name: &str, user: Option<&User>, ctx: &Context) -> Vec<WindowLimit> {
+        let ip = ctx.ip.map(|ip| ip.to_string()).unwrap_or_default();
+        let mut windows = Vec::new();
+        if let Some(rate) = self.config.login_throttle {
+            windows.push(self.throttle_keys.window(rate, "login-ip", &[name, &ip]));
+        }
+        if let Some(rate) = self.config.login_account_throttle {
+            let account = match user {
+                Some(user) => ["user", user.id.as_str()],
+                None => ["name", name],
+            };
+            windows.push(self.throttle_keys.window(rate, "login-account", &account));
+        }
+        windows
+    }
+
+    /// Claims one password attempt in every window before any hash is computed.
+    async fn claim_login_attempt(
+        &self,
+        windows: &[WindowLimit],
+        user_id: Option<&str>,
+        ctx: &Context,
+    ) -> Result<()> {
+        if windows.is_empty() {
+            return Ok(());
+        }
+        match self.store.claim_windows(windows, ctx.now).await? {
+            Claim::Granted => Ok(()),
+            Claim::Refused { retry_after, .. } => {
+                self.audit(audit::LOGIN_THROTTLED, user_id, ctx, None).await;
+                Err(Error::Throttled {
+                    retry_after: seconds_until(ctx.now + retry_after, ctx.now),
+                })
+            }
+        }
+    }
+
+    /// One full argon2 verification, whoever asks: an unknown user and one without a password
+    /// yet (a pending invitation) are checked against the decoy hash, so the time tells
+    /// nothing.
+    async fn check_password(
+        &self,
+        user: Option<&User>,
+        password: &str,
+        ctx: &Context,
+    ) -> Result<bool> {
+        let stored = user
+            .map(|u| u.password_hash.as_str())
+            .filter(|hash| password::is_password_hash(hash));
+        let hash = stored.unwrap_or(&self.dummy_hash).to_string();
+        // Over-long passwords still cost one hash (of nothing), so their answer takes as long.
+        let typed = if password.len() <= crate::config::PASSWORD_MAX_BYTES {
+            password
+        } else {
+            ""
+        };
+        let verified = self.hasher.verify(typed.to_string(), hash, ctx.ip).await?;
+        Ok(verified && stored.is_some() && password.len() <= crate::config::PASSWORD_MAX_BYTES)
     }
 
     /// What a user who proved their password gets: tokens, a challenge, or a setup token.
@@ -523,7 +596,7 @@ impl Gatekeeper {
         if self.config.mode == MfaMode::Disabled {
             self.audit(audit::LOGIN_OK, Some(&user.id), ctx, None).await;
             return Ok(LoginOutcome::Tokens(
-                self.issue_tokens(&user.id, &["pwd"], None, ctx.now).await?,
+                self.issue_tokens(&user.id, &["pwd"], ctx.now).await?,
             ));
         }
         let methods = self.verify_methods(user).await?;
@@ -539,7 +612,7 @@ impl Gatekeeper {
         }
         self.audit(audit::LOGIN_OK, Some(&user.id), ctx, None).await;
         Ok(LoginOutcome::Tokens(
-            self.issue_tokens(&user.id, &["pwd"], None, ctx.now).await?,
+            self.issue_tokens(&user.id, &["pwd"], ctx.now).await?,
         ))
     }
 
@@ -640,32 +713,28 @@ impl Gatekeeper {
         })
     }
 
-    async fn issue_tokens(
-        &self,
-        user_id: &str,
-        amr: &[&str],
-        family_id: Option<String>,
-        now: i64,
-    ) -> Result<TokenPair> {
-        let (refresh, record) = self.new_refresh_token(user_id, amr, family_id, now);
+    /// A new session (refresh family) for a user who just authenticated.
+    async fn issue_tokens(&self, user_id: &str, amr: &[&str], now: i64) -> Result<TokenPair> {
+        let (refresh, record) = self.new_refresh_token(user_id, amr, now);
         self.store.insert_refresh_token(&record).await?;
-        self.token_pair(user_id, amr, refresh, now)
+        self.token_pair(user_id, amr, now, refresh, now)
     }
 
-    /// A fresh refresh token and the row that stores its hash.
+    /// The first refresh token of a new session begun by an authentication at `now`, and the
+    /// row that stores its hash.
     fn new_refresh_token(
         &self,
         user_id: &str,
         amr: &[&str],
-        family_id: Option<String>,
         now: i64,
     ) -> (String, NewRefreshToken) {
         let refresh = generate_token();
         let record = NewRefreshToken {
             token_hash: hash_token(&refresh),
             user_id: user_id.to_string(),
-            family_id: family_id.unwrap_or_else(new_id),
+            family_id: new_id(),
             amr: amr.join(" "),
+            auth_time: now,
             created_at: now,
             expires_at: now + self.config.refresh_ttl,
         };
@@ -677,6 +746,7 @@ impl Gatekeeper {
         &self,
         user_id: &str,
         amr: &[&str],
+        auth_time: i64,
         refresh: String,
         now: i64,
     ) -> Result<TokenPair> {
@@ -687,6 +757,7 @@ impl Gatekeeper {
             jti: new_id(),
             iss: self.config.jwt_issuer.clone(),
             amr: amr.iter().map(|m| m.to_string()).collect(),
+            auth_time,
         };
         let signed = match &self.ed_keys {
             Some(ring) => ring
@@ -723,97 +794,79 @@ impl Gatekeeper {
             .await?
             .filter(|c| !c.spent && c.expires_at > ctx.now)
             .ok_or(Error::InvalidToken)?;
-        if challenge.failures >= max {
-            return Err(Error::TooManyAttempts {
-                retry_after: seconds_until(challenge.expires_at, ctx.now),
-            });
-        }
         let user_id = challenge.user_id.clone();
-        self.check_user_failure_throttle(&user_id, ctx).await?;
-        let proof = self
-            .identify_second_factor(&user_id, code, Some(&challenge), ctx.now)
-            .await?;
-        let completed = match proof {
-            Some((factor, claim)) => {
-                let amr = ["pwd", "mfa", factor.amr()];
-                let (refresh, record) = self.new_refresh_token(&user_id, &amr, None, ctx.now);
-                match self
-                    .store
-                    .complete_challenge(&challenge.id, max, claim, &record, ctx.now)
-                    .await?
-                {
-                    Completion::Completed => Some((factor, refresh)),
-                    Completion::ChallengeGone => return Err(Error::InvalidToken),
-                    // Replayed step or code used meanwhile: a wrong code, like any other.
-                    Completion::FactorRefused => None,
-                }
-            }
-            None => None,
-        };
-        match completed {
-            Some((factor, refresh)) => {
-                self.audit(
-                    audit::SECOND_FACTOR_OK,
-                    Some(&user_id),
-                    ctx,
-                    Some(factor.amr().into()),
-                )
-                .await;
-                if factor == SecondFactor::RecoveryCode {
-                    self.audit(audit::RECOVERY_CODE_USED, Some(&user_id), ctx, None)
-                        .await;
-                }
-                self.token_pair(&user_id, &["pwd", "mfa", factor.amr()], refresh, ctx.now)
-            }
-            None => {
-                self.note_user_failure(&user_id, ctx).await?;
-                let failures = self
-                    .store
-                    .record_challenge_failure(&challenge.id, max, ctx.now)
-                    .await?;
-                self.audit(audit::SECOND_FACTOR_FAILED, Some(&user_id), ctx, None)
-                    .await;
-                match failures {
-                    Some(failures) => Err(Error::InvalidCode {
-                        attempts_remaining: Some(max.saturating_sub(failures)),
-                    }),
-                    // Concurrent wrong codes used the last attempt first.
-                    None => Err(Error::TooManyAttempts {
-                        retry_after: seconds_until(challenge.expires_at, ctx.now),
-                    }),
-                }
-            }
-        }
-    }
-
-    async fn check_user_failure_throttle(&self, user_id: &str, ctx: &Context) -> Result<()> {
-        let Some(rate) = self.config.user_failures else {
-            return Ok(());
-        };
-        let key = format!("mfa:user:{user_id}");
-        if let Some(window) = self
+        // The attempt is claimed before the code is looked at: of any burst, at most `max`
+        // codes per challenge (and the user's window) are ever checked.
+        let user_window = self.user_failure_window(&user_id);
+        let failures = match self
             .store
-            .throttle_peek(&key, rate.window_seconds, ctx.now)
+            .claim_challenge_attempt(&challenge.id, max, user_window.as_ref(), ctx.now)
             .await?
         {
-            if window.count >= rate.limit {
-                self.audit(audit::SECOND_FACTOR_THROTTLED, Some(user_id), ctx, None)
+            AttemptClaim::Claimed { failures } => failures,
+            AttemptClaim::ChallengeGone => return Err(Error::InvalidToken),
+            AttemptClaim::ChallengeDead { expires_at } => {
+                return Err(Error::TooManyAttempts {
+                    retry_after: seconds_until(expires_at, ctx.now),
+                })
+            }
+            AttemptClaim::UserThrottled { retry_after } => {
+                self.audit(audit::SECOND_FACTOR_THROTTLED, Some(&user_id), ctx, None)
                     .await;
                 return Err(Error::Throttled {
-                    retry_after: window.retry_after(&rate, ctx.now),
+                    retry_after: seconds_until(ctx.now + retry_after, ctx.now),
                 });
             }
+        };
+        if let Some((factor, claim)) = self
+            .identify_second_factor(&user_id, code, Some(&challenge), ctx.now)
+            .await?
+        {
+            let amr = ["pwd", "mfa", factor.amr()];
+            let (refresh, record) = self.new_refresh_token(&user_id, &amr, ctx.now);
+            match self
+                .store
+                .complete_challenge(&challenge.id, claim, &record, ctx.now)
+                .await?
+            {
+                Completion::Completed => {
+                    // The user's window counts failures: a right code hands its claim back.
+                    if let Some(window) = &user_window {
+                        self.store
+                            .release_windows(std::slice::from_ref(window), ctx.now)
+                            .await?;
+                    }
+                    self.audit(
+                        audit::SECOND_FACTOR_OK,
+                        Some(&user_id),
+                        ctx,
+                        Some(factor.amr().into()),
+                    )
+                    .await;
+                    if factor == SecondFactor::RecoveryCode {
+                        self.audit(audit::RECOVERY_CODE_USED, Some(&user_id), ctx, None)
+                            .await;
+                    }
+                    return self.token_pair(&user_id, &amr, ctx.now, refresh, ctx.now);
+                }
+                // Spent by another right answer, or ended by a password reset or a disable.
+                Completion::ChallengeGone => return Err(Error::InvalidToken),
+                // Replayed step or code used meanwhile: a wrong code, like any other.
+                Completion::FactorRefused => {}
+            }
         }
-        Ok(())
+        self.audit(audit::SECOND_FACTOR_FAILED, Some(&user_id), ctx, None)
+            .await;
+        Err(Error::InvalidCode {
+            attempts_remaining: Some(max.saturating_sub(failures)),
+        })
     }
 
-    async fn note_user_failure(&self, user_id: &str, ctx: &Context) -> Result<()> {
-        if let Some(rate) = self.config.user_failures {
-            self.store
-                .throttle_hit(&format!("mfa:user:{user_id}"), rate.window_seconds, ctx.now)
-                .await?;
-        }
-        Ok(())
+    /// The user's window of failed second-factor attempts, across all of their challenges.
+    fn user_failure_window(&self, user_id: &str) -> Option<WindowLimit> {
+        self.config
+            .user_failures
+            .map(|rate| self.throttle_keys.window(rate, "mfa-user", &[user_id]))
     }
 
     /// Checks a TOTP or recovery code and, if right, uses it up atomically. `None` for a wrong,
@@ -903,20 +956,39 @@ impl Gatekeeper {
         }))
     }
 
-    /// A code demanded by a management call (deactivate, regenerate): wrong codes count against
-    /// the user's failure budget, so a stolen access token cannot brute-force the factor.
+    /// A code demanded by a management call (deactivate, regenerate): it is claimed against
+    /// the user's failure window before it is checked, so a stolen access token cannot
+    /// brute-force the factor, not even with a burst.
     async fn require_second_factor(
         &self,
         user_id: &str,
         code: &str,
         ctx: &Context,
     ) -> Result<SecondFactor> {
-        self.check_user_failure_throttle(user_id, ctx).await?;
+        let window = self.user_failure_window(user_id);
+        if let Some(window) = &window {
+            if let Claim::Refused { retry_after, .. } = self
+                .store
+                .claim_windows(std::slice::from_ref(window), ctx.now)
+                .await?
+            {
+                self.audit(audit::SECOND_FACTOR_THROTTLED, Some(user_id), ctx, None)
+                    .await;
+                return Err(Error::Throttled {
+                    retry_after: seconds_until(ctx.now + retry_after, ctx.now),
+                });
+            }
+        }
         match self
             .check_second_factor(user_id, code, None, ctx.now)
             .await?
         {
             Some(factor) => {
+                if let Some(window) = &window {
+                    self.store
+                        .release_windows(std::slice::from_ref(window), ctx.now)
+                        .await?;
+                }
                 if factor == SecondFactor::RecoveryCode {
                     self.audit(audit::RECOVERY_CODE_USED, Some(user_id), ctx, None)
                         .await;
@@ -924,7 +996,6 @@ impl Gatekeeper {
                 Ok(factor)
             }
             None => {
-                self.note_user_failure(user_id, ctx).await?;
                 self.audit(audit::SECOND_FACTOR_FAILED, Some(user_id), ctx, None)
                     .await;
                 Err(Error::InvalidCode {
@@ -937,23 +1008,25 @@ impl Gatekeeper {
     // ----- tokens -----
 
     pub async fn refresh(&self, refresh_token: &str, ctx: &Context) -> Result<TokenPair> {
+        let refresh = generate_token();
+        let successor = RefreshSuccessor {
+            token_hash: hash_token(&refresh),
+            created_at: ctx.now,
+            expires_at: ctx.now + self.config.refresh_ttl,
+        };
         match self
             .store
-            .rotate_refresh_token(&hash_token(refresh_token), ctx.now)
+            .rotate_refresh_token(&hash_token(refresh_token), &successor, ctx.now)
             .await?
         {
             RefreshOutcome::Rotated {
                 user_id,
-                family_id,
                 amr,
+                auth_time,
+                ..
             } => {
-                let user = self.store.user_by_id(&user_id).await?;
-                if user.is_none_or(|u| u.disabled) {
-                    return Err(Error::InvalidToken);
-                }
                 let amr: Vec<&str> = amr.split(' ').filter(|m| !m.is_empty()).collect();
-                self.issue_tokens(&user_id, &amr, Some(family_id), ctx.now)
-                    .await
+                self.token_pair(&user_id, &amr, auth_time, refresh, ctx.now)
             }
             RefreshOutcome::Reused { user_id, family_id } => {
                 self.audit(
@@ -1068,8 +1141,12 @@ impl Gatekeeper {
             return Ok(Enroller::Access(claims));
         }
         if self.config.mode == MfaMode::Required {
-            if let Some(user_id) = self.store.setup_token_user(&hash_token(token), now).await? {
-                return Ok(Enroller::Setup { user_id });
+            let token_hash = hash_token(token);
+            if let Some(user_id) = self.store.setup_token_user(&token_hash, now).await? {
+                return Ok(Enroller::Setup {
+                    user_id,
+                    token_hash,
+                });
             }
         }
         Err(Error::NotAuthenticated)
@@ -1117,6 +1194,7 @@ impl Gatekeeper {
             iat: ctx.now,
             exp: ctx.now + self.config.activation_ttl,
             secret: self.sealer.seal(&secret, &activation_context(&user.id)),
+            epoch: user.credential_epoch,
         };
         let activation_token = self
             .activation_signer
@@ -1170,35 +1248,45 @@ impl Gatekeeper {
             .map(|c| self.sealer.seal(c.as_bytes(), &recovery_context(user_id)))
             .collect();
         let sealed_secret = self.sealer.seal(&secret, &totp_context(user_id));
-        if !self
-            .store
-            .enable_totp(user_id, &sealed_secret, step, &sealed_codes, ctx.now)
-            .await?
-        {
-            return Err(Error::TotpAlreadyEnabled);
+        let amr = ["pwd", "mfa", "otp"];
+        let (refresh, record) = self.new_refresh_token(user_id, &amr, ctx.now);
+        let enrolment = TotpEnrolment {
+            user_id: user_id.to_string(),
+            epoch: claims.epoch,
+            setup_token_hash: match enroller {
+                Enroller::Setup { token_hash, .. } => Some(token_hash.clone()),
+                Enroller::Access(_) => None,
+            },
+            secret_sealed: sealed_secret,
+            accepted_step: step,
+            recovery_codes_sealed: sealed_codes,
+            refresh: record,
+        };
+        match self.store.enable_totp(&enrolment, ctx.now).await? {
+            TotpEnabled::Enabled => {}
+            TotpEnabled::AlreadyEnabled => return Err(Error::TotpAlreadyEnabled),
+            // A password reset, MFA reset or disable came in between: the enrolment died.
+            TotpEnabled::Ended => {
+                return Err(match enroller {
+                    Enroller::Setup { .. } => Error::NotAuthenticated,
+                    Enroller::Access(_) => Error::InvalidActivationToken,
+                })
+            }
         }
         self.audit(audit::TOTP_ENABLED, Some(user_id), ctx, None)
             .await;
-        let tokens = match enroller {
-            Enroller::Setup { .. } => {
-                self.store.delete_setup_tokens(user_id).await?;
-                self.audit(
-                    audit::LOGIN_OK,
-                    Some(user_id),
-                    ctx,
-                    Some("enrolment completed login".into()),
-                )
-                .await;
-                Some(
-                    self.issue_tokens(user_id, &["pwd", "mfa", "otp"], None, ctx.now)
-                        .await?,
-                )
-            }
-            Enroller::Access(_) => None,
-        };
+        if let Enroller::Setup { .. } = enroller {
+            self.audit(
+                audit::LOGIN_OK,
+                Some(user_id),
+                ctx,
+                Some("enrolment completed login".into()),
+            )
+            .await;
+        }
         Ok(TotpActivated {
             recovery_codes: codes,
-            tokens,
+            tokens: self.token_pair(user_id, &amr, ctx.now, refresh, ctx.now)?,
         })
     }
 
@@ -1206,6 +1294,7 @@ impl Gatekeeper {
         if self.config.mode == MfaMode::Required {
             return Err(Error::MfaEnforced);
         }
+        self.user(user_id).await?;
         if self.store.totp_device(user_id).await?.is_none() {
             return Err(Error::TotpNotEnabled);
         }
@@ -1240,9 +1329,16 @@ impl Gatekeeper {
         })
     }
 
-    pub async fn recovery_codes(&self, user_id: &str) -> Result<Vec<String>> {
+    /// The unused codes, to a token that shows a second factor (a token from a password alone,
+    /// perhaps stolen, must not turn into a permanent second factor).
+    pub async fn recovery_codes(&self, claims: &AccessClaims) -> Result<Vec<String>> {
+        let user_id = claims.sub.as_str();
+        self.user(user_id).await?;
         if self.store.totp_device(user_id).await?.is_none() {
             return Err(Error::TotpNotEnabled);
+        }
+        if !claims.has_second_factor() {
+            return Err(Error::MfaRequired);
         }
         self.store
             .unused_recovery_codes(user_id)
@@ -1263,6 +1359,7 @@ impl Gatekeeper {
         code: &str,
         ctx: &Context,
     ) -> Result<Vec<String>> {
+        self.user(user_id).await?;
         if self.store.totp_device(user_id).await?.is_none() {
             return Err(Error::TotpNotEnabled);
         }
@@ -1272,7 +1369,9 @@ impl Gatekeeper {
             .iter()
             .map(|c| self.sealer.seal(c.as_bytes(), &recovery_context(user_id)))
             .collect();
-        self.store.replace_recovery_codes(user_id, &sealed).await?;
+        if !self.store.replace_recovery_codes(user_id, &sealed).await? {
+            return Err(Error::NotAuthenticated);
+        }
         self.audit(audit::RECOVERY_CODES_REGENERATED, Some(user_id), ctx, None)
             .await;
         Ok(codes)
@@ -1280,10 +1379,11 @@ impl Gatekeeper {
 
     pub async fn set_preferred_method(
         &self,
-        user_id: &str,
+        caller: &AccessClaims,
         method: &str,
         ctx: &Context,
     ) -> Result<String> {
+        let user_id = caller.sub.as_str();
         let user = self.user(user_id).await?;
         let has_totp = self.store.totp_device(user_id).await?.is_some();
         let chosen = match method {
@@ -1322,6 +1422,15 @@ impl Gatekeeper {
                 ))
             }
             "none" => {
+                // Switching a factor off needs proof of it: a recent login that used a second
+                // factor (e-mailed codes have no code to give outside a login).
+                if user.email_otp
+                    && !caller.recent_second_factor(ctx.now, self.config.reauth_max_age)
+                {
+                    return Err(Error::ReauthenticationRequired {
+                        max_age: self.config.reauth_max_age,
+                    });
+                }
                 if user.email_otp {
                     self.store.set_email_otp(user_id, false).await?;
                     self.audit(audit::EMAIL_OTP_DISABLED, Some(user_id), ctx, None)
@@ -1367,12 +1476,10 @@ impl Gatekeeper {
         Ok(user)
     }
 
+    /// Second factors off, and every credential of the user ended, in one transaction.
     async fn reset_mfa(&self, user: &User, how: &str, ctx: &Context) -> Result<()> {
-        self.store.disable_totp(&user.id).await?;
-        self.store.set_email_otp(&user.id, false).await?;
-        self.store.set_preferred_method(&user.id, "none").await?;
         self.store
-            .revoke_user_refresh_tokens(&user.id, ctx.now)
+            .change_account(&user.id, &AccountChange::ResetMfa, None, ctx.now)
             .await?;
         self.audit(
             audit::ADMIN_RESET_MFA,

@@ -187,11 +187,29 @@ async fn the_email_method_needs_a_verified_address_and_none_switches_it_off() {
         .status,
         200
     );
-    assert_eq!(app.login("ann").await.body["mfa_required"], true);
-    let none = app
+    // Switching e-mailed codes off needs a recent login that used a second factor: a token
+    // from the password alone (perhaps stolen) cannot.
+    let refused = app
         .post("/auth/mfa/method", json!({"method": "none"}), Some(&access))
         .await;
-    assert_eq!(none.body["preferred_method"], "none");
+    refused.assert_error(401, "reauthentication_required");
+    assert_eq!(
+        refused.header("www-authenticate"),
+        Some("Bearer error=\"insufficient_user_authentication\", max_age=300")
+    );
+    let sent = app.mail.to("ann@example.com").len();
+    let login = app.login("ann").await;
+    assert_eq!(login.body["mfa_required"], true);
+    let code = app.mail.wait_for("ann@example.com", sent + 1).await.code();
+    let verified = app
+        .verify(login.body["ephemeral_token"].as_str().unwrap(), &code)
+        .await;
+    assert_eq!(verified.status, 200, "{}", verified.body);
+    let recent = verified.body["access"].as_str().unwrap().to_string();
+    let none = app
+        .post("/auth/mfa/method", json!({"method": "none"}), Some(&recent))
+        .await;
+    assert_eq!(none.body["preferred_method"], "none", "{}", none.body);
     assert!(app.login("ann").await.body["access"].is_string());
 
     let totp_only = app

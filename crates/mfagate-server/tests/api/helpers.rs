@@ -138,6 +138,10 @@ pub struct Enrolled {
     pub recovery_codes: Vec<String>,
     /// The step the activation used; later codes must use later steps.
     pub step: i64,
+    /// The new session enrolment opened (amr `pwd mfa otp`): sessions that began without a
+    /// second factor, the caller's included, ended with the enrolment.
+    pub access: String,
+    pub refresh: Option<String>,
 }
 
 impl TestApp {
@@ -218,11 +222,18 @@ impl TestApp {
             .iter()
             .map(|c| c.as_str().expect("code").to_string())
             .collect();
+        let access = answer.body["access"]
+            .as_str()
+            .expect("activation carries a token pair")
+            .to_string();
+        let refresh = answer.body["refresh"].as_str().map(str::to_string);
         (
             Enrolled {
                 secret,
                 recovery_codes,
                 step,
+                access,
+                refresh,
             },
             answer,
         )

@@ -65,13 +65,26 @@ async fn the_generated_key_file_is_private_and_a_restart_keeps_tokens_secrets_an
     let app = app.restart_with(|_| {}).await;
     assert_eq!(std::fs::read_to_string(&key_file).unwrap(), key_before);
     assert_eq!(app.get("/auth/user", Some(&access)).await.status, 200);
+    // The session from before enrolment ended with it; the one enrolment opened survives.
     assert_eq!(
         app.post("/auth/token/refresh", json!({"refresh": refresh}), None)
             .await
             .status,
+        401
+    );
+    assert_eq!(
+        app.post(
+            "/auth/token/refresh",
+            json!({"refresh": enrolled.refresh}),
+            None
+        )
+        .await
+        .status,
         200
     );
-    let codes = app.get("/auth/mfa/recovery-codes", Some(&access)).await;
+    let codes = app
+        .get("/auth/mfa/recovery-codes", Some(&enrolled.access))
+        .await;
     assert_eq!(codes.body["recovery_codes"], json!(enrolled.recovery_codes));
     let ephemeral = app.challenge("ann").await;
     let verified = app
@@ -96,7 +109,9 @@ async fn a_rotated_encryption_key_still_opens_old_secrets_when_listed() {
             s.encryption_keys_old = vec![old_sealing];
         })
         .await;
-    let codes = app.get("/auth/mfa/recovery-codes", Some(&access)).await;
+    let codes = app
+        .get("/auth/mfa/recovery-codes", Some(&enrolled.access))
+        .await;
     assert_eq!(codes.status, 200, "{}", codes.body);
     assert_eq!(codes.body["recovery_codes"], json!(enrolled.recovery_codes));
     let ephemeral = app.challenge("ann").await;
@@ -111,10 +126,9 @@ async fn a_rotated_encryption_key_still_opens_old_secrets_when_listed() {
 #[tokio::test]
 async fn security_events_land_in_the_audit_trail_without_secrets() {
     let app = spawn_app().await;
-    let registered = app.register("ann").await;
-    let access = registered.body["access"].as_str().unwrap().to_string();
-    let refresh = registered.body["refresh"].as_str().unwrap().to_string();
+    let access = app.register_and_token("ann").await;
     let enrolled = app.enable_totp(&access).await;
+    let refresh = enrolled.refresh.clone().unwrap();
     app.post(
         "/auth/login",
         json!({"username": "ann", "password": "wrong"}),

@@ -9,8 +9,8 @@ use crate::helpers::{spawn_app_with, PASSWORD};
 async fn after_n_failed_logins_even_the_right_password_is_throttled() {
     let app = spawn_app_with(|s| s.config.login_throttle = Rate::parse("3/300").unwrap()).await;
     app.register("ann").await;
-    // Failures by username and by e-mail count for the same account.
-    for name in ["ann", "ANN@example.com", "ann"] {
+    // Case does not matter: `ANN` and `ann` fill one window.
+    for name in ["ann", "ANN", "ann"] {
         app.post(
             "/auth/login",
             json!({"username": name, "password": "wrong"}),
@@ -23,13 +23,18 @@ async fn after_n_failed_logins_even_the_right_password_is_throttled() {
     throttled.assert_error(429, "throttled");
     let retry_after: i64 = throttled.header("retry-after").unwrap().parse().unwrap();
     assert!((290..=300).contains(&retry_after), "{retry_after}");
-    app.post(
-        "/auth/login",
-        json!({"username": "ann@example.com", "password": PASSWORD}),
-        None,
-    )
-    .await
-    .assert_error(429, "throttled");
+    // The tight window is per name as typed: the address is a window of its own, so a 429 on
+    // the name does not tell which address belongs to it.
+    assert_eq!(
+        app.post(
+            "/auth/login",
+            json!({"username": "ann@example.com", "password": PASSWORD}),
+            None,
+        )
+        .await
+        .status,
+        200
+    );
     // Another account is not affected.
     app.register("bob").await;
     assert_eq!(app.login("bob").await.status, 200);
@@ -74,8 +79,9 @@ async fn the_login_throttle_can_be_switched_off() {
 
 #[tokio::test]
 async fn the_ip_throttle_counts_requests_per_client_address() {
-    let app = spawn_app_with(|s| s.gate.ip_throttle = Rate::parse("3/60").unwrap()).await;
-    app.register("ann").await;
+    let app = spawn_app_with(|s| s.gate.ip_throttle = Rate::parse("4/60").unwrap()).await;
+    // Registering counts too (each costs a password hash).
+    assert_eq!(app.register("ann").await.status, 201);
     for _ in 0..3 {
         assert_eq!(app.login("ann").await.status, 200);
     }

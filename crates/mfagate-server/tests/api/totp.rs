@@ -169,6 +169,11 @@ async fn recovery_codes_can_be_viewed_and_regenerated_with_a_code() {
     .await
     .assert_error(409, "totp_not_enabled");
     let enrolled = app.enable_totp(&access).await;
+    // A token from the password alone (perhaps stolen) must not read the codes.
+    app.get("/auth/mfa/recovery-codes", Some(&access))
+        .await
+        .assert_error(403, "mfa_required");
+    let access = enrolled.access.clone();
     let viewed = app.get("/auth/mfa/recovery-codes", Some(&access)).await;
     assert_eq!(viewed.status, 200);
     assert_eq!(

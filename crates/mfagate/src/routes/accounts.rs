@@ -18,6 +18,8 @@ pub async fn register(
     client: ClientAddr,
     JsonBody(body): JsonBody<RegisterRequest>,
 ) -> ApiResult<Response> {
+    // Each registration costs a password hash: it counts against the caller's budget.
+    gate.count_ip(client)?;
     let ctx = gate.context(client);
     let (user, outcome) = gate
         .gatekeeper()

@@ -3,7 +3,7 @@
 use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::Json;
 use mfagate_core::service::{Enroller, TotpEnrollment};
 use mfagate_core::Error;
@@ -65,10 +65,14 @@ pub async fn activate(
         .await?;
     let mut fields = Map::new();
     fields.insert("recovery_codes".into(), json!(activated.recovery_codes));
-    Ok(match activated.tokens {
-        Some(pair) => token_response(&gate, StatusCode::OK, pair, fields),
-        None => Json(fields).into_response(),
-    })
+    // Always a token pair: enrolment ended every session that began without a second factor
+    // (the caller's too) and opened a new one with it.
+    Ok(token_response(
+        &gate,
+        StatusCode::OK,
+        activated.tokens,
+        fields,
+    ))
 }
 
 pub async fn deactivate(
@@ -97,7 +101,7 @@ pub async fn recovery_codes(
     auth: AuthenticatedUser,
 ) -> ApiResult<Json<RecoveryCodesBody>> {
     Ok(Json(RecoveryCodesBody {
-        recovery_codes: gate.gatekeeper().recovery_codes(&auth.user_id).await?,
+        recovery_codes: gate.gatekeeper().recovery_codes(&auth.claims).await?,
     }))
 }
 
@@ -124,7 +128,7 @@ pub async fn set_method(
 ) -> ApiResult<Json<serde_json::Value>> {
     let chosen = gate
         .gatekeeper()
-        .set_preferred_method(&auth.user_id, &body.method, &gate.context(client))
+        .set_preferred_method(&auth.claims, &body.method, &gate.context(client))
         .await?;
     Ok(Json(json!({ "preferred_method": chosen })))
 }

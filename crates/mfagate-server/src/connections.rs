@@ -118,10 +118,12 @@ pub fn raise_open_files_limit(max_connections: usize) {
             }
         }
         // The database, the log and the listener need descriptors of their own.
-        let needed = max_connections as u64 + 64;
-        if (limit.rlim_cur as u64) < needed {
+        let needed = libc::rlim_t::try_from(max_connections)
+            .unwrap_or(libc::rlim_t::MAX)
+            .saturating_add(64);
+        if limit.rlim_cur < needed {
             tracing::warn!(
-                open_files = limit.rlim_cur as u64,
+                open_files = limit.rlim_cur,
                 max_connections,
                 "the open-files limit is below MFAGATE_MAX_CONNECTIONS + 64; raise it (ulimit -n) or lower MFAGATE_MAX_CONNECTIONS"
             );

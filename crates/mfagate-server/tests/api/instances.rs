@@ -425,3 +425,127 @@ async fn while_the_database_is_away_answers_are_503_and_the_server_recovers_by_i
         );
     }
 }
+
+/// Bursts split over two instances: `requests` alternate between A and B.
+async fn split_burst(
+    a: &Instance,
+    b: &Instance,
+    requests: Vec<crate::limits::Request>,
+) -> Vec<crate::limits::Burst> {
+    let (mut on_a, mut on_b) = (Vec::new(), Vec::new());
+    for (i, request) in requests.into_iter().enumerate() {
+        if i % 2 == 0 {
+            on_a.push(request);
+        } else {
+            on_b.push(request);
+        }
+    }
+    let (mut first, second) = tokio::join!(
+        crate::limits::burst(&a.base, on_a),
+        crate::limits::burst(&b.base, on_b)
+    );
+    first.extend(second);
+    first
+}
+
+#[tokio::test]
+async fn a_burst_of_wrong_passwords_over_two_instances_gets_at_most_the_limit_checked_on_postgres()
+{
+    let (_db, a, b) = two_instances(&[("MFAGATE_LOGIN_THROTTLE", "10/300")]).await;
+    let (status, _) = a
+        .post(
+            "/auth/register",
+            json!({"username": "ann", "email": "ann@example.com", "password": PASSWORD}),
+            None,
+        )
+        .await;
+    assert_eq!(status, 201);
+    let mut requests: Vec<crate::limits::Request> = (0..99)
+        .map(|_| {
+            (
+                "/auth/login".to_string(),
+                json!({"username": "ann", "password": "wrong"}),
+                vec![],
+            )
+        })
+        .collect();
+    requests.insert(
+        95,
+        (
+            "/auth/login".into(),
+            json!({"username": "ann", "password": PASSWORD}),
+            vec![],
+        ),
+    );
+    let answers = split_burst(&a, &b, requests).await;
+    let checked = answers
+        .iter()
+        .filter(|x| x.status == 401 || x.status == 200)
+        .count();
+    assert!(
+        checked <= 10,
+        "{checked} passwords checked past a limit of 10"
+    );
+    assert_eq!(
+        answers.iter().filter(|x| x.status == 429).count(),
+        100 - checked
+    );
+    let (status, _) = b
+        .post(
+            "/auth/login",
+            json!({"username": "ann", "password": PASSWORD}),
+            None,
+        )
+        .await;
+    assert_eq!(status, 429);
+}
+
+#[tokio::test]
+async fn a_burst_of_wrong_codes_over_two_instances_gets_at_most_the_attempts_checked_on_postgres() {
+    let (_db, a, b) = two_instances(&[]).await;
+    let (secret, _, step) = enrolled_user(&a, &b, "ann").await;
+    let ephemeral = a.login("ann").await["ephemeral_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let right = code(&secret, step + 1);
+    let wrong = if right == "000000" {
+        "111111"
+    } else {
+        "000000"
+    };
+    let answers = split_burst(
+        &a,
+        &b,
+        (0..60)
+            .map(|_| {
+                (
+                    "/auth/mfa/verify".to_string(),
+                    json!({"ephemeral_token": ephemeral, "code": wrong}),
+                    vec![],
+                )
+            })
+            .collect(),
+    )
+    .await;
+    assert_eq!(
+        answers.iter().filter(|x| x.error == "invalid_code").count(),
+        5
+    );
+    assert_eq!(
+        answers
+            .iter()
+            .filter(|x| x.error == "too_many_attempts")
+            .count(),
+        55
+    );
+    let (status, body) = b
+        .post(
+            "/auth/mfa/verify",
+            json!({"ephemeral_token": ephemeral, "code": right}),
+            None,
+        )
+        .await;
+    assert_eq!(status, 429, "{body}");
+    assert_eq!(body["error"], "too_many_attempts");
+}

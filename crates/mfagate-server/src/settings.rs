@@ -45,13 +45,11 @@ impl std::fmt::Debug for Redacted {
 /// clients cannot exhaust the server's file descriptors or tasks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HttpLimits {
-    /// Seconds to send a request's headers, from the connection's first byte or the end of
-    /// the previous request.
+    /// Seconds to send a request's headers, from the connection's start or the end of the
+    /// previous answer: so also how long a keep-alive connection may sit idle.
     pub header_timeout_seconds: u64,
     /// Seconds to send a request's body.
     pub body_timeout_seconds: u64,
-    /// Seconds a keep-alive connection may sit idle between requests.
-    pub idle_timeout_seconds: u64,
     /// Open connections at most; more wait in the listen backlog.
     pub max_connections: usize,
 }
@@ -61,7 +59,6 @@ impl Default for HttpLimits {
         Self {
             header_timeout_seconds: 10,
             body_timeout_seconds: 30,
-            idle_timeout_seconds: 60,
             max_connections: 1024,
         }
     }
@@ -130,7 +127,6 @@ const KNOWN: &[&str] = &[
     "hash_queue_max",
     "http_header_timeout",
     "http_body_timeout",
-    "http_idle_timeout",
     "max_connections",
     "ip_throttle",
     "trusted_proxies",
@@ -427,9 +423,6 @@ impl Settings {
                         .max(1),
                     body_timeout_seconds: raw
                         .number("http_body_timeout", limits.body_timeout_seconds)?
-                        .max(1),
-                    idle_timeout_seconds: raw
-                        .number("http_idle_timeout", limits.idle_timeout_seconds)?
                         .max(1),
                     max_connections: raw
                         .number("max_connections", limits.max_connections)?

@@ -442,6 +442,9 @@ impl Settings {
         settings.database_url = format!("sqlite://{}", dir.join("mfagate.db").display());
         settings.config.argon2 = Argon2Params::insecure_fast();
         settings.gate.ip_throttle = None;
+        // Every test client is 127.0.0.1: the fair-queue share would otherwise shed their
+        // concurrent hashes (the test of the queue sets its own).
+        settings.config.hash_queue_per_ip = 1024;
         settings
     }
 }

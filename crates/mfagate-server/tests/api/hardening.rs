@@ -155,30 +155,27 @@ async fn a_login_for_a_pending_invitation_takes_as_long_as_any_other() {
         Some(&admin),
     )
     .await;
-    let time = |name: &'static str| {
-        let app = &app;
-        async move {
-            let mut samples = Vec::new();
-            for _ in 0..5 {
-                let started = Instant::now();
-                app.post(
-                    "/auth/login",
-                    json!({"username": name, "password": "guess"}),
-                    None,
-                )
-                .await
-                .assert_error(401, "invalid_credentials");
-                samples.push(started.elapsed());
-            }
-            samples.sort();
-            samples[2]
+    // Interleaved, so that a busy moment of the machine falls on both alike.
+    let (mut pending, mut unknown) = (Vec::new(), Vec::new());
+    for _ in 0..5 {
+        for (name, samples) in [("newbie", &mut pending), ("nobody-at-all", &mut unknown)] {
+            let started = Instant::now();
+            app.post(
+                "/auth/login",
+                json!({"username": name, "password": "guess"}),
+                None,
+            )
+            .await
+            .assert_error(401, "invalid_credentials");
+            samples.push(started.elapsed());
         }
-    };
-    let pending = time("newbie").await;
-    let unknown = time("nobody-at-all").await;
+    }
+    pending.sort();
+    unknown.sort();
+    let (pending, unknown) = (pending[2], unknown[2]);
     // Both pay one full argon2 hash (about 20 ms here); skipping it took about 1 ms.
     assert!(
-        pending * 3 >= unknown,
+        pending * 5 >= unknown,
         "pending invitation {pending:?} against unknown user {unknown:?}"
     );
 }

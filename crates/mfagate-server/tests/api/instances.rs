@@ -45,6 +45,7 @@ impl Instance {
             .env("MFAGATE_ARGON2_MEMORY_KIB", "8")
             .env("MFAGATE_ARGON2_ITERATIONS", "1")
             .env("MFAGATE_IP_THROTTLE", "off")
+            .env("MFAGATE_HASH_QUEUE_PER_IP", "1024")
             .env("RUST_LOG", "warn")
             .envs(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())))
             .stdout(Stdio::null())

@@ -131,10 +131,6 @@ impl Drop for Place {
 }
 
 impl Hasher {
-    pub fn new(params: Argon2Params) -> Self {
-        Self::with_queue(params, 4, 256)
-    }
-
     pub fn with_queue(params: Argon2Params, per_ip: usize, max: usize) -> Self {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         Self {

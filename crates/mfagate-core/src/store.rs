@@ -8,7 +8,6 @@
 use async_trait::async_trait;
 
 use crate::error::StoreError;
-use crate::rate::WindowCount;
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
@@ -188,8 +187,8 @@ pub struct WindowLimit {
 pub enum Claim {
     /// One unit is counted in every window.
     Granted,
-    /// `windows[index]` is full until `retry_after` seconds from now; nothing was counted.
-    Refused { index: usize, retry_after: i64 },
+    /// A window is full for `retry_after` more seconds; nothing was counted.
+    Refused { retry_after: i64 },
 }
 
 /// The answer to a claim of one second-factor attempt on a challenge.
@@ -338,12 +337,15 @@ pub trait ChallengeStore: Send + Sync {
     /// Ends a login in one transaction: spends the live challenge of an active user (of
     /// concurrent callers exactly one can), claims the factor, stores the first refresh token.
     /// Either all of it happens or none: a recovery code is never used up by a login that did
-    /// not complete. The attempt was claimed before (`claim_challenge_attempt`).
+    /// not complete. The attempt was claimed before (`claim_challenge_attempt`); a completed
+    /// login hands back its claim on `release` (the user's failure window) in the same
+    /// transaction.
     async fn complete_challenge(
         &self,
         challenge_id: &str,
         claim: FactorClaim,
         refresh: &NewRefreshToken,
+        release: Option<&WindowLimit>,
         now: i64,
     ) -> StoreResult<Completion>;
     async fn create_setup_token(
@@ -424,14 +426,6 @@ pub trait TokenStore: Send + Sync {
 
 #[async_trait]
 pub trait ThrottleStore: Send + Sync {
-    /// Counts one event under `key` in a fixed window of `window_seconds`, starting a new
-    /// window when the old one is over; returns the count after this event.
-    async fn throttle_hit(
-        &self,
-        key: &str,
-        window_seconds: i64,
-        now: i64,
-    ) -> StoreResult<WindowCount>;
     /// Claims one unit in every window iff each has room (a finished window starts over), all
     /// or nothing: of any number of concurrent callers at most `limit` are granted per window.
     async fn claim_windows(&self, windows: &[WindowLimit], now: i64) -> StoreResult<Claim>;

@@ -11,7 +11,6 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use mfagate_core::rate::WindowCount;
 use mfagate_core::store::*;
 use mfagate_core::StoreError;
 use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
@@ -601,6 +600,23 @@ async fn claim_in_window(
     .await
 }
 
+/// Hands back one claimed unit of a window that is still current.
+async fn release_in_window(
+    c: &mut sqlx::PgConnection,
+    key: &str,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE throttle_windows SET count = count - 1
+         WHERE key = $1 AND count > 0 AND window_end > $2",
+    )
+    .bind(key)
+    .bind(now)
+    .execute(&mut *c)
+    .await?;
+    Ok(())
+}
+
 /// Seconds until a full window ends.
 async fn window_retry_after(
     c: &mut sqlx::PgConnection,
@@ -768,6 +784,7 @@ impl ChallengeStore for PgStore {
         challenge_id: &str,
         claim: FactorClaim,
         refresh: &NewRefreshToken,
+        release: Option<&WindowLimit>,
         now: i64,
     ) -> StoreResult<Completion> {
         // Dropping the transaction before commit rolls every step back. The attempt was claimed
@@ -831,6 +848,9 @@ impl ChallengeStore for PgStore {
             return Ok(Completion::FactorRefused);
         }
         insert_token(&mut tx, refresh).await.store()?;
+        if let Some(window) = release {
+            release_in_window(&mut tx, &window.key, now).await.store()?;
+        }
         tx.commit().await.store()?;
         Ok(Completion::Completed)
     }
@@ -1216,41 +1236,12 @@ impl TokenStore for PgStore {
 
 #[async_trait]
 impl ThrottleStore for PgStore {
-    async fn throttle_hit(
-        &self,
-        key: &str,
-        window_seconds: i64,
-        now: i64,
-    ) -> StoreResult<WindowCount> {
-        // Every SET expression reads the old row, so the three CASEs agree.
-        let row = sqlx::query(
-            "INSERT INTO throttle_windows (key, window_start, window_end, count) VALUES ($1, $2, $2 + $3, 1)
-             ON CONFLICT (key) DO UPDATE SET
-               count = CASE WHEN throttle_windows.window_end <= $2 THEN 1 ELSE throttle_windows.count + 1 END,
-               window_start = CASE WHEN throttle_windows.window_end <= $2 THEN $2 ELSE throttle_windows.window_start END,
-               window_end = CASE WHEN throttle_windows.window_end <= $2 THEN $2 + $3 ELSE throttle_windows.window_end END
-             RETURNING count, window_start",
-        )
-        .bind(key)
-        .bind(now)
-        .bind(window_seconds)
-        .fetch_one(&self.pool)
-        .await
-        .store()?;
-        let count: i64 = row.try_get("count").store()?;
-        Ok(WindowCount {
-            count: u32::try_from(count).unwrap_or(u32::MAX),
-            window_start: row.try_get("window_start").store()?,
-        })
-    }
-
     async fn claim_windows(&self, windows: &[WindowLimit], now: i64) -> StoreResult<Claim> {
         // Rows are locked in key order, so two claims on the same windows cannot deadlock.
-        let mut order: Vec<usize> = (0..windows.len()).collect();
-        order.sort_by(|a, b| windows[*a].key.cmp(&windows[*b].key));
+        let mut ordered: Vec<&WindowLimit> = windows.iter().collect();
+        ordered.sort_by(|a, b| a.key.cmp(&b.key));
         let mut tx = self.pool.begin().await.store()?;
-        for index in order {
-            let window = &windows[index];
+        for window in ordered {
             if claim_in_window(&mut tx, window, now)
                 .await
                 .store()?
@@ -1260,7 +1251,7 @@ impl ThrottleStore for PgStore {
                     .await
                     .store()?;
                 // Rolled back: none of the windows is counted.
-                return Ok(Claim::Refused { index, retry_after });
+                return Ok(Claim::Refused { retry_after });
             }
         }
         tx.commit().await.store()?;
@@ -1268,16 +1259,9 @@ impl ThrottleStore for PgStore {
     }
 
     async fn release_windows(&self, windows: &[WindowLimit], now: i64) -> StoreResult<()> {
+        let mut c = self.pool.acquire().await.store()?;
         for window in windows {
-            sqlx::query(
-                "UPDATE throttle_windows SET count = count - 1
-                 WHERE key = $1 AND count > 0 AND window_end > $2",
-            )
-            .bind(&window.key)
-            .bind(now)
-            .execute(&self.pool)
-            .await
-            .store()?;
+            release_in_window(&mut c, &window.key, now).await.store()?;
         }
         Ok(())
     }

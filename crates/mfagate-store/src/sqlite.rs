@@ -10,7 +10,6 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use mfagate_core::rate::WindowCount;
 use mfagate_core::store::*;
 use mfagate_core::StoreError;
 use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
@@ -269,6 +268,9 @@ impl SqliteStore {
 // ----- completing a login: one command per factor (see `complete_challenge`) -----
 // ?1 challenge id, ?2 the session's auth time, ?3 now, ?4 TOTP step or recovery code id,
 // ?5 user id, ?6..?10 the refresh token: hash, family, amr, expiry, creation.
+// sqlx binds a parameter number a statement skips as if it were a positional `?`, counting on
+// from the statements before; once that count passes the ten arguments it stops binding, and
+// the statement's later parameters are NULL. So keep each statement's parameters few and low.
 // The attempt was claimed before the code was checked, so a live challenge here is one not
 // spent and not expired, whatever its attempt count; its user must still be active.
 
@@ -376,6 +378,23 @@ async fn count_in_window(
     .bind(&window.key)
     .bind(now)
     .bind(window.window_seconds)
+    .execute(&mut *c)
+    .await?;
+    Ok(())
+}
+
+/// Hands back one claimed unit of a window that is still current.
+async fn release_in_window(
+    c: &mut SqliteConnection,
+    key: &str,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE throttle_windows SET count = count - 1
+         WHERE key = ?1 AND count > 0 AND window_end > ?2",
+    )
+    .bind(key)
+    .bind(now)
     .execute(&mut *c)
     .await?;
     Ok(())
@@ -880,6 +899,7 @@ impl ChallengeStore for SqliteStore {
         challenge_id: &str,
         claim: FactorClaim,
         refresh: &NewRefreshToken,
+        release: Option<&WindowLimit>,
         now: i64,
     ) -> StoreResult<Completion> {
         // One command, so one round trip to SQLite's thread: the INSERT of the refresh token
@@ -892,6 +912,7 @@ impl ChallengeStore for SqliteStore {
             FactorClaim::EmailCode => (COMPLETE_WITH_EMAIL_CODE, None),
         };
         let (challenge_id, refresh) = (challenge_id.to_owned(), refresh.clone());
+        let release = release.map(|w| w.key.clone());
         self.writer
             .write_command(move |c| {
                 Box::pin(async move {
@@ -910,6 +931,10 @@ impl ChallengeStore for SqliteStore {
                         .await?
                         .rows_affected();
                     if changed > 0 {
+                        // Same job, so the same transaction: the claim goes back with the login.
+                        if let Some(key) = release {
+                            release_in_window(c, &key, now).await?;
+                        }
                         return Ok(Completion::Completed);
                     }
                     // Nothing changed: was it the challenge or the factor?
@@ -1312,49 +1337,15 @@ impl TokenStore for SqliteStore {
 
 #[async_trait]
 impl ThrottleStore for SqliteStore {
-    async fn throttle_hit(
-        &self,
-        key: &str,
-        window_seconds: i64,
-        now: i64,
-    ) -> StoreResult<WindowCount> {
-        let key = key.to_owned();
-        self.write_statement(move |c| {
-            Box::pin(async move {
-                // SQLite evaluates every SET expression against the old row, so the three CASEs
-                // agree.
-                let row = sqlx::query(
-                    "INSERT INTO throttle_windows (key, window_start, window_end, count) VALUES (?1, ?2, ?2 + ?3, 1)
-                     ON CONFLICT (key) DO UPDATE SET
-                       count = CASE WHEN window_end <= ?2 THEN 1 ELSE count + 1 END,
-                       window_start = CASE WHEN window_end <= ?2 THEN ?2 ELSE window_start END,
-                       window_end = CASE WHEN window_end <= ?2 THEN ?2 + ?3 ELSE window_end END
-                     RETURNING count, window_start",
-                )
-                .bind(key)
-                .bind(now)
-                .bind(window_seconds)
-                .fetch_one(&mut *c)
-                .await?;
-                let count: i64 = row.try_get("count")?;
-                Ok(WindowCount {
-                    count: u32::try_from(count).unwrap_or(u32::MAX),
-                    window_start: row.try_get("window_start")?,
-                })
-            })
-        })
-        .await
-    }
-
     async fn claim_windows(&self, windows: &[WindowLimit], now: i64) -> StoreResult<Claim> {
         let windows = windows.to_vec();
         // Every window is checked before any is counted: all or nothing, with nothing else on
         // the writer in between.
         self.write(move |c| {
             Box::pin(async move {
-                for (index, window) in windows.iter().enumerate() {
+                for window in &windows {
                     if let Some(retry_after) = window_full(c, window, now).await? {
-                        return Ok(Claim::Refused { index, retry_after });
+                        return Ok(Claim::Refused { retry_after });
                     }
                 }
                 for window in &windows {
@@ -1371,14 +1362,7 @@ impl ThrottleStore for SqliteStore {
         self.write(move |c| {
             Box::pin(async move {
                 for key in keys {
-                    sqlx::query(
-                        "UPDATE throttle_windows SET count = count - 1
-                         WHERE key = ?1 AND count > 0 AND window_end > ?2",
-                    )
-                    .bind(key)
-                    .bind(now)
-                    .execute(&mut *c)
-                    .await?;
+                    release_in_window(c, &key, now).await?;
                 }
                 Ok(())
             })

@@ -257,35 +257,44 @@ impl Gatekeeper {
         password: &str,
         ctx: &Context,
     ) -> Result<LoginOutcome> {
-        let key_hash = hash_token(key);
         let user = self
-            .key_holder(&key_hash, KeyPurpose::Invitation, ctx)
+            .set_password_by_key(key, KeyPurpose::Invitation, password, "password", ctx)
             .await?;
+        self.audit(audit::INVITATION_ACCEPTED, Some(&user.id), ctx, None)
+            .await;
+        let user = self.user(&user.id).await?;
+        self.after_password(&user, ctx).await
+    }
+
+    /// Sets a password with a mailed key (`field` names the password in a validation error).
+    /// In one transaction the key is used up, the password set, the address marked verified
+    /// (the key came through the mailbox), and every credential of the user ended, other
+    /// invitation and reset keys included: a second mailed key cannot set the password again.
+    async fn set_password_by_key(
+        &self,
+        key: &str,
+        purpose: KeyPurpose,
+        password: &str,
+        field: &str,
+        ctx: &Context,
+    ) -> Result<User> {
+        let key_hash = hash_token(key);
+        let user = self.key_holder(&key_hash, purpose, ctx).await?;
         check_new_password(password, &user.username, self.config.password_min_length)
-            .map_err(|p| Error::validation("password", p))?;
+            .map_err(|p| Error::validation(field, p))?;
         let hash = self.hasher.hash(password.to_string(), ctx.ip).await?;
-        // The key is used up, the password set and every other invitation key of the account
-        // ended, in one transaction: a second mailed key cannot set the password again.
         let change = AccountChange::SetPassword {
             hash,
             verify_email: true,
         };
         if !self
             .store
-            .change_account(
-                &user.id,
-                &change,
-                Some((&key_hash, KeyPurpose::Invitation)),
-                ctx.now,
-            )
+            .change_account(&user.id, &change, Some((&key_hash, purpose)), ctx.now)
             .await?
         {
             return Err(Error::InvalidKey);
         }
-        self.audit(audit::INVITATION_ACCEPTED, Some(&user.id), ctx, None)
-            .await;
-        let user = self.user(&user.id).await?;
-        self.after_password(&user, ctx).await
+        Ok(user)
     }
 
     async fn key_holder(&self, key_hash: &str, purpose: KeyPurpose, ctx: &Context) -> Result<User> {
@@ -312,16 +321,10 @@ impl Gatekeeper {
     ) -> Result<()> {
         let user = self.user(user_id).await?;
         let windows = self.login_windows(&user.username.to_lowercase(), Some(&user), ctx);
-        self.claim_login_attempt(&windows, Some(&user.id), ctx)
-            .await?;
-        let old_ok = match self.check_password(Some(&user), old, ctx).await {
-            Ok(ok) => ok,
-            Err(error) => {
-                self.store.release_windows(&windows, ctx.now).await?;
-                return Err(error);
-            }
-        };
-        if !old_ok {
+        if !self
+            .attempt_password(&windows, Some(&user), old, ctx)
+            .await?
+        {
             self.audit(
                 audit::LOGIN_FAILED,
                 Some(&user.id),
@@ -331,7 +334,6 @@ impl Gatekeeper {
             .await;
             return Err(Error::InvalidPassword);
         }
-        self.store.release_windows(&windows, ctx.now).await?;
         check_new_password(new, &user.username, self.config.password_min_length)
             .map_err(|p| Error::validation("new_password", p))?;
         let hash = self.hasher.hash(new.to_string(), ctx.ip).await?;
@@ -392,30 +394,9 @@ impl Gatekeeper {
     /// Sets a new password with a reset key. Never logs in, never touches second factors; ends
     /// every credential of the user, and uses the key up, in one transaction.
     pub async fn confirm_password_reset(&self, key: &str, new: &str, ctx: &Context) -> Result<()> {
-        let key_hash = hash_token(key);
         let user = self
-            .key_holder(&key_hash, KeyPurpose::PasswordReset, ctx)
+            .set_password_by_key(key, KeyPurpose::PasswordReset, new, "new_password", ctx)
             .await?;
-        check_new_password(new, &user.username, self.config.password_min_length)
-            .map_err(|p| Error::validation("new_password", p))?;
-        let hash = self.hasher.hash(new.to_string(), ctx.ip).await?;
-        // The key came through the mailbox, which proves the address.
-        let change = AccountChange::SetPassword {
-            hash,
-            verify_email: true,
-        };
-        if !self
-            .store
-            .change_account(
-                &user.id,
-                &change,
-                Some((&key_hash, KeyPurpose::PasswordReset)),
-                ctx.now,
-            )
-            .await?
-        {
-            return Err(Error::InvalidKey);
-        }
         self.audit(audit::PASSWORD_RESET, Some(&user.id), ctx, None)
             .await;
         Ok(())

@@ -489,18 +489,13 @@ impl Gatekeeper {
             self.store.user_by_login(&login).await?
         };
         let windows = self.login_windows(&login, user.as_ref(), ctx);
-        let user_id = user.as_ref().map(|u| u.id.as_str());
-        self.claim_login_attempt(&windows, user_id, ctx).await?;
-        let matched = match self.check_password(user.as_ref(), password, ctx).await {
-            Ok(matched) => matched,
-            Err(error) => {
-                // Not checked (hash queue full): the attempt is handed back.
-                self.store.release_windows(&windows, ctx.now).await?;
-                return Err(error);
-            }
-        };
+        // A disabled account is checked against the decoy: same time, and a failure like any.
+        let active = user.as_ref().filter(|u| !u.disabled);
+        let matched = self
+            .attempt_password(&windows, active, password, ctx)
+            .await?;
         let user = match user {
-            Some(user) if matched && !user.disabled => user,
+            Some(user) if matched => user,
             user => {
                 let detail = if user.is_none() {
                     Some("unknown user".to_string())
@@ -517,8 +512,6 @@ impl Gatekeeper {
                 return Err(Error::InvalidCredentials);
             }
         };
-        // The limits count failures: a right password hands its claim back.
-        self.store.release_windows(&windows, ctx.now).await?;
         if self.config.email_verification && !user.email_verified {
             return Err(Error::EmailNotVerified);
         }
@@ -547,25 +540,33 @@ impl Gatekeeper {
         windows
     }
 
-    /// Claims one password attempt in every window before any hash is computed.
-    async fn claim_login_attempt(
+    /// One password attempt for `user` (None: unknown), counted in `windows` before any hash
+    /// is computed, so of a burst at most the limit is ever checked. The windows count
+    /// failures: a right password hands its claim back, and so does an attempt the hash queue
+    /// refused (it was never checked).
+    async fn attempt_password(
         &self,
         windows: &[WindowLimit],
-        user_id: Option<&str>,
+        user: Option<&User>,
+        password: &str,
         ctx: &Context,
-    ) -> Result<()> {
-        if windows.is_empty() {
-            return Ok(());
-        }
-        match self.store.claim_windows(windows, ctx.now).await? {
-            Claim::Granted => Ok(()),
-            Claim::Refused { retry_after, .. } => {
+    ) -> Result<bool> {
+        let user_id = user.map(|u| u.id.as_str());
+        if !windows.is_empty() {
+            if let Claim::Refused { retry_after } =
+                self.store.claim_windows(windows, ctx.now).await?
+            {
                 self.audit(audit::LOGIN_THROTTLED, user_id, ctx, None).await;
-                Err(Error::Throttled {
+                return Err(Error::Throttled {
                     retry_after: seconds_until(ctx.now + retry_after, ctx.now),
-                })
+                });
             }
         }
+        let checked = self.check_password(user, password, ctx).await;
+        if !matches!(checked, Ok(false)) && !windows.is_empty() {
+            self.store.release_windows(windows, ctx.now).await?;
+        }
+        checked
     }
 
     /// One full argon2 verification, whoever asks: an unknown user and one without a password
@@ -826,16 +827,11 @@ impl Gatekeeper {
             let (refresh, record) = self.new_refresh_token(&user_id, &amr, ctx.now);
             match self
                 .store
-                .complete_challenge(&challenge.id, claim, &record, ctx.now)
+                // The user's window counts failures: a right code hands its claim back.
+                .complete_challenge(&challenge.id, claim, &record, user_window.as_ref(), ctx.now)
                 .await?
             {
                 Completion::Completed => {
-                    // The user's window counts failures: a right code hands its claim back.
-                    if let Some(window) = &user_window {
-                        self.store
-                            .release_windows(std::slice::from_ref(window), ctx.now)
-                            .await?;
-                    }
                     self.audit(
                         audit::SECOND_FACTOR_OK,
                         Some(&user_id),
@@ -967,7 +963,7 @@ impl Gatekeeper {
     ) -> Result<SecondFactor> {
         let window = self.user_failure_window(user_id);
         if let Some(window) = &window {
-            if let Claim::Refused { retry_after, .. } = self
+            if let Claim::Refused { retry_after } = self
                 .store
                 .claim_windows(std::slice::from_ref(window), ctx.now)
                 .await?

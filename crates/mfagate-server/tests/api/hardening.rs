@@ -62,7 +62,7 @@ async fn a_request_id_of_an_unsafe_shape_is_replaced() {
 }
 
 #[tokio::test]
-async fn unknown_login_names_are_stored_only_as_fixed_size_keyed_hashes() {
+async fn unknown_login_names_are_never_stored_in_clear() {
     let app = spawn_app().await;
     let name = format!("ghost{}", "q".repeat(4000));
     for i in 0..5 {
@@ -123,13 +123,11 @@ async fn idle_and_half_sent_connections_are_closed_and_cannot_crowd_out_others()
         .unwrap();
     let health = client.get(app.url("/healthz")).send().await.unwrap();
     assert_eq!(health.status(), 200);
-    // The server closed the idle connections: a read ends.
-    let mut buffer = [0u8; 256];
-    let read = tokio::time::timeout(Duration::from_secs(10), idle[0].read(&mut buffer)).await;
-    assert!(
-        matches!(read, Ok(Ok(_)) | Ok(Err(_))),
-        "an idle connection stayed open"
-    );
+    // The server closed the idle connections: reading one reaches its end.
+    let mut leftover = Vec::new();
+    let read =
+        tokio::time::timeout(Duration::from_secs(10), idle[0].read_to_end(&mut leftover)).await;
+    assert!(read.is_ok(), "an idle connection stayed open");
     // A body that never arrives is cut off too.
     let mut slow = TcpStream::connect(&address).await.unwrap();
     slow.write_all(

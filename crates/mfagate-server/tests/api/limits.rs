@@ -85,14 +85,23 @@ async fn of_a_burst_of_wrong_passwords_at_most_the_limit_are_checked() {
         ("/auth/login".into(), login_body("ann", PASSWORD), vec![]),
     );
     let answers = burst(&app.addr, requests).await;
-    let checked = count(&answers, 401, "invalid_credentials")
-        + answers.iter().filter(|a| a.status == 200).count();
+    // The window counts failures: at most 10 wrong passwords are checked. The right one, if it
+    // was checked, handed its claim back (so one wrong password more may have been checked in
+    // its place, still 10 failures in all).
+    let failed = count(&answers, 401, "invalid_credentials");
+    let won = answers.iter().filter(|a| a.status == 200).count();
     assert!(
-        checked <= 10,
-        "{checked} passwords were checked past a limit of 10"
+        failed <= 10,
+        "{failed} wrong passwords were checked past a limit of 10"
     );
-    assert_eq!(checked + count(&answers, 429, "throttled"), 100);
-    // The window is full of failures now: the right password is refused too.
+    assert!(won <= 1);
+    assert_eq!(failed + won + count(&answers, 429, "throttled"), 100);
+    // Once the window holds 10 failures, the right password is refused too.
+    for _ in failed..10 {
+        app.post("/auth/login", login_body("ann", "wrong"), None)
+            .await
+            .assert_error(401, "invalid_credentials");
+    }
     app.login("ann").await.assert_error(429, "throttled");
 }
 
@@ -116,11 +125,24 @@ async fn of_a_burst_of_wrong_codes_at_most_the_challenge_attempts_are_checked() 
     let app = spawn_app_with(|_| {}).await;
     fresh_step();
     let (ephemeral, right) = challenged(&app, "ann").await;
-    let mut requests: Vec<_> = (0..59)
-        .map(|i| verify_request(&ephemeral, &format!("{:06}", (i * 7919) % 1_000_000)))
+    a_right_code_late_in_a_burst_is_checked_only_within_the_attempts(&app, &ephemeral, &right, 6)
+        .await;
+}
+
+/// 59 wrong codes of `digits` digits and the right one, 31st, released together at one
+/// challenge: at most 5 are checked, none of the rest tells that the code was right.
+async fn a_right_code_late_in_a_burst_is_checked_only_within_the_attempts(
+    app: &TestApp,
+    ephemeral: &str,
+    right: &str,
+    digits: usize,
+) {
+    let modulus = 10u64.pow(digits as u32);
+    let mut requests: Vec<_> = (0..59u64)
+        .map(|i| verify_request(ephemeral, &format!("{:0digits$}", (i * 104_729) % modulus)))
         .filter(|(_, body, _)| body["code"] != json!(right))
         .collect();
-    requests.insert(30, verify_request(&ephemeral, &right));
+    requests.insert(30, verify_request(ephemeral, right));
     let total = requests.len();
     let answers = burst(&app.addr, requests).await;
     let wrong = count(&answers, 400, "invalid_code");
@@ -139,7 +161,7 @@ async fn of_a_burst_of_wrong_codes_at_most_the_challenge_attempts_are_checked() 
     if won == 0 {
         assert_eq!(wrong, 5);
         // The challenge is dead: even the right code is refused, as any code.
-        app.verify(&ephemeral, &right)
+        app.verify(ephemeral, right)
             .await
             .assert_error(429, "too_many_attempts");
     }
@@ -260,6 +282,20 @@ fn from(ip: &str) -> Vec<(String, String)> {
     vec![("x-forwarded-for".to_string(), ip.to_string())]
 }
 
+/// Ann logs in with the right password from her own address.
+async fn owner_login(app: &TestApp) -> Burst {
+    let mut answers = burst(
+        &app.addr,
+        vec![(
+            "/auth/login".into(),
+            login_body("ann", PASSWORD),
+            from("198.51.100.7"),
+        )],
+    )
+    .await;
+    answers.remove(0)
+}
+
 #[tokio::test]
 async fn failed_logins_from_one_address_do_not_lock_the_owner_out_elsewhere() {
     let app = spawn_app_with(|s| {
@@ -284,16 +320,8 @@ async fn failed_logins_from_one_address_do_not_lock_the_owner_out_elsewhere() {
     .await;
     assert_eq!(count(&attacker, 401, "invalid_credentials"), 5);
     // The owner, elsewhere, still logs in.
-    let owner = burst(
-        &app.addr,
-        vec![(
-            "/auth/login".into(),
-            login_body("ann", PASSWORD),
-            from("198.51.100.7"),
-        )],
-    )
-    .await;
-    assert_eq!(owner[0].status, 200, "{}", owner[0].body);
+    let owner = owner_login(&app).await;
+    assert_eq!(owner.status, 200, "{}", owner.body);
     // A guess spread over many addresses is still bounded by the account's own window.
     let spread = burst(
         &app.addr,
@@ -313,16 +341,8 @@ async fn failed_logins_from_one_address_do_not_lock_the_owner_out_elsewhere() {
         3,
         "8 per account, 5 used"
     );
-    let owner = burst(
-        &app.addr,
-        vec![(
-            "/auth/login".into(),
-            login_body("ann", PASSWORD),
-            from("198.51.100.7"),
-        )],
-    )
-    .await;
-    assert_eq!(owner[0].status, 429);
+    let owner = owner_login(&app).await;
+    assert_eq!(owner.status, 429, "{}", owner.body);
 }
 
 #[tokio::test]
@@ -436,4 +456,61 @@ async fn password_reset_mails_one_address_at_most_once_a_minute() {
         .await;
     assert_eq!(again.status, 202);
     assert_eq!(again.body, answers[0].body);
+}
+
+#[tokio::test]
+async fn of_a_burst_of_wrong_emailed_codes_at_most_the_challenge_attempts_are_checked() {
+    let app = spawn_app_with(|_| {}).await;
+    app.user_with_email_codes("ann").await;
+    let sent = app.mail.to("ann@example.com").len();
+    let login = app.login("ann").await;
+    assert_eq!(login.body["email_sent"], true, "{}", login.body);
+    let ephemeral = login.body["ephemeral_token"].as_str().unwrap().to_string();
+    let right = app.mail.wait_for("ann@example.com", sent + 1).await.code();
+    a_right_code_late_in_a_burst_is_checked_only_within_the_attempts(&app, &ephemeral, &right, 7)
+        .await;
+}
+
+#[tokio::test]
+async fn of_a_burst_of_registrations_at_most_the_ip_limit_are_served() {
+    let app = spawn_app_with(|s| s.gate.ip_throttle = Rate::parse("5/60").ok().flatten()).await;
+    let answers = burst(
+        &app.addr,
+        (0..30)
+            .map(|i| {
+                (
+                    "/auth/register".to_string(),
+                    json!({"username": format!("user{i}"), "email": format!("user{i}@example.com"), "password": PASSWORD}),
+                    vec![],
+                )
+            })
+            .collect(),
+    )
+    .await;
+    assert_eq!(answers.iter().filter(|a| a.status == 201).count(), 5);
+    assert_eq!(count(&answers, 429, "throttled"), 25);
+}
+
+#[tokio::test]
+async fn right_passwords_and_codes_hand_their_claims_back() {
+    // Windows of 2: were a right answer counted, the third would be refused.
+    let app = spawn_app_with(|s| {
+        s.config.login_throttle = Rate::parse("2/300").ok().flatten();
+        s.config.login_account_throttle = Rate::parse("2/3600").ok().flatten();
+        s.config.user_failures = Rate::parse("2/900").ok().flatten();
+    })
+    .await;
+    let enrolled = app.user_with_totp("ann").await;
+    for recovery_code in enrolled.recovery_codes.iter().take(3) {
+        let ephemeral = app.challenge("ann").await;
+        let answer = app.verify(&ephemeral, recovery_code).await;
+        assert_eq!(answer.status, 200, "{}", answer.body);
+    }
+    // And failures still count: two wrong passwords fill the window.
+    for _ in 0..2 {
+        app.post("/auth/login", login_body("ann", "wrong"), None)
+            .await
+            .assert_error(401, "invalid_credentials");
+    }
+    app.login("ann").await.assert_error(429, "throttled");
 }

@@ -5,7 +5,9 @@
 use mfagate::core::MfaMode;
 use serde_json::json;
 
-use crate::helpers::{amr, code, fresh_step, spawn_app, spawn_app_with, TestApp, PASSWORD};
+use crate::helpers::{
+    amr, code, fresh_step, spawn_app, spawn_app_with, Enrolled, TestApp, PASSWORD,
+};
 use crate::limits::burst;
 
 /// Resets ann's password through the mailed key.
@@ -112,9 +114,8 @@ async fn a_password_change_ends_live_challenges_pending_enrolments_and_sessions(
     .assert_error(400, "invalid_activation_token");
 }
 
-#[tokio::test]
-async fn a_disabled_user_cannot_finish_a_login_nor_manage_codes_with_an_old_token() {
-    let app = spawn_app().await;
+/// An administrator's token, and ann (id, TOTP enrolment) in the middle of a login.
+async fn admin_and_challenged_user(app: &TestApp) -> (String, String, Enrolled, String) {
     fresh_step();
     let admin = app.admin_token("root").await;
     let registered = app.register("ann").await;
@@ -123,6 +124,13 @@ async fn a_disabled_user_cannot_finish_a_login_nor_manage_codes_with_an_old_toke
         .enable_totp(registered.body["access"].as_str().unwrap())
         .await;
     let ephemeral = app.challenge("ann").await;
+    (admin, ann_id, enrolled, ephemeral)
+}
+
+#[tokio::test]
+async fn a_disabled_user_cannot_finish_a_login_nor_manage_codes_with_an_old_token() {
+    let app = spawn_app().await;
+    let (admin, ann_id, enrolled, ephemeral) = admin_and_challenged_user(&app).await;
     let disabled = app
         .post(
             &format!("/auth/admin/users/{ann_id}/disable"),
@@ -248,14 +256,7 @@ async fn accepting_an_invitation_ends_its_other_keys() {
 #[tokio::test]
 async fn an_administrators_mfa_reset_ends_challenges_and_sessions() {
     let app = spawn_app().await;
-    fresh_step();
-    let admin = app.admin_token("root").await;
-    let registered = app.register("ann").await;
-    let ann_id = registered.body["user"]["id"].as_str().unwrap().to_string();
-    let enrolled = app
-        .enable_totp(registered.body["access"].as_str().unwrap())
-        .await;
-    let ephemeral = app.challenge("ann").await;
+    let (admin, ann_id, enrolled, ephemeral) = admin_and_challenged_user(&app).await;
     let reset = app
         .post(
             &format!("/auth/admin/users/{ann_id}/reset-mfa"),

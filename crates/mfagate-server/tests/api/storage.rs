@@ -204,14 +204,24 @@ async fn under_steady_writes_the_sqlite_wal_is_copied_back_and_started_over_on_s
             .get(12..16)
             .map_or(0, |b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
     };
-    store.throttle_hit("first", 60, 1).await.unwrap();
+    let count = |key: &str, limit: u32| {
+        [mfagate::core::store::WindowLimit {
+            key: key.to_string(),
+            limit,
+            window_seconds: 60,
+        }]
+    };
+    store
+        .claim_windows(&count("first", u32::MAX), 1)
+        .await
+        .unwrap();
     let restarts_before = restarts();
     // One commit after another for a while: each appends at least one 4 KiB page to the WAL.
     let began = std::time::Instant::now();
     let mut commits = 0u64;
     while began.elapsed() < std::time::Duration::from_millis(1500) {
         store
-            .throttle_hit(&format!("key-{}", commits % 500), 60, 1)
+            .claim_windows(&count(&format!("key-{}", commits % 500), u32::MAX), 1)
             .await
             .unwrap();
         commits += 1;
@@ -234,8 +244,12 @@ async fn under_steady_writes_the_sqlite_wal_is_copied_back_and_started_over_on_s
     let reopened = mfagate_store::SqliteStore::connect(&format!("sqlite://{}", path.display()))
         .await
         .unwrap();
-    let window = reopened.throttle_hit("key-0", 60, 1).await.unwrap();
-    assert!(window.count > 1, "{}", window.count);
+    // key-0 was counted at least once: a limit of 1 is full.
+    let claimed = reopened.claim_windows(&count("key-0", 1), 1).await.unwrap();
+    assert!(
+        matches!(claimed, mfagate::core::store::Claim::Refused { .. }),
+        "{claimed:?}"
+    );
 }
 
 #[tokio::test]

@@ -9,3 +9,7 @@ ALTER TABLE refresh_tokens ADD COLUMN auth_time INTEGER;
 
 -- Ending a user's invitation and reset keys without scanning every key.
 CREATE INDEX email_keys_by_user ON email_keys (user_id) WHERE used_at IS NULL;
+
+-- Replacing or deleting a user's recovery codes (enrolment, regeneration, MFA reset) names every
+-- code of the user, used ones too, which the partial index on unused codes cannot find.
+CREATE INDEX recovery_codes_of_user ON recovery_codes (user_id);

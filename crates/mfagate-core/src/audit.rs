@@ -91,6 +91,7 @@ pub const USER_REGISTERED: &str = "user_registered";
 pub const USER_CREATED: &str = "user_created";
 pub const ADMIN_RESET_MFA: &str = "admin_reset_mfa";
 pub const ADMIN_GRANTED: &str = "admin_granted";
+pub const ADMIN_REVOKED: &str = "admin_revoked";
 pub const PREFERRED_METHOD_CHANGED: &str = "preferred_method_changed";
 pub const LOGOUT: &str = "logout";
 pub const EMAIL_CODE_SENT: &str = "email_code_sent";

@@ -74,7 +74,7 @@ impl Mailer for LogMailer {
             to = %email.to,
             subject = %email.subject,
             body = %email.text,
-            "MFAGATE_SMTP_URL is unset, so this e-mail is written to the log instead of sent; set it to deliver mail"
+            "no mail server is configured (the server: MFAGATE_SMTP_URL), so this e-mail is written to the log instead of sent; for development only"
         );
         Ok(())
     }
@@ -117,6 +117,23 @@ impl MessageKind {
     }
 }
 
+/// A key's or code's lifetime as a reader says it: "3 days", "1 hour", "5 minutes".
+pub fn lifetime_in_words(seconds: i64) -> String {
+    let count = |n: i64, unit: &str| {
+        if n == 1 {
+            format!("1 {unit}")
+        } else {
+            format!("{n} {unit}s")
+        }
+    };
+    match seconds.max(1) {
+        s if s >= 86_400 && s % 86_400 == 0 => count(s / 86_400, "day"),
+        s if s >= 3_600 && s % 3_600 == 0 => count(s / 3_600, "hour"),
+        s if s >= 60 => count((s + 30) / 60, "minute"),
+        s => count(s, "second"),
+    }
+}
+
 #[derive(Debug, Clone)]
 struct Template {
     subject: String,
@@ -125,7 +142,8 @@ struct Template {
 }
 
 /// Subject, text and HTML per message; `{{name}}` placeholders: `product`, `username`, `code`,
-/// `key`, `link`, `minutes`.
+/// `key`, `link`, `lifetime` (in words: "3 days") and `minutes` (the same as a number, kept for
+/// templates written before `lifetime`).
 #[derive(Debug, Clone)]
 pub struct Templates {
     templates: HashMap<MessageKind, Template>,
@@ -135,19 +153,19 @@ fn default_template(kind: MessageKind) -> Template {
     let (subject, text) = match kind {
         MessageKind::EmailCode => (
             "{{product}} sign-in code",
-            "Hello {{username}},\n\nYour {{product}} sign-in code is:\n\n    {{code}}\n\nIt expires in {{minutes}} minutes. If you did not try to sign in, change your password.\n",
+            "Hello {{username}},\n\nYour {{product}} sign-in code is:\n\n    {{code}}\n\nIt expires in {{lifetime}}. If you did not try to sign in, change your password.\n",
         ),
         MessageKind::Verification => (
             "Confirm your e-mail address for {{product}}",
-            "Hello {{username}},\n\nConfirm your e-mail address for {{product}}:\n\n    {{link}}\n\nor send this key to /auth/register/verify-email:\n\n    {{key}}\n\nThe key works once and expires in {{minutes}} minutes.\n",
+            "Hello {{username}},\n\nConfirm your e-mail address for {{product}}:\n\n    {{link}}\n\nor send this key to /auth/register/verify-email:\n\n    {{key}}\n\nThe key works once and expires in {{lifetime}}.\n",
         ),
         MessageKind::Invitation => (
             "You are invited to {{product}}",
-            "Hello {{username}},\n\nYou are invited to {{product}}. Choose your password here:\n\n    {{link}}\n\nor send this key with your new password to /auth/register/set-password:\n\n    {{key}}\n\nThe key works once and expires in {{minutes}} minutes.\n",
+            "Hello {{username}},\n\nYou are invited to {{product}}. Choose your password here:\n\n    {{link}}\n\nor send this key with your new password to /auth/register/set-password:\n\n    {{key}}\n\nThe key works once and expires in {{lifetime}}.\n",
         ),
         MessageKind::PasswordReset => (
             "Reset your {{product}} password",
-            "Hello {{username}},\n\nSomeone asked to reset your {{product}} password. If it was you, choose a new one here:\n\n    {{link}}\n\nor send this key with your new password to /auth/password/reset/confirm:\n\n    {{key}}\n\nThe key works once and expires in {{minutes}} minutes. Your second factor stays on. If it was not you, ignore this message.\n",
+            "Hello {{username}},\n\nSomeone asked to reset your {{product}} password. If it was you, choose a new one here:\n\n    {{link}}\n\nor send this key with your new password to /auth/password/reset/confirm:\n\n    {{key}}\n\nThe key works once and expires in {{lifetime}}. Your second factor stays on. If it was not you, ignore this message.\n",
         ),
     };
     Template {
@@ -269,13 +287,29 @@ mod tests {
                 ("product", "Acme <b>"),
                 ("username", "ann"),
                 ("code", "1234567"),
-                ("minutes", "5"),
+                ("lifetime", "5 minutes"),
             ],
         );
         assert_eq!(email.subject, "Acme <b> sign-in code");
         assert!(email.text.contains("1234567") && email.text.contains("5 minutes"));
         assert!(email.html.contains("Acme &lt;b&gt;"));
         assert!(!format!("{email:?}").contains("1234567"));
+    }
+
+    #[test]
+    fn lifetimes_read_as_people_say_them() {
+        assert_eq!(lifetime_in_words(259_200), "3 days");
+        assert_eq!(lifetime_in_words(604_800), "7 days");
+        assert_eq!(lifetime_in_words(86_400), "1 day");
+        assert_eq!(lifetime_in_words(3_600), "1 hour");
+        assert_eq!(lifetime_in_words(7_200), "2 hours");
+        assert_eq!(lifetime_in_words(300), "5 minutes");
+        assert_eq!(lifetime_in_words(299), "5 minutes");
+        assert_eq!(lifetime_in_words(90_000), "25 hours");
+        assert_eq!(lifetime_in_words(90_060), "1501 minutes");
+        assert_eq!(lifetime_in_words(60), "1 minute");
+        assert_eq!(lifetime_in_words(45), "45 seconds");
+        assert_eq!(lifetime_in_words(0), "1 second");
     }
 
     #[test]

@@ -59,6 +59,10 @@ pub enum Error {
     Overloaded { retry_after: u64 },
     #[error("this call needs a recent authentication with a second factor: log in again (or re-authenticate) and retry within {max_age} seconds")]
     ReauthenticationRequired { max_age: i64 },
+    /// At start-up: the configured keys cannot open what the database holds. Says which key ids
+    /// the data needs and what to do.
+    #[error("{0}")]
+    KeyMismatch(String),
     /// Never shown to clients: logged, and answered with a plain sentence.
     #[error("internal error: {0}")]
     Internal(String),

@@ -76,6 +76,19 @@ impl Sealer {
         &self.current.id
     }
 
+    /// Whether a value sealed under this key id can be opened.
+    pub fn has_key(&self, key_id: &str) -> bool {
+        self.current.id == key_id || self.older.iter().any(|k| k.id == key_id)
+    }
+
+    /// The ids of the keys it can open with, the current one first.
+    pub fn key_ids(&self) -> Vec<&str> {
+        std::iter::once(&self.current)
+            .chain(self.older.iter())
+            .map(|k| k.id.as_str())
+            .collect()
+    }
+
     pub fn seal(&self, plaintext: &[u8], context: &str) -> String {
         let mut nonce = [0u8; NONCE_BYTES];
         rand::rngs::OsRng.fill_bytes(&mut nonce);

@@ -279,7 +279,9 @@ pub trait UserStore: Send + Sync {
         key: Option<(&str, KeyPurpose)>,
         now: i64,
     ) -> StoreResult<bool>;
-    async fn set_admin(&self, user_id: &str, is_admin: bool) -> StoreResult<()>;
+    /// Grants or withdraws administrator rights; false when the user already was in that state
+    /// (so a repeated command changes and audits nothing).
+    async fn set_admin(&self, user_id: &str, is_admin: bool) -> StoreResult<bool>;
     async fn set_preferred_method(&self, user_id: &str, method: &str) -> StoreResult<()>;
 }
 
@@ -455,6 +457,11 @@ pub trait KeyStore: Send + Sync {
     async fn add_signing_key(&self, key: &StoredSigningKey, now: i64) -> StoreResult<()>;
     /// Adds the first key unless one exists (instances starting together agree on one).
     async fn add_first_signing_key(&self, key: &StoredSigningKey) -> StoreResult<()>;
+    /// The ids of every sealing key the database has been used with, oldest first: data sealed
+    /// under any of them may be stored, so a key set must be able to open them all.
+    async fn sealing_key_ids(&self) -> StoreResult<Vec<String>>;
+    /// Records that the database is used with this sealing key (idempotent).
+    async fn record_sealing_key(&self, key_id: &str, now: i64) -> StoreResult<()>;
 }
 
 #[async_trait]

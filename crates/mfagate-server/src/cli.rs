@@ -63,6 +63,8 @@ pub enum UserCommand {
     ResetMfa { username: String },
     /// Make a user an administrator.
     SetAdmin { username: String },
+    /// Withdraw a user's administrator rights.
+    UnsetAdmin { username: String },
     /// Invite a user by e-mail: they choose their password with the mailed key.
     Invite {
         #[arg(long)]
@@ -105,7 +107,12 @@ fn read_password(username: &str) -> Result<String, String> {
 /// Runs the command; `Err` carries the message to print before exiting with status 1.
 pub async fn run(cli: Cli) -> Result<(), String> {
     let settings = Settings::load(cli.config.as_deref()).map_err(|e| e.to_string())?;
-    telemetry::init(settings.log_format);
+    match cli.command {
+        Command::Serve => telemetry::init(settings.log_format),
+        // A command's answer is its printed line; its audit events are stored in the database
+        // and logged only when asked for (RUST_LOG=info), so the terminal shows the answer alone.
+        _ => telemetry::init_with_default(settings.log_format, "warn"),
+    }
     match cli.command {
         Command::Serve => serve(settings).await,
         Command::Migrate => {
@@ -129,7 +136,16 @@ pub async fn run(cli: Cli) -> Result<(), String> {
                     let kid = gatekeeper.rotate_signing_key(now).await.map_err(describe)?;
                     println!("new signing key {kid}; the previous key stays published until its tokens expire");
                 }
-                KeysCommand::List => println!("{}", gatekeeper.jwks(now)),
+                KeysCommand::List => {
+                    if settings.config.jwt_algorithm == mfagate::core::JwtAlgorithm::Hs256 {
+                        eprintln!(
+                            "no keys to publish: access tokens are signed with HS256, a shared secret \
+                             that only mfagate holds; set MFAGATE_JWT_ALGORITHM=EdDSA to sign with \
+                             Ed25519 keys that other services can verify through the JWKS"
+                        );
+                    }
+                    println!("{}", gatekeeper.jwks(now));
+                }
             }
             gatekeeper.flush_audit().await;
             Ok(())
@@ -193,15 +209,35 @@ async fn user(settings: Settings, command: UserCommand) -> Result<(), String> {
             );
         }
         UserCommand::SetAdmin { username } => {
-            let user = gatekeeper
-                .admin_set_admin(&username, true, &ctx)
-                .await
-                .map_err(describe)?;
-            println!("{} is now an administrator", user.username);
+            set_admin(&gatekeeper, &username, true, &ctx).await?;
+        }
+        UserCommand::UnsetAdmin { username } => {
+            set_admin(&gatekeeper, &username, false, &ctx).await?;
         }
     }
     // Command-line actions are audited too: wait until the events are stored.
     gatekeeper.flush_audit().await;
+    Ok(())
+}
+
+/// Grants or withdraws administrator rights, and says whether anything changed.
+async fn set_admin(
+    gatekeeper: &mfagate::core::Gatekeeper,
+    username: &str,
+    is_admin: bool,
+    ctx: &Context,
+) -> Result<(), String> {
+    let (user, changed) = gatekeeper
+        .admin_set_admin(username, is_admin, ctx)
+        .await
+        .map_err(describe)?;
+    let name = user.username;
+    match (is_admin, changed) {
+        (true, true) => println!("{name} is now an administrator"),
+        (true, false) => println!("{name} is already an administrator; nothing changed"),
+        (false, true) => println!("{name} is no longer an administrator"),
+        (false, false) => println!("{name} is not an administrator; nothing changed"),
+    }
     Ok(())
 }
 

@@ -75,8 +75,10 @@ pub struct Settings {
     pub gate: GateOptions,
     pub log_format: LogFormat,
     pub cleanup_interval_seconds: u64,
-    /// Unset: mail is written to the log.
+    /// Unset: mail is written to the log (development only: the log then shows codes and keys).
     pub smtp_url: Option<Redacted>,
+    /// Lets the log mailer stand in for SMTP in `required` mode (refused otherwise).
+    pub allow_log_mailer: bool,
     pub email_from: String,
     pub smtp_timeout_seconds: u64,
     /// A directory with `<kind>.subject`, `<kind>.txt` and `<kind>.html` overrides.
@@ -148,6 +150,7 @@ const KNOWN: &[&str] = &[
     "database_max_connections",
     "argon2_profile",
     "sqlite_synchronous",
+    "allow_log_mailer",
 ];
 
 /// Raw values by name, each remembering where it came from for error messages.
@@ -214,11 +217,24 @@ fn toml_to_string(value: &toml::Value) -> String {
     }
 }
 
+/// `HOST:PORT`, where HOST is a name, an IPv4 address or a bracketed IPv6 address. Checked here
+/// so that `8080` or `localhost` is reported as a format problem, not as a busy port.
+fn parse_listen(text: &str) -> Result<String, String> {
+    let wanted = "is not HOST:PORT (e.g. 127.0.0.1:8080, or 0.0.0.0:8080 for every interface)";
+    let (host, port) = text.rsplit_once(':').ok_or_else(|| wanted.to_string())?;
+    let host_ok =
+        !host.is_empty() && (host.starts_with('[') && host.ends_with(']') || !host.contains(':'));
+    match port.parse::<u16>() {
+        Ok(_) if host_ok => Ok(text.to_string()),
+        _ => Err(wanted.into()),
+    }
+}
+
 fn parse_bool(text: &str) -> Result<bool, String> {
     match text.to_ascii_lowercase().as_str() {
         "true" | "1" | "yes" | "on" => Ok(true),
         "false" | "0" | "no" | "off" => Ok(false),
-        _ => Err("is not true or false".into()),
+        _ => Err("is not true or false (accepted: true, false, yes, no, on, off, 1, 0)".into()),
     }
 }
 
@@ -387,7 +403,7 @@ impl Settings {
         })?;
 
         Ok(Self {
-            listen: raw.string("listen", "127.0.0.1:8080"),
+            listen: raw.parsed("listen", "127.0.0.1:8080".to_string(), parse_listen)?,
             database_url: raw.string("database_url", "sqlite://mfagate.db"),
             secret_key: raw.secret("secret_key")?,
             encryption_key: raw.secret("encryption_key")?,
@@ -404,6 +420,7 @@ impl Settings {
                 .take("smtp_url")
                 .map(|(v, _)| Redacted(v))
                 .filter(|r| !r.0.trim().is_empty()),
+            allow_log_mailer: raw.parsed("allow_log_mailer", false, parse_bool)?,
             email_from: raw.string("email_from", "mfagate <noreply@localhost>"),
             smtp_timeout_seconds: raw.number("smtp_timeout", 5)?,
             database_max_connections: raw.number("database_max_connections", 10)?,
@@ -499,6 +516,43 @@ mod tests {
             error.to_string().contains("disabled, optional, required"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn a_listen_address_needs_host_and_port() {
+        for good in [
+            "127.0.0.1:8080",
+            "0.0.0.0:1",
+            "localhost:3000",
+            "[::1]:8080",
+        ] {
+            let s = Settings::from_sources(None, env(&[("MFAGATE_LISTEN", good)])).unwrap();
+            assert_eq!(s.listen, good);
+        }
+        for bad in [
+            "8080",
+            ":8080",
+            "localhost",
+            "127.0.0.1:http",
+            "::1:8080",
+            "1.2.3.4:70000",
+        ] {
+            let error = Settings::from_sources(None, env(&[("MFAGATE_LISTEN", bad)])).unwrap_err();
+            let message = error.to_string();
+            assert!(message.contains("MFAGATE_LISTEN"), "{message}");
+            assert!(message.contains("HOST:PORT"), "{message}");
+        }
+    }
+
+    #[test]
+    fn a_bad_boolean_lists_what_is_accepted() {
+        let error =
+            Settings::from_sources(None, env(&[("MFAGATE_REFRESH_COOKIE", "maybe")])).unwrap_err();
+        let message = error.to_string();
+        assert!(message.contains("MFAGATE_REFRESH_COOKIE"), "{message}");
+        assert!(message.contains("true, false, yes, no"), "{message}");
+        let s = Settings::from_sources(None, env(&[("MFAGATE_REFRESH_COOKIE", "yes")])).unwrap();
+        assert!(s.gate.refresh_cookie);
     }
 
     #[test]

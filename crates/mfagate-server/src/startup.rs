@@ -19,13 +19,12 @@ use crate::settings::Settings;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
-    #[error("database: {0}")]
+    /// The store's messages name the database and what to do; no prefix of ours.
+    #[error("{}", store_message(.0))]
     Store(#[from] mfagate::core::StoreError),
     #[error("secret key: {0}")]
     Key(String),
-    #[error(
-        "cannot listen on {address}: {source}; is another server using it? set MFAGATE_LISTEN"
-    )]
+    #[error("cannot listen on {address}: {source}{}", bind_hint(.source))]
     Bind {
         address: String,
         source: std::io::Error,
@@ -34,6 +33,26 @@ pub enum StartupError {
     Core(#[from] mfagate::core::Error),
     #[error("e-mail: {0}")]
     Mail(String),
+}
+
+fn store_message(error: &mfagate::core::StoreError) -> String {
+    use mfagate::core::StoreError;
+    match error {
+        StoreError::Unavailable(message) | StoreError::Other(message) => message.clone(),
+        StoreError::Conflict(message) => format!("database conflict: {message}"),
+    }
+}
+
+fn bind_hint(error: &std::io::Error) -> &'static str {
+    match error.kind() {
+        std::io::ErrorKind::AddrInUse => {
+            "; another program is using that port: stop it, or set MFAGATE_LISTEN to another HOST:PORT"
+        }
+        std::io::ErrorKind::PermissionDenied => {
+            "; ports below 1024 need privileges: set MFAGATE_LISTEN to a higher port"
+        }
+        _ => "; set MFAGATE_LISTEN to an address of this machine, as HOST:PORT",
+    }
 }
 
 /// Where the generated key lives: beside the SQLite file, named after it.
@@ -85,23 +104,8 @@ fn write_new_key(path: &Path) -> Result<SecretBytes, StartupError> {
     Ok(secret)
 }
 
-fn ensure_database_dir(database_url: &str) -> Result<(), StartupError> {
-    if let Some(parent) = SqliteStore::database_path(database_url).and_then(Path::parent) {
-        if !parent.as_os_str().is_empty() {
-            std::fs::create_dir_all(parent).map_err(|e| {
-                mfagate::core::StoreError::Unavailable(format!(
-                    "cannot create {}: {e}",
-                    parent.display()
-                ))
-            })?;
-        }
-    }
-    Ok(())
-}
-
 /// Opens (creating and migrating) the store the settings name.
 pub async fn open_store(settings: &Settings) -> Result<Arc<dyn Store>, StartupError> {
-    ensure_database_dir(&settings.database_url)?;
     Ok(mfagate_store::open_with(
         &settings.database_url,
         mfagate_store::PgPoolSettings {
@@ -169,7 +173,17 @@ impl Application {
             tracing::warn!(%name, "unknown setting ignored; check its spelling against the README");
         }
         if settings.smtp_url.is_none() {
-            tracing::warn!("MFAGATE_SMTP_URL is unset: e-mails (codes, keys) are written to the log instead of sent; set it to deliver them");
+            if settings.config.mode == mfagate::core::MfaMode::Required
+                && !settings.allow_log_mailer
+            {
+                return Err(StartupError::Mail(
+                    "MFAGATE_MFA_MODE=required needs mail that is delivered, and MFAGATE_SMTP_URL is unset: \
+                     set it to your relay; to try required mode with codes and keys written to the log \
+                     (development only), set MFAGATE_ALLOW_LOG_MAILER=true"
+                        .into(),
+                ));
+            }
+            tracing::warn!("MFAGATE_SMTP_URL is unset: e-mails are written to this log instead of sent, codes and keys included; this is for development only: set MFAGATE_SMTP_URL to deliver them");
         }
         let gate = MfaGate::from_gatekeeper(gatekeeper(&settings).await?, settings.gate.clone());
         let listener = TcpListener::bind(&settings.listen)

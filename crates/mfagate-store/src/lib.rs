@@ -35,7 +35,8 @@ pub async fn open_with(
         return Ok(Arc::new(store));
     }
     Err(StoreError::Other(format!(
-        "unsupported database URL '{}': use sqlite://PATH or postgres://USER@HOST/DB",
+        "the database URL '{}' names no database mfagate knows: use sqlite://PATH (relative), \
+         sqlite:///PATH (absolute) or postgres://USER:PASSWORD@HOST:PORT/DB",
         redact_url(database_url)
     )))
 }

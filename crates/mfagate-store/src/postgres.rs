@@ -28,6 +28,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "credential ends",
         include_str!("../migrations/postgres/0002_credential_ends.sql"),
     ),
+    (
+        3,
+        "sealing keys",
+        include_str!("../migrations/postgres/0003_sealing_keys.sql"),
+    ),
 ];
 
 /// Advisory lock keys (arbitrary, fixed): one for user creation, one for the clean-up.
@@ -138,6 +143,51 @@ fn user_from_row(row: &PgRow) -> Result<User, StoreError> {
     })
 }
 
+/// Connects once and says plainly why that fails: which host and port refused, which database
+/// or role is missing, what to do.
+async fn probe(options: &PgConnectOptions) -> Result<(), StoreError> {
+    use sqlx::ConnectOptions;
+    let place = format!("{}:{}", options.get_host(), options.get_port());
+    let database = options.get_database().unwrap_or(options.get_username());
+    let user = options.get_username();
+    let error = match options.connect().await {
+        Ok(connection) => {
+            let _ = sqlx::Connection::close(connection).await;
+            return Ok(());
+        }
+        Err(error) => error,
+    };
+    let message = match &error {
+        sqlx::Error::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused => format!(
+            "cannot connect to PostgreSQL at {place}: connection refused; is PostgreSQL running there? \
+             Check the host and port in MFAGATE_DATABASE_URL"
+        ),
+        sqlx::Error::Io(io) => format!("cannot connect to PostgreSQL at {place}: {io}"),
+        sqlx::Error::Database(db) => match db.code().as_deref() {
+            Some("3D000") => format!(
+                "PostgreSQL at {place} has no database '{database}'; create it \
+                 (createdb -h {} -p {} -U {user} {database}) or fix MFAGATE_DATABASE_URL",
+                options.get_host(),
+                options.get_port()
+            ),
+            Some("28000") => format!(
+                "PostgreSQL at {place} refused the role '{user}' ({}); create it or fix the user in MFAGATE_DATABASE_URL",
+                db.message()
+            ),
+            Some("28P01") => format!(
+                "PostgreSQL at {place} refused the password of role '{user}'; fix it in MFAGATE_DATABASE_URL"
+            ),
+            _ => format!(
+                "PostgreSQL at {place} refused the connection to database '{database}' as '{user}': {}",
+                db.message()
+            ),
+        },
+        sqlx::Error::Tls(tls) => format!("cannot connect to PostgreSQL at {place}: TLS: {tls}"),
+        other => format!("cannot connect to PostgreSQL at {place}: {other}"),
+    };
+    Err(StoreError::Unavailable(message))
+}
+
 impl PgStore {
     /// `postgres://user:pass@host:port/db`. The pool connects lazily and reconnects by itself
     /// after the database restarts; until it answers, calls fail as `Unavailable` (503).
@@ -145,6 +195,9 @@ impl PgStore {
         let options = PgConnectOptions::from_str(url)
             .map_err(|e| StoreError::Other(format!("bad PostgreSQL URL: {e}")))?
             .application_name("mfagate");
+        // One plain connection first: the pool would retry a refused port or a missing database
+        // until its timeout and then say only that it timed out.
+        probe(&options).await?;
         let pool = PgPoolOptions::new()
             .max_connections(settings.max_connections)
             .min_connections(0)
@@ -331,14 +384,15 @@ impl UserStore for PgStore {
         Ok(true)
     }
 
-    async fn set_admin(&self, user_id: &str, is_admin: bool) -> StoreResult<()> {
-        sqlx::query("UPDATE users SET is_admin = $2 WHERE id = $1")
-            .bind(user_id)
-            .bind(is_admin)
-            .execute(&self.pool)
-            .await
-            .store()?;
-        Ok(())
+    async fn set_admin(&self, user_id: &str, is_admin: bool) -> StoreResult<bool> {
+        let changed =
+            sqlx::query("UPDATE users SET is_admin = $2 WHERE id = $1 AND is_admin <> $2")
+                .bind(user_id)
+                .bind(is_admin)
+                .execute(&self.pool)
+                .await
+                .store()?;
+        Ok(changed.rows_affected() == 1)
     }
 
     async fn set_preferred_method(&self, user_id: &str, method: &str) -> StoreResult<()> {
@@ -1109,6 +1163,28 @@ impl KeyStore for PgStore {
         .await
         .store()?;
         tx.commit().await.store()
+    }
+
+    async fn sealing_key_ids(&self) -> StoreResult<Vec<String>> {
+        let rows = sqlx::query("SELECT key_id FROM sealing_keys ORDER BY recorded_at, key_id")
+            .fetch_all(&self.pool)
+            .await
+            .store()?;
+        rows.iter()
+            .map(|row| row.try_get("key_id").store())
+            .collect()
+    }
+
+    async fn record_sealing_key(&self, key_id: &str, now: i64) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO sealing_keys (key_id, recorded_at) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        )
+        .bind(key_id)
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .store()?;
+        Ok(())
     }
 
     async fn add_first_signing_key(&self, key: &StoredSigningKey) -> StoreResult<()> {

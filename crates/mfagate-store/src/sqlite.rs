@@ -49,6 +49,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "credential ends",
         include_str!("../migrations/sqlite/0004_credential_ends.sql"),
     ),
+    (
+        5,
+        "sealing keys",
+        include_str!("../migrations/sqlite/0005_sealing_keys.sql"),
+    ),
 ];
 
 /// The migrations compiled into the binary, so a release needs no files beside it.
@@ -174,6 +179,18 @@ impl SqliteStore {
             StoreError::Unavailable(format!("cannot open SQLite database '{url}': {e}"))
         };
         if let Some(path) = Self::database_path(url) {
+            // A mistyped path must not quietly become a new empty database (and, in the server,
+            // a new key): the directory has to exist.
+            if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                if !parent.is_dir() {
+                    return Err(StoreError::Unavailable(format!(
+                        "the directory {} for the SQLite database {} does not exist; create it, \
+                         or correct the path (sqlite://relative/path or sqlite:///absolute/path)",
+                        parent.display(),
+                        path.display()
+                    )));
+                }
+            }
             create_private(path).map_err(|e| {
                 StoreError::Unavailable(format!(
                     "cannot create the SQLite database {}: {e}",
@@ -556,13 +573,15 @@ impl UserStore for SqliteStore {
         .await
     }
 
-    async fn set_admin(&self, user_id: &str, is_admin: bool) -> StoreResult<()> {
+    async fn set_admin(&self, user_id: &str, is_admin: bool) -> StoreResult<bool> {
         let user_id = user_id.to_owned();
-        self.execute("UPDATE users SET is_admin = ?2 WHERE id = ?1", move |q| {
-            q.bind(user_id).bind(is_admin)
-        })
-        .await?;
-        Ok(())
+        let changed = self
+            .execute(
+                "UPDATE users SET is_admin = ?2 WHERE id = ?1 AND is_admin <> ?2",
+                move |q| q.bind(user_id).bind(is_admin),
+            )
+            .await?;
+        Ok(changed == 1)
     }
 
     async fn set_preferred_method(&self, user_id: &str, method: &str) -> StoreResult<()> {
@@ -1207,6 +1226,26 @@ impl KeyStore for SqliteStore {
             })
         })
         .await
+    }
+
+    async fn sealing_key_ids(&self) -> StoreResult<Vec<String>> {
+        let rows = sqlx::query("SELECT key_id FROM sealing_keys ORDER BY recorded_at, key_id")
+            .fetch_all(&mut *self.read().await?)
+            .await
+            .store()?;
+        rows.iter()
+            .map(|row| row.try_get("key_id").store())
+            .collect()
+    }
+
+    async fn record_sealing_key(&self, key_id: &str, now: i64) -> StoreResult<()> {
+        let key_id = key_id.to_string();
+        self.execute(
+            "INSERT OR IGNORE INTO sealing_keys (key_id, recorded_at) VALUES (?1, ?2)",
+            move |q| q.bind(key_id).bind(now),
+        )
+        .await?;
+        Ok(())
     }
 
     async fn add_first_signing_key(&self, key: &StoredSigningKey) -> StoreResult<()> {

@@ -115,7 +115,8 @@ impl From<Error> for ApiError {
                 )),
                 ..ApiError::new(S::UNAUTHORIZED, "reauthentication_required", detail)
             },
-            Error::Internal(reason) => {
+            Error::Internal(_) | Error::KeyMismatch(_) => {
+                let reason = error.to_string();
                 // The reason may name tables or keys: it goes to the log, never to the client.
                 tracing::error!(%reason, "internal error");
                 ApiError::new(
@@ -134,7 +135,7 @@ impl IntoResponse for ApiError {
         body.insert("error".into(), json!(self.code));
         body.insert("detail".into(), json!(self.detail));
         body.extend(self.extra);
-        let mut response = (self.status, axum::Json(Value::Object(body))).into_response();
+        let mut response = (self.status, crate::wire::Json(Value::Object(body))).into_response();
         let headers = response.headers_mut();
         if self.status == StatusCode::UNAUTHORIZED {
             let challenge = self

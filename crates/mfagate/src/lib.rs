@@ -119,10 +119,19 @@ impl MfaGate {
     }
 }
 
-/// The whole HTTP server: [`MfaGate::router`], `/healthz`, a JSON 404 for unknown paths, and a
-/// request id (`x-request-id`, taken from the client or generated) on every log line and response.
+/// The whole HTTP server: [`MfaGate::router`], `/healthz`, the pages behind the e-mails' links
+/// ([`link_pages`]), a JSON 404 for unknown paths, a request id (`x-request-id`, taken from the
+/// client or generated) on every log line and response, and a log line per answer.
 pub fn app(gate: &MfaGate) -> Router {
+    app_with(gate, Router::new())
+}
+
+/// [`app`] with a host app's own routes merged in before the layers, so that they get the
+/// request ids, the log line per answer and the JSON 404 too.
+pub fn app_with(gate: &MfaGate, routes: Router) -> Router {
     gate.router()
+        .merge(routes)
+        .merge(link_pages(gate))
         .route(
             "/healthz",
             get(routes::meta::healthz).with_state(gate.clone()),
@@ -131,23 +140,46 @@ pub fn app(gate: &MfaGate) -> Router {
         .layer(middleware::map_response(framework_errors_as_json))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(
-            TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
-                let request_id = request
-                    .headers()
-                    .get("x-request-id")
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or("-");
-                // The path only: query strings are the client's and may hold anything.
-                tracing::info_span!(
-                    "request",
-                    method = %request.method(),
-                    path = %request.uri().path(),
-                    request_id = %request_id,
+            TraceLayer::new_for_http()
+                .make_span_with(|request: &Request<_>| {
+                    let request_id = request
+                        .headers()
+                        .get("x-request-id")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("-");
+                    // The path only: query strings are the client's and may hold anything.
+                    tracing::info_span!(
+                        "request",
+                        method = %request.method(),
+                        path = %request.uri().path(),
+                        request_id = %request_id,
+                    )
+                })
+                // One line per answer at info, inside the span (so with method, path and request
+                // id): a 400, 415 or 429 leaves a trace as well as a 200.
+                .on_response(
+                    |response: &Response, latency: std::time::Duration, _: &tracing::Span| {
+                        tracing::info!(
+                            status = response.status().as_u16(),
+                            ms = format_args!("{:.1}", latency.as_secs_f64() * 1000.0),
+                            "answered"
+                        );
+                    },
                 )
-            }),
+                // A 5xx is already logged where it happened (with its reason); the layer's own
+                // failure line would only repeat it.
+                .on_failure(()),
         )
         .layer(SetRequestIdLayer::x_request_id(NewRequestId))
         .layer(middleware::map_request(drop_unsafe_request_id))
+}
+
+/// `GET /verify-email`, `/set-password` and `/reset-password` (each with `?key=...`): small
+/// pages that post the key from an e-mail's link to the API and say what happened. Merge them
+/// into your router when the links in e-mails (`link_base_url`) point at your app and it has no
+/// pages of its own for these paths.
+pub fn link_pages(gate: &MfaGate) -> Router {
+    routes::link_pages::router(gate)
 }
 
 /// A client's `X-Request-Id` goes into every log line of its request, so only ids of a safe

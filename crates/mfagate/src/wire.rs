@@ -201,3 +201,42 @@ pub struct RecoveryCodesBody {
 pub struct DetailBody {
     pub detail: &'static str,
 }
+
+/// A JSON answer. Like `axum::Json`, with a newline after the document, so that an answer
+/// printed by curl does not run into the shell's next prompt and line-based tools see a line.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Json<T>(pub T);
+
+impl<T: Serialize> axum::response::IntoResponse for Json<T> {
+    fn into_response(self) -> axum::response::Response {
+        use axum::http::{header, HeaderValue, StatusCode};
+        let mut body = Vec::with_capacity(256);
+        match serde_json::to_writer(&mut body, &self.0) {
+            Ok(()) => {
+                body.push(b'\n');
+                (
+                    [(
+                        header::CONTENT_TYPE,
+                        HeaderValue::from_static("application/json"),
+                    )],
+                    body,
+                )
+                    .into_response()
+            }
+            // Our own types always serialise; a failure is a bug, answered in the contract's
+            // shape rather than as half a document.
+            Err(error) => {
+                tracing::error!(%error, "an answer did not serialise");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    [(
+                        header::CONTENT_TYPE,
+                        HeaderValue::from_static("application/json"),
+                    )],
+                    "{\"error\":\"internal_error\",\"detail\":\"something went wrong on our side; it has been logged\"}\n",
+                )
+                    .into_response()
+            }
+        }
+    }
+}

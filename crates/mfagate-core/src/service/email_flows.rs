@@ -50,6 +50,7 @@ impl Gatekeeper {
             EmailReservation::NotLive => return Err(Error::InvalidToken),
         }
         let minutes = ((expires_at - ctx.now) / 60).max(1).to_string();
+        let lifetime = crate::email::lifetime_in_words(expires_at - ctx.now);
         let message = self.templates.render(
             MessageKind::EmailCode,
             &user.email,
@@ -58,6 +59,7 @@ impl Gatekeeper {
                 ("username", &user.username),
                 ("code", &code),
                 ("minutes", &minutes),
+                ("lifetime", &lifetime),
             ],
         );
         match self.mailer.send(&message).await {
@@ -138,6 +140,7 @@ impl Gatekeeper {
             kind.link_path()
         );
         let minutes = (ttl / 60).to_string();
+        let lifetime = crate::email::lifetime_in_words(ttl);
         let message = self.templates.render(
             kind,
             &user.email,
@@ -147,6 +150,7 @@ impl Gatekeeper {
                 ("key", &key),
                 ("link", &link),
                 ("minutes", &minutes),
+                ("lifetime", &lifetime),
             ],
         );
         match self.mailer.send(&message).await {

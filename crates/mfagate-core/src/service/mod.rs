@@ -265,6 +265,38 @@ fn signing_key_context(kid: &str) -> String {
     format!("signing-key:{kid}")
 }
 
+/// Refuses to start with keys that cannot open what the database holds. Without this, a
+/// restart with another key (a new `openssl rand`, a mistyped variable, a lost key file) serves
+/// password logins and then fails every TOTP code, recovery code and EdDSA signature with an
+/// internal error. Each sealing key the database has been used with is recorded by its id (which
+/// derives from the key, so it is a key check value and reveals nothing); the current key is
+/// recorded once it passes.
+async fn check_sealing_keys(store: &dyn Store, sealer: &Sealer, now: i64) -> Result<()> {
+    let recorded = store.sealing_key_ids().await?;
+    let missing: Vec<&String> = recorded.iter().filter(|id| !sealer.has_key(id)).collect();
+    if !missing.is_empty() {
+        let missing = missing
+            .iter()
+            .map(|id| id.as_str())
+            .collect::<Vec<_>>()
+            .join(", ");
+        let configured = sealer.key_ids().join(", ");
+        return Err(Error::KeyMismatch(format!(
+            "the database holds data sealed with key id {missing}, but the configured key set \
+             ({configured}) cannot open it. Start with the secret key the database was created \
+             with (the server keeps it in the key file beside a SQLite database, or takes \
+             MFAGATE_SECRET_KEY / MFAGATE_ENCRYPTION_KEY); to change keys, keep the old one in \
+             MFAGATE_ENCRYPTION_KEYS_OLD"
+        )));
+    }
+    if !recorded.iter().any(|id| id == sealer.current_key_id()) {
+        store
+            .record_sealing_key(sealer.current_key_id(), now)
+            .await?;
+    }
+    Ok(())
+}
+
 fn stored_signing_key(key: &EdKey, sealer: &Sealer) -> Result<StoredSigningKey> {
     let seed = key
         .seed()
@@ -321,6 +353,7 @@ impl Gatekeeper {
         config.validate().map_err(Error::Internal)?;
         let dummy_hash = password::hash_password(generate_token(), config.argon2).await?;
         let sealer = Sealer::new(&keys.sealing, &keys.sealing_old);
+        check_sealing_keys(&*store, &sealer, now).await?;
         let ed_keys = match config.jwt_algorithm {
             JwtAlgorithm::Hs256 => None,
             JwtAlgorithm::EdDsa => {
@@ -1487,22 +1520,25 @@ impl Gatekeeper {
         Ok(())
     }
 
+    /// Grants or withdraws administrator rights. The flag says whether anything changed: a
+    /// repeat is answered as such and not audited again.
     pub async fn admin_set_admin(
         &self,
         username: &str,
         is_admin: bool,
         ctx: &Context,
-    ) -> Result<User> {
+    ) -> Result<(User, bool)> {
         let user = self.user_by_name(username).await?;
-        self.store.set_admin(&user.id, is_admin).await?;
-        self.audit(
-            audit::ADMIN_GRANTED,
-            Some(&user.id),
-            ctx,
-            Some(format!("is_admin={is_admin}")),
-        )
-        .await;
-        Ok(user)
+        let changed = self.store.set_admin(&user.id, is_admin).await?;
+        if changed {
+            let event = if is_admin {
+                audit::ADMIN_GRANTED
+            } else {
+                audit::ADMIN_REVOKED
+            };
+            self.audit(event, Some(&user.id), ctx, None).await;
+        }
+        Ok((user, changed))
     }
 
     /// Deletes expired rows; run periodically.

@@ -19,12 +19,17 @@ async fn mfagate(env: &[(String, String)], args: &[&str], stdin: &str) -> (bool,
 }
 
 fn run_mfagate(env: &[(String, String)], args: &[String], stdin: &str) -> (bool, String, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_mfagate"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_mfagate"));
+    // An empty value unsets a variable (RUST_LOG, to run as a user would).
+    for (name, _) in env.iter().filter(|(_, value)| value.is_empty()) {
+        command.env_remove(name);
+    }
+    let mut child = command
         .args(args)
-        .envs(env.iter().cloned())
+        .env("RUST_LOG", "warn")
+        .envs(env.iter().filter(|(_, value)| !value.is_empty()).cloned())
         .env("MFAGATE_ARGON2_MEMORY_KIB", "8")
         .env("MFAGATE_ARGON2_ITERATIONS", "1")
-        .env("RUST_LOG", "warn")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -120,6 +125,16 @@ async fn migrate_creates_the_database_and_says_so_on_sqlite() {
         "MFAGATE_DATABASE_URL".to_string(),
         format!("sqlite://{}", dir.path().join("sub/dir/m.db").display()),
     )];
+    // A missing directory is a mistyped path until shown otherwise: refused, and named.
+    let (ok, out, err) = mfagate(&url, &["migrate"], "").await;
+    assert!(!ok, "{out}{err}");
+    assert!(
+        err.contains("sub/dir") && err.contains("does not exist"),
+        "{err}"
+    );
+    assert!(!dir.path().join("sub").exists());
+
+    std::fs::create_dir_all(dir.path().join("sub/dir")).unwrap();
     let (ok, out, err) = mfagate(&url, &["migrate"], "").await;
     assert!(ok, "{out}{err}");
     assert!(out.contains("migrations applied"));
@@ -137,6 +152,83 @@ fn bad_settings_stop_the_server_with_a_message_naming_the_variable() {
     let err = String::from_utf8_lossy(&output.stderr);
     assert!(
         err.contains("MFAGATE_MFA_MODE") && err.contains("required"),
+        "{err}"
+    );
+}
+
+/// The audit events of `event` stored so far.
+async fn audited(app: &crate::helpers::TestApp, event: &str) -> usize {
+    let store = mfagate_store::open(&app.settings.database_url)
+        .await
+        .unwrap();
+    store
+        .recent_audit_events(None, 1000)
+        .await
+        .unwrap()
+        .iter()
+        .filter(|e| e.event == event)
+        .count()
+}
+
+#[tokio::test]
+async fn admin_rights_are_granted_once_withdrawn_and_each_change_is_audited_once() {
+    let app = spawn_app().await;
+    app.register_and_token("ann").await;
+    // As a user runs it: no RUST_LOG, so only the answer is printed.
+    let mut env = app.cli_env();
+    env.push(("RUST_LOG".into(), String::new()));
+
+    let (ok, out, err) = mfagate(&env, &["user", "set-admin", "ann"], "").await;
+    assert!(ok, "{out}{err}");
+    assert_eq!(out, "ann is now an administrator\n");
+    assert_eq!(err, "", "no log lines on the terminal");
+    let (ok, out, err) = mfagate(&env, &["user", "set-admin", "ann"], "").await;
+    assert!(ok, "{out}{err}");
+    assert_eq!(out, "ann is already an administrator; nothing changed\n");
+    assert_eq!(audited(&app, "admin_granted").await, 1);
+    let users = app
+        .get(
+            "/auth/admin/users",
+            app.login("ann").await.body["access"].as_str(),
+        )
+        .await;
+    assert_eq!(users.status, 200, "an administrator now: {}", users.body);
+
+    let (ok, out, err) = mfagate(&env, &["user", "unset-admin", "ann"], "").await;
+    assert!(ok, "{out}{err}");
+    assert_eq!(out, "ann is no longer an administrator\n");
+    let (ok, out, _) = mfagate(&env, &["user", "unset-admin", "ann"], "").await;
+    assert!(ok);
+    assert_eq!(out, "ann is not an administrator; nothing changed\n");
+    assert_eq!(audited(&app, "admin_revoked").await, 1);
+    app.get(
+        "/auth/admin/users",
+        app.login("ann").await.body["access"].as_str(),
+    )
+    .await
+    .assert_error(403, "forbidden");
+
+    let (ok, _, err) = mfagate(&env, &["user", "set-admin", "nobody"], "").await;
+    assert!(!ok);
+    assert!(
+        err.contains("nobody") || err.contains("no such user"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn keys_list_under_hs256_says_why_there_are_none() {
+    let app = spawn_app().await;
+    let mut env = app.cli_env();
+    env.push(("RUST_LOG".into(), String::new()));
+    let (ok, out, err) = mfagate(&env, &["keys", "list"], "").await;
+    assert!(ok, "{out}{err}");
+    assert_eq!(
+        out, "{\"keys\":[]}\n",
+        "the JWKS itself stays machine-readable"
+    );
+    assert!(
+        err.contains("HS256") && err.contains("MFAGATE_JWT_ALGORITHM=EdDSA"),
         "{err}"
     );
 }

@@ -150,3 +150,33 @@ async fn every_response_carries_a_request_id() {
         .await;
     assert_eq!(echoed.header("x-request-id"), Some("trace-me-42"));
 }
+
+#[tokio::test]
+async fn every_json_answer_ends_with_a_newline() {
+    let app = spawn_app().await;
+    let cases = [
+        app.client.get(app.url("/healthz")),
+        app.client.get(app.url("/.well-known/jwks.json")),
+        app.client.get(app.url("/no/such/path")),
+        app.client.delete(app.url("/auth/login")),
+        app.client
+            .post(app.url("/auth/login"))
+            .json(&json!({"username": "nobody", "password": "wrong password"})),
+        app.client.post(app.url("/auth/login")).body("{}"),
+    ];
+    for request in cases {
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        assert!(
+            response
+                .headers()
+                .get("content-type")
+                .is_some_and(|v| v.as_bytes().starts_with(b"application/json")),
+            "{status}"
+        );
+        let text = response.text().await.unwrap();
+        assert!(text.ends_with("}\n"), "{status}: {text:?}");
+        assert_eq!(text.matches('\n').count(), 1, "one line: {text:?}");
+        serde_json::from_str::<serde_json::Value>(&text).expect("still JSON");
+    }
+}

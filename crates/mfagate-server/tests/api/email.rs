@@ -722,3 +722,98 @@ async fn the_command_line_invites_through_the_configured_mail_server() {
         .await;
     assert_eq!(accepted.status, 200, "{}", accepted.body);
 }
+
+#[tokio::test]
+async fn the_mailed_link_opens_a_page_of_the_server_that_posts_the_key_to_the_api() {
+    let app = spawn_app_with(|s| {
+        s.config.email_verification = true;
+        s.gate.prefix = "/api".into();
+    })
+    .await;
+    let registered = app
+        .post(
+            "/api/register",
+            json!({"username": "ann", "email": "ann@example.com", "password": PASSWORD}),
+            None,
+        )
+        .await;
+    assert_eq!(registered.status, 201, "{}", registered.body);
+    let mail = app.mail.wait_for("ann@example.com", 1).await;
+    assert!(mail.data.contains("expires in 3 days"), "{}", mail.data);
+    assert!(!mail.data.contains("4320 minutes"), "{}", mail.data);
+    let key = mail.key();
+    let link = format!("http://127.0.0.1:8080/verify-email?key={key}");
+    assert!(mail.data.contains(&link), "{}", mail.data);
+
+    // The link's path on this server: a page, not a 404.
+    let response = app
+        .client
+        .get(app.url(&format!("/verify-email?key={key}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let header = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert!(header("content-type").starts_with("text/html"));
+    assert!(header("content-security-policy").contains("script-src 'self'"));
+    assert_eq!(header("referrer-policy"), "no-referrer");
+    assert_eq!(header("cache-control"), "no-store");
+    let page = response.text().await.unwrap();
+    assert!(
+        page.contains(r#"data-api="/api/register/verify-email""#),
+        "posts to the configured prefix: {page}"
+    );
+    assert!(
+        !page.contains(&key),
+        "the key stays in the address, not the page"
+    );
+    assert!(!page.contains("<script>"), "no inline script");
+
+    let script = app
+        .client
+        .get(app.url("/mfagate-link-page.js"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(script.status(), 200);
+    assert!(script.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/javascript"));
+    let script = script.text().await.unwrap();
+    assert!(script.contains("fetch(form.dataset.api") && script.contains("JSON.stringify(body)"));
+
+    // The pages for invitations and resets ask for the new password, under the body field the
+    // API takes.
+    for (path, field) in [
+        ("/set-password", "password"),
+        ("/reset-password", "new_password"),
+    ] {
+        let page = app
+            .client
+            .get(app.url(&format!("{path}?key=x")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(page.status(), 200, "{path}");
+        let page = page.text().await.unwrap();
+        assert!(
+            page.contains(&format!(r#"data-fields="{field}""#)),
+            "{page}"
+        );
+        assert!(page.contains(r#"type="password""#), "{page}");
+    }
+
+    // What the page posts is what the API takes.
+    let verified = app
+        .post("/api/register/verify-email", json!({"key": key}), None)
+        .await;
+    assert_eq!(verified.status, 200, "{}", verified.body);
+}

@@ -150,6 +150,7 @@ async fn enrolled_user(a: &Instance, b: &Instance, username: &str) -> (Vec<u8>, 
 }
 
 #[tokio::test]
+#[ignore = "needs PostgreSQL: MFAGATE_TEST_BACKEND=postgres cargo nextest run --workspace --profile postgres --run-ignored all"]
 async fn a_login_begun_on_one_instance_finishes_on_another_and_steps_replay_nowhere_on_postgres() {
     let (_db, a, b) = two_instances(&[]).await;
     let (secret, _, step) = enrolled_user(&a, &b, "ann").await;
@@ -180,6 +181,7 @@ async fn a_login_begun_on_one_instance_finishes_on_another_and_steps_replay_nowh
 }
 
 #[tokio::test]
+#[ignore = "needs PostgreSQL: MFAGATE_TEST_BACKEND=postgres cargo nextest run --workspace --profile postgres --run-ignored all"]
 async fn of_concurrent_uses_of_one_recovery_code_on_two_instances_exactly_one_wins_on_postgres() {
     let (_db, a, b) = two_instances(&[
         ("MFAGATE_MFA_MAX_CHALLENGES", "100"),
@@ -215,6 +217,7 @@ async fn of_concurrent_uses_of_one_recovery_code_on_two_instances_exactly_one_wi
 }
 
 #[tokio::test]
+#[ignore = "needs PostgreSQL: MFAGATE_TEST_BACKEND=postgres cargo nextest run --workspace --profile postgres --run-ignored all"]
 async fn refresh_rotated_on_one_instance_and_reused_on_another_revokes_the_family_on_postgres() {
     let (_db, a, b) = two_instances(&[]).await;
     let (_, registered) = a
@@ -247,6 +250,7 @@ async fn refresh_rotated_on_one_instance_and_reused_on_another_revokes_the_famil
 }
 
 #[tokio::test]
+#[ignore = "needs PostgreSQL: MFAGATE_TEST_BACKEND=postgres cargo nextest run --workspace --profile postgres --run-ignored all"]
 async fn failed_logins_are_counted_across_instances_on_postgres() {
     let (_db, a, b) = two_instances(&[("MFAGATE_LOGIN_THROTTLE", "3/300")]).await;
     a.post(
@@ -276,6 +280,7 @@ async fn failed_logins_are_counted_across_instances_on_postgres() {
 }
 
 #[tokio::test]
+#[ignore = "needs PostgreSQL: MFAGATE_TEST_BACKEND=postgres cargo nextest run --workspace --profile postgres --run-ignored all"]
 async fn eddsa_instances_started_together_share_one_key_on_postgres() {
     let (_db, a, b) = two_instances(&[("MFAGATE_JWT_ALGORITHM", "EdDSA")]).await;
     let (_, registered) = a
@@ -342,6 +347,7 @@ impl Cuttable {
 }
 
 #[tokio::test]
+#[ignore = "needs PostgreSQL: MFAGATE_TEST_BACKEND=postgres cargo nextest run --workspace --profile postgres --run-ignored all"]
 async fn while_the_database_is_away_answers_are_503_and_the_server_recovers_by_itself_on_postgres()
 {
     let database = PgDatabase::create().await;
@@ -450,6 +456,7 @@ async fn split_burst(
 }
 
 #[tokio::test]
+#[ignore = "needs PostgreSQL: MFAGATE_TEST_BACKEND=postgres cargo nextest run --workspace --profile postgres --run-ignored all"]
 async fn a_burst_of_wrong_passwords_over_two_instances_gets_at_most_the_limit_checked_on_postgres()
 {
     let (_db, a, b) = two_instances(&[("MFAGATE_LOGIN_THROTTLE", "10/300")]).await;
@@ -513,6 +520,7 @@ async fn a_burst_of_wrong_passwords_over_two_instances_gets_at_most_the_limit_ch
 }
 
 #[tokio::test]
+#[ignore = "needs PostgreSQL: MFAGATE_TEST_BACKEND=postgres cargo nextest run --workspace --profile postgres --run-ignored all"]
 async fn a_burst_of_wrong_codes_over_two_instances_gets_at_most_the_attempts_checked_on_postgres() {
     let (_db, a, b) = two_instances(&[]).await;
     let (secret, _, step) = enrolled_user(&a, &b, "ann").await;

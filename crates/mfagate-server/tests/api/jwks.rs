@@ -35,11 +35,14 @@ key = next(k for k in jwks["keys"] if k["kid"] == kid)
 claims = jwt.decode(token, key=jwt.PyJWK(key).key, algorithms=["EdDSA"], issuer="mfagate")
 print(json.dumps(claims))
 "#;
+    if let Some(missing) = crate::tools::missing_python_module("jwt", "pyjwt[crypto]") {
+        panic!("{missing}");
+    }
     let output = tokio::task::spawn_blocking(move || {
         std::process::Command::new("python3")
             .args(["-c", SCRIPT, &jwks_url, &token])
             .output()
-            .expect("python3 runs (PyJWT: pip install 'pyjwt[crypto]')")
+            .expect("python3 runs")
     })
     .await
     .unwrap();

@@ -1,9 +1,9 @@
 //! Register, log in, refresh, log out, who am I.
 
+use crate::wire::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use mfagate_core::service::RegisterOutcome;
 use serde_json::{json, Map};
 

@@ -1,9 +1,9 @@
 //! The administrators' API: invitations and user management. Every call checks, against the
 //! database, that the caller is an administrator (`403 forbidden` otherwise).
 
+use crate::wire::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::Json;
 use serde_json::{json, Value};
 
 use crate::error::ApiResult;

@@ -1,9 +1,9 @@
 //! E-mailed codes, address verification, invitations, password change and reset.
 
+use crate::wire::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use axum::Json;
 use mfagate_core::Error;
 use serde_json::{json, Map, Value};
 

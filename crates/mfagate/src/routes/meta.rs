@@ -1,9 +1,9 @@
 //! Health and public keys.
 
+use crate::wire::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use serde_json::json;
 
 use crate::gate::MfaGate;

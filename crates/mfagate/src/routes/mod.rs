@@ -3,13 +3,14 @@
 pub mod accounts;
 pub mod admin;
 pub mod email;
+pub mod link_pages;
 pub mod meta;
 pub mod second_factor;
 pub mod totp;
 
+use crate::wire::Json;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use mfagate_core::{LoginOutcome, TokenPair};
 use serde_json::{json, Map, Value};
 

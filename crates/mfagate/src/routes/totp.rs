@@ -1,10 +1,10 @@
 //! TOTP enrolment and management, status, recovery codes, preferred method.
 
+use crate::wire::Json;
 use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::Json;
 use mfagate_core::service::{Enroller, TotpEnrollment};
 use mfagate_core::Error;
 use serde_json::{json, Map};

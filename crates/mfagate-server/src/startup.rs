@@ -172,18 +172,16 @@ impl Application {
         for name in &settings.unknown {
             tracing::warn!(%name, "unknown setting ignored; check its spelling against the README");
         }
-        if settings.smtp_url.is_none() {
-            if settings.config.mode == mfagate::core::MfaMode::Required
-                && !settings.allow_log_mailer
-            {
-                return Err(StartupError::Mail(
-                    "MFAGATE_MFA_MODE=required needs mail that is delivered, and MFAGATE_SMTP_URL is unset: \
-                     set it to your relay; to try required mode with codes and keys written to the log \
-                     (development only), set MFAGATE_ALLOW_LOG_MAILER=true"
-                        .into(),
-                ));
-            }
-            tracing::warn!("MFAGATE_SMTP_URL is unset: e-mails are written to this log instead of sent, codes and keys included; this is for development only: set MFAGATE_SMTP_URL to deliver them");
+        if settings.smtp_url.is_none()
+            && settings.config.mode == mfagate::core::MfaMode::Required
+            && !settings.allow_log_mailer
+        {
+            return Err(StartupError::Mail(
+                "MFAGATE_MFA_MODE=required needs mail that is delivered, and MFAGATE_SMTP_URL is unset: \
+                 set it to your relay; to try required mode with codes and keys written to the log \
+                 (development only), set MFAGATE_ALLOW_LOG_MAILER=true"
+                    .into(),
+            ));
         }
         let gate = MfaGate::from_gatekeeper(gatekeeper(&settings).await?, settings.gate.clone());
         let listener = TcpListener::bind(&settings.listen)
@@ -193,6 +191,9 @@ impl Application {
                 source,
             })?;
         crate::connections::raise_open_files_limit(settings.http.max_connections);
+        if settings.smtp_url.is_none() {
+            tracing::warn!("MFAGATE_SMTP_URL is unset: e-mails are written to this log instead of sent, codes and keys included; this is for development only: set MFAGATE_SMTP_URL to deliver them");
+        }
         Ok(Self {
             listener,
             gate,

@@ -10,7 +10,8 @@
 //! the e-mails' links. E-mails (verification keys, sign-in codes) are written to the log: this
 //! is an example, not a deployment.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
+use std::net::SocketAddr;
 use std::path::Path;
 
 use axum::routing::get;
@@ -66,15 +67,26 @@ fn secret_key() -> Result<SecretBytes, Box<dyn std::error::Error>> {
 }
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+async fn main() -> std::process::ExitCode {
     // Without a subscriber nothing is logged: not the e-mails, not an internal error.
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| "info,sqlx=warn".into()),
         )
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr)
         .init();
+    match run().await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("host_app: {error}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
 
+async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let secret = secret_key()?;
     let store = mfagate_store::open(&format!("sqlite://{DATABASE}")).await?;
     let keys = Keys::from_secret(secret, None, Vec::new());
@@ -94,6 +106,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     tracing::info!(
         "host app on http://{LISTEN}: the API under /auth, GET /hello (any logged-in user), GET /vault (after a second factor)"
     );
-    axum::serve(listener, app).await?;
+    // With the peer address, so that throttles and the audit trail see the client's IP.
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .await?;
     Ok(())
 }

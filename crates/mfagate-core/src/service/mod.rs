@@ -282,8 +282,8 @@ async fn check_sealing_keys(store: &dyn Store, sealer: &Sealer, now: i64) -> Res
             .join(", ");
         let configured = sealer.key_ids().join(", ");
         return Err(Error::KeyMismatch(format!(
-            "the database holds data sealed with key id {missing}, but the configured key set \
-             ({configured}) cannot open it. Start with the secret key the database was created \
+            "this database was set up with the sealing key of id {missing}, and holds data \
+             sealed with it that the configured keys ({configured}) cannot open. Start with the secret key the database was created \
              with (the server keeps it in the key file beside a SQLite database, or takes \
              MFAGATE_SECRET_KEY / MFAGATE_ENCRYPTION_KEY); to change keys, keep the old one in \
              MFAGATE_ENCRYPTION_KEYS_OLD"

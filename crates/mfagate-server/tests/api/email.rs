@@ -516,13 +516,7 @@ async fn password_change_needs_the_old_password_and_ends_every_session() {
     app.login("ann")
         .await
         .assert_error(401, "invalid_credentials");
-    let login = app
-        .post(
-            "/auth/login",
-            json!({"username": "ann", "password": "a new password"}),
-            None,
-        )
-        .await;
+    let login = app.login_with("ann", "a new password").await;
     assert_eq!(login.status, 200);
 }
 

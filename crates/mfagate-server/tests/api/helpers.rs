@@ -180,9 +180,13 @@ impl TestApp {
     }
 
     pub async fn login(&self, username: &str) -> Answer {
+        self.login_with(username, PASSWORD).await
+    }
+
+    pub async fn login_with(&self, username: &str, password: &str) -> Answer {
         self.post(
             "/auth/login",
-            json!({"username": username, "password": PASSWORD}),
+            json!({"username": username, "password": password}),
             None,
         )
         .await

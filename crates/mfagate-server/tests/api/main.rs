@@ -3,6 +3,7 @@
 
 mod accounts;
 mod backend;
+mod browser;
 mod cli;
 mod conventions;
 mod email;
@@ -12,6 +13,7 @@ mod instances;
 mod jwks;
 mod library;
 mod limits;
+mod link_pages;
 mod logs;
 mod modes;
 mod revocation;

@@ -85,7 +85,7 @@ async fn the_library_refuses_a_key_that_cannot_open_the_database() {
         matches!(error, mfagate::core::Error::KeyMismatch(_)),
         "{error}"
     );
-    assert!(error.to_string().contains("sealed with key id"), "{error}");
+    assert!(error.to_string().contains("sealing key of id"), "{error}");
 
     // A new key with the old one kept for opening is accepted.
     let store = mfagate_store::open(&url).await.unwrap();

@@ -1,0 +1,192 @@
+//! Headless Chromium driven over the W3C WebDriver protocol (chromedriver), spoken to with the
+//! suite's own HTTP client: no browser-automation crate to build. Debian: `apt-get install
+//! chromium chromium-driver` (`.ci/run` installs them when missing).
+
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+/// The key under which WebDriver returns an element's id.
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+
+pub struct Browser {
+    driver: Child,
+    base: String,
+    session: String,
+    client: reqwest::Client,
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        // The whole group: chromedriver and any browser a failed test left open.
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.driver.id())])
+            .status();
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+fn install_hint() -> String {
+    "this test drives headless Chromium, and /usr/bin/chromium or chromedriver is missing: \
+     install them with `apt-get install chromium chromium-driver` (.ci/run does this when they are missing)"
+        .to_string()
+}
+
+impl Browser {
+    pub async fn start() -> Browser {
+        if !std::path::Path::new("/usr/bin/chromium").exists() {
+            panic!("{}", install_hint());
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        // In a process group of its own, so that the browsers it starts go with it.
+        let driver = Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .process_group(0)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|_| panic!("{}", install_hint()));
+        let base = format!("http://127.0.0.1:{port}");
+        let client = reqwest::Client::new();
+        let mut ready = false;
+        for _ in 0..100 {
+            if let Ok(r) = client.get(format!("{base}/status")).send().await {
+                if r.json::<Value>()
+                    .await
+                    .is_ok_and(|v| v["value"]["ready"] == true)
+                {
+                    ready = true;
+                    break;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(ready, "chromedriver did not become ready");
+        let mut browser = Browser {
+            driver,
+            base,
+            session: String::new(),
+            client,
+        };
+        let created = browser
+            .call(
+                reqwest::Method::POST,
+                "/session",
+                json!({"capabilities": {"alwaysMatch": {
+                    "browserName": "chrome",
+                    "goog:chromeOptions": {
+                        "binary": "/usr/bin/chromium",
+                        "args": ["--headless=new", "--no-sandbox", "--disable-gpu",
+                                 "--disable-dev-shm-usage", "--no-first-run"]
+                    }
+                }}}),
+            )
+            .await;
+        browser.session = created["sessionId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no session: {created}"))
+            .to_string();
+        browser
+    }
+
+    async fn call(&self, method: reqwest::Method, path: &str, body: Value) -> Value {
+        let url = format!("{}{path}", self.base);
+        let request = self.client.request(method.clone(), &url);
+        let request = if method == reqwest::Method::GET || method == reqwest::Method::DELETE {
+            request
+        } else {
+            request.json(&body)
+        };
+        let answer: Value = request
+            .send()
+            .await
+            .expect("chromedriver answers")
+            .json()
+            .await
+            .expect("WebDriver answers JSON");
+        answer["value"].clone()
+    }
+
+    fn session_path(&self, rest: &str) -> String {
+        format!("/session/{}{rest}", self.session)
+    }
+
+    /// Ends the session (and so the browser) before the driver goes.
+    pub async fn close(self) {
+        let path = self.session_path("");
+        self.call(reqwest::Method::DELETE, &path, Value::Null).await;
+    }
+
+    pub async fn open(&self, url: &str) {
+        let path = self.session_path("/url");
+        self.call(reqwest::Method::POST, &path, json!({ "url": url }))
+            .await;
+    }
+
+    pub async fn current_url(&self) -> String {
+        let path = self.session_path("/url");
+        self.call(reqwest::Method::GET, &path, Value::Null)
+            .await
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    async fn element(&self, css: &str) -> String {
+        let path = self.session_path("/element");
+        let found = self
+            .call(
+                reqwest::Method::POST,
+                &path,
+                json!({"using": "css selector", "value": css}),
+            )
+            .await;
+        found[ELEMENT]
+            .as_str()
+            .unwrap_or_else(|| panic!("no element '{css}': {found}"))
+            .to_string()
+    }
+
+    pub async fn type_into(&self, css: &str, text: &str) {
+        let id = self.element(css).await;
+        let path = self.session_path(&format!("/element/{id}/value"));
+        self.call(reqwest::Method::POST, &path, json!({ "text": text }))
+            .await;
+    }
+
+    pub async fn click(&self, css: &str) {
+        let id = self.element(css).await;
+        let path = self.session_path(&format!("/element/{id}/click"));
+        self.call(reqwest::Method::POST, &path, json!({})).await;
+    }
+
+    pub async fn text(&self, css: &str) -> String {
+        let id = self.element(css).await;
+        let path = self.session_path(&format!("/element/{id}/text"));
+        self.call(reqwest::Method::GET, &path, Value::Null)
+            .await
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    /// The element's text once it is not empty and not the "One moment…" placeholder.
+    pub async fn settled_text(&self, css: &str) -> String {
+        let mut text = String::new();
+        for _ in 0..100 {
+            text = self.text(css).await;
+            if !text.is_empty() && !text.starts_with("One moment") {
+                return text;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        text
+    }
+}

@@ -97,6 +97,8 @@ pub struct Config {
     pub reset_mails_per_hour: u32,
     /// How recent an authentication must be for the calls that need one (seconds).
     pub reauth_max_age: i64,
+    /// Days audit events are kept; 0 keeps them forever.
+    pub audit_retention_days: u32,
     /// Password hashes one client IP may have queued or running at once; past it, `429`.
     pub hash_queue_per_ip: usize,
     /// Password hashes queued or running in all; past it, `503` with `Retry-After`.
@@ -152,6 +154,7 @@ impl Default for Config {
             }),
             reset_mails_per_hour: 5,
             reauth_max_age: 300,
+            audit_retention_days: 400,
             hash_queue_per_ip: 4,
             hash_queue_max: 256,
             recovery_code_count: 10,

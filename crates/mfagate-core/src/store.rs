@@ -242,6 +242,17 @@ pub enum AccountChange {
     Disable,
 }
 
+/// Where a page of the administrators' user list begins.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UserPageStart {
+    /// Right after this user, in order of creation (keyset pagination: the cost of a page does
+    /// not grow with how far into the list it is).
+    After { created_at: i64, id: String },
+    /// After skipping this many users (kept for clients of the first version; bounded by the
+    /// core, since its cost grows with the offset).
+    Offset(u32),
+}
+
 #[derive(Debug, Clone)]
 pub struct AuditRecord {
     pub at: i64,
@@ -402,7 +413,8 @@ pub trait EmailStore: Send + Sync {
 
 #[async_trait]
 pub trait AdminStore: Send + Sync {
-    async fn list_users(&self, limit: u32, offset: u32) -> StoreResult<Vec<User>>;
+    /// A page of users in order of creation, from `start`.
+    async fn list_users(&self, limit: u32, start: &UserPageStart) -> StoreResult<Vec<User>>;
     /// Enables a user (disabling is an `AccountChange`, which ends their credentials).
     async fn enable_user(&self, user_id: &str) -> StoreResult<()>;
 }
@@ -478,9 +490,16 @@ pub trait AuditStore: Send + Sync {
 #[async_trait]
 pub trait MaintenanceStore: Send + Sync {
     async fn ping(&self) -> StoreResult<()>;
-    /// Deletes expired challenges, setup tokens, refresh tokens and finished throttle windows.
-    /// Returns how many rows went.
-    async fn delete_expired(&self, now: i64) -> StoreResult<u64>;
+    /// Deletes what serves nothing any more: expired challenges, setup tokens, refresh tokens,
+    /// e-mail keys and throttle windows, spent challenges, used recovery codes, and audit events
+    /// older than `audit_before`. In transactions of at most `batch` rows each, so a backlog
+    /// never holds the SQLite writer or PostgreSQL's locks for long. Returns how many rows went.
+    async fn delete_expired(
+        &self,
+        now: i64,
+        audit_before: Option<i64>,
+        batch: u32,
+    ) -> StoreResult<u64>;
 }
 
 /// Everything mfagate needs from a database.

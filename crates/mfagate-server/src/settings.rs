@@ -151,6 +151,7 @@ const KNOWN: &[&str] = &[
     "argon2_profile",
     "sqlite_synchronous",
     "allow_log_mailer",
+    "audit_retention_days",
 ];
 
 /// Raw values by name, each remembering where it came from for error messages.
@@ -354,6 +355,8 @@ impl Settings {
             reset_mails_per_hour: raw
                 .number("reset_mails_per_hour", defaults.reset_mails_per_hour)?,
             reauth_max_age: raw.number("reauth_max_age", defaults.reauth_max_age)?,
+            audit_retention_days: raw
+                .number("audit_retention_days", defaults.audit_retention_days)?,
             hash_queue_per_ip: raw.number("hash_queue_per_ip", defaults.hash_queue_per_ip)?,
             hash_queue_max: raw.number("hash_queue_max", defaults.hash_queue_max)?,
             recovery_code_count: raw.number("recovery_code_count", defaults.recovery_code_count)?,

@@ -33,7 +33,33 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "sealing keys",
         include_str!("../migrations/postgres/0003_sealing_keys.sql"),
     ),
+    (
+        4,
+        "scale",
+        include_str!("../migrations/postgres/0004_scale.sql"),
+    ),
 ];
+
+/// The clean-up, batch by batch: $1 the time bound, $2 the batch size.
+const CLEANUP: &[&str] = &[
+    "DELETE FROM challenges WHERE ctid IN
+     (SELECT ctid FROM challenges WHERE expires_at <= $1 LIMIT $2)",
+    "DELETE FROM challenges WHERE ctid IN
+     (SELECT ctid FROM challenges WHERE spent_at IS NOT NULL AND spent_at <= $1 LIMIT $2)",
+    "DELETE FROM setup_tokens WHERE ctid IN
+     (SELECT ctid FROM setup_tokens WHERE expires_at <= $1 LIMIT $2)",
+    "DELETE FROM refresh_tokens WHERE ctid IN
+     (SELECT ctid FROM refresh_tokens WHERE expires_at <= $1 LIMIT $2)",
+    "DELETE FROM throttle_windows WHERE ctid IN
+     (SELECT ctid FROM throttle_windows WHERE window_end <= $1 LIMIT $2)",
+    "DELETE FROM email_keys WHERE ctid IN
+     (SELECT ctid FROM email_keys WHERE expires_at <= $1 LIMIT $2)",
+    "DELETE FROM recovery_codes WHERE id IN
+     (SELECT id FROM recovery_codes WHERE used_at IS NOT NULL AND used_at <= $1 LIMIT $2)",
+];
+
+const CLEANUP_AUDIT: &str = "DELETE FROM audit_events WHERE id IN
+     (SELECT id FROM audit_events WHERE at < $1 LIMIT $2)";
 
 /// Advisory lock keys (arbitrary, fixed): one for user creation, one for the clean-up.
 const USERS_LOCK: i64 = 0x6d66_6167_0001;
@@ -1095,15 +1121,22 @@ impl EmailStore for PgStore {
 
 #[async_trait]
 impl AdminStore for PgStore {
-    async fn list_users(&self, limit: u32, offset: u32) -> StoreResult<Vec<User>> {
-        let rows = sqlx::query(&format!(
-            "SELECT {USER_COLUMNS} FROM users ORDER BY created_at, id LIMIT $1 OFFSET $2"
-        ))
-        .bind(i64::from(limit))
-        .bind(i64::from(offset))
-        .fetch_all(&self.pool)
-        .await
-        .store()?;
+    async fn list_users(&self, limit: u32, start: &UserPageStart) -> StoreResult<Vec<User>> {
+        let sql = match start {
+            UserPageStart::After { .. } => format!(
+                "SELECT {USER_COLUMNS} FROM users WHERE (created_at, id) > ($2, $3)
+                 ORDER BY created_at, id LIMIT $1"
+            ),
+            UserPageStart::Offset(_) => format!(
+                "SELECT {USER_COLUMNS} FROM users ORDER BY created_at, id LIMIT $1 OFFSET $2"
+            ),
+        };
+        let query = sqlx::query(&sql).bind(i64::from(limit));
+        let query = match start {
+            UserPageStart::After { created_at, id } => query.bind(*created_at).bind(id.clone()),
+            UserPageStart::Offset(offset) => query.bind(i64::from(*offset)),
+        };
+        let rows = query.fetch_all(&self.pool).await.store()?;
         rows.iter().map(user_from_row).collect()
     }
 
@@ -1368,15 +1401,20 @@ impl AuditStore for PgStore {
         user_id: Option<&str>,
         limit: u32,
     ) -> StoreResult<Vec<StoredAuditEvent>> {
-        let rows = sqlx::query(
-            "SELECT at, user_id, event, ip, detail FROM audit_events
-             WHERE $1::TEXT IS NULL OR user_id = $1 ORDER BY id DESC LIMIT $2",
-        )
-        .bind(user_id)
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await
-        .store()?;
+        // Two statements, not `$1 IS NULL OR user_id = $1`: that form cannot use the index.
+        let query = match user_id {
+            Some(user_id) => sqlx::query(
+                "SELECT at, user_id, event, ip, detail FROM audit_events
+                 WHERE user_id = $2 ORDER BY id DESC LIMIT $1",
+            )
+            .bind(i64::from(limit))
+            .bind(user_id.to_string()),
+            None => sqlx::query(
+                "SELECT at, user_id, event, ip, detail FROM audit_events ORDER BY id DESC LIMIT $1",
+            )
+            .bind(i64::from(limit)),
+        };
+        let rows = query.fetch_all(&self.pool).await.store()?;
         rows.iter()
             .map(|row| {
                 Ok(StoredAuditEvent {
@@ -1398,33 +1436,46 @@ impl MaintenanceStore for PgStore {
         Ok(())
     }
 
-    async fn delete_expired(&self, now: i64) -> StoreResult<u64> {
-        // One instance at a time: the others find the lock taken and skip this round.
-        let mut tx = self.pool.begin().await.store()?;
-        let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
-            .bind(CLEANUP_LOCK)
-            .fetch_one(&mut *tx)
-            .await
-            .store()?;
-        if !locked {
-            return Ok(0);
+    async fn delete_expired(
+        &self,
+        now: i64,
+        audit_before: Option<i64>,
+        batch: u32,
+    ) -> StoreResult<u64> {
+        let batch = i64::from(batch.max(1));
+        let mut statements: Vec<(&'static str, i64)> =
+            CLEANUP.iter().map(|statement| (*statement, now)).collect();
+        if let Some(before) = audit_before {
+            statements.push((CLEANUP_AUDIT, before));
         }
         let mut deleted = 0;
-        for statement in [
-            "DELETE FROM challenges WHERE expires_at <= $1",
-            "DELETE FROM setup_tokens WHERE expires_at <= $1",
-            "DELETE FROM refresh_tokens WHERE expires_at <= $1",
-            "DELETE FROM throttle_windows WHERE window_end <= $1",
-            "DELETE FROM email_keys WHERE expires_at <= $1",
-        ] {
-            deleted += sqlx::query(statement)
-                .bind(now)
-                .execute(&mut *tx)
-                .await
-                .store()?
-                .rows_affected();
+        for (statement, bound) in statements {
+            loop {
+                // A short transaction per batch; one instance at a time: another that holds
+                // the lock is doing this round, so this one stops.
+                let mut tx = self.pool.begin().await.store()?;
+                let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
+                    .bind(CLEANUP_LOCK)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .store()?;
+                if !locked {
+                    return Ok(deleted);
+                }
+                let gone = sqlx::query(statement)
+                    .bind(bound)
+                    .bind(batch)
+                    .execute(&mut *tx)
+                    .await
+                    .store()?
+                    .rows_affected();
+                tx.commit().await.store()?;
+                deleted += gone;
+                if gone < batch as u64 {
+                    break;
+                }
+            }
         }
-        tx.commit().await.store()?;
         Ok(deleted)
     }
 }

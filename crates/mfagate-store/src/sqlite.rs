@@ -54,6 +54,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "sealing keys",
         include_str!("../migrations/sqlite/0005_sealing_keys.sql"),
     ),
+    (
+        6,
+        "scale",
+        include_str!("../migrations/sqlite/0006_scale.sql"),
+    ),
 ];
 
 /// The migrations compiled into the binary, so a release needs no files beside it.
@@ -323,6 +328,28 @@ const COMPLETE_WITH_RECOVERY_CODE: &str = concat!(
 );
 
 const COMPLETE_WITH_EMAIL_CODE: &str = insert_refresh_token_if!("");
+
+// ----- the clean-up: ?1 the time bound, ?2 the batch size -----
+
+const CLEANUP: &[&str] = &[
+    "DELETE FROM challenges WHERE rowid IN
+     (SELECT rowid FROM challenges WHERE expires_at <= ?1 LIMIT ?2)",
+    "DELETE FROM challenges WHERE rowid IN
+     (SELECT rowid FROM challenges WHERE spent_at IS NOT NULL AND spent_at <= ?1 LIMIT ?2)",
+    "DELETE FROM setup_tokens WHERE rowid IN
+     (SELECT rowid FROM setup_tokens WHERE expires_at <= ?1 LIMIT ?2)",
+    "DELETE FROM refresh_tokens WHERE rowid IN
+     (SELECT rowid FROM refresh_tokens WHERE expires_at <= ?1 LIMIT ?2)",
+    "DELETE FROM throttle_windows WHERE rowid IN
+     (SELECT rowid FROM throttle_windows WHERE window_end <= ?1 LIMIT ?2)",
+    "DELETE FROM email_keys WHERE rowid IN
+     (SELECT rowid FROM email_keys WHERE expires_at <= ?1 LIMIT ?2)",
+    "DELETE FROM recovery_codes WHERE id IN
+     (SELECT id FROM recovery_codes WHERE used_at IS NOT NULL AND used_at <= ?1 LIMIT ?2)",
+];
+
+const CLEANUP_AUDIT: &str = "DELETE FROM audit_events WHERE id IN
+     (SELECT id FROM audit_events WHERE at < ?1 LIMIT ?2)";
 
 // ----- statements that two writes run -----
 
@@ -1160,15 +1187,22 @@ impl EmailStore for SqliteStore {
 
 #[async_trait]
 impl AdminStore for SqliteStore {
-    async fn list_users(&self, limit: u32, offset: u32) -> StoreResult<Vec<User>> {
-        let rows = sqlx::query(&format!(
-            "SELECT {USER_COLUMNS} FROM users ORDER BY created_at, id LIMIT ?1 OFFSET ?2"
-        ))
-        .bind(i64::from(limit))
-        .bind(i64::from(offset))
-        .fetch_all(&mut *self.read().await?)
-        .await
-        .store()?;
+    async fn list_users(&self, limit: u32, start: &UserPageStart) -> StoreResult<Vec<User>> {
+        let sql = match start {
+            UserPageStart::After { .. } => format!(
+                "SELECT {USER_COLUMNS} FROM users WHERE (created_at, id) > (?2, ?3)
+                 ORDER BY created_at, id LIMIT ?1"
+            ),
+            UserPageStart::Offset(_) => format!(
+                "SELECT {USER_COLUMNS} FROM users ORDER BY created_at, id LIMIT ?1 OFFSET ?2"
+            ),
+        };
+        let query = sqlx::query(&sql).bind(i64::from(limit));
+        let query = match start {
+            UserPageStart::After { created_at, id } => query.bind(*created_at).bind(id.clone()),
+            UserPageStart::Offset(offset) => query.bind(i64::from(*offset)),
+        };
+        let rows = query.fetch_all(&mut *self.read().await?).await.store()?;
         rows.iter().map(user_from_row).collect()
     }
 
@@ -1443,15 +1477,20 @@ impl AuditStore for SqliteStore {
         user_id: Option<&str>,
         limit: u32,
     ) -> StoreResult<Vec<StoredAuditEvent>> {
-        let rows = sqlx::query(
-            "SELECT at, user_id, event, ip, detail FROM audit_events
-             WHERE ?1 IS NULL OR user_id = ?1 ORDER BY id DESC LIMIT ?2",
-        )
-        .bind(user_id)
-        .bind(i64::from(limit))
-        .fetch_all(&mut *self.read().await?)
-        .await
-        .store()?;
+        // Two statements, not `?1 IS NULL OR user_id = ?1`: that form cannot use the index.
+        let query = match user_id {
+            Some(user_id) => sqlx::query(
+                "SELECT at, user_id, event, ip, detail FROM audit_events
+                 WHERE user_id = ?2 ORDER BY id DESC LIMIT ?1",
+            )
+            .bind(i64::from(limit))
+            .bind(user_id.to_string()),
+            None => sqlx::query(
+                "SELECT at, user_id, event, ip, detail FROM audit_events ORDER BY id DESC LIMIT ?1",
+            )
+            .bind(i64::from(limit)),
+        };
+        let rows = query.fetch_all(&mut *self.read().await?).await.store()?;
         rows.iter()
             .map(|row| {
                 Ok(StoredAuditEvent {
@@ -1476,18 +1515,31 @@ impl MaintenanceStore for SqliteStore {
         Ok(())
     }
 
-    async fn delete_expired(&self, now: i64) -> StoreResult<u64> {
+    async fn delete_expired(
+        &self,
+        now: i64,
+        audit_before: Option<i64>,
+        batch: u32,
+    ) -> StoreResult<u64> {
+        let batch = i64::from(batch.max(1));
         let mut deleted = 0;
-        // One job per table: a large clean-up does not hold one batch (and the writes waiting
-        // behind it) for all tables at once.
-        for statement in [
-            "DELETE FROM challenges WHERE expires_at <= ?1",
-            "DELETE FROM setup_tokens WHERE expires_at <= ?1",
-            "DELETE FROM refresh_tokens WHERE expires_at <= ?1",
-            "DELETE FROM throttle_windows WHERE window_end <= ?1",
-            "DELETE FROM email_keys WHERE expires_at <= ?1",
-        ] {
-            deleted += self.execute(statement, move |q| q.bind(now)).await?;
+        let mut statements: Vec<(&'static str, i64)> =
+            CLEANUP.iter().map(|statement| (*statement, now)).collect();
+        if let Some(before) = audit_before {
+            statements.push((CLEANUP_AUDIT, before));
+        }
+        // Each batch is a job of its own: writes queued behind the clean-up wait for one batch
+        // at most, never for the whole backlog.
+        for (statement, bound) in statements {
+            loop {
+                let gone = self
+                    .execute(statement, move |q| q.bind(bound).bind(batch))
+                    .await?;
+                deleted += gone;
+                if gone < batch as u64 {
+                    break;
+                }
+            }
         }
         Ok(deleted)
     }

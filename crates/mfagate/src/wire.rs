@@ -95,6 +95,23 @@ pub struct InvitationRequest {
 pub struct PageQuery {
     pub limit: Option<u32>,
     pub offset: Option<u32>,
+    /// The `next` of the previous page.
+    pub after: Option<String>,
+}
+
+/// The cursor of the page after `user`: its creation time and id, as `TIME.ID`.
+pub fn user_cursor(user: &User) -> String {
+    format!("{}.{}", user.created_at, user.id)
+}
+
+/// Reads a cursor made by [`user_cursor`].
+pub fn parse_user_cursor(cursor: &str) -> Option<mfagate_core::store::UserPageStart> {
+    let (time, id) = cursor.split_once('.')?;
+    let created_at = time.parse().ok()?;
+    (!id.is_empty() && id.len() <= 64).then(|| mfagate_core::store::UserPageStart::After {
+        created_at,
+        id: id.to_string(),
+    })
 }
 
 /// A user as administrators see them.

@@ -7,6 +7,10 @@
 
 use super::*;
 use crate::account::check_new_password;
+use crate::store::UserPageStart;
+
+/// The deepest offset the user list takes; further pages go by cursor.
+pub const MAX_USER_LIST_OFFSET: u32 = 10_000;
 
 /// The password hash of an invited user who has not chosen a password: no password verifies
 /// against it, since it is not a PHC string.
@@ -418,8 +422,17 @@ impl Gatekeeper {
         Ok(user)
     }
 
-    pub async fn list_users(&self, limit: u32, offset: u32) -> Result<Vec<User>> {
-        Ok(self.store.list_users(limit.clamp(1, 1000), offset).await?)
+    /// A page of users in order of creation. An offset walks past every user before it, so it
+    /// is bounded; `UserPageStart::After` (the cursor of the previous page) costs the same on
+    /// any page.
+    pub async fn list_users(&self, limit: u32, start: &UserPageStart) -> Result<Vec<User>> {
+        if matches!(start, UserPageStart::Offset(offset) if *offset > MAX_USER_LIST_OFFSET) {
+            return Err(Error::validation(
+                "offset",
+                format!("is over {MAX_USER_LIST_OFFSET}; page with `after` (the `next` of the page before) instead"),
+            ));
+        }
+        Ok(self.store.list_users(limit.clamp(1, 1000), start).await?)
     }
 
     async fn target_user(&self, user_id: &str) -> Result<User> {

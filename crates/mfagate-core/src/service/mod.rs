@@ -297,6 +297,10 @@ async fn check_sealing_keys(store: &dyn Store, sealer: &Sealer, now: i64) -> Res
     Ok(())
 }
 
+/// Rows the clean-up deletes per transaction: small enough that a write queued behind a batch
+/// waits milliseconds, large enough that a backlog of a million rows goes in a few hundred.
+pub const CLEANUP_BATCH: u32 = 2_000;
+
 fn stored_signing_key(key: &EdKey, sealer: &Sealer) -> Result<StoredSigningKey> {
     let seed = key
         .seed()
@@ -1541,8 +1545,14 @@ impl Gatekeeper {
         Ok((user, changed))
     }
 
-    /// Deletes expired rows; run periodically.
+    /// Deletes expired and spent rows, and audit events past their retention, in bounded
+    /// batches; run periodically.
     pub async fn clean_up(&self, now: i64) -> Result<u64> {
-        Ok(self.store.delete_expired(now).await?)
+        let audit_before = (self.config.audit_retention_days > 0)
+            .then(|| now - i64::from(self.config.audit_retention_days) * 86_400);
+        Ok(self
+            .store
+            .delete_expired(now, audit_before, CLEANUP_BATCH)
+            .await?)
     }
 }

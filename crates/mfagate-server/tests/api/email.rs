@@ -811,3 +811,47 @@ async fn the_mailed_link_opens_a_page_of_the_server_that_posts_the_key_to_the_ap
         .await;
     assert_eq!(verified.status, 200, "{}", verified.body);
 }
+
+#[tokio::test]
+async fn the_user_list_pages_by_cursor_and_bounds_its_offset() {
+    let app = spawn_app().await;
+    let admin = app.admin_token("root").await;
+    for name in ["ann", "bob", "cid", "dee"] {
+        assert_eq!(app.register(name).await.status, 201);
+    }
+    let mut seen = Vec::new();
+    let mut path = "/auth/admin/users?limit=2".to_string();
+    for _ in 0..5 {
+        let page = app.get(&path, Some(&admin)).await;
+        assert_eq!(page.status, 200, "{}", page.body);
+        let users = page.body["users"].as_array().unwrap();
+        seen.extend(
+            users
+                .iter()
+                .map(|u| u["username"].as_str().unwrap().to_string()),
+        );
+        match page.body["next"].as_str() {
+            Some(next) => {
+                assert_eq!(users.len(), 2, "only full pages have a next");
+                path = format!("/auth/admin/users?limit=2&after={next}");
+            }
+            None => break,
+        }
+    }
+    // In order of creation; users made in the same second follow their ids.
+    assert_eq!(seen.len(), 5, "{seen:?}");
+    seen.sort();
+    assert_eq!(seen, ["ann", "bob", "cid", "dee", "root"], "each user once");
+
+    app.get("/auth/admin/users?after=nonsense", Some(&admin))
+        .await
+        .assert_error(400, "validation_error");
+    app.get("/auth/admin/users?offset=10001", Some(&admin))
+        .await
+        .assert_error(400, "validation_error");
+    let deep = app
+        .get("/auth/admin/users?offset=10000", Some(&admin))
+        .await;
+    assert_eq!(deep.status, 200);
+    assert_eq!(deep.body["users"], json!([]));
+}

@@ -16,6 +16,7 @@ mod limits;
 mod link_pages;
 mod logs;
 mod modes;
+mod query_plans;
 mod revocation;
 mod second_factor;
 mod smtp;

@@ -298,3 +298,88 @@ async fn every_answered_registration_survives_a_kill_of_the_server_on_sqlite() {
         assert!(login["access"].is_string(), "{name} was lost: {login}");
     }
 }
+
+#[tokio::test]
+async fn the_clean_up_goes_in_batches_and_keeps_what_is_live() {
+    use mfagate::core::store::*;
+    let app = spawn_app().await;
+    let access = app.register_and_token("ann").await;
+    let enrolled = app.enable_totp(&access).await;
+    let ephemeral = app.challenge("ann").await;
+    // One code used; one challenge spent by that login.
+    let done = app.verify(&ephemeral, &enrolled.recovery_codes[0]).await;
+    assert_eq!(done.status, 200, "{}", done.body);
+    let live = app.challenge("ann").await;
+
+    let store = mfagate_store::open(&app.settings.database_url)
+        .await
+        .unwrap();
+    let user = store.user_by_login("ann").await.unwrap().unwrap();
+    let now = mfagate::gate::unix_now();
+    for n in 0..7 {
+        let expired = NewChallenge {
+            id: format!("old{n}"),
+            user_id: user.id.clone(),
+            token_hash: format!("old-token-{n}"),
+            created_at: now - 1_000,
+            expires_at: now - 700,
+        };
+        store
+            .create_challenge(&expired, 100, 5, now - 1_000)
+            .await
+            .unwrap();
+    }
+    store
+        .record_audit_batch(&[AuditRecord {
+            at: now - 500 * 86_400,
+            user_id: Some(user.id.clone()),
+            event: "login_succeeded",
+            ip: None,
+            detail: None,
+        }])
+        .await
+        .unwrap();
+    let old_events = || async {
+        store
+            .recent_audit_events(None, 1000)
+            .await
+            .unwrap()
+            .iter()
+            .filter(|e| e.at < now - 400 * 86_400)
+            .count()
+    };
+    assert_eq!(old_events().await, 1);
+
+    // Batches of two: every statement has to come back for more.
+    let deleted = store
+        .delete_expired(now, Some(now - 400 * 86_400), 2)
+        .await
+        .unwrap();
+    // 7 expired challenges, the spent one, the used code, the old event.
+    assert_eq!(deleted, 10);
+    assert_eq!(
+        store.count_unused_recovery_codes(&user.id).await.unwrap(),
+        9,
+        "unused codes stay"
+    );
+    assert_eq!(old_events().await, 0, "past the retention");
+    assert!(
+        !store
+            .recent_audit_events(None, 1000)
+            .await
+            .unwrap()
+            .is_empty(),
+        "newer events stay"
+    );
+    // The live challenge still answers; the rest of the account is untouched.
+    let answer = app
+        .verify(&live, &code(&enrolled.secret, enrolled.step + 1))
+        .await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    let later = mfagate::gate::unix_now() + 1;
+    assert_eq!(
+        store.delete_expired(later, None, 2).await.unwrap(),
+        1,
+        "the challenge that login spent"
+    );
+}

@@ -9,7 +9,8 @@ use serde_json::{json, Value};
 use crate::error::ApiResult;
 use crate::extract::{AuthenticatedUser, ClientAddr, JsonBody};
 use crate::gate::MfaGate;
-use crate::wire::{AdminUserBody, InvitationRequest, PageQuery};
+use crate::wire::{parse_user_cursor, user_cursor, AdminUserBody, InvitationRequest, PageQuery};
+use mfagate_core::store::UserPageStart;
 
 pub async fn invite(
     State(gate): State<MfaGate>,
@@ -36,14 +37,20 @@ pub async fn list_users(
     Query(page): Query<PageQuery>,
 ) -> ApiResult<Json<Value>> {
     gate.gatekeeper().require_admin(&auth.user_id).await?;
-    let users: Vec<AdminUserBody> = gate
-        .gatekeeper()
-        .list_users(page.limit.unwrap_or(100), page.offset.unwrap_or(0))
-        .await?
-        .into_iter()
-        .map(AdminUserBody::from)
-        .collect();
-    Ok(Json(json!({ "users": users })))
+    let start = match &page.after {
+        Some(cursor) => parse_user_cursor(cursor).ok_or_else(|| {
+            mfagate_core::Error::validation("after", "is not a cursor: pass the `next` of a page")
+        })?,
+        None => UserPageStart::Offset(page.offset.unwrap_or(0)),
+    };
+    let limit = page.limit.unwrap_or(100).clamp(1, 1000);
+    let users = gate.gatekeeper().list_users(limit, &start).await?;
+    // A full page may have a successor; its cursor is the last user of this one.
+    let next = (users.len() == limit as usize)
+        .then(|| users.last().map(user_cursor))
+        .flatten();
+    let users: Vec<AdminUserBody> = users.into_iter().map(AdminUserBody::from).collect();
+    Ok(Json(json!({ "users": users, "next": next })))
 }
 
 pub async fn reset_mfa(

@@ -1,0 +1,519 @@
+//! Every statement a store runs, planned by its database: none may scan a table on a per-user
+//! path. The statements are the ones the store really sends (sqlx reports each at debug level to
+//! `tracing`, where this test's layer records them) while every store intent is called once;
+//! each is then explained: SQLite `EXPLAIN QUERY PLAN`, PostgreSQL `EXPLAIN` of the prepared
+//! statement's generic plan with sequential scans priced out, so a `Seq Scan` means no index
+//! can serve it. The allowed scans are listed below, each with why it is bounded.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+
+use mfagate::core::store::*;
+use mfagate::core::Store;
+use tracing::field::{Field, Visit};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::Layer;
+
+use crate::backend::{postgres_selected, PgDatabase};
+
+/// Records the SQL of every statement sqlx reports.
+#[derive(Clone, Default)]
+struct Recorder(Arc<Mutex<BTreeSet<String>>>);
+
+#[derive(Default)]
+struct SqlFields {
+    summary: String,
+    statement: String,
+}
+
+impl Visit for SqlFields {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        match field.name() {
+            "summary" => self.summary = value.to_string(),
+            "db.statement" => self.statement = value.to_string(),
+            _ => {}
+        }
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        if matches!(field.name(), "summary" | "db.statement") {
+            self.record_str(field, format!("{value:?}").trim_matches('"'));
+        }
+    }
+}
+
+impl<S: tracing::Subscriber> Layer<S> for Recorder {
+    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        if event.metadata().target() != "sqlx::query" {
+            return;
+        }
+        let mut fields = SqlFields::default();
+        event.record(&mut fields);
+        // sqlx sends the whole text only when it is longer than its four-word summary.
+        let sql = if fields.statement.trim().is_empty() {
+            fields.summary
+        } else {
+            fields.statement
+        };
+        self.0.lock().unwrap().insert(sql.trim().to_string());
+    }
+}
+
+/// Scans that are allowed: (table, a piece of the statement, why the scan is bounded).
+const ALLOWED_SCANS: &[(&str, &str, &str)] = &[
+    (
+        "signing_keys",
+        "",
+        "a handful of rows per deployment, not per user",
+    ),
+    ("sealing_keys", "", "one row per sealing key ever used"),
+    (
+        "audit_events",
+        "FROM audit_events ORDER BY id DESC LIMIT",
+        "the newest events, walked from the end and stopped at the limit",
+    ),
+    (
+        "json_each",
+        "FROM json_each(",
+        "the rows of the request itself (a batch of audit events in one statement)",
+    ),
+];
+
+fn allowed(table: &str, statement: &str) -> bool {
+    ALLOWED_SCANS
+        .iter()
+        .any(|(t, piece, _)| *t == table && statement.contains(piece))
+}
+
+/// The single statements in what sqlx sent (SQLite takes several in one text).
+fn statements(recorded: &BTreeSet<String>) -> Vec<String> {
+    let mut out = BTreeSet::new();
+    for text in recorded {
+        for statement in text.split(';') {
+            let statement = statement.trim();
+            let head = statement
+                .split_whitespace()
+                .next()
+                .unwrap_or_default()
+                .to_ascii_uppercase();
+            let planned = matches!(
+                head.as_str(),
+                "SELECT" | "INSERT" | "UPDATE" | "DELETE" | "WITH"
+            );
+            if planned
+                && !statement.contains("_sqlx_migrations")
+                && !statement.contains("sqlite_master")
+            {
+                out.insert(statement.to_string());
+            }
+        }
+    }
+    out.into_iter().collect()
+}
+
+fn refresh(hash: &str, user: &str, family: &str, now: i64) -> NewRefreshToken {
+    NewRefreshToken {
+        token_hash: hash.into(),
+        user_id: user.into(),
+        family_id: family.into(),
+        amr: "pwd mfa otp".into(),
+        auth_time: now,
+        created_at: now,
+        expires_at: now + 3600,
+    }
+}
+
+/// Calls every intent of the store once (some twice, for their other branch).
+async fn exercise_every_intent(store: &dyn Store) {
+    let now = 1_900_000_000;
+    let new_user = |id: &str| NewUser {
+        id: id.into(),
+        username: id.into(),
+        email: format!("{id}@example.com"),
+        password_hash: "$argon2id$fake".into(),
+        is_admin: false,
+        created_at: now,
+    };
+    store.create_user(&new_user("u1")).await.unwrap();
+    store.create_user(&new_user("u2")).await.unwrap();
+    store.user_by_id("u1").await.unwrap().unwrap();
+    store.user_by_login("u1").await.unwrap().unwrap();
+    store
+        .user_by_login("u1@example.com")
+        .await
+        .unwrap()
+        .unwrap();
+    store.set_admin("u1", true).await.unwrap();
+    store.set_preferred_method("u1", "totp").await.unwrap();
+
+    // Enrolment, with and without a setup token.
+    store
+        .create_setup_token("setup1", "u2", now + 900)
+        .await
+        .unwrap();
+    store.setup_token_user("setup1", now).await.unwrap();
+    for (user, setup) in [("u1", None), ("u2", Some("setup1".to_string()))] {
+        let enabled = store
+            .enable_totp(
+                &TotpEnrolment {
+                    user_id: user.into(),
+                    epoch: 0,
+                    setup_token_hash: setup,
+                    secret_sealed: "k.sealed".into(),
+                    accepted_step: 10,
+                    recovery_codes_sealed: vec!["k.a".into(), "k.b".into(), "k.c".into()],
+                    refresh: refresh(&format!("enrol-{user}"), user, &format!("f-{user}"), now),
+                },
+                now,
+            )
+            .await
+            .unwrap();
+        assert_eq!(enabled, TotpEnabled::Enabled, "{user}");
+    }
+    store.totp_device("u1").await.unwrap().unwrap();
+    store.accept_totp_step("u1", 11, now).await.unwrap();
+    let codes = store.unused_recovery_codes("u1").await.unwrap();
+    store.count_unused_recovery_codes("u1").await.unwrap();
+    store
+        .consume_recovery_code("u1", codes[0].id, now)
+        .await
+        .unwrap();
+    store
+        .replace_recovery_codes("u1", &["k.d".into(), "k.e".into()])
+        .await
+        .unwrap();
+
+    // A login: challenge, attempt, completion by each factor.
+    let window = WindowLimit {
+        key: "mfa-user:u1".into(),
+        limit: 10,
+        window_seconds: 900,
+    };
+    for (n, claim) in [
+        FactorClaim::TotpStep(12),
+        FactorClaim::RecoveryCode(codes[1].id),
+        FactorClaim::EmailCode,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let challenge = NewChallenge {
+            id: format!("c{n}"),
+            user_id: "u1".into(),
+            token_hash: format!("ct{n}"),
+            created_at: now,
+            expires_at: now + 300,
+        };
+        store.create_challenge(&challenge, 5, 5, now).await.unwrap();
+        store
+            .challenge_by_token(&challenge.token_hash)
+            .await
+            .unwrap();
+        store
+            .reserve_email_send(&challenge.id, "codehash", now, 30, 5, 5)
+            .await
+            .unwrap();
+        store
+            .release_email_send(&challenge.id, "codehash")
+            .await
+            .unwrap();
+        store
+            .claim_challenge_attempt(&challenge.id, 5, Some(&window), now)
+            .await
+            .unwrap();
+        store
+            .complete_challenge(
+                &challenge.id,
+                claim,
+                &refresh(&format!("login{n}"), "u1", &format!("fl{n}"), now),
+                Some(&window),
+                now,
+            )
+            .await
+            .unwrap();
+    }
+
+    // Refresh tokens.
+    store
+        .insert_refresh_token(&refresh("r1", "u1", "fr", now))
+        .await
+        .unwrap();
+    let successor = RefreshSuccessor {
+        token_hash: "r2".into(),
+        created_at: now,
+        expires_at: now + 3600,
+    };
+    store
+        .rotate_refresh_token("r1", &successor, now)
+        .await
+        .unwrap();
+    store
+        .rotate_refresh_token("r1", &successor, now)
+        .await
+        .unwrap(); // reuse
+    store.revoke_refresh_family("r2", now).await.unwrap();
+
+    // Throttles.
+    store
+        .claim_windows(std::slice::from_ref(&window), now)
+        .await
+        .unwrap();
+    store
+        .release_windows(std::slice::from_ref(&window), now)
+        .await
+        .unwrap();
+
+    // E-mail.
+    store.set_email_verified("u1").await.unwrap();
+    store.set_email_otp("u1", true).await.unwrap();
+    for (key, purpose) in [
+        ("kv", KeyPurpose::Verification),
+        ("ki", KeyPurpose::Invitation),
+        ("kr", KeyPurpose::PasswordReset),
+    ] {
+        store
+            .create_email_key(key, "u1", purpose, now + 3600)
+            .await
+            .unwrap();
+        store.email_key_user(key, purpose, now).await.unwrap();
+    }
+    store
+        .consume_email_key("kv", KeyPurpose::Verification, now)
+        .await
+        .unwrap();
+
+    // Account changes, each ending credentials.
+    store
+        .change_account(
+            "u1",
+            &AccountChange::SetPassword {
+                hash: "$argon2id$other".into(),
+                verify_email: true,
+            },
+            Some(("kr", KeyPurpose::PasswordReset)),
+            now,
+        )
+        .await
+        .unwrap();
+    store
+        .change_account("u2", &AccountChange::ResetMfa, None, now)
+        .await
+        .unwrap();
+    store
+        .change_account("u2", &AccountChange::Disable, None, now)
+        .await
+        .unwrap();
+    store.disable_totp("u1").await.unwrap();
+
+    // Administration.
+    let first = store
+        .list_users(1, &UserPageStart::Offset(0))
+        .await
+        .unwrap();
+    let after = UserPageStart::After {
+        created_at: first[0].created_at,
+        id: first[0].id.clone(),
+    };
+    assert_eq!(store.list_users(100, &after).await.unwrap().len(), 1);
+    store
+        .list_users(100, &UserPageStart::Offset(1))
+        .await
+        .unwrap();
+    store.enable_user("u2").await.unwrap();
+
+    // Keys.
+    let key = |kid: &str| StoredSigningKey {
+        kid: kid.into(),
+        private_sealed: "k.seed".into(),
+        public_key: "pub".into(),
+        created_at: now,
+        retired_at: None,
+    };
+    store.add_first_signing_key(&key("kid1")).await.unwrap();
+    store.add_signing_key(&key("kid2"), now).await.unwrap();
+    store.signing_keys().await.unwrap();
+    store.record_sealing_key("k", now).await.unwrap();
+    store.sealing_key_ids().await.unwrap();
+
+    // Audit and maintenance.
+    store
+        .record_audit_batch(&[AuditRecord {
+            at: now,
+            user_id: Some("u1".into()),
+            event: "login_succeeded",
+            ip: Some("127.0.0.1".into()),
+            detail: None,
+        }])
+        .await
+        .unwrap();
+    store.recent_audit_events(Some("u1"), 50).await.unwrap();
+    store.recent_audit_events(None, 50).await.unwrap();
+    store.ping().await.unwrap();
+    // Twice: with a batch of one, each statement runs until its table is clear.
+    store.delete_expired(now, Some(now), 1).await.unwrap();
+    store
+        .delete_expired(now + 10_000_000, Some(now + 1), 2_000)
+        .await
+        .unwrap();
+}
+
+/// The scans in one statement's plan: the tables read whole.
+async fn scans_sqlite(conn: &mut sqlx::SqliteConnection, statement: &str) -> Vec<String> {
+    use sqlx::Row;
+    let rows = sqlx::query(&format!("EXPLAIN QUERY PLAN {statement}"))
+        .fetch_all(&mut *conn)
+        .await
+        .unwrap_or_else(|e| panic!("cannot explain {statement}: {e}"));
+    let mut scans = Vec::new();
+    for row in rows {
+        let detail: String = row.get("detail");
+        // "SCAN t" reads the table; "SCAN t USING INDEX i" walks a whole index, which is
+        // bounded only when the statement stops at a LIMIT.
+        if let Some(rest) = detail.strip_prefix("SCAN ") {
+            let table = rest
+                .split_whitespace()
+                .next()
+                .unwrap_or_default()
+                .to_string();
+            // (The one OFFSET, the user list's, is bounded by the core's MAX_USER_LIST_OFFSET.)
+            let bounded_walk = rest.contains("USING") && statement.contains("LIMIT");
+            if table != "CONSTANT" && !bounded_walk {
+                scans.push(format!("{table}: {detail}"));
+            }
+        }
+    }
+    scans
+}
+
+async fn scans_postgres(conn: &mut sqlx::PgConnection, statement: &str) -> Vec<String> {
+    use sqlx::{Executor, Row};
+    let params = (1..=20)
+        .filter(|n| statement.contains(&format!("${n}")))
+        .max()
+        .unwrap_or(0);
+    // Simple-protocol statements only here: sqlx keeps its own prepared statements on this
+    // connection, which a DEALLOCATE ALL would pull from under it.
+    let _ = conn.execute("DEALLOCATE plan_me").await;
+    // sqlx sends the parameter types with the values; here PostgreSQL has to infer them, which
+    // `$2 + $3` defeats. Then try the parameters as `unknown` (inferred) or `bigint`.
+    let mut prepared = Err(String::new());
+    for mask in 0..(1u32 << params) {
+        let types: Vec<&str> = (0..params)
+            .map(|k| {
+                if mask & (1 << k) == 0 {
+                    "unknown"
+                } else {
+                    "bigint"
+                }
+            })
+            .collect();
+        let declared = if params == 0 {
+            String::new()
+        } else {
+            format!("({})", types.join(", "))
+        };
+        match conn
+            .execute(format!("PREPARE plan_me{declared} AS {statement}").as_str())
+            .await
+        {
+            Ok(_) => {
+                prepared = Ok(());
+                break;
+            }
+            Err(error) if mask == 0 => prepared = Err(error.to_string()),
+            Err(_) => {}
+        }
+    }
+    if let Err(error) = prepared {
+        panic!("cannot prepare {statement}: {error}");
+    }
+    let args = vec!["NULL"; params].join(", ");
+    let execute = if params == 0 {
+        "EXPLAIN EXECUTE plan_me".to_string()
+    } else {
+        format!("EXPLAIN EXECUTE plan_me({args})")
+    };
+    let rows = sqlx::raw_sql(&execute)
+        .fetch_all(&mut *conn)
+        .await
+        .unwrap_or_else(|e| panic!("cannot explain {statement}: {e}"));
+    let mut scans = Vec::new();
+    for row in rows {
+        let line: String = row.get(0);
+        if let Some(at) = line.find("Seq Scan on ") {
+            let table = line[at + 12..]
+                .split_whitespace()
+                .next()
+                .unwrap_or_default()
+                .to_string();
+            scans.push(format!("{table}: {}", line.trim()));
+        }
+    }
+    scans
+}
+
+#[tokio::test]
+async fn no_statement_of_the_store_scans_a_table() {
+    let recorder = Recorder::default();
+    let subscriber = tracing_subscriber::registry().with(
+        recorder.clone().with_filter(
+            tracing_subscriber::filter::Targets::new()
+                .with_target("sqlx::query", tracing::Level::DEBUG),
+        ),
+    );
+    tracing::subscriber::set_global_default(subscriber)
+        .expect("no other subscriber in this test process (unset TEST_LOG)");
+
+    let dir = tempfile::tempdir().unwrap();
+    let pg = if postgres_selected() {
+        Some(PgDatabase::create().await)
+    } else {
+        None
+    };
+    let url = match &pg {
+        Some(database) => database.url.clone(),
+        None => format!("sqlite://{}", dir.path().join("plans.db").display()),
+    };
+    let store = mfagate_store::open(&url).await.unwrap();
+    exercise_every_intent(&*store).await;
+    let statements = statements(&recorder.0.lock().unwrap());
+    assert!(
+        statements.len() >= 60,
+        "the recorder saw only {} statements: is sqlx's statement logging on?",
+        statements.len()
+    );
+
+    let mut problems = Vec::new();
+    if pg.is_some() {
+        use sqlx::{Connection, Executor};
+        let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+        conn.execute("SET enable_seqscan = off; SET plan_cache_mode = force_generic_plan")
+            .await
+            .unwrap();
+        for statement in &statements {
+            for scan in scans_postgres(&mut conn, statement).await {
+                let table = scan.split(':').next().unwrap_or_default();
+                if !allowed(table, statement) {
+                    problems.push(format!("{scan}\n    in: {statement}"));
+                }
+            }
+        }
+    } else {
+        use sqlx::Connection;
+        let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+        for statement in &statements {
+            for scan in scans_sqlite(&mut conn, statement).await {
+                let table = scan.split(':').next().unwrap_or_default();
+                if !allowed(table, statement) {
+                    problems.push(format!("{scan}\n    in: {statement}"));
+                }
+            }
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "{} statements scan a table:\n{}",
+        problems.len(),
+        problems.join("\n")
+    );
+}

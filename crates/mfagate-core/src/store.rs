@@ -476,6 +476,32 @@ pub trait KeyStore: Send + Sync {
     async fn record_sealing_key(&self, key_id: &str, now: i64) -> StoreResult<()>;
 }
 
+/// One account with what it holds, as an import from another system (or a benchmark's seed)
+/// brings it. Secrets come sealed with the gate's key, tokens and keys as hashes.
+#[derive(Debug, Clone)]
+pub struct ImportedAccount {
+    pub user: NewUser,
+    pub email_verified: bool,
+    pub email_otp: bool,
+    /// The method offered first at login (`totp`, `email` or `none`).
+    pub preferred_method: String,
+    pub totp: Option<TotpDevice>,
+    /// Sealed codes, each with when it was used (if it was).
+    pub recovery_codes: Vec<(String, Option<i64>)>,
+    pub sessions: Vec<NewRefreshToken>,
+    /// Key hash, purpose, expiry.
+    pub email_keys: Vec<(String, KeyPurpose, i64)>,
+    pub challenges: Vec<NewChallenge>,
+    pub audit: Vec<AuditRecord>,
+}
+
+#[async_trait]
+pub trait ImportStore: Send + Sync {
+    /// Stores the accounts and everything they hold, all or nothing, in one transaction.
+    /// Usernames, addresses, ids and hashes must be new (`Conflict` otherwise).
+    async fn import_accounts(&self, accounts: &[ImportedAccount]) -> StoreResult<()>;
+}
+
 #[async_trait]
 pub trait AuditStore: Send + Sync {
     /// Several records in one transaction.
@@ -513,6 +539,7 @@ pub trait Store:
     + TokenStore
     + ThrottleStore
     + AuditStore
+    + ImportStore
     + MaintenanceStore
 {
 }
@@ -527,6 +554,7 @@ impl<T> Store for T where
         + TokenStore
         + ThrottleStore
         + AuditStore
+        + ImportStore
         + MaintenanceStore
 {
 }

@@ -1227,6 +1227,103 @@ fn signing_key_from_row(row: &SqliteRow) -> Result<StoredSigningKey, StoreError>
 }
 
 #[async_trait]
+impl ImportStore for SqliteStore {
+    async fn import_accounts(&self, accounts: &[ImportedAccount]) -> StoreResult<()> {
+        let accounts = accounts.to_vec();
+        // One job: its statements run in the writer's transaction, so all or nothing.
+        self.write(move |c| {
+            Box::pin(async move {
+                for a in &accounts {
+                    let u = &a.user;
+                    sqlx::query(
+                        "INSERT INTO users (id, username, username_lower, email, email_lower, password_hash,
+                                            email_verified, is_admin, preferred_method, email_otp, created_at)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                    )
+                    .bind(&u.id)
+                    .bind(&u.username)
+                    .bind(u.username.to_lowercase())
+                    .bind(&u.email)
+                    .bind(u.email.to_lowercase())
+                    .bind(&u.password_hash)
+                    .bind(a.email_verified)
+                    .bind(u.is_admin)
+                    .bind(&a.preferred_method)
+                    .bind(a.email_otp)
+                    .bind(u.created_at)
+                    .execute(&mut *c)
+                    .await?;
+                    if let Some(totp) = &a.totp {
+                        sqlx::query(
+                            "INSERT INTO totp_devices (user_id, secret_sealed, created_at, last_used_at, last_step)
+                             VALUES (?1, ?2, ?3, ?4, ?5)",
+                        )
+                        .bind(&u.id)
+                        .bind(&totp.secret_sealed)
+                        .bind(totp.created_at)
+                        .bind(totp.last_used_at)
+                        .bind(totp.last_step)
+                        .execute(&mut *c)
+                        .await?;
+                    }
+                    for (code, used_at) in &a.recovery_codes {
+                        sqlx::query(
+                            "INSERT INTO recovery_codes (user_id, code_sealed, used_at) VALUES (?1, ?2, ?3)",
+                        )
+                        .bind(&u.id)
+                        .bind(code)
+                        .bind(used_at)
+                        .execute(&mut *c)
+                        .await?;
+                    }
+                    for token in &a.sessions {
+                        insert_token(c, token).await?;
+                    }
+                    for (hash, purpose, expires_at) in &a.email_keys {
+                        sqlx::query(
+                            "INSERT INTO email_keys (key_hash, user_id, purpose, expires_at) VALUES (?1, ?2, ?3, ?4)",
+                        )
+                        .bind(hash)
+                        .bind(&u.id)
+                        .bind(purpose.as_str())
+                        .bind(expires_at)
+                        .execute(&mut *c)
+                        .await?;
+                    }
+                    for challenge in &a.challenges {
+                        sqlx::query(
+                            "INSERT INTO challenges (id, user_id, token_hash, created_at, expires_at)
+                             VALUES (?1, ?2, ?3, ?4, ?5)",
+                        )
+                        .bind(&challenge.id)
+                        .bind(&challenge.user_id)
+                        .bind(&challenge.token_hash)
+                        .bind(challenge.created_at)
+                        .bind(challenge.expires_at)
+                        .execute(&mut *c)
+                        .await?;
+                    }
+                    for event in &a.audit {
+                        sqlx::query(
+                            "INSERT INTO audit_events (at, user_id, event, ip, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
+                        )
+                        .bind(event.at)
+                        .bind(&event.user_id)
+                        .bind(event.event)
+                        .bind(&event.ip)
+                        .bind(&event.detail)
+                        .execute(&mut *c)
+                        .await?;
+                    }
+                }
+                Ok(())
+            })
+        })
+        .await
+    }
+}
+
+#[async_trait]
 impl KeyStore for SqliteStore {
     async fn signing_keys(&self) -> StoreResult<Vec<StoredSigningKey>> {
         let rows = sqlx::query(

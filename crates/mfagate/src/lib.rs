@@ -98,6 +98,7 @@ impl MfaGate {
             )
             .route("/admin/invitations", post(routes::admin::invite))
             .route("/admin/users", get(routes::admin::list_users))
+            .route("/admin/audit", get(routes::admin::audit))
             .route(
                 "/admin/users/{id}/reset-mfa",
                 post(routes::admin::reset_mfa),

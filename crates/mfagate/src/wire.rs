@@ -99,6 +99,34 @@ pub struct PageQuery {
     pub after: Option<String>,
 }
 
+#[derive(Debug, Deserialize)]
+pub struct AuditQuery {
+    pub user_id: Option<String>,
+    pub limit: Option<u32>,
+}
+
+/// An audit event as administrators see it.
+#[derive(Debug, Serialize)]
+pub struct AuditEventBody {
+    pub at: Option<String>,
+    pub user_id: Option<String>,
+    pub event: String,
+    pub ip: Option<String>,
+    pub detail: Option<String>,
+}
+
+impl From<mfagate_core::store::StoredAuditEvent> for AuditEventBody {
+    fn from(event: mfagate_core::store::StoredAuditEvent) -> Self {
+        Self {
+            at: rfc3339(event.at),
+            user_id: event.user_id,
+            event: event.event,
+            ip: event.ip,
+            detail: event.detail,
+        }
+    }
+}
+
 /// The cursor of the page after `user`: its creation time and id, as `TIME.ID`.
 pub fn user_cursor(user: &User) -> String {
     format!("{}.{}", user.created_at, user.id)

@@ -435,6 +435,18 @@ impl Gatekeeper {
         Ok(self.store.list_users(limit.clamp(1, 1000), start).await?)
     }
 
+    /// The newest audit events, of one user or of everyone (1 to 1000, newest first).
+    pub async fn audit_events(
+        &self,
+        user_id: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<crate::store::StoredAuditEvent>> {
+        Ok(self
+            .store
+            .recent_audit_events(user_id, limit.clamp(1, 1000))
+            .await?)
+    }
+
     async fn target_user(&self, user_id: &str) -> Result<User> {
         if user_id.contains('\0') {
             return Err(Error::NotFound("no such user".into()));

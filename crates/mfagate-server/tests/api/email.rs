@@ -855,3 +855,53 @@ async fn the_user_list_pages_by_cursor_and_bounds_its_offset() {
     assert_eq!(deep.status, 200);
     assert_eq!(deep.body["users"], json!([]));
 }
+
+#[tokio::test]
+async fn administrators_read_the_audit_trail_of_a_user_or_of_everyone() {
+    let app = spawn_app().await;
+    let admin = app.admin_token("root").await;
+    let access = app.register_and_token("ann").await;
+    app.login_with("ann", "a wrong password").await;
+    let ann = app.get("/auth/user", Some(&access)).await.body["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    app.get("/auth/admin/audit", Some(&access))
+        .await
+        .assert_error(403, "forbidden");
+    // Events are stored by a background writer right after each request.
+    let mut events = serde_json::Value::Null;
+    for _ in 0..40 {
+        let answer = app
+            .get(
+                &format!("/auth/admin/audit?user_id={ann}&limit=10"),
+                Some(&admin),
+            )
+            .await;
+        assert_eq!(answer.status, 200, "{}", answer.body);
+        events = answer.body["events"].clone();
+        if events.as_array().unwrap().len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let names: Vec<&str> = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names.first(),
+        Some(&"login_failed"),
+        "newest first: {names:?}"
+    );
+    assert!(names.contains(&"user_registered"), "{names:?}");
+    assert!(events
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|e| e["user_id"] == ann));
+    let everyone = app.get("/auth/admin/audit?limit=1", Some(&admin)).await;
+    assert_eq!(everyone.body["events"].as_array().unwrap().len(), 1);
+}

@@ -335,6 +335,42 @@ async fn exercise_every_intent(store: &dyn Store) {
     store.record_sealing_key("k", now).await.unwrap();
     store.sealing_key_ids().await.unwrap();
 
+    // An import of an account with everything it can hold.
+    store
+        .import_accounts(&[ImportedAccount {
+            user: new_user("u3"),
+            email_verified: true,
+            email_otp: true,
+            preferred_method: "totp".into(),
+            totp: Some(TotpDevice {
+                secret_sealed: "k.s".into(),
+                created_at: now,
+                last_used_at: None,
+                last_step: Some(3),
+            }),
+            recovery_codes: vec![("k.x".into(), None), ("k.y".into(), Some(now))],
+            sessions: vec![refresh("imported", "u3", "fi", now)],
+            email_keys: vec![("ik".into(), KeyPurpose::Verification, now + 60)],
+            challenges: vec![NewChallenge {
+                id: "ic".into(),
+                user_id: "u3".into(),
+                token_hash: "ict".into(),
+                created_at: now,
+                expires_at: now + 300,
+            }],
+            audit: vec![AuditRecord {
+                at: now,
+                user_id: Some("u3".into()),
+                event: "user_registered",
+                ip: None,
+                detail: None,
+            }],
+        }])
+        .await
+        .unwrap();
+    assert!(store.totp_device("u3").await.unwrap().is_some());
+    assert_eq!(store.count_unused_recovery_codes("u3").await.unwrap(), 1);
+
     // Audit and maintenance.
     store
         .record_audit_batch(&[AuditRecord {

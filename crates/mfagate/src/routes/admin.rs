@@ -9,7 +9,10 @@ use serde_json::{json, Value};
 use crate::error::ApiResult;
 use crate::extract::{AuthenticatedUser, ClientAddr, JsonBody};
 use crate::gate::MfaGate;
-use crate::wire::{parse_user_cursor, user_cursor, AdminUserBody, InvitationRequest, PageQuery};
+use crate::wire::{
+    parse_user_cursor, user_cursor, AdminUserBody, AuditEventBody, AuditQuery, InvitationRequest,
+    PageQuery,
+};
 use mfagate_core::store::UserPageStart;
 
 pub async fn invite(
@@ -51,6 +54,23 @@ pub async fn list_users(
         .flatten();
     let users: Vec<AdminUserBody> = users.into_iter().map(AdminUserBody::from).collect();
     Ok(Json(json!({ "users": users, "next": next })))
+}
+
+/// The newest audit events, of one user (`user_id`) or of everyone.
+pub async fn audit(
+    State(gate): State<MfaGate>,
+    auth: AuthenticatedUser,
+    Query(query): Query<AuditQuery>,
+) -> ApiResult<Json<Value>> {
+    gate.gatekeeper().require_admin(&auth.user_id).await?;
+    let events: Vec<AuditEventBody> = gate
+        .gatekeeper()
+        .audit_events(query.user_id.as_deref(), query.limit.unwrap_or(100))
+        .await?
+        .into_iter()
+        .map(AuditEventBody::from)
+        .collect();
+    Ok(Json(json!({ "events": events })))
 }
 
 pub async fn reset_mfa(

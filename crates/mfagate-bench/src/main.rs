@@ -1,11 +1,15 @@
-//! `cargo run --release -p mfagate-bench -- [--quick] [--database sqlite|postgres]`
+//! `cargo run --release -p mfagate-bench -- [--quick] [--database sqlite|postgres] [--users N]`
+//! `cargo run --release -p mfagate-bench -- --scale`
 //!
-//! Starts the release server on a fresh database, seeds users through the library, drives load
-//! over HTTP, and reports every figure beside the HTTP ceiling of this machine (a bare axum
-//! server measured in the same run with the same client). Writes a Markdown table to stdout and
-//! JSON to `bench/results/latest.json`.
+//! Starts the release server on a database seeded as ordinary use grows one (through the
+//! store's import intent: factors, recovery codes, sessions, audit history, keys, expired rows),
+//! drives load over HTTP, and reports every figure beside the HTTP ceiling of this machine (a
+//! bare axum server measured in the same run with the same client). Writes a Markdown table to
+//! stdout and JSON to `bench/results/latest.json`; `--scale` runs the quick suite at 30,000 and
+//! at 1,000,000 users on SQLite and on PostgreSQL and writes `bench/results/scale-*.json`.
 
 mod load;
+mod seed;
 mod server;
 
 use std::path::PathBuf;
@@ -15,12 +19,13 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use mfagate_core::password::{self, Argon2Params};
-use mfagate_core::sealing::Sealer;
 use mfagate_core::secret::{new_id, SecretBytes};
 use mfagate_core::totp::{self, TotpParams};
 use mfagate_core::Keys;
 use serde_json::{json, Value};
 use sqlx::{Connection, Executor};
+
+use seed::SeededUser;
 
 use load::LevelResult;
 use server::{free_port, ServerProcess};
@@ -54,6 +59,15 @@ struct Args {
     only: Vec<String>,
     #[arg(long, default_value = "bench/results/latest.json")]
     output: PathBuf,
+    /// Accounts seeded before the scenarios run (default 30,000; 120,000 in full runs).
+    #[arg(long)]
+    users: Option<usize>,
+    /// The quick suite at 30,000 and at `--large-users` accounts, on SQLite and on
+    /// PostgreSQL: `bench/results/scale-sqlite.json` and `scale-postgres.json`.
+    #[arg(long)]
+    scale: bool,
+    #[arg(long, default_value_t = 1_000_000)]
+    large_users: usize,
     /// Internal: run the bare ceiling server on this port.
     #[arg(long, hide = true)]
     bare_server: Option<u16>,
@@ -66,8 +80,8 @@ enum Database {
 }
 
 impl Database {
-    async fn create(args: &Args) -> Result<(Database, String), String> {
-        if args.database == "postgres" {
+    async fn create(args: &Args, kind: &str) -> Result<(Database, String), String> {
+        if kind == "postgres" {
             let name = format!("mfagate_bench_{}", new_id());
             let mut conn = sqlx::PgConnection::connect(&args.postgres_url)
                 .await
@@ -111,102 +125,44 @@ impl Database {
     }
 }
 
-struct SeededUser {
-    username: String,
-    secret: Vec<u8>,
-}
-
-/// Inserts users with TOTP enrolled in one transaction: the same rows the server writes, sealed
-/// with the same keys, without an argon2-costed HTTP call per user.
-async fn seed(
-    url: &str,
-    keys: &Keys,
-    count: usize,
-    password_hash: &str,
-) -> Result<Vec<SeededUser>, String> {
-    let sealer = Sealer::new(&keys.sealing, &[]);
-    let mut users = Vec::with_capacity(count);
-    let rows: Vec<(String, String, Vec<u8>, String)> = (0..count)
-        .map(|i| {
-            let id = new_id();
-            let secret = totp::generate_secret();
-            let sealed = sealer.seal(&secret, &mfagate_core::service::totp_context(&id));
-            (id, format!("seed{i}"), secret, sealed)
-        })
-        .collect();
-    macro_rules! insert_all {
-        ($store:expr, $connection:ty, $users_sql:expr, $device_sql:expr) => {{
-            let store = $store.map_err(|e| e.to_string())?;
-            store.migrate().await.map_err(|e| e.to_string())?;
-            // One transaction on a connection of its own, beside the store's.
-            let mut connection = <$connection>::connect(url)
-                .await
-                .map_err(|e| e.to_string())?;
-            let mut tx = connection.begin().await.map_err(|e| e.to_string())?;
-            for (id, name, _, sealed) in &rows {
-                sqlx::query($users_sql)
-                    .bind(id)
-                    .bind(name)
-                    .bind(format!("{name}@example.com"))
-                    .bind(password_hash)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                sqlx::query($device_sql)
-                    .bind(id)
-                    .bind(sealed)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(|e| e.to_string())?;
-            }
-            tx.commit().await.map_err(|e| e.to_string())?;
-        }};
-    }
-    if url.starts_with("sqlite:") {
-        insert_all!(
-            mfagate_store::SqliteStore::connect(url).await,
-            sqlx::SqliteConnection,
-            "INSERT INTO users (id, username, username_lower, email, email_lower, password_hash, preferred_method, created_at)
-             VALUES (?1, ?2, ?2, ?3, ?3, ?4, 'totp', 0)",
-            "INSERT INTO totp_devices (user_id, secret_sealed, created_at) VALUES (?1, ?2, 0)"
-        );
-    } else {
-        insert_all!(
-            mfagate_store::PgStore::connect(url, Default::default()).await,
-            sqlx::PgConnection,
-            "INSERT INTO users (id, username, username_lower, email, email_lower, password_hash, preferred_method, created_at)
-             VALUES ($1, $2, $2, $3, $3, $4, 'totp', 0)",
-            "INSERT INTO totp_devices (user_id, secret_sealed, created_at) VALUES ($1, $2, 0)"
-        );
-    }
-    for (_, username, secret, _) in rows {
-        users.push(SeededUser { username, secret });
-    }
-    Ok(users)
-}
-
 /// One running server on its own fresh database.
 struct Deployment {
     server: ServerProcess,
     database: Database,
     users: Arc<Vec<SeededUser>>,
+    /// The server's environment, for running its command line against the same database.
+    env: Vec<(String, String)>,
 }
 
 async fn deploy(
     args: &Args,
+    database_kind: &str,
     binary: &std::path::Path,
     profile: &str,
     seeded: usize,
 ) -> Result<Deployment, String> {
-    let (database, url) = Database::create(args).await?;
+    let (database, url) = Database::create(args, database_kind).await?;
     let secret = SecretBytes::generate(32);
     let keys = Keys::from_secret(secret.clone(), None, Vec::new());
     let params = Argon2Params::profile(profile).ok_or("unknown profile")?;
     let hash = password::hash_password_blocking(PASSWORD, &params).map_err(|e| e.to_string())?;
     let began = Instant::now();
-    let users = seed(&url, &keys, seeded, &hash).await?;
+    let store = mfagate_store::open(&url).await.map_err(|e| e.to_string())?;
+    let users = seed::seed(store, &keys, seeded, &hash, now()).await?;
+    // A database grown over months has its WAL copied back long ago: start from that, not from
+    // a WAL of everything just seeded (which the server would spend the first scenarios
+    // copying back).
+    if url.starts_with("sqlite:") {
+        let mut connection = sqlx::SqliteConnection::connect(&url)
+            .await
+            .map_err(|e| e.to_string())?;
+        connection
+            .execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            .await
+            .map_err(|e| format!("checkpoint after seeding: {e}"))?;
+    }
     eprintln!(
-        "  seeded {seeded} users with TOTP in {:.1} s",
+        "  seeded {seeded} accounts (TOTP, recovery codes, sessions, audit, keys) in {:.1} s",
         began.elapsed().as_secs_f64()
     );
     let port = free_port();
@@ -217,6 +173,9 @@ async fn deploy(
         ("MFAGATE_ARGON2_PROFILE", profile.to_string()),
         ("MFAGATE_IP_THROTTLE", "off".to_string()),
         ("MFAGATE_LOGIN_THROTTLE", "off".to_string()),
+        // Every client of the load generator is 127.0.0.1: the fair hash queue's per-IP share
+        // would shed their concurrent logins as one flooding client's.
+        ("MFAGATE_HASH_QUEUE_PER_IP", "100000".to_string()),
         ("RUST_LOG", "warn".to_string()),
     ]
     .into_iter()
@@ -227,6 +186,7 @@ async fn deploy(
         server,
         database,
         users: Arc::new(users),
+        env,
     })
 }
 
@@ -278,9 +238,10 @@ async fn mfa_flow(
     base: &str,
     users: &[SeededUser],
     next: &AtomicUsize,
+    limit: usize,
 ) -> Result<bool, String> {
     let index = next.fetch_add(1, Ordering::Relaxed);
-    let Some(user) = users.get(index) else {
+    let Some(user) = users.get(index).filter(|_| index < limit) else {
         return Ok(false);
     };
     let login = post(
@@ -312,6 +273,7 @@ async fn mfa_login_levels(
     base: &str,
     users: Arc<Vec<SeededUser>>,
     next: Arc<AtomicUsize>,
+    limit: usize,
 ) -> Vec<LevelResult> {
     levels(name, plan, |c| {
         let (client, base, users, next) =
@@ -319,7 +281,7 @@ async fn mfa_login_levels(
         Arc::new(move |_: usize, _: u64| {
             let (client, base, users, next) =
                 (client.clone(), base.clone(), users.clone(), next.clone());
-            async move { mfa_flow(&client, &base, &users, &next).await }
+            async move { mfa_flow(&client, &base, &users, &next, limit).await }
         })
     })
     .await
@@ -382,24 +344,115 @@ fn best(results: &[LevelResult]) -> Option<&LevelResult> {
         .max_by(|a, b| a.per_second.total_cmp(&b.per_second))
 }
 
-#[tokio::main]
-async fn main() -> Result<(), String> {
-    let args = Args::parse();
-    if let Some(port) = args.bare_server {
-        server::run_bare_server(port).await;
-        return Ok(());
+/// One user's chain of recovery-code regenerations (S5): the codes of the latest set.
+struct CodeChain {
+    access: String,
+    codes: Vec<String>,
+}
+
+/// Logs a seeded user in with TOTP; the access token.
+async fn mfa_token(
+    client: &reqwest::Client,
+    base: &str,
+    user: &SeededUser,
+) -> Result<String, String> {
+    let login = post(
+        client,
+        format!("{base}/auth/login"),
+        json!({"username": user.username, "password": PASSWORD}),
+        None,
+    )
+    .await?;
+    let code = totp::code_at(&user.secret, now(), &TotpParams::default());
+    let tokens = post(
+        client,
+        format!("{base}/auth/mfa/verify"),
+        json!({"ephemeral_token": login["ephemeral_token"], "code": code}),
+        None,
+    )
+    .await?;
+    Ok(tokens["access"]
+        .as_str()
+        .ok_or("no access token")?
+        .to_string())
+}
+
+/// Registers a user and enrols TOTP (S3, and a quarter of the mixed load).
+async fn enrolment(client: &reqwest::Client, base: &str, name: &str) -> Result<bool, String> {
+    let registered = post(
+        client,
+        format!("{base}/auth/register"),
+        json!({"username": name, "email": format!("{name}@example.com"), "password": PASSWORD}),
+        None,
+    )
+    .await?;
+    let access = registered["access"].as_str().ok_or("no token")?.to_string();
+    let begun = get(
+        client,
+        format!("{base}/auth/mfa/totp/activate"),
+        Some(&access),
+    )
+    .await?;
+    let secret = data_encoding::BASE32_NOPAD
+        .decode(begun["secret"].as_str().unwrap_or_default().as_bytes())
+        .map_err(|e| e.to_string())?;
+    let code = totp::code_at(&secret, now(), &TotpParams::default());
+    post(
+        client,
+        format!("{base}/auth/mfa/totp/activate"),
+        json!({"activation_token": begun["activation_token"], "code": code}),
+        Some(&access),
+    )
+    .await?;
+    Ok(true)
+}
+
+/// Refresh chains, one per worker (S4, and a quarter of the mixed load).
+async fn refresh_chains(
+    client: &reqwest::Client,
+    base: &str,
+    tag: &str,
+    count: usize,
+) -> Result<Arc<Vec<Mutex<String>>>, String> {
+    let mut chains = Vec::new();
+    for worker in 0..count {
+        let name = format!("r{tag}w{worker}");
+        let registered = post(
+            client,
+            format!("{base}/auth/register"),
+            json!({"username": name, "email": format!("{name}@example.com"), "password": PASSWORD}),
+            None,
+        )
+        .await?;
+        chains.push(Mutex::new(
+            registered["refresh"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+        ));
     }
-    let plan = if args.quick {
-        Plan {
-            levels: vec![32],
-            duration: Duration::from_secs(3),
-        }
-    } else {
-        Plan {
-            levels: vec![1, 16, 64],
-            duration: Duration::from_secs(8),
-        }
-    };
+    Ok(Arc::new(chains))
+}
+
+async fn refresh_once(
+    client: &reqwest::Client,
+    url: &str,
+    chain: &Mutex<String>,
+) -> Result<bool, String> {
+    let current = chain.lock().map_err(|e| e.to_string())?.clone();
+    let pair = post(client, url.to_string(), json!({"refresh": current}), None).await?;
+    *chain.lock().map_err(|e| e.to_string())? =
+        pair["refresh"].as_str().unwrap_or_default().to_string();
+    Ok(true)
+}
+
+/// The whole suite on one database kind and size: the report as JSON and as a Markdown table.
+async fn suite(
+    args: &Args,
+    kind: &str,
+    seeded: usize,
+    plan: &Plan,
+) -> Result<(Value, String), String> {
     let wants = |scenario: &str| {
         args.only.is_empty() || args.only.iter().any(|o| o.eq_ignore_ascii_case(scenario))
     };
@@ -407,8 +460,8 @@ async fn main() -> Result<(), String> {
     let machine = machine();
     let cores = machine["cores"].as_u64().unwrap_or(1) as f64;
     eprintln!(
-        "mfagate benchmark: {} on {}, {} cores",
-        args.database, machine["cpu"], cores
+        "mfagate benchmark: {kind}, {seeded} accounts, on {}, {} cores",
+        machine["cpu"], cores
     );
 
     // The cost of one production hash, measured here: the limit S2p is judged against.
@@ -424,11 +477,6 @@ async fn main() -> Result<(), String> {
     times.sort_by(f64::total_cmp);
     let hash_seconds = times[times.len() / 2];
     let argon2_limit = cores / hash_seconds;
-    eprintln!(
-        "  one argon2id hash (19 MiB, t=2): {:.1} ms -> limit {:.0} logins/s",
-        hash_seconds * 1000.0,
-        argon2_limit
-    );
     // What the hardware really gives with every core hashing at once (shared caches and memory
     // bandwidth make it less than `cores` times one): the bare-hash rate S2p is also shown beside.
     let parallel_began = Instant::now();
@@ -443,7 +491,6 @@ async fn main() -> Result<(), String> {
         }
     });
     let parallel_hash_rate = cores * per_thread as f64 / parallel_began.elapsed().as_secs_f64();
-    eprintln!("  argon2id on all {cores} cores at once: {parallel_hash_rate:.0} hashes/s");
 
     // S0: the ceiling.
     let port = free_port();
@@ -451,23 +498,22 @@ async fn main() -> Result<(), String> {
     let bare =
         ServerProcess::spawn(&self_exe, &["--bare-server", &port.to_string()], &[], port).await?;
     let base = bare.base.clone();
-    let s0 = levels("S0 ceiling", &plan, |c| {
+    let s0 = levels("S0 ceiling", plan, |c| {
         let (client, url) = (client(c), format!("{base}/ceiling"));
-        let op = Arc::new(move |_: usize, _: u64| {
+        Arc::new(move |_: usize, _: u64| {
             let (client, url) = (client.clone(), url.clone());
             async move { get(&client, url, None).await.map(|_| true) }
-        });
-        op
+        })
     })
     .await;
     drop(bare);
 
-    // The server with the low-cost hashing profile: S1 to S4.
-    let seeded = if args.quick { 30_000 } else { 120_000 };
-    let deployment = deploy(&args, &binary, "low-cost", seeded).await?;
+    // The server with the low-cost hashing profile on the seeded database: S1 to S6, mixed.
+    let deployment = deploy(args, kind, &binary, "low-cost", seeded).await?;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let rss_idle = deployment.server.rss_mib();
     let base = deployment.server.base.clone();
+    let users = deployment.users.clone();
 
     let setup = client(1);
     let registered = post(
@@ -484,89 +530,59 @@ async fn main() -> Result<(), String> {
     let s1 = if !wants("S1") {
         Vec::new()
     } else {
-        levels("S1 protected", &plan, |c| {
+        levels("S1 protected", plan, |c| {
             let (client, url, token) = (client(c), format!("{base}/auth/user"), token.clone());
-            let op = Arc::new(move |_: usize, _: u64| {
+            Arc::new(move |_: usize, _: u64| {
                 let (client, url, token) = (client.clone(), url.clone(), token.clone());
                 async move { get(&client, url, Some(&token)).await.map(|_| true) }
-            });
-            op
+            })
         })
         .await
     };
 
+    // Seeded users are taken in order, each once, by S2 and the mixed load; S5 uses the last.
+    let usable = users.len().saturating_sub(seed::WITH_CODES);
+    let logins = users.clone();
     let next_user = Arc::new(AtomicUsize::new(0));
     let s2 = if !wants("S2") {
         Vec::new()
     } else {
         mfa_login_levels(
             "S2 MFA login",
-            &plan,
+            plan,
             &base,
-            deployment.users.clone(),
+            logins.clone(),
             next_user.clone(),
+            usable,
         )
         .await
     };
     let rss_peak = deployment.server.peak_rss_mib();
-    eprintln!(
-        "  users used in S2: {} of {}",
-        next_user.load(Ordering::Relaxed).min(seeded),
-        seeded
-    );
 
     let level_tag = AtomicUsize::new(0);
     let s3 = if !wants("S3") {
         Vec::new()
     } else {
-        levels("S3 enrolment", &plan, |c| {
-        let tag = level_tag.fetch_add(1, Ordering::Relaxed);
-        let (client, base) = (client(c), base.clone());
-        let op = Arc::new(move |worker: usize, iteration: u64| {
-            let (client, base) = (client.clone(), base.clone());
-            async move {
-                let name = format!("e{tag}w{worker}i{iteration}");
-                let registered = post(&client, format!("{base}/auth/register"), json!({"username": name, "email": format!("{name}@example.com"), "password": PASSWORD}), None).await?;
-                let access = registered["access"].as_str().ok_or("no token")?.to_string();
-                let begun = get(&client, format!("{base}/auth/mfa/totp/activate"), Some(&access)).await?;
-                let secret = data_encoding::BASE32_NOPAD
-                    .decode(begun["secret"].as_str().unwrap_or_default().as_bytes())
-                    .map_err(|e| e.to_string())?;
-                let code = totp::code_at(&secret, now(), &TotpParams::default());
-                post(&client, format!("{base}/auth/mfa/totp/activate"), json!({"activation_token": begun["activation_token"], "code": code}), Some(&access)).await?;
-                Ok(true)
-            }
-        });
-        op
-    })
-    .await
+        levels("S3 enrolment", plan, |c| {
+            let tag = level_tag.fetch_add(1, Ordering::Relaxed);
+            let (client, base) = (client(c), base.clone());
+            Arc::new(move |worker: usize, iteration: u64| {
+                let (client, base) = (client.clone(), base.clone());
+                async move { enrolment(&client, &base, &format!("e{tag}w{worker}i{iteration}")).await }
+            })
+        })
+        .await
     };
 
     let mut s4 = Vec::new();
     for &concurrency in plan.levels.iter().filter(|_| wants("S4")) {
         let client = client(concurrency);
-        let mut chains = Vec::new();
-        for worker in 0..concurrency {
-            let name = format!("r{concurrency}w{worker}");
-            let registered = post(&client, format!("{base}/auth/register"), json!({"username": name, "email": format!("{name}@example.com"), "password": PASSWORD}), None).await?;
-            chains.push(Mutex::new(
-                registered["refresh"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_string(),
-            ));
-        }
-        let chains = Arc::new(chains);
+        let chains =
+            refresh_chains(&client, &base, &format!("s4c{concurrency}"), concurrency).await?;
         let url = format!("{base}/auth/token/refresh");
         let op = Arc::new(move |worker: usize, _: u64| {
             let (client, url, chains) = (client.clone(), url.clone(), chains.clone());
-            async move {
-                let current = chains[worker].lock().map_err(|e| e.to_string())?.clone();
-                let pair = post(&client, url, json!({"refresh": current}), None).await?;
-                *chains[worker].lock().map_err(|e| e.to_string())? =
-                    pair["refresh"].as_str().unwrap_or_default().to_string();
-                Ok(true)
-            }
+            async move { refresh_once(&client, &url, &chains[worker]).await }
         });
         let result = load::run(concurrency, plan.duration, op).await;
         eprintln!(
@@ -575,30 +591,214 @@ async fn main() -> Result<(), String> {
         );
         s4.push(result);
     }
+
+    // S5: recovery-code regeneration, each worker on a seeded user of its own, each call
+    // spending one code of the set the call before gave.
+    let mut s5 = Vec::new();
+    for &concurrency in plan.levels.iter().filter(|_| wants("S5")) {
+        let client = client(concurrency);
+        let mut chains = Vec::new();
+        for (worker, user) in users[usable..].iter().take(concurrency).enumerate() {
+            let access = mfa_token(&client, &base, user)
+                .await
+                .map_err(|e| format!("S5 worker {worker}: {e}"))?;
+            chains.push(tokio::sync::Mutex::new(CodeChain {
+                access,
+                codes: user.codes.clone(),
+            }));
+        }
+        let chains = Arc::new(chains);
+        let url = format!("{base}/auth/mfa/recovery-codes/regenerate");
+        let op = Arc::new(move |worker: usize, _: u64| {
+            let (client, url, chains) = (client.clone(), url.clone(), chains.clone());
+            async move {
+                let Some(chain) = chains.get(worker) else {
+                    return Ok(false);
+                };
+                let mut chain = chain.lock().await;
+                let code = chain.codes.pop().ok_or("no code left")?;
+                let answer = post(&client, url, json!({"code": code}), Some(&chain.access)).await?;
+                chain.codes = answer["recovery_codes"]
+                    .as_array()
+                    .ok_or("no codes in the answer")?
+                    .iter()
+                    .filter_map(|c| c.as_str().map(str::to_string))
+                    .collect();
+                Ok(true)
+            }
+        });
+        let result = load::run(concurrency, plan.duration, op).await;
+        eprintln!(
+            "  S5 regenerate c={concurrency}: {:.0}/s p99 {:.2} ms errors {}",
+            result.per_second, result.p99_ms, result.errors
+        );
+        s5.push(result);
+    }
+
+    // S6: an administrator pages through the user list and reads users' audit trails.
+    let mut s6 = Vec::new();
+    if wants("S6") {
+        let admin_name = "benchadmin";
+        post(
+            &setup,
+            format!("{base}/auth/register"),
+            json!({"username": admin_name, "email": "admin@example.com", "password": PASSWORD}),
+            None,
+        )
+        .await?;
+        let status = std::process::Command::new(&binary)
+            .args(["user", "set-admin", admin_name])
+            .envs(deployment.env.iter().cloned())
+            .output()
+            .map_err(|e| e.to_string())?;
+        if !status.status.success() {
+            return Err(format!(
+                "set-admin: {}",
+                String::from_utf8_lossy(&status.stderr)
+            ));
+        }
+        let login = post(
+            &setup,
+            format!("{base}/auth/login"),
+            json!({"username": admin_name, "password": PASSWORD}),
+            None,
+        )
+        .await?;
+        let admin = login["access"].as_str().unwrap_or_default().to_string();
+        let ids: Arc<Vec<String>> = Arc::new(users.iter().map(|u| u.id.clone()).collect());
+        for &concurrency in &plan.levels {
+            let client = client(concurrency);
+            let cursors: Arc<Vec<Mutex<Option<String>>>> =
+                Arc::new((0..concurrency).map(|_| Mutex::new(None)).collect());
+            let (base, admin, ids) = (base.clone(), admin.clone(), ids.clone());
+            let op = Arc::new(move |worker: usize, iteration: u64| {
+                let (client, base, admin, ids, cursors) = (
+                    client.clone(),
+                    base.clone(),
+                    admin.clone(),
+                    ids.clone(),
+                    cursors.clone(),
+                );
+                async move {
+                    if iteration.is_multiple_of(2) {
+                        let after = cursors[worker].lock().map_err(|e| e.to_string())?.clone();
+                        let url = match after {
+                            Some(after) => {
+                                format!("{base}/auth/admin/users?limit=100&after={after}")
+                            }
+                            None => format!("{base}/auth/admin/users?limit=100"),
+                        };
+                        let page = get(&client, url, Some(&admin)).await?;
+                        *cursors[worker].lock().map_err(|e| e.to_string())? =
+                            page["next"].as_str().map(str::to_string);
+                    } else {
+                        let id =
+                            &ids[(worker * 7919 + iteration as usize * 104_729) % ids.len().max(1)];
+                        get(
+                            &client,
+                            format!("{base}/auth/admin/audit?user_id={id}&limit=50"),
+                            Some(&admin),
+                        )
+                        .await?;
+                    }
+                    Ok(true)
+                }
+            });
+            let result = load::run(concurrency, plan.duration, op).await;
+            eprintln!(
+                "  S6 admin list + audit c={concurrency}: {:.0}/s p99 {:.2} ms errors {}",
+                result.per_second, result.p99_ms, result.errors
+            );
+            s6.push(result);
+        }
+    }
+
+    // Mixed: logins with TOTP, refreshes, enrolments and protected calls at once, so a slow
+    // write is felt by every call queued behind it.
+    let mut mixed = Vec::new();
+    for &concurrency in plan.levels.iter().filter(|_| wants("mixed")) {
+        let client = client(concurrency);
+        let chains =
+            refresh_chains(&client, &base, &format!("mx{concurrency}"), concurrency).await?;
+        let (base, token, logins, next_user) = (
+            base.clone(),
+            token.clone(),
+            logins.clone(),
+            next_user.clone(),
+        );
+        let op = Arc::new(move |worker: usize, iteration: u64| {
+            let (client, base, token, logins, next_user, chains) = (
+                client.clone(),
+                base.clone(),
+                token.clone(),
+                logins.clone(),
+                next_user.clone(),
+                chains.clone(),
+            );
+            async move {
+                match worker % 4 {
+                    0 => mfa_flow(&client, &base, &logins, &next_user, usable).await,
+                    1 => {
+                        refresh_once(
+                            &client,
+                            &format!("{base}/auth/token/refresh"),
+                            &chains[worker],
+                        )
+                        .await
+                    }
+                    2 => {
+                        enrolment(
+                            &client,
+                            &base,
+                            &format!("mx{concurrency}w{worker}i{iteration}"),
+                        )
+                        .await
+                    }
+                    _ => get(&client, format!("{base}/auth/user"), Some(&token))
+                        .await
+                        .map(|_| true),
+                }
+            }
+        });
+        let result = load::run(concurrency, plan.duration, op).await;
+        eprintln!(
+            "  mixed c={concurrency}: {:.0} calls/s p50 {:.2} ms p99 {:.2} ms errors {}",
+            result.per_second, result.p50_ms, result.p99_ms, result.errors
+        );
+        mixed.push(result);
+    }
+    eprintln!(
+        "  seeded users taken by logins: {} of {usable}",
+        next_user.load(Ordering::Relaxed).min(usable)
+    );
     let Deployment {
         server, database, ..
     } = deployment;
     drop(server);
     database.remove().await;
 
-    // S2p: the same flow with production argon2 parameters.
+    // S2p: the same flow with production argon2 parameters, on a small database of its own
+    // (the hash, not the database, bounds it).
     let mut s2p = Vec::new();
     if wants("S2p") {
         let production = deploy(
-            &args,
+            args,
+            kind,
             &binary,
             "owasp",
             if args.quick { 1_000 } else { 4_000 },
         )
         .await?;
         let base = production.server.base.clone();
-        let next_user = Arc::new(AtomicUsize::new(0));
+        let users = production.users.clone();
+        let limit = users.len();
         s2p = mfa_login_levels(
             "S2p MFA login, argon2 OWASP",
-            &plan,
+            plan,
             &base,
-            production.users.clone(),
-            next_user.clone(),
+            users,
+            Arc::new(AtomicUsize::new(0)),
+            limit,
         )
         .await;
         let Deployment {
@@ -622,6 +822,12 @@ async fn main() -> Result<(), String> {
         ("S2p MFA login, argon2 OWASP (flows)", &s2p),
         ("S3 enrolment (flows)", &s3),
         ("S4 refresh", &s4),
+        ("S5 recovery-code regeneration", &s5),
+        ("S6 admin user list + audit", &s6),
+        (
+            "mixed: logins, refreshes, enrolments, protected calls",
+            &mixed,
+        ),
     ] {
         for l in results.iter() {
             table.push_str(&format!(
@@ -638,7 +844,7 @@ async fn main() -> Result<(), String> {
     }
     let s2p_best = best(&s2p).map_or(0.0, |b| b.per_second);
     table.push_str(&format!(
-        "\nargon2 limit (cores / one OWASP hash = {:.0} / {:.1} ms): {:.0} logins/s; S2p reaches {:.0} % of it ({:.0} % of the {:.0} hashes/s that bare argon2id manages on all cores at once).\nRSS: idle {:.1} MiB, peak under S2 {:.1} MiB. Fast scenarios use the `low-cost` argon2 profile (m=8 KiB, t=1, p=1).\n",
+        "\n{seeded} seeded accounts. argon2 limit (cores / one OWASP hash = {:.0} / {:.1} ms): {:.0} logins/s; S2p reaches {:.0} % of it ({:.0} % of the {:.0} hashes/s that bare argon2id manages on all cores at once).\nRSS: idle {:.1} MiB, peak under S2 {:.1} MiB. Fast scenarios use the `low-cost` argon2 profile (m=8 KiB, t=1, p=1).\n",
         cores,
         hash_seconds * 1000.0,
         argon2_limit,
@@ -648,7 +854,6 @@ async fn main() -> Result<(), String> {
         rss_idle,
         rss_peak
     ));
-    println!("{table}");
     let scenario = |results: &[LevelResult], unit: &str| match best(results) {
         Some(b) => json!({ unit: b.per_second, "p99_ms": b.p99_ms, "levels": results }),
         None => json!({ "skipped": true }),
@@ -658,8 +863,9 @@ async fn main() -> Result<(), String> {
     s2p_json["parallel_hash_limit_flows_per_s"] = json!(parallel_hash_rate);
     let report = json!({
         "machine": machine,
-        "database": args.database,
-        "quick": args.quick,
+        "database": kind,
+        "users": seeded,
+        "quick": args.quick || args.scale,
         "password_profile_fast_scenarios": "low-cost (argon2id m=8 KiB, t=1, p=1)",
         "argon2_owasp_hash_ms": hash_seconds * 1000.0,
         "scenarios": {
@@ -669,17 +875,89 @@ async fn main() -> Result<(), String> {
             "S2p_mfa_login_argon2": s2p_json,
             "S3_enroll": scenario(&s3, "flows_per_s"),
             "S4_refresh": scenario(&s4, "rps"),
+            "S5_regenerate": scenario(&s5, "rps"),
+            "S6_admin": scenario(&s6, "rps"),
+            "mixed": scenario(&mixed, "rps"),
         },
         "rss_mib": { "idle": rss_idle, "peak": rss_peak },
     });
-    if let Some(parent) = args.output.parent() {
+    Ok((report, table))
+}
+
+fn write_json(path: &std::path::Path, value: &Value) -> Result<(), String> {
+    if let Some(parent) = path.parent() {
         let _ = std::fs::create_dir_all(parent);
     }
     std::fs::write(
-        &args.output,
-        serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?,
+        path,
+        serde_json::to_string_pretty(value).map_err(|e| e.to_string())? + "\n",
     )
-    .map_err(|e| format!("writing {}: {e}", args.output.display()))?;
-    eprintln!("results written to {}", args.output.display());
+    .map_err(|e| format!("writing {}: {e}", path.display()))?;
+    eprintln!("results written to {}", path.display());
     Ok(())
+}
+
+/// Large against small, per scenario: throughput kept and p99 grown.
+fn ratios(small: &Value, large: &Value) -> Value {
+    let mut out = serde_json::Map::new();
+    if let Some(scenarios) = small["scenarios"].as_object() {
+        for (name, s) in scenarios {
+            let l = &large["scenarios"][name];
+            let rate = |v: &Value| ["rps", "flows_per_s"].iter().find_map(|k| v[*k].as_f64());
+            if let (Some(a), Some(b)) = (rate(s), rate(l)) {
+                out.insert(
+                    name.clone(),
+                    json!({
+                        "throughput_kept": b / a.max(1e-9),
+                        "p99_growth": l["p99_ms"].as_f64().unwrap_or(0.0) / s["p99_ms"].as_f64().unwrap_or(1.0).max(1e-9),
+                    }),
+                );
+            }
+        }
+    }
+    Value::Object(out)
+}
+
+#[tokio::main]
+async fn main() -> Result<(), String> {
+    let args = Args::parse();
+    if let Some(port) = args.bare_server {
+        server::run_bare_server(port).await;
+        return Ok(());
+    }
+    let quick = Plan {
+        levels: vec![32],
+        duration: Duration::from_secs(3),
+    };
+    if args.scale {
+        for kind in ["sqlite", "postgres"] {
+            let (small, small_table) = suite(&args, kind, 30_000, &quick).await?;
+            let (large, large_table) = suite(&args, kind, args.large_users, &quick).await?;
+            println!("## {kind}, 30,000 accounts\n\n{small_table}\n## {kind}, {} accounts\n\n{large_table}", args.large_users);
+            let ratios = ratios(&small, &large);
+            eprintln!(
+                "{kind}: large vs small {}",
+                serde_json::to_string_pretty(&ratios).unwrap_or_default()
+            );
+            write_json(
+                &PathBuf::from(format!("bench/results/scale-{kind}.json")),
+                &json!({ "small": small, "large": large, "ratios": ratios }),
+            )?;
+        }
+        return Ok(());
+    }
+    let plan = if args.quick {
+        quick
+    } else {
+        Plan {
+            levels: vec![1, 16, 64],
+            duration: Duration::from_secs(8),
+        }
+    };
+    let users = args
+        .users
+        .unwrap_or(if args.quick { 30_000 } else { 120_000 });
+    let (report, table) = suite(&args, &args.database.clone(), users, &plan).await?;
+    println!("{table}");
+    write_json(&args.output, &report)
 }

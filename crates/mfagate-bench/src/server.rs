@@ -82,7 +82,9 @@ impl ServerProcess {
 pub fn mfagate_binary() -> Result<PathBuf, String> {
     let here = std::env::current_exe().map_err(|e| e.to_string())?;
     let binary = here.with_file_name("mfagate");
-    if !binary.exists() {
+    // Under `cargo run` the server is rebuilt when stale (a no-op when it is not): a binary
+    // older than its migrations would measure the wrong code, or not start.
+    if std::env::var_os("CARGO").is_some() || !binary.exists() {
         eprintln!("building the release server (cargo build --release -p mfagate-server) ...");
         let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
             .args([

@@ -1229,92 +1229,87 @@ fn signing_key_from_row(row: &SqliteRow) -> Result<StoredSigningKey, StoreError>
 #[async_trait]
 impl ImportStore for SqliteStore {
     async fn import_accounts(&self, accounts: &[ImportedAccount]) -> StoreResult<()> {
-        let accounts = accounts.to_vec();
+        use serde_json::json;
+        // Each table's rows go in as one JSON array read by `json_each`: one statement per
+        // table per batch, not one round trip to SQLite's thread per row.
+        let mut users = Vec::new();
+        let mut devices = Vec::new();
+        let mut codes = Vec::new();
+        let mut tokens = Vec::new();
+        let mut keys = Vec::new();
+        let mut challenges = Vec::new();
+        let mut events = Vec::new();
+        for a in accounts {
+            let u = &a.user;
+            users.push(json!([
+                u.id,
+                u.username,
+                u.username.to_lowercase(),
+                u.email,
+                u.email.to_lowercase(),
+                u.password_hash,
+                a.email_verified,
+                u.is_admin,
+                a.preferred_method,
+                a.email_otp,
+                u.created_at
+            ]));
+            if let Some(t) = &a.totp {
+                devices.push(json!([
+                    u.id,
+                    t.secret_sealed,
+                    t.created_at,
+                    t.last_used_at,
+                    t.last_step
+                ]));
+            }
+            for (code, used_at) in &a.recovery_codes {
+                codes.push(json!([u.id, code, used_at]));
+            }
+            for t in &a.sessions {
+                tokens.push(json!([
+                    t.token_hash,
+                    t.user_id,
+                    t.family_id,
+                    t.amr,
+                    t.auth_time,
+                    t.created_at,
+                    t.expires_at
+                ]));
+            }
+            for (hash, purpose, expires_at) in &a.email_keys {
+                keys.push(json!([hash, u.id, purpose.as_str(), expires_at]));
+            }
+            for c in &a.challenges {
+                challenges.push(json!([
+                    c.id,
+                    c.user_id,
+                    c.token_hash,
+                    c.created_at,
+                    c.expires_at
+                ]));
+            }
+            for e in &a.audit {
+                events.push(json!([e.at, e.user_id, e.event, e.ip, e.detail]));
+            }
+        }
+        let batches: Vec<(&'static str, String)> = [
+            (IMPORT_USERS, users),
+            (IMPORT_DEVICES, devices),
+            (IMPORT_CODES, codes),
+            (IMPORT_TOKENS, tokens),
+            (IMPORT_KEYS, keys),
+            (IMPORT_CHALLENGES, challenges),
+            (IMPORT_EVENTS, events),
+        ]
+        .into_iter()
+        .map(|(sql, rows)| (sql, serde_json::Value::Array(rows).to_string()))
+        .collect();
         // One job: its statements run in the writer's transaction, so all or nothing.
         self.write(move |c| {
             Box::pin(async move {
-                for a in &accounts {
-                    let u = &a.user;
-                    sqlx::query(
-                        "INSERT INTO users (id, username, username_lower, email, email_lower, password_hash,
-                                            email_verified, is_admin, preferred_method, email_otp, created_at)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-                    )
-                    .bind(&u.id)
-                    .bind(&u.username)
-                    .bind(u.username.to_lowercase())
-                    .bind(&u.email)
-                    .bind(u.email.to_lowercase())
-                    .bind(&u.password_hash)
-                    .bind(a.email_verified)
-                    .bind(u.is_admin)
-                    .bind(&a.preferred_method)
-                    .bind(a.email_otp)
-                    .bind(u.created_at)
-                    .execute(&mut *c)
-                    .await?;
-                    if let Some(totp) = &a.totp {
-                        sqlx::query(
-                            "INSERT INTO totp_devices (user_id, secret_sealed, created_at, last_used_at, last_step)
-                             VALUES (?1, ?2, ?3, ?4, ?5)",
-                        )
-                        .bind(&u.id)
-                        .bind(&totp.secret_sealed)
-                        .bind(totp.created_at)
-                        .bind(totp.last_used_at)
-                        .bind(totp.last_step)
-                        .execute(&mut *c)
-                        .await?;
-                    }
-                    for (code, used_at) in &a.recovery_codes {
-                        sqlx::query(
-                            "INSERT INTO recovery_codes (user_id, code_sealed, used_at) VALUES (?1, ?2, ?3)",
-                        )
-                        .bind(&u.id)
-                        .bind(code)
-                        .bind(used_at)
-                        .execute(&mut *c)
-                        .await?;
-                    }
-                    for token in &a.sessions {
-                        insert_token(c, token).await?;
-                    }
-                    for (hash, purpose, expires_at) in &a.email_keys {
-                        sqlx::query(
-                            "INSERT INTO email_keys (key_hash, user_id, purpose, expires_at) VALUES (?1, ?2, ?3, ?4)",
-                        )
-                        .bind(hash)
-                        .bind(&u.id)
-                        .bind(purpose.as_str())
-                        .bind(expires_at)
-                        .execute(&mut *c)
-                        .await?;
-                    }
-                    for challenge in &a.challenges {
-                        sqlx::query(
-                            "INSERT INTO challenges (id, user_id, token_hash, created_at, expires_at)
-                             VALUES (?1, ?2, ?3, ?4, ?5)",
-                        )
-                        .bind(&challenge.id)
-                        .bind(&challenge.user_id)
-                        .bind(&challenge.token_hash)
-                        .bind(challenge.created_at)
-                        .bind(challenge.expires_at)
-                        .execute(&mut *c)
-                        .await?;
-                    }
-                    for event in &a.audit {
-                        sqlx::query(
-                            "INSERT INTO audit_events (at, user_id, event, ip, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
-                        )
-                        .bind(event.at)
-                        .bind(&event.user_id)
-                        .bind(event.event)
-                        .bind(&event.ip)
-                        .bind(&event.detail)
-                        .execute(&mut *c)
-                        .await?;
-                    }
+                for (sql, rows) in &batches {
+                    sqlx::query(sql).bind(rows).execute(&mut *c).await?;
                 }
                 Ok(())
             })
@@ -1322,6 +1317,32 @@ impl ImportStore for SqliteStore {
         .await
     }
 }
+
+// ----- imports: ?1 a JSON array of rows, each an array of the columns in order -----
+
+const IMPORT_USERS: &str = "INSERT INTO users (id, username, username_lower, email, email_lower,
+        password_hash, email_verified, is_admin, preferred_method, email_otp, created_at)
+     SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5,
+            value ->> 6, value ->> 7, value ->> 8, value ->> 9, value ->> 10
+     FROM json_each(?1) ORDER BY key";
+const IMPORT_DEVICES: &str =
+    "INSERT INTO totp_devices (user_id, secret_sealed, created_at, last_used_at, last_step)
+     SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4
+     FROM json_each(?1) ORDER BY key";
+const IMPORT_CODES: &str = "INSERT INTO recovery_codes (user_id, code_sealed, used_at)
+     SELECT value ->> 0, value ->> 1, value ->> 2 FROM json_each(?1) ORDER BY key";
+const IMPORT_TOKENS: &str = "INSERT INTO refresh_tokens (token_hash, user_id, family_id, amr, auth_time, created_at, expires_at)
+     SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, value ->> 6
+     FROM json_each(?1) ORDER BY key";
+const IMPORT_KEYS: &str = "INSERT INTO email_keys (key_hash, user_id, purpose, expires_at)
+     SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3 FROM json_each(?1) ORDER BY key";
+const IMPORT_CHALLENGES: &str =
+    "INSERT INTO challenges (id, user_id, token_hash, created_at, expires_at)
+     SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4
+     FROM json_each(?1) ORDER BY key";
+const IMPORT_EVENTS: &str = "INSERT INTO audit_events (at, user_id, event, ip, detail)
+     SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4
+     FROM json_each(?1) ORDER BY key";
 
 #[async_trait]
 impl KeyStore for SqliteStore {

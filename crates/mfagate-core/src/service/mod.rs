@@ -336,7 +336,8 @@ pub fn totp_context(user_id: &str) -> String {
     format!("totp:{user_id}")
 }
 
-fn recovery_context(user_id: &str) -> String {
+/// The associated data recovery codes are sealed with; public for the same tools.
+pub fn recovery_context(user_id: &str) -> String {
     format!("recovery:{user_id}")
 }
 

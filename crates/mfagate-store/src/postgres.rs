@@ -1623,31 +1623,25 @@ impl MaintenanceStore for PgStore {
         }
         let mut deleted = 0;
         for (statement, bound) in statements {
-            loop {
-                // A short transaction per batch; one instance at a time: another that holds
-                // the lock is doing this round, so this one stops.
-                let mut tx = self.pool.begin().await.store()?;
-                let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
-                    .bind(CLEANUP_LOCK)
-                    .fetch_one(&mut *tx)
-                    .await
-                    .store()?;
-                if !locked {
-                    return Ok(deleted);
-                }
-                let gone = sqlx::query(statement)
-                    .bind(bound)
-                    .bind(batch)
-                    .execute(&mut *tx)
-                    .await
-                    .store()?
-                    .rows_affected();
-                tx.commit().await.store()?;
-                deleted += gone;
-                if gone < batch as u64 {
-                    break;
-                }
+            // A short transaction per batch; one instance at a time: another that holds the
+            // lock is doing this pass, so this one stops.
+            let mut tx = self.pool.begin().await.store()?;
+            let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
+                .bind(CLEANUP_LOCK)
+                .fetch_one(&mut *tx)
+                .await
+                .store()?;
+            if !locked {
+                return Ok(deleted);
             }
+            deleted += sqlx::query(statement)
+                .bind(bound)
+                .bind(batch)
+                .execute(&mut *tx)
+                .await
+                .store()?
+                .rows_affected();
+            tx.commit().await.store()?;
         }
         Ok(deleted)
     }

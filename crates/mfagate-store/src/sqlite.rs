@@ -1649,15 +1649,9 @@ impl MaintenanceStore for SqliteStore {
         // Each batch is a job of its own: writes queued behind the clean-up wait for one batch
         // at most, never for the whole backlog.
         for (statement, bound) in statements {
-            loop {
-                let gone = self
-                    .execute(statement, move |q| q.bind(bound).bind(batch))
-                    .await?;
-                deleted += gone;
-                if gone < batch as u64 {
-                    break;
-                }
-            }
+            deleted += self
+                .execute(statement, move |q| q.bind(bound).bind(batch))
+                .await?;
         }
         Ok(deleted)
     }

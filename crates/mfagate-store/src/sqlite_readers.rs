@@ -37,7 +37,13 @@ pub struct Reader {
 impl Readers {
     pub async fn open(options: &SqliteConnectOptions, count: usize) -> Result<Self, sqlx::Error> {
         // Read-only: a bug in a read path cannot write. The writer created the file already.
-        let options = options.clone().read_only(true).create_if_missing(false);
+        // 8 MiB of page cache each (SQLite's default is 2 MiB), for the upper levels of the
+        // indexes of a large database.
+        let options = options
+            .clone()
+            .read_only(true)
+            .create_if_missing(false)
+            .pragma("cache_size", "-8192");
         let mut idle = Vec::with_capacity(count);
         for _ in 0..count {
             idle.push(options.connect().await?);

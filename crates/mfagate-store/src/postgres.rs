@@ -41,25 +41,29 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
 ];
 
 /// The clean-up, batch by batch: $1 the time bound, $2 the batch size.
+// `= ANY(ARRAY(...))` makes a TID (or key) lookup of exactly the batch, and `ORDER BY` the
+// column walks its index: without it the planner takes a sequential scan with a LIMIT, which
+// re-reads every row the passes before deleted (dead until vacuumed), so each pass of a large
+// backlog gets slower (measured at a million accounts: 300 rows/s instead of thousands).
 const CLEANUP: &[&str] = &[
-    "DELETE FROM challenges WHERE ctid IN
-     (SELECT ctid FROM challenges WHERE expires_at <= $1 LIMIT $2)",
-    "DELETE FROM challenges WHERE ctid IN
-     (SELECT ctid FROM challenges WHERE spent_at IS NOT NULL AND spent_at <= $1 LIMIT $2)",
-    "DELETE FROM setup_tokens WHERE ctid IN
-     (SELECT ctid FROM setup_tokens WHERE expires_at <= $1 LIMIT $2)",
-    "DELETE FROM refresh_tokens WHERE ctid IN
-     (SELECT ctid FROM refresh_tokens WHERE expires_at <= $1 LIMIT $2)",
-    "DELETE FROM throttle_windows WHERE ctid IN
-     (SELECT ctid FROM throttle_windows WHERE window_end <= $1 LIMIT $2)",
-    "DELETE FROM email_keys WHERE ctid IN
-     (SELECT ctid FROM email_keys WHERE expires_at <= $1 LIMIT $2)",
-    "DELETE FROM recovery_codes WHERE id IN
-     (SELECT id FROM recovery_codes WHERE used_at IS NOT NULL AND used_at <= $1 LIMIT $2)",
+    "DELETE FROM challenges WHERE ctid = ANY(ARRAY(
+     SELECT ctid FROM challenges WHERE expires_at <= $1 ORDER BY expires_at LIMIT $2))",
+    "DELETE FROM challenges WHERE ctid = ANY(ARRAY(
+     SELECT ctid FROM challenges WHERE spent_at IS NOT NULL AND spent_at <= $1 ORDER BY spent_at LIMIT $2))",
+    "DELETE FROM setup_tokens WHERE ctid = ANY(ARRAY(
+     SELECT ctid FROM setup_tokens WHERE expires_at <= $1 ORDER BY expires_at LIMIT $2))",
+    "DELETE FROM refresh_tokens WHERE ctid = ANY(ARRAY(
+     SELECT ctid FROM refresh_tokens WHERE expires_at <= $1 ORDER BY expires_at LIMIT $2))",
+    "DELETE FROM throttle_windows WHERE ctid = ANY(ARRAY(
+     SELECT ctid FROM throttle_windows WHERE window_end <= $1 ORDER BY window_end LIMIT $2))",
+    "DELETE FROM email_keys WHERE ctid = ANY(ARRAY(
+     SELECT ctid FROM email_keys WHERE expires_at <= $1 ORDER BY expires_at LIMIT $2))",
+    "DELETE FROM recovery_codes WHERE id = ANY(ARRAY(
+     SELECT id FROM recovery_codes WHERE used_at IS NOT NULL AND used_at <= $1 ORDER BY used_at LIMIT $2))",
 ];
 
-const CLEANUP_AUDIT: &str = "DELETE FROM audit_events WHERE id IN
-     (SELECT id FROM audit_events WHERE at < $1 LIMIT $2)";
+const CLEANUP_AUDIT: &str = "DELETE FROM audit_events WHERE id = ANY(ARRAY(
+     SELECT id FROM audit_events WHERE at < $1 ORDER BY at LIMIT $2))";
 
 /// Advisory lock keys (arbitrary, fixed): one for user creation, one for the clean-up.
 const USERS_LOCK: i64 = 0x6d66_6167_0001;

@@ -333,23 +333,23 @@ const COMPLETE_WITH_EMAIL_CODE: &str = insert_refresh_token_if!("");
 
 const CLEANUP: &[&str] = &[
     "DELETE FROM challenges WHERE rowid IN
-     (SELECT rowid FROM challenges WHERE expires_at <= ?1 LIMIT ?2)",
+     (SELECT rowid FROM challenges WHERE expires_at <= ?1 ORDER BY expires_at LIMIT ?2)",
     "DELETE FROM challenges WHERE rowid IN
-     (SELECT rowid FROM challenges WHERE spent_at IS NOT NULL AND spent_at <= ?1 LIMIT ?2)",
+     (SELECT rowid FROM challenges WHERE spent_at IS NOT NULL AND spent_at <= ?1 ORDER BY spent_at LIMIT ?2)",
     "DELETE FROM setup_tokens WHERE rowid IN
-     (SELECT rowid FROM setup_tokens WHERE expires_at <= ?1 LIMIT ?2)",
+     (SELECT rowid FROM setup_tokens WHERE expires_at <= ?1 ORDER BY expires_at LIMIT ?2)",
     "DELETE FROM refresh_tokens WHERE rowid IN
-     (SELECT rowid FROM refresh_tokens WHERE expires_at <= ?1 LIMIT ?2)",
+     (SELECT rowid FROM refresh_tokens WHERE expires_at <= ?1 ORDER BY expires_at LIMIT ?2)",
     "DELETE FROM throttle_windows WHERE rowid IN
-     (SELECT rowid FROM throttle_windows WHERE window_end <= ?1 LIMIT ?2)",
+     (SELECT rowid FROM throttle_windows WHERE window_end <= ?1 ORDER BY window_end LIMIT ?2)",
     "DELETE FROM email_keys WHERE rowid IN
-     (SELECT rowid FROM email_keys WHERE expires_at <= ?1 LIMIT ?2)",
+     (SELECT rowid FROM email_keys WHERE expires_at <= ?1 ORDER BY expires_at LIMIT ?2)",
     "DELETE FROM recovery_codes WHERE id IN
-     (SELECT id FROM recovery_codes WHERE used_at IS NOT NULL AND used_at <= ?1 LIMIT ?2)",
+     (SELECT id FROM recovery_codes WHERE used_at IS NOT NULL AND used_at <= ?1 ORDER BY used_at LIMIT ?2)",
 ];
 
 const CLEANUP_AUDIT: &str = "DELETE FROM audit_events WHERE id IN
-     (SELECT id FROM audit_events WHERE at < ?1 LIMIT ?2)";
+     (SELECT id FROM audit_events WHERE at < ?1 ORDER BY at LIMIT ?2)";
 
 // ----- statements that two writes run -----
 

@@ -298,26 +298,7 @@ async fn mfa_flow(
     let Some(user) = users.get(index).filter(|_| index < limit) else {
         return Ok(false);
     };
-    let login = post(
-        client,
-        format!("{base}/auth/login"),
-        json!({"username": user.username, "password": PASSWORD}),
-        None,
-    )
-    .await?;
-    let ephemeral = login["ephemeral_token"].as_str().ok_or("no challenge")?;
-    let code = totp::code_at(&user.secret, now(), &TotpParams::default());
-    let tokens = post(
-        client,
-        format!("{base}/auth/mfa/verify"),
-        json!({"ephemeral_token": ephemeral, "code": code}),
-        None,
-    )
-    .await?;
-    tokens["access"]
-        .as_str()
-        .map(|_| true)
-        .ok_or_else(|| "no access token".into())
+    mfa_token(client, base, user).await.map(|_| true)
 }
 
 /// S2 and S2p: login then TOTP for seeded users, each user once.

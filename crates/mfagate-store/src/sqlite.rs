@@ -1238,7 +1238,6 @@ impl ImportStore for SqliteStore {
         let mut tokens = Vec::new();
         let mut keys = Vec::new();
         let mut challenges = Vec::new();
-        let mut events = Vec::new();
         for a in accounts {
             let u = &a.user;
             users.push(json!([
@@ -1289,9 +1288,6 @@ impl ImportStore for SqliteStore {
                     c.expires_at
                 ]));
             }
-            for e in &a.audit {
-                events.push(json!([e.at, e.user_id, e.event, e.ip, e.detail]));
-            }
         }
         let batches: Vec<(&'static str, String)> = [
             (IMPORT_USERS, users),
@@ -1300,10 +1296,13 @@ impl ImportStore for SqliteStore {
             (IMPORT_TOKENS, tokens),
             (IMPORT_KEYS, keys),
             (IMPORT_CHALLENGES, challenges),
-            (IMPORT_EVENTS, events),
         ]
         .into_iter()
         .map(|(sql, rows)| (sql, serde_json::Value::Array(rows).to_string()))
+        .chain(std::iter::once((
+            IMPORT_EVENTS,
+            audit_rows(accounts.iter().flat_map(|a| &a.audit)).to_string(),
+        )))
         .collect();
         // One job: its statements run in the writer's transaction, so all or nothing.
         self.write(move |c| {
@@ -1340,6 +1339,16 @@ const IMPORT_CHALLENGES: &str =
     "INSERT INTO challenges (id, user_id, token_hash, created_at, expires_at)
      SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4
      FROM json_each(?1) ORDER BY key";
+/// Audit events as the JSON rows `IMPORT_EVENTS` reads.
+fn audit_rows<'a>(records: impl Iterator<Item = &'a AuditRecord>) -> serde_json::Value {
+    serde_json::Value::Array(
+        records
+            .map(|r| serde_json::json!([r.at, r.user_id, r.event, r.ip, r.detail]))
+            .collect(),
+    )
+}
+
+/// Also the statement of every audit batch the server writes.
 const IMPORT_EVENTS: &str = "INSERT INTO audit_events (at, user_id, event, ip, detail)
      SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4
      FROM json_each(?1) ORDER BY key";
@@ -1567,23 +1576,13 @@ impl AuditStore for SqliteStore {
     async fn record_audit_batch(&self, records: &[AuditRecord]) -> StoreResult<()> {
         // The whole batch as one JSON array in one statement: one round trip to SQLite however
         // many events there are, and one cached statement for every batch size.
-        let rows = serde_json::Value::Array(
-            records
-                .iter()
-                .map(|r| serde_json::json!([r.at, r.user_id, r.event, r.ip, r.detail]))
-                .collect(),
-        )
-        .to_string();
+        let rows = audit_rows(records.iter()).to_string();
         self.write_statement(move |c| {
             Box::pin(async move {
-                sqlx::query(
-                    "INSERT INTO audit_events (at, user_id, event, ip, detail)
-                     SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4
-                     FROM json_each(?1) ORDER BY key",
-                )
-                .bind(rows)
-                .execute(&mut *c)
-                .await?;
+                sqlx::query(IMPORT_EVENTS)
+                    .bind(rows)
+                    .execute(&mut *c)
+                    .await?;
                 Ok(())
             })
         })

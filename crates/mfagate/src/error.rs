@@ -116,7 +116,7 @@ impl From<Error> for ApiError {
                 ..ApiError::new(S::UNAUTHORIZED, "reauthentication_required", detail)
             },
             Error::Internal(_) | Error::KeyMismatch(_) => {
-                let reason = error.to_string();
+                let reason = detail;
                 // The reason may name tables or keys: it goes to the log, never to the client.
                 tracing::error!(%reason, "internal error");
                 ApiError::new(

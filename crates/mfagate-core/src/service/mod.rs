@@ -1558,10 +1558,13 @@ impl Gatekeeper {
                 .store
                 .delete_expired(now, audit_before, CLEANUP_BATCH)
                 .await?;
-            if gone == 0 {
+            deleted += gone;
+            // Fewer than one batch in all: no kind filled its batch, so what is left is less
+            // than a batch per kind, for the next round. (Waiting for a pass that finds nothing
+            // could last for ever under load, and this round holds up the signing-key reload.)
+            if gone < u64::from(CLEANUP_BATCH) {
                 return Ok(deleted);
             }
-            deleted += gone;
             // A backlog (a million expired rows after a quiet month) is worked off at half the
             // writer's time at most: the writes of logins and refreshes queued behind a batch
             // wait for one batch, then have the writer to themselves as long again.

@@ -196,7 +196,10 @@ async fn deploy(
         // Every client of the load generator is 127.0.0.1: the fair hash queue's per-IP share
         // would shed their concurrent logins as one flooding client's.
         ("MFAGATE_HASH_QUEUE_PER_IP", "100000".to_string()),
-        ("RUST_LOG", "warn".to_string()),
+        (
+            "RUST_LOG",
+            std::env::var("MFAGATE_BENCH_SERVER_LOG").unwrap_or_else(|_| "warn".to_string()),
+        ),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))

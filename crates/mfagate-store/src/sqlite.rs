@@ -384,63 +384,93 @@ const END_CREDENTIALS: &str = "
     UPDATE email_keys SET used_at = ?2
      WHERE user_id = ?1 AND used_at IS NULL AND purpose IN ('invite', 'reset');";
 
-/// The current count of a window, or `Some(retry_after)` if it is full.
-async fn window_full(
+/// Windows as one JSON array, so that a claim or release on any number of them is one
+/// statement: one round trip to the writer's SQLite thread (the writer's cost is counted in
+/// round trips, not rows).
+fn windows_json(windows: &[WindowLimit]) -> String {
+    serde_json::Value::Array(
+        windows
+            .iter()
+            .map(|w| {
+                serde_json::json!({"key": w.key, "seconds": w.window_seconds, "limit": w.limit})
+            })
+            .collect(),
+    )
+    .to_string()
+}
+
+/// Counts one unit in every window of ?1 (a `windows_json` array) iff none of them is full at
+/// ?2, starting over those that have ended. SQLite runs the `SELECT` to the end before it
+/// inserts (it reads the table it writes to), so the check sees no window counted by this
+/// statement: all or nothing. Changes as many rows as there are windows, or none.
+const CLAIM_WINDOWS: &str = "
+    INSERT INTO throttle_windows (key, window_start, window_end, count)
+    SELECT w.value ->> 'key', ?2, ?2 + (w.value ->> 'seconds'), 1 FROM json_each(?1) AS w
+    WHERE NOT EXISTS (
+        SELECT 1 FROM json_each(?1) AS v JOIN throttle_windows AS t ON t.key = v.value ->> 'key'
+        WHERE t.window_end > ?2 AND t.count >= v.value ->> 'limit')
+    ON CONFLICT (key) DO UPDATE SET
+      count = CASE WHEN window_end <= ?2 THEN 1 ELSE count + 1 END,
+      window_start = CASE WHEN window_end <= ?2 THEN ?2 ELSE window_start END,
+      window_end = CASE WHEN window_end <= ?2 THEN excluded.window_end ELSE window_end END";
+
+/// Counts one unit in every window iff none is full; `Some(retry_after)` (until the last full
+/// window ends) when refused, with nothing counted.
+async fn claim_in_windows(
     c: &mut SqliteConnection,
-    window: &WindowLimit,
+    windows: &str,
     now: i64,
 ) -> Result<Option<i64>, sqlx::Error> {
-    let row = sqlx::query(
-        "SELECT count, window_end FROM throttle_windows WHERE key = ?1 AND window_end > ?2",
-    )
-    .bind(&window.key)
-    .bind(now)
-    .fetch_optional(&mut *c)
-    .await?;
-    let Some(row) = row else {
+    let changed = sqlx::query(CLAIM_WINDOWS)
+        .bind(windows)
+        .bind(now)
+        .execute(&mut *c)
+        .await?
+        .rows_affected();
+    if changed > 0 {
         return Ok(None);
-    };
-    let count: i64 = row.try_get("count")?;
-    let end: i64 = row.try_get("window_end")?;
-    Ok((count >= i64::from(window.limit)).then_some((end - now).max(1)))
+    }
+    full_windows_retry_after(c, windows, now).await.map(Some)
 }
 
-/// Counts one unit in a window, starting it over when it has ended.
-async fn count_in_window(
+/// Seconds until the last of the full windows of ?1 ends (1 if none is full).
+async fn full_windows_retry_after(
     c: &mut SqliteConnection,
-    window: &WindowLimit,
+    windows: &str,
     now: i64,
-) -> Result<(), sqlx::Error> {
-    // SQLite evaluates every SET expression against the old row, so the three CASEs agree.
-    sqlx::query(
-        "INSERT INTO throttle_windows (key, window_start, window_end, count) VALUES (?1, ?2, ?2 + ?3, 1)
-         ON CONFLICT (key) DO UPDATE SET
-           count = CASE WHEN window_end <= ?2 THEN 1 ELSE count + 1 END,
-           window_start = CASE WHEN window_end <= ?2 THEN ?2 ELSE window_start END,
-           window_end = CASE WHEN window_end <= ?2 THEN ?2 + ?3 ELSE window_end END",
+) -> Result<i64, sqlx::Error> {
+    let end: Option<i64> = sqlx::query_scalar(
+        "SELECT MAX(t.window_end) FROM json_each(?1) AS v
+         JOIN throttle_windows AS t ON t.key = v.value ->> 'key'
+         WHERE t.window_end > ?2 AND t.count >= v.value ->> 'limit'",
     )
-    .bind(&window.key)
+    .bind(windows)
     .bind(now)
-    .bind(window.window_seconds)
-    .execute(&mut *c)
+    .fetch_one(&mut *c)
     .await?;
-    Ok(())
+    Ok(end.map_or(1, |end| (end - now).max(1)))
 }
 
-/// Hands back one claimed unit of a window that is still current.
-async fn release_in_window(
+/// Hands back one claimed unit of each window of ?1 (a JSON array of keys) that is still
+/// current at ?2.
+const RELEASE_WINDOWS: &str = "
+    UPDATE throttle_windows SET count = count - 1
+    WHERE key IN (SELECT value FROM json_each(?1)) AND count > 0 AND window_end > ?2";
+
+fn keys_json<'a>(keys: impl Iterator<Item = &'a str>) -> String {
+    serde_json::Value::Array(keys.map(|k| serde_json::Value::from(k)).collect()).to_string()
+}
+
+async fn release_in_windows(
     c: &mut SqliteConnection,
-    key: &str,
+    keys: &str,
     now: i64,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "UPDATE throttle_windows SET count = count - 1
-         WHERE key = ?1 AND count > 0 AND window_end > ?2",
-    )
-    .bind(key)
-    .bind(now)
-    .execute(&mut *c)
-    .await?;
+    sqlx::query(RELEASE_WINDOWS)
+        .bind(keys)
+        .bind(now)
+        .execute(&mut *c)
+        .await?;
     Ok(())
 }
 
@@ -902,42 +932,66 @@ impl ChallengeStore for SqliteStore {
         now: i64,
     ) -> StoreResult<AttemptClaim> {
         let (id, window) = (challenge_id.to_owned(), user_window.cloned());
-        self.write(move |c| {
-            Box::pin(async move {
-                let row = sqlx::query(
-                    "SELECT expires_at, failures, spent_at FROM challenges WHERE id = ?1",
-                )
-                .bind(&id)
-                .fetch_optional(&mut *c)
-                .await?;
-                let Some(row) = row else {
-                    return Ok(AttemptClaim::ChallengeGone);
-                };
-                let expires_at: i64 = row.try_get("expires_at")?;
-                let failures: i64 = row.try_get("failures")?;
-                let spent_at: Option<i64> = row.try_get("spent_at")?;
-                if spent_at.is_some() || expires_at <= now {
-                    return Ok(AttemptClaim::ChallengeGone);
-                }
-                if failures >= i64::from(max_failures) {
-                    return Ok(AttemptClaim::ChallengeDead { expires_at });
-                }
-                if let Some(window) = &window {
-                    if let Some(retry_after) = window_full(c, window, now).await? {
-                        return Ok(AttemptClaim::UserThrottled { retry_after });
-                    }
-                    count_in_window(c, window, now).await?;
-                }
-                sqlx::query("UPDATE challenges SET failures = failures + 1 WHERE id = ?1")
+        let windows = window
+            .as_ref()
+            .map(|w| windows_json(std::slice::from_ref(w)));
+        // Two statements that change all or nothing by their conditions (no savepoint): the
+        // challenge is counted only if it is live with room and the user's window has room,
+        // and the window is counted only if the challenge was. A refusal then reads why.
+        self.writer
+            .write_command(move |c| {
+                Box::pin(async move {
+                    let counted: Option<i64> = sqlx::query_scalar(
+                        "UPDATE challenges SET failures = failures + 1
+                         WHERE id = ?1 AND spent_at IS NULL AND expires_at > ?2 AND failures < ?3
+                           AND NOT EXISTS (SELECT 1 FROM throttle_windows
+                                           WHERE key = ?4 AND window_end > ?2 AND count >= ?5)
+                         RETURNING failures",
+                    )
                     .bind(&id)
-                    .execute(&mut *c)
+                    .bind(now)
+                    .bind(i64::from(max_failures))
+                    .bind(window.as_ref().map(|w| w.key.clone()))
+                    .bind(window.as_ref().map_or(0, |w| i64::from(w.limit)))
+                    .fetch_optional(&mut *c)
                     .await?;
-                Ok(AttemptClaim::Claimed {
-                    failures: u32::try_from(failures + 1).unwrap_or(u32::MAX),
+                    if let Some(failures) = counted {
+                        if let Some(windows) = &windows {
+                            // Cannot be refused: the statement above saw room, and nothing
+                            // else runs on the writer in between.
+                            claim_in_windows(c, windows, now).await?;
+                        }
+                        return Ok(AttemptClaim::Claimed {
+                            failures: u32::try_from(failures).unwrap_or(u32::MAX),
+                        });
+                    }
+                    let row = sqlx::query(
+                        "SELECT expires_at, failures, spent_at FROM challenges WHERE id = ?1",
+                    )
+                    .bind(&id)
+                    .fetch_optional(&mut *c)
+                    .await?;
+                    let Some(row) = row else {
+                        return Ok(AttemptClaim::ChallengeGone);
+                    };
+                    let expires_at: i64 = row.try_get("expires_at")?;
+                    let failures: i64 = row.try_get("failures")?;
+                    let spent_at: Option<i64> = row.try_get("spent_at")?;
+                    if spent_at.is_some() || expires_at <= now {
+                        return Ok(AttemptClaim::ChallengeGone);
+                    }
+                    if failures >= i64::from(max_failures) {
+                        return Ok(AttemptClaim::ChallengeDead { expires_at });
+                    }
+                    // Live with room, so the user's window was full; nothing ran between.
+                    let retry_after = match &windows {
+                        Some(windows) => full_windows_retry_after(c, windows, now).await?,
+                        None => 1,
+                    };
+                    Ok(AttemptClaim::UserThrottled { retry_after })
                 })
             })
-        })
-        .await
+            .await
     }
 
     async fn complete_challenge(
@@ -958,7 +1012,7 @@ impl ChallengeStore for SqliteStore {
             FactorClaim::EmailCode => (COMPLETE_WITH_EMAIL_CODE, None),
         };
         let (challenge_id, refresh) = (challenge_id.to_owned(), refresh.clone());
-        let release = release.map(|w| w.key.clone());
+        let release = release.map(|w| keys_json(std::iter::once(w.key.as_str())));
         self.writer
             .write_command(move |c| {
                 Box::pin(async move {
@@ -978,8 +1032,8 @@ impl ChallengeStore for SqliteStore {
                         .rows_affected();
                     if changed > 0 {
                         // Same job, so the same transaction: the claim goes back with the login.
-                        if let Some(key) = release {
-                            release_in_window(c, &key, now).await?;
+                        if let Some(keys) = release {
+                            release_in_windows(c, &keys, now).await?;
                         }
                         return Ok(Completion::Completed);
                     }
@@ -1538,36 +1592,24 @@ impl TokenStore for SqliteStore {
 #[async_trait]
 impl ThrottleStore for SqliteStore {
     async fn claim_windows(&self, windows: &[WindowLimit], now: i64) -> StoreResult<Claim> {
-        let windows = windows.to_vec();
-        // Every window is checked before any is counted: all or nothing, with nothing else on
-        // the writer in between.
-        self.write(move |c| {
+        let windows = windows_json(windows);
+        // One statement checks every window and counts in all of them, or in none.
+        self.write_statement(move |c| {
             Box::pin(async move {
-                for window in &windows {
-                    if let Some(retry_after) = window_full(c, window, now).await? {
-                        return Ok(Claim::Refused { retry_after });
-                    }
-                }
-                for window in &windows {
-                    count_in_window(c, window, now).await?;
-                }
-                Ok(Claim::Granted)
+                Ok(match claim_in_windows(c, &windows, now).await? {
+                    None => Claim::Granted,
+                    Some(retry_after) => Claim::Refused { retry_after },
+                })
             })
         })
         .await
     }
 
     async fn release_windows(&self, windows: &[WindowLimit], now: i64) -> StoreResult<()> {
-        let keys: Vec<String> = windows.iter().map(|w| w.key.clone()).collect();
-        self.write(move |c| {
-            Box::pin(async move {
-                for key in keys {
-                    release_in_window(c, &key, now).await?;
-                }
-                Ok(())
-            })
-        })
-        .await
+        let keys = keys_json(windows.iter().map(|w| w.key.as_str()));
+        self.execute(RELEASE_WINDOWS, move |q| q.bind(keys).bind(now))
+            .await?;
+        Ok(())
     }
 }
 

@@ -71,6 +71,11 @@ struct Args {
     /// The databases `--scale` measures.
     #[arg(long, value_delimiter = ',', default_value = "sqlite,postgres")]
     scale_databases: Vec<String>,
+    /// The server's per-IP request limit (`MFAGATE_IP_THROTTLE`): `off` by default, since every
+    /// request of the load generator comes from one address; a huge rate such as
+    /// `100000000/60` measures what counting every request costs.
+    #[arg(long, default_value = "off")]
+    ip_throttle: String,
     /// Internal: run the bare ceiling server on this port.
     #[arg(long, hide = true)]
     bare_server: Option<u16>,
@@ -191,7 +196,7 @@ async fn deploy(
         ("MFAGATE_DATABASE_URL", url.clone()),
         ("MFAGATE_SECRET_KEY", secret.to_hex()),
         ("MFAGATE_ARGON2_PROFILE", profile.to_string()),
-        ("MFAGATE_IP_THROTTLE", "off".to_string()),
+        ("MFAGATE_IP_THROTTLE", args.ip_throttle.clone()),
         ("MFAGATE_LOGIN_THROTTLE", "off".to_string()),
         // Every client of the load generator is 127.0.0.1: the fair hash queue's per-IP share
         // would shed their concurrent logins as one flooding client's.

@@ -1,8 +1,9 @@
 //! Rates written `N/SECONDS` (or `off`), and the in-process per-IP counter.
 //!
 //! Per-account counters (failed logins, failed second factors) live in the store so they hold
-//! across instances. The per-IP counter is deliberately per instance: it guards one process
-//! against floods and costs no database write per request.
+//! across instances. The per-IP counter here is the cheap first refusal: it turns a flood away
+//! from one process with no database work; what it lets through is then counted in the window
+//! every instance shares (`Gatekeeper::claim_ip_request`).
 
 use std::collections::HashMap;
 use std::net::IpAddr;

@@ -446,6 +446,10 @@ pub trait ThrottleStore: Send + Sync {
     /// Hands back one claimed unit in each of these windows that is still current: for limits
     /// that count failures, once the attempt turned out right.
     async fn release_windows(&self, windows: &[WindowLimit], now: i64) -> StoreResult<()>;
+    /// Counts one request in a window that every server on this database shares (the per-IP
+    /// request limit), iff it has room. Where one process owns the database (SQLite) that
+    /// process's own count is already the deployment's, and this grants without a write.
+    async fn claim_request_window(&self, window: &WindowLimit, now: i64) -> StoreResult<Claim>;
 }
 
 /// An Ed25519 key for EdDSA access tokens.

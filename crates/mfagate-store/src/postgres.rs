@@ -38,6 +38,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "scale",
         include_str!("../migrations/postgres/0004_scale.sql"),
     ),
+    (
+        5,
+        "shared request windows",
+        include_str!("../migrations/postgres/0005_request_windows.sql"),
+    ),
 ];
 
 /// The clean-up, batch by batch: $1 the time bound, $2 the batch size.
@@ -58,6 +63,8 @@ const CLEANUP: &[&str] = &[
      SELECT ctid FROM throttle_windows WHERE window_end <= $1 ORDER BY window_end LIMIT $2))",
     "DELETE FROM email_keys WHERE ctid = ANY(ARRAY(
      SELECT ctid FROM email_keys WHERE expires_at <= $1 ORDER BY expires_at LIMIT $2))",
+    "DELETE FROM request_windows WHERE ctid = ANY(ARRAY(
+     SELECT ctid FROM request_windows WHERE window_end <= $1 ORDER BY window_end LIMIT $2))",
     "DELETE FROM recovery_codes WHERE id = ANY(ARRAY(
      SELECT id FROM recovery_codes WHERE used_at IS NOT NULL AND used_at <= $1 ORDER BY used_at LIMIT $2))",
 ];
@@ -1556,6 +1563,39 @@ impl ThrottleStore for PgStore {
         }
         tx.commit().await.store()?;
         Ok(Claim::Granted)
+    }
+
+    async fn claim_request_window(&self, window: &WindowLimit, now: i64) -> StoreResult<Claim> {
+        // The row lock of the upsert makes the check and the count one step across instances.
+        // The table is UNLOGGED: counting a request writes no WAL and waits for no fsync (a
+        // database crash empties it, which only restarts the windows).
+        let counted: Option<i32> = sqlx::query_scalar(
+            "INSERT INTO request_windows (key, window_end, count) VALUES ($1, $2 + $3, 1)
+             ON CONFLICT (key) DO UPDATE SET
+               count = CASE WHEN request_windows.window_end <= $2 THEN 1 ELSE request_windows.count + 1 END,
+               window_end = CASE WHEN request_windows.window_end <= $2 THEN $2 + $3 ELSE request_windows.window_end END
+             WHERE request_windows.window_end <= $2 OR request_windows.count < $4
+             RETURNING count",
+        )
+        .bind(&window.key)
+        .bind(now)
+        .bind(window.window_seconds)
+        .bind(i32::try_from(window.limit).unwrap_or(i32::MAX))
+        .fetch_optional(&self.pool)
+        .await
+        .store()?;
+        if counted.is_some() {
+            return Ok(Claim::Granted);
+        }
+        let end: Option<i64> =
+            sqlx::query_scalar("SELECT window_end FROM request_windows WHERE key = $1")
+                .bind(&window.key)
+                .fetch_optional(&self.pool)
+                .await
+                .store()?;
+        Ok(Claim::Refused {
+            retry_after: end.map_or(1, |end| (end - now).max(1)),
+        })
     }
 
     async fn release_windows(&self, windows: &[WindowLimit], now: i64) -> StoreResult<()> {

@@ -1605,6 +1605,13 @@ impl ThrottleStore for SqliteStore {
         .await
     }
 
+    async fn claim_request_window(&self, _window: &WindowLimit, _now: i64) -> StoreResult<Claim> {
+        // One server process owns a SQLite file (several instances need PostgreSQL), so the
+        // caller's in-memory count is the deployment's: no write on the single writer per
+        // request.
+        Ok(Claim::Granted)
+    }
+
     async fn release_windows(&self, windows: &[WindowLimit], now: i64) -> StoreResult<()> {
         let keys = keys_json(windows.iter().map(|w| w.key.as_str()));
         self.execute(RELEASE_WINDOWS, move |q| q.bind(keys).bind(now))

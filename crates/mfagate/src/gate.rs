@@ -107,11 +107,21 @@ impl MfaGate {
     }
 
     /// Counts a request against the caller's per-IP budget (login, second factor, and the
-    /// e-mail-sending endpoints).
-    pub(crate) fn count_ip(&self, client: ClientAddr) -> Result<(), ApiError> {
-        match (&self.0.ip_counter, client.0) {
-            (Some(counter), Some(ip)) => counter.hit(ip, unix_now()).map_err(ApiError::throttled),
-            _ => Ok(()),
-        }
+    /// e-mail-sending endpoints): first in this process's memory, which refuses a flood at no
+    /// cost, then in the window all instances share (on PostgreSQL; on SQLite the one process's
+    /// count is the deployment's and no write is made).
+    pub(crate) async fn count_ip(&self, client: ClientAddr) -> Result<(), ApiError> {
+        let (Some(counter), Some(rate), Some(ip)) =
+            (&self.0.ip_counter, self.0.options.ip_throttle, client.0)
+        else {
+            return Ok(());
+        };
+        let now = unix_now();
+        counter.hit(ip, now).map_err(ApiError::throttled)?;
+        self.0
+            .gatekeeper
+            .claim_ip_request(rate, ip, now)
+            .await
+            .map_err(ApiError::from)
     }
 }

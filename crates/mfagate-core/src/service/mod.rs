@@ -18,6 +18,7 @@ use crate::error::{Error, Result};
 use crate::jwt::{EdKey, EdKeyRing, Expiring, HsSigner};
 use crate::password;
 use crate::qr;
+use crate::rate::Rate;
 use crate::recovery_codes;
 use crate::sealing::Sealer;
 use crate::secret::{generate_token, hash_token, new_id, SecretBytes};
@@ -554,6 +555,21 @@ impl Gatekeeper {
             return Err(Error::EmailNotVerified);
         }
         self.after_password(&user, ctx).await
+    }
+
+    /// Counts one request from `ip` in the per-IP request window (`rate`), which every
+    /// instance on the database shares: N instances behind a balancer allow the limit once,
+    /// not N times. The caller refuses first from its own memory, which costs no write.
+    pub async fn claim_ip_request(&self, rate: Rate, ip: IpAddr, now: i64) -> Result<()> {
+        let window = self
+            .throttle_keys
+            .window(rate, "request-ip", &[&ip.to_string()]);
+        match self.store.claim_request_window(&window, now).await? {
+            Claim::Granted => Ok(()),
+            Claim::Refused { retry_after } => Err(Error::Throttled {
+                retry_after: seconds_until(now + retry_after, now),
+            }),
+        }
     }
 
     /// The windows a password attempt for `name` (as typed, lowercased) is counted in: the

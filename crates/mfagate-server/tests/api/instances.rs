@@ -569,3 +569,66 @@ async fn a_burst_of_wrong_codes_over_two_instances_gets_at_most_the_attempts_che
     assert_eq!(status, 429, "{body}");
     assert_eq!(body["error"], "too_many_attempts");
 }
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL: MFAGATE_TEST_BACKEND=postgres cargo nextest run --workspace --profile postgres --run-ignored all"]
+async fn the_per_ip_limit_holds_for_two_instances_together_on_postgres() {
+    let (_db, a, b) = two_instances(&[
+        ("MFAGATE_IP_THROTTLE", "5/60"),
+        ("MFAGATE_LOGIN_THROTTLE", "off"),
+    ])
+    .await;
+    let attempt = |name: String| {
+        (
+            "/auth/login".to_string(),
+            json!({"username": name, "password": "wrong"}),
+            vec![],
+        )
+    };
+    // Three requests on A and two on B use the whole budget of the address: each instance has
+    // seen fewer than five, and still the sixth, on either, is refused.
+    for i in 0..5 {
+        let instance = if i < 3 { &a } else { &b };
+        let (status, body) = instance
+            .post(
+                "/auth/login",
+                json!({"username": format!("nobody{i}"), "password": "wrong"}),
+                None,
+            )
+            .await;
+        assert_eq!(status, 401, "request {i}: {body}");
+    }
+    for instance in [&a, &b] {
+        let (status, body) = instance
+            .post(
+                "/auth/login",
+                json!({"username": "nobody", "password": "wrong"}),
+                None,
+            )
+            .await;
+        assert_eq!(status, 429, "{body}");
+        assert_eq!(body["error"], "throttled");
+    }
+
+    // A burst split over both instances of a new deployment at once.
+    let (_db, a, b) = two_instances(&[
+        ("MFAGATE_IP_THROTTLE", "5/60"),
+        ("MFAGATE_LOGIN_THROTTLE", "off"),
+    ])
+    .await;
+    let answers = split_burst(
+        &a,
+        &b,
+        (0..40).map(|i| attempt(format!("nobody{i}"))).collect(),
+    )
+    .await;
+    assert_eq!(
+        answers.iter().filter(|x| x.status == 401).count(),
+        5,
+        "exactly the limit is let through by both instances together"
+    );
+    assert_eq!(
+        answers.iter().filter(|x| x.error == "throttled").count(),
+        35
+    );
+}

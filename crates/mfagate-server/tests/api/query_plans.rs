@@ -270,6 +270,19 @@ async fn exercise_every_intent(store: &dyn Store) {
         .release_windows(std::slice::from_ref(&window), now)
         .await
         .unwrap();
+    // Two windows at once, one of them full: the refusal reads when it ends.
+    let full = WindowLimit {
+        key: "t:full".into(),
+        limit: 1,
+        window_seconds: 60,
+    };
+    for _ in 0..2 {
+        store
+            .claim_windows(&[window.clone(), full.clone()], now)
+            .await
+            .unwrap();
+        store.claim_request_window(&full, now).await.unwrap();
+    }
 
     // E-mail.
     store.set_email_verified("u1").await.unwrap();

@@ -19,7 +19,7 @@ pub async fn register(
     JsonBody(body): JsonBody<RegisterRequest>,
 ) -> ApiResult<Response> {
     // Each registration costs a password hash: it counts against the caller's budget.
-    gate.count_ip(client)?;
+    gate.count_ip(client).await?;
     let ctx = gate.context(client);
     let (user, outcome) = gate
         .gatekeeper()
@@ -48,7 +48,7 @@ pub async fn login(
     client: ClientAddr,
     JsonBody(body): JsonBody<LoginRequest>,
 ) -> ApiResult<Response> {
-    gate.count_ip(client)?;
+    gate.count_ip(client).await?;
     let ctx = gate.context(client);
     let outcome = gate
         .gatekeeper()

@@ -25,7 +25,7 @@ pub async fn send_email_code(
     client: ClientAddr,
     JsonBody(body): JsonBody<EphemeralRequest>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    gate.count_ip(client)?;
+    gate.count_ip(client).await?;
     let expires_in = gate
         .gatekeeper()
         .request_email_code(&body.ephemeral_token, &gate.context(client))
@@ -55,7 +55,7 @@ pub async fn resend_verification(
     headers: HeaderMap,
     JsonBody(body): JsonBody<OptionalEmailRequest>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    gate.count_ip(client)?;
+    gate.count_ip(client).await?;
     let ctx = gate.context(client);
     if headers.contains_key(axum::http::header::AUTHORIZATION) {
         let token = bearer_token(&headers).ok_or(Error::NotAuthenticated)?;
@@ -115,7 +115,7 @@ pub async fn request_password_reset(
     client: ClientAddr,
     JsonBody(body): JsonBody<EmailRequest>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    gate.count_ip(client)?;
+    gate.count_ip(client).await?;
     let ctx = gate.context(client);
     let background = gate.clone();
     tokio::spawn(async move {

@@ -16,7 +16,7 @@ pub async fn verify(
     client: ClientAddr,
     JsonBody(body): JsonBody<VerifyRequest>,
 ) -> ApiResult<Response> {
-    gate.count_ip(client)?;
+    gate.count_ip(client).await?;
     let pair = gate
         .gatekeeper()
         .verify_second_factor(&body.ephemeral_token, &body.code, &gate.context(client))

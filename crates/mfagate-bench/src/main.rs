@@ -173,6 +173,13 @@ async fn deploy(
         let mut connection = sqlx::PgConnection::connect(&url)
             .await
             .map_err(|e| e.to_string())?;
+        // And its planner statistics are current (autovacuum would have analysed a database
+        // grown over months; a bulk load just done may not be yet, and plans made for "an
+        // empty table" are not what a deployment runs).
+        connection
+            .execute("ANALYZE")
+            .await
+            .map_err(|e| format!("analyse after seeding: {e}"))?;
         connection
             .execute("CHECKPOINT")
             .await

@@ -359,17 +359,18 @@ async fn replace_codes(
     user_id: &str,
     codes_sealed: &[String],
 ) -> Result<(), sqlx::Error> {
-    sqlx::query("DELETE FROM recovery_codes WHERE user_id = ?1")
-        .bind(user_id)
-        .execute(&mut *c)
-        .await?;
-    for code in codes_sealed {
-        sqlx::query("INSERT INTO recovery_codes (user_id, code_sealed) VALUES (?1, ?2)")
-            .bind(user_id)
-            .bind(code)
-            .execute(&mut *c)
-            .await?;
-    }
+    // One command, so one round trip to SQLite's thread for the whole set (each statement uses
+    // its parameters from ?1 without gaps: see the note on sqlx's binding above
+    // `insert_refresh_token_if`).
+    sqlx::query(
+        "DELETE FROM recovery_codes WHERE user_id = ?1;
+         INSERT INTO recovery_codes (user_id, code_sealed)
+         SELECT ?1, value FROM json_each(?2) ORDER BY key",
+    )
+    .bind(user_id)
+    .bind(serde_json::Value::from(codes_sealed.to_vec()).to_string())
+    .execute(&mut *c)
+    .await?;
     Ok(())
 }
 

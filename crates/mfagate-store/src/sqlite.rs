@@ -459,7 +459,7 @@ const RELEASE_WINDOWS: &str = "
     WHERE key IN (SELECT value FROM json_each(?1)) AND count > 0 AND window_end > ?2";
 
 fn keys_json<'a>(keys: impl Iterator<Item = &'a str>) -> String {
-    serde_json::Value::Array(keys.map(|k| serde_json::Value::from(k)).collect()).to_string()
+    serde_json::Value::Array(keys.map(serde_json::Value::from).collect()).to_string()
 }
 
 async fn release_in_windows(

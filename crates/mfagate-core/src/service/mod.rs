@@ -300,7 +300,7 @@ async fn check_sealing_keys(store: &dyn Store, sealer: &Sealer, now: i64) -> Res
 
 /// Rows the clean-up deletes per transaction: small enough that a write queued behind a batch
 /// waits a few milliseconds, large enough that a backlog of a million rows goes in minutes.
-pub const CLEANUP_BATCH: u32 = 200;
+pub const CLEANUP_BATCH: u32 = 100;
 
 fn stored_signing_key(key: &EdKey, sealer: &Sealer) -> Result<StoredSigningKey> {
     let seed = key
@@ -1581,10 +1581,10 @@ impl Gatekeeper {
             if gone < u64::from(CLEANUP_BATCH) {
                 return Ok(deleted);
             }
-            // A backlog (a million expired rows after a quiet month) is worked off at half the
-            // writer's time at most: the writes of logins and refreshes queued behind a batch
-            // wait for one batch, then have the writer to themselves as long again.
-            tokio::time::sleep(began.elapsed()).await;
+            // A backlog (a million expired rows after a quiet month) is worked off at a third
+            // of the writer's time at most: the writes of logins and refreshes queued behind a
+            // batch wait for one batch, then have the writer to themselves twice as long.
+            tokio::time::sleep(began.elapsed() * 2).await;
         }
     }
 }

@@ -230,6 +230,28 @@ async fn probe(options: &PgConnectOptions) -> Result<(), StoreError> {
 }
 
 impl PgStore {
+    /// Claims one unit in one window of `table`, in one statement (its row lock makes the check
+    /// and the count one step, across instances too); no transaction.
+    async fn claim_one(
+        &self,
+        table: WindowTable,
+        window: &WindowLimit,
+        now: i64,
+    ) -> StoreResult<Claim> {
+        let mut c = self.pool.acquire().await.store()?;
+        if claim_in_window(&mut c, table, window, now)
+            .await
+            .store()?
+            .is_some()
+        {
+            return Ok(Claim::Granted);
+        }
+        let retry_after = window_retry_after(&mut c, table, &window.key, now)
+            .await
+            .store()?;
+        Ok(Claim::Refused { retry_after })
+    }
+
     /// `postgres://user:pass@host:port/db`. The pool connects lazily and reconnects by itself
     /// after the database restarts; until it answers, calls fail as `Unavailable` (503).
     pub async fn connect(url: &str, settings: PgPoolSettings) -> Result<Self, StoreError> {
@@ -671,28 +693,60 @@ async fn insert_token(
     Ok(())
 }
 
+/// The statements that claim one unit in a window of `$table` and read when a window ends.
+macro_rules! window_statements {
+    ($table:literal) => {
+        (
+            concat!(
+                "INSERT INTO ",
+                $table,
+                " AS w (key, window_start, window_end, count) VALUES ($1, $2, $2 + $3, 1)
+                 ON CONFLICT (key) DO UPDATE SET
+                   count = CASE WHEN w.window_end <= $2 THEN 1 ELSE w.count + 1 END,
+                   window_start = CASE WHEN w.window_end <= $2 THEN $2 ELSE w.window_start END,
+                   window_end = CASE WHEN w.window_end <= $2 THEN $2 + $3 ELSE w.window_end END
+                 WHERE w.window_end <= $2 OR w.count < $4
+                 RETURNING count"
+            ),
+            concat!("SELECT window_end FROM ", $table, " WHERE key = $1"),
+        )
+    };
+}
+
+/// Where a window is counted: `throttle_windows` for limits on failures (logged: a crash must
+/// not hand an attacker fresh attempts), `request_windows` for the per-IP request limit
+/// (UNLOGGED: no WAL and no fsync per request; a crash only restarts the windows).
+#[derive(Clone, Copy)]
+enum WindowTable {
+    Throttle,
+    Request,
+}
+
+impl WindowTable {
+    /// (claim, window end)
+    fn statements(self) -> (&'static str, &'static str) {
+        match self {
+            WindowTable::Throttle => window_statements!("throttle_windows"),
+            WindowTable::Request => window_statements!("request_windows"),
+        }
+    }
+}
+
 /// Claims one unit in a window (starting it over when it has ended) iff it has room; `None`
 /// when it is full. The conflicting row stays locked until the transaction ends.
 async fn claim_in_window(
     c: &mut sqlx::PgConnection,
+    table: WindowTable,
     window: &WindowLimit,
     now: i64,
 ) -> Result<Option<i64>, sqlx::Error> {
-    sqlx::query_scalar(
-        "INSERT INTO throttle_windows (key, window_start, window_end, count) VALUES ($1, $2, $2 + $3, 1)
-         ON CONFLICT (key) DO UPDATE SET
-           count = CASE WHEN throttle_windows.window_end <= $2 THEN 1 ELSE throttle_windows.count + 1 END,
-           window_start = CASE WHEN throttle_windows.window_end <= $2 THEN $2 ELSE throttle_windows.window_start END,
-           window_end = CASE WHEN throttle_windows.window_end <= $2 THEN $2 + $3 ELSE throttle_windows.window_end END
-         WHERE throttle_windows.window_end <= $2 OR throttle_windows.count < $4
-         RETURNING count",
-    )
-    .bind(&window.key)
-    .bind(now)
-    .bind(window.window_seconds)
-    .bind(i64::from(window.limit))
-    .fetch_optional(&mut *c)
-    .await
+    sqlx::query_scalar(table.statements().0)
+        .bind(&window.key)
+        .bind(now)
+        .bind(window.window_seconds)
+        .bind(i64::from(window.limit))
+        .fetch_optional(&mut *c)
+        .await
 }
 
 /// Hands back one claimed unit of a window that is still current.
@@ -715,14 +769,14 @@ async fn release_in_window(
 /// Seconds until a full window ends.
 async fn window_retry_after(
     c: &mut sqlx::PgConnection,
+    table: WindowTable,
     key: &str,
     now: i64,
 ) -> Result<i64, sqlx::Error> {
-    let end: Option<i64> =
-        sqlx::query_scalar("SELECT window_end FROM throttle_windows WHERE key = $1")
-            .bind(key)
-            .fetch_optional(&mut *c)
-            .await?;
+    let end: Option<i64> = sqlx::query_scalar(table.statements().1)
+        .bind(key)
+        .fetch_optional(&mut *c)
+        .await?;
     Ok(end.map_or(1, |end| (end - now).max(1)))
 }
 
@@ -856,14 +910,15 @@ impl ChallengeStore for PgStore {
             return Ok(AttemptClaim::ChallengeDead { expires_at });
         };
         if let Some(window) = user_window {
-            if claim_in_window(&mut tx, window, now)
+            if claim_in_window(&mut tx, WindowTable::Throttle, window, now)
                 .await
                 .store()?
                 .is_none()
             {
-                let retry_after = window_retry_after(&mut tx, &window.key, now)
-                    .await
-                    .store()?;
+                let retry_after =
+                    window_retry_after(&mut tx, WindowTable::Throttle, &window.key, now)
+                        .await
+                        .store()?;
                 // Rolled back: the challenge's attempt is not counted either.
                 return Ok(AttemptClaim::UserThrottled { retry_after });
             }
@@ -1538,29 +1593,21 @@ impl ThrottleStore for PgStore {
         if let [window] = windows {
             // One window: the statement's own row lock makes it atomic, no transaction needed
             // (two round trips and a commit saved on every password attempt).
-            let mut c = self.pool.acquire().await.store()?;
-            if claim_in_window(&mut c, window, now)
-                .await
-                .store()?
-                .is_some()
-            {
-                return Ok(Claim::Granted);
-            }
-            let retry_after = window_retry_after(&mut c, &window.key, now).await.store()?;
-            return Ok(Claim::Refused { retry_after });
+            return self.claim_one(WindowTable::Throttle, window, now).await;
         }
         let mut ordered: Vec<&WindowLimit> = windows.iter().collect();
         ordered.sort_by(|a, b| a.key.cmp(&b.key));
         let mut tx = self.pool.begin().await.store()?;
         for window in ordered {
-            if claim_in_window(&mut tx, window, now)
+            if claim_in_window(&mut tx, WindowTable::Throttle, window, now)
                 .await
                 .store()?
                 .is_none()
             {
-                let retry_after = window_retry_after(&mut tx, &window.key, now)
-                    .await
-                    .store()?;
+                let retry_after =
+                    window_retry_after(&mut tx, WindowTable::Throttle, &window.key, now)
+                        .await
+                        .store()?;
                 // Rolled back: none of the windows is counted.
                 return Ok(Claim::Refused { retry_after });
             }
@@ -1570,36 +1617,8 @@ impl ThrottleStore for PgStore {
     }
 
     async fn claim_request_window(&self, window: &WindowLimit, now: i64) -> StoreResult<Claim> {
-        // The row lock of the upsert makes the check and the count one step across instances.
-        // The table is UNLOGGED: counting a request writes no WAL and waits for no fsync (a
-        // database crash empties it, which only restarts the windows).
-        let counted: Option<i32> = sqlx::query_scalar(
-            "INSERT INTO request_windows (key, window_end, count) VALUES ($1, $2 + $3, 1)
-             ON CONFLICT (key) DO UPDATE SET
-               count = CASE WHEN request_windows.window_end <= $2 THEN 1 ELSE request_windows.count + 1 END,
-               window_end = CASE WHEN request_windows.window_end <= $2 THEN $2 + $3 ELSE request_windows.window_end END
-             WHERE request_windows.window_end <= $2 OR request_windows.count < $4
-             RETURNING count",
-        )
-        .bind(&window.key)
-        .bind(now)
-        .bind(window.window_seconds)
-        .bind(i32::try_from(window.limit).unwrap_or(i32::MAX))
-        .fetch_optional(&self.pool)
-        .await
-        .store()?;
-        if counted.is_some() {
-            return Ok(Claim::Granted);
-        }
-        let end: Option<i64> =
-            sqlx::query_scalar("SELECT window_end FROM request_windows WHERE key = $1")
-                .bind(&window.key)
-                .fetch_optional(&self.pool)
-                .await
-                .store()?;
-        Ok(Claim::Refused {
-            retry_after: end.map_or(1, |end| (end - now).max(1)),
-        })
+        // Shared by every instance on the database; see `WindowTable::Request`.
+        self.claim_one(WindowTable::Request, window, now).await
     }
 
     async fn release_windows(&self, windows: &[WindowLimit], now: i64) -> StoreResult<()> {

@@ -958,9 +958,12 @@ impl ChallengeStore for SqliteStore {
                     .await?;
                     if let Some(failures) = counted {
                         if let Some(windows) = &windows {
-                            // Cannot be refused: the statement above saw room, and nothing
-                            // else runs on the writer in between.
-                            claim_in_windows(c, windows, now).await?;
+                            // The statement above saw room and nothing else runs on the writer
+                            // in between, so this is granted; were it ever refused, the attempt
+                            // fails closed (counted against the challenge, never checked).
+                            if let Some(retry_after) = claim_in_windows(c, windows, now).await? {
+                                return Ok(AttemptClaim::UserThrottled { retry_after });
+                            }
                         }
                         return Ok(AttemptClaim::Claimed {
                             failures: u32::try_from(failures).unwrap_or(u32::MAX),

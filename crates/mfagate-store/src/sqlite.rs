@@ -13,20 +13,16 @@ use async_trait::async_trait;
 use mfagate_core::store::*;
 use mfagate_core::StoreError;
 use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqliteRow, SqliteSynchronous,
-};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteRow, SqliteSynchronous};
 use sqlx::{ConnectOptions, Connection, Row};
 
-/// A statement with its arguments, owned so that it can be sent to the writer task.
-type SqliteQuery =
-    sqlx::query::Query<'static, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'static>>;
+use rusqlite::params;
 
 /// Read connections: enough for both cores to be busy with reads while others wait on SQLite.
 const READERS: usize = 4;
 
 use crate::sqlite_readers::{Reader, Readers};
-use crate::sqlite_writer::{GroupWriter, JobFuture};
+use crate::sqlite_writer::{execute, query_opt, GroupWriter, WriterOptions};
 
 const MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -99,7 +95,7 @@ pub struct SqliteStore {
     options: SqliteConnectOptions,
 }
 
-pub(crate) fn map_error(error: sqlx::Error) -> StoreError {
+fn map_error(error: sqlx::Error) -> StoreError {
     match &error {
         sqlx::Error::Database(db) if db.is_unique_violation() => {
             StoreError::Conflict("a user with this username or e-mail already exists".into())
@@ -203,8 +199,17 @@ impl SqliteStore {
                 ))
             })?;
         }
+        let path = Self::database_path(url).ok_or_else(|| {
+            StoreError::Unavailable(format!(
+                "'{url}' names no database file; use sqlite://relative/path or sqlite:///absolute/path"
+            ))
+        })?;
         // The writer first: it switches the file to WAL.
-        let writer = GroupWriter::start(&options).await.map_err(unavailable)?;
+        let writer = GroupWriter::start(WriterOptions {
+            path: path.to_path_buf(),
+            full_sync,
+        })
+        .await?;
         let readers = Readers::open(&options, READERS)
             .await
             .map_err(unavailable)?;
@@ -247,36 +252,11 @@ impl SqliteStore {
         })
     }
 
-    /// One statement in the next group commit; answers how many rows it changed. `bind` adds the
-    /// arguments, which it owns: the statement runs on the writer task.
-    async fn execute<B>(&self, sql: &'static str, bind: B) -> StoreResult<u64>
-    where
-        B: FnOnce(SqliteQuery) -> SqliteQuery + Send + 'static,
-    {
-        self.writer
-            .write_statement(move |c| {
-                Box::pin(async move {
-                    let result = bind(sqlx::query(sql)).execute(&mut *c).await?;
-                    Ok(result.rows_affected())
-                })
-            })
-            .await
-    }
-
-    /// `write` for a job of exactly one statement (no savepoint needed).
-    async fn write_statement<T, F>(&self, job: F) -> StoreResult<T>
-    where
-        T: Send + 'static,
-        F: for<'c> FnOnce(&'c mut SqliteConnection) -> JobFuture<'c, T> + Send + 'static,
-    {
-        self.writer.write_statement(job).await
-    }
-
     /// Runs `job` on the writer connection, in the next group commit (see `sqlite_writer`).
     async fn write<T, F>(&self, job: F) -> StoreResult<T>
     where
         T: Send + 'static,
-        F: for<'c> FnOnce(&'c mut SqliteConnection) -> JobFuture<'c, T> + Send + 'static,
+        F: FnOnce(&rusqlite::Connection) -> rusqlite::Result<T> + Send + 'static,
     {
         self.writer.write(job).await
     }
@@ -286,48 +266,6 @@ impl SqliteStore {
         self.writer.stop().await;
     }
 }
-
-// ----- completing a login: one command per factor (see `complete_challenge`) -----
-// ?1 challenge id, ?2 the session's auth time, ?3 now, ?4 TOTP step or recovery code id,
-// ?5 user id, ?6..?10 the refresh token: hash, family, amr, expiry, creation.
-// sqlx binds a parameter number a statement skips as if it were a positional `?`, counting on
-// from the statements before; once that count passes the ten arguments it stops binding, and
-// the statement's later parameters are NULL. So keep each statement's parameters few and low.
-// The attempt was claimed before the code was checked, so a live challenge here is one not
-// spent and not expired, whatever its attempt count; its user must still be active.
-
-/// Stores the refresh token iff the challenge is live, its user active, and `claim` holds.
-macro_rules! insert_refresh_token_if {
-    ($claim:literal) => {
-        concat!(
-            "INSERT INTO refresh_tokens (token_hash, user_id, family_id, amr, auth_time, created_at, expires_at)
-             SELECT ?6, ?5, ?7, ?8, ?2, ?10, ?9
-             WHERE EXISTS (SELECT 1 FROM challenges
-                           WHERE id = ?1 AND user_id = ?5 AND spent_at IS NULL AND expires_at > ?3)
-               AND EXISTS (SELECT 1 FROM users WHERE id = ?5 AND disabled = 0)",
-            $claim,
-            ";
-             UPDATE challenges SET spent_at = ?3 WHERE id = ?1 AND changes() = 1;"
-        )
-    };
-}
-
-const COMPLETE_WITH_TOTP_STEP: &str = concat!(
-    insert_refresh_token_if!(
-        " AND EXISTS (SELECT 1 FROM totp_devices WHERE user_id = ?5 AND (last_step IS NULL OR last_step < ?4))"
-    ),
-    "UPDATE totp_devices SET last_step = ?4, last_used_at = ?3 WHERE user_id = ?5 AND changes() = 1;"
-);
-
-const COMPLETE_WITH_RECOVERY_CODE: &str = concat!(
-    insert_refresh_token_if!(
-        " AND EXISTS (SELECT 1 FROM recovery_codes WHERE id = ?4 AND user_id = ?5 AND used_at IS NULL)"
-    ),
-    "UPDATE recovery_codes SET used_at = ?3 WHERE id = ?4 AND user_id = ?5 AND changes() = 1;
-     UPDATE totp_devices SET last_used_at = ?3 WHERE user_id = ?5 AND changes() = 1;"
-);
-
-const COMPLETE_WITH_EMAIL_CODE: &str = insert_refresh_token_if!("");
 
 // ----- the clean-up: ?1 the time bound, ?2 the batch size -----
 
@@ -351,43 +289,143 @@ const CLEANUP: &[&str] = &[
 const CLEANUP_AUDIT: &str = "DELETE FROM audit_events WHERE id IN
      (SELECT id FROM audit_events WHERE at < ?1 ORDER BY at LIMIT ?2)";
 
-// ----- statements that two writes run -----
+// ----- statements that several writes run; each function runs inside the caller's job -----
+
+/// Completes a login (see `ChallengeStore::complete_challenge`). Everything here runs in one job
+/// on the one writer, so nothing comes between the checks and the changes: the challenge is live
+/// and its user active, then the factor is claimed (a TOTP step later than the last, a recovery
+/// code unused), and only then are the challenge spent and the refresh token stored.
+fn complete_login(
+    c: &rusqlite::Connection,
+    challenge_id: &str,
+    claim: FactorClaim,
+    refresh: &NewRefreshToken,
+    release: Option<&str>,
+    now: i64,
+) -> rusqlite::Result<Completion> {
+    let live = query_opt(
+        c,
+        "SELECT 1 FROM challenges
+         WHERE id = ?1 AND user_id = ?2 AND spent_at IS NULL AND expires_at > ?3
+           AND EXISTS (SELECT 1 FROM users WHERE id = ?2 AND disabled = 0)",
+        params![challenge_id, refresh.user_id, now],
+        |_| Ok(()),
+    )?;
+    if live.is_none() {
+        return Ok(Completion::ChallengeGone);
+    }
+    let user = refresh.user_id.as_str();
+    let factor_claimed = match claim {
+        FactorClaim::TotpStep(step) => execute(
+            c,
+            "UPDATE totp_devices SET last_step = ?2, last_used_at = ?3
+             WHERE user_id = ?1 AND (last_step IS NULL OR last_step < ?2)",
+            params![user, step, now],
+        )?,
+        FactorClaim::RecoveryCode(code_id) => {
+            let used = execute(
+                c,
+                "UPDATE recovery_codes SET used_at = ?3 WHERE id = ?2 AND user_id = ?1 AND used_at IS NULL",
+                params![user, code_id, now],
+            )?;
+            if used == 1 {
+                touch_totp_device(c, user, now)?;
+            }
+            used
+        }
+        // The code was checked against the challenge's own hash; spending the challenge below
+        // is what makes it single-use.
+        FactorClaim::EmailCode => 1,
+    };
+    if factor_claimed != 1 {
+        return Ok(Completion::FactorRefused);
+    }
+    execute(
+        c,
+        "UPDATE challenges SET spent_at = ?2 WHERE id = ?1",
+        params![challenge_id, now],
+    )?;
+    insert_token(c, refresh)?;
+    // The login's throttle claim goes back with the login, in the same transaction.
+    if let Some(keys) = release {
+        release_in_windows(c, keys, now)?;
+    }
+    Ok(Completion::Completed)
+}
+
+fn touch_totp_device(c: &rusqlite::Connection, user_id: &str, now: i64) -> rusqlite::Result<()> {
+    execute(
+        c,
+        "UPDATE totp_devices SET last_used_at = ?2 WHERE user_id = ?1",
+        params![user_id, now],
+    )?;
+    Ok(())
+}
 
 /// The user's recovery codes become `codes_sealed`, and only those.
-async fn replace_codes(
-    c: &mut SqliteConnection,
+fn replace_codes(
+    c: &rusqlite::Connection,
     user_id: &str,
     codes_sealed: &[String],
-) -> Result<(), sqlx::Error> {
-    // One command, so one round trip to SQLite's thread for the whole set (each statement uses
-    // its parameters from ?1 without gaps: see the note on sqlx's binding above
-    // `insert_refresh_token_if`).
-    sqlx::query(
-        "DELETE FROM recovery_codes WHERE user_id = ?1;
-         INSERT INTO recovery_codes (user_id, code_sealed)
+) -> rusqlite::Result<()> {
+    execute(
+        c,
+        "DELETE FROM recovery_codes WHERE user_id = ?1",
+        [user_id],
+    )?;
+    execute(
+        c,
+        "INSERT INTO recovery_codes (user_id, code_sealed)
          SELECT ?1, value FROM json_each(?2) ORDER BY key",
-    )
-    .bind(user_id)
-    .bind(serde_json::Value::from(codes_sealed.to_vec()).to_string())
-    .execute(&mut *c)
-    .await?;
+        params![
+            user_id,
+            serde_json::Value::from(codes_sealed.to_vec()).to_string()
+        ],
+    )?;
     Ok(())
+}
+
+/// Removes the user's TOTP device and recovery codes; whether there was a device.
+fn remove_second_factors(c: &rusqlite::Connection, user_id: &str) -> rusqlite::Result<bool> {
+    let deleted = execute(c, "DELETE FROM totp_devices WHERE user_id = ?1", [user_id])?;
+    execute(
+        c,
+        "DELETE FROM recovery_codes WHERE user_id = ?1",
+        [user_id],
+    )?;
+    Ok(deleted == 1)
 }
 
 /// Ends every credential of a user but the second factors themselves: live challenges, setup
 /// tokens, pending enrolments (the epoch moves on), refresh tokens, invitation and reset keys.
-/// ?1 user id, ?2 now.
-const END_CREDENTIALS: &str = "
-    UPDATE users SET credential_epoch = credential_epoch + 1 WHERE id = ?1;
-    UPDATE challenges SET spent_at = ?2 WHERE user_id = ?1 AND spent_at IS NULL AND expires_at > ?2;
-    DELETE FROM setup_tokens WHERE user_id = ?1;
-    UPDATE refresh_tokens SET revoked_at = ?2 WHERE user_id = ?1 AND revoked_at IS NULL;
-    UPDATE email_keys SET used_at = ?2
-     WHERE user_id = ?1 AND used_at IS NULL AND purpose IN ('invite', 'reset');";
+fn end_credentials(c: &rusqlite::Connection, user_id: &str, now: i64) -> rusqlite::Result<()> {
+    execute(
+        c,
+        "UPDATE users SET credential_epoch = credential_epoch + 1 WHERE id = ?1",
+        [user_id],
+    )?;
+    execute(
+        c,
+        "UPDATE challenges SET spent_at = ?2 WHERE user_id = ?1 AND spent_at IS NULL AND expires_at > ?2",
+        params![user_id, now],
+    )?;
+    execute(c, "DELETE FROM setup_tokens WHERE user_id = ?1", [user_id])?;
+    execute(
+        c,
+        "UPDATE refresh_tokens SET revoked_at = ?2 WHERE user_id = ?1 AND revoked_at IS NULL",
+        params![user_id, now],
+    )?;
+    execute(
+        c,
+        "UPDATE email_keys SET used_at = ?2
+         WHERE user_id = ?1 AND used_at IS NULL AND purpose IN ('invite', 'reset')",
+        params![user_id, now],
+    )?;
+    Ok(())
+}
 
 /// Windows as one JSON array, so that a claim or release on any number of them is one
-/// statement: one round trip to the writer's SQLite thread (the writer's cost is counted in
-/// round trips, not rows).
+/// statement that counts in all of them or in none.
 fn windows_json(windows: &[WindowLimit]) -> String {
     serde_json::Value::Array(
         windows
@@ -417,96 +455,75 @@ const CLAIM_WINDOWS: &str = "
 
 /// Counts one unit in every window iff none is full; `Some(retry_after)` (until the last full
 /// window ends) when refused, with nothing counted.
-async fn claim_in_windows(
-    c: &mut SqliteConnection,
+fn claim_in_windows(
+    c: &rusqlite::Connection,
     windows: &str,
     now: i64,
-) -> Result<Option<i64>, sqlx::Error> {
-    let changed = sqlx::query(CLAIM_WINDOWS)
-        .bind(windows)
-        .bind(now)
-        .execute(&mut *c)
-        .await?
-        .rows_affected();
-    if changed > 0 {
+) -> rusqlite::Result<Option<i64>> {
+    if execute(c, CLAIM_WINDOWS, params![windows, now])? > 0 {
         return Ok(None);
     }
-    full_windows_retry_after(c, windows, now).await.map(Some)
+    full_windows_retry_after(c, windows, now).map(Some)
 }
 
 /// Seconds until the last of the full windows of ?1 ends (1 if none is full).
-async fn full_windows_retry_after(
-    c: &mut SqliteConnection,
+fn full_windows_retry_after(
+    c: &rusqlite::Connection,
     windows: &str,
     now: i64,
-) -> Result<i64, sqlx::Error> {
-    let end: Option<i64> = sqlx::query_scalar(
+) -> rusqlite::Result<i64> {
+    let end: Option<i64> = query_opt(
+        c,
         "SELECT MAX(t.window_end) FROM json_each(?1) AS v
          JOIN throttle_windows AS t ON t.key = v.value ->> 'key'
          WHERE t.window_end > ?2 AND t.count >= v.value ->> 'limit'",
-    )
-    .bind(windows)
-    .bind(now)
-    .fetch_one(&mut *c)
-    .await?;
+        params![windows, now],
+        |row| row.get(0),
+    )?
+    .flatten();
     Ok(end.map_or(1, |end| (end - now).max(1)))
 }
-
-/// Hands back one claimed unit of each window of ?1 (a JSON array of keys) that is still
-/// current at ?2.
-const RELEASE_WINDOWS: &str = "
-    UPDATE throttle_windows SET count = count - 1
-    WHERE key IN (SELECT value FROM json_each(?1)) AND count > 0 AND window_end > ?2";
 
 fn keys_json<'a>(keys: impl Iterator<Item = &'a str>) -> String {
     serde_json::Value::Array(keys.map(serde_json::Value::from).collect()).to_string()
 }
 
-async fn release_in_windows(
-    c: &mut SqliteConnection,
-    keys: &str,
-    now: i64,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(RELEASE_WINDOWS)
-        .bind(keys)
-        .bind(now)
-        .execute(&mut *c)
-        .await?;
+/// Hands back one claimed unit of each window of `keys` (a JSON array of keys) that is still
+/// current at `now`.
+fn release_in_windows(c: &rusqlite::Connection, keys: &str, now: i64) -> rusqlite::Result<()> {
+    execute(
+        c,
+        "UPDATE throttle_windows SET count = count - 1
+         WHERE key IN (SELECT value FROM json_each(?1)) AND count > 0 AND window_end > ?2",
+        params![keys, now],
+    )?;
     Ok(())
 }
 
-async fn insert_token(
-    c: &mut SqliteConnection,
-    token: &NewRefreshToken,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
+fn insert_token(c: &rusqlite::Connection, token: &NewRefreshToken) -> rusqlite::Result<()> {
+    execute(
+        c,
         "INSERT INTO refresh_tokens (token_hash, user_id, family_id, amr, auth_time, created_at, expires_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-    )
-    .bind(&token.token_hash)
-    .bind(&token.user_id)
-    .bind(&token.family_id)
-    .bind(&token.amr)
-    .bind(token.auth_time)
-    .bind(token.created_at)
-    .bind(token.expires_at)
-    .execute(&mut *c)
-    .await?;
+        params![
+            token.token_hash,
+            token.user_id,
+            token.family_id,
+            token.amr,
+            token.auth_time,
+            token.created_at,
+            token.expires_at
+        ],
+    )?;
     Ok(())
 }
 
-async fn revoke_family(
-    c: &mut SqliteConnection,
-    family_id: &str,
-    now: i64,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
+fn revoke_family(c: &rusqlite::Connection, family_id: &str, now: i64) -> rusqlite::Result<()> {
+    execute(
+        c,
         "UPDATE refresh_tokens SET revoked_at = ?2 WHERE family_id = ?1 AND revoked_at IS NULL",
-    )
-    .bind(family_id)
-    .bind(now)
-    .execute(&mut *c)
-    .await?;
+        params![family_id, now],
+    )?;
     Ok(())
 }
 
@@ -517,21 +534,24 @@ impl UserStore for SqliteStore {
         // One statement: the cross-check (a username may not be another user's e-mail) and the
         // insert happen under SQLite's single writer lock.
         let inserted = self
-            .execute(
-                "INSERT INTO users (id, username, username_lower, email, email_lower, password_hash, is_admin, created_at)
-                 SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8
-                 WHERE NOT EXISTS (SELECT 1 FROM users WHERE username_lower IN (?3, ?5) OR email_lower IN (?3, ?5))",
-                move |q| {
-                    q.bind(new.id)
-                        .bind(new.username.clone())
-                        .bind(new.username.to_lowercase())
-                        .bind(new.email.clone())
-                        .bind(new.email.to_lowercase())
-                        .bind(new.password_hash)
-                        .bind(new.is_admin)
-                        .bind(new.created_at)
-                },
-            )
+            .write(move |c| {
+                execute(
+                    c,
+                    "INSERT INTO users (id, username, username_lower, email, email_lower, password_hash, is_admin, created_at)
+                     SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8
+                     WHERE NOT EXISTS (SELECT 1 FROM users WHERE username_lower IN (?3, ?5) OR email_lower IN (?3, ?5))",
+                    params![
+                        new.id,
+                        new.username,
+                        new.username.to_lowercase(),
+                        new.email,
+                        new.email.to_lowercase(),
+                        new.password_hash,
+                        new.is_admin,
+                        new.created_at
+                    ],
+                )
+            })
             .await?;
         if inserted == 0 {
             return Err(StoreError::Conflict(
@@ -574,59 +594,41 @@ impl UserStore for SqliteStore {
         let (user_id, change) = (user_id.to_owned(), change.clone());
         let key = key.map(|(hash, purpose)| (hash.to_owned(), purpose));
         self.write(move |c| {
-            Box::pin(async move {
-                if let Some((key_hash, purpose)) = key {
-                    let used = sqlx::query(
-                        "UPDATE email_keys SET used_at = ?3
-                         WHERE key_hash = ?1 AND purpose = ?2 AND user_id = ?4 AND used_at IS NULL AND expires_at > ?3",
-                    )
-                    .bind(key_hash)
-                    .bind(purpose.as_str())
-                    .bind(now)
-                    .bind(&user_id)
-                    .execute(&mut *c)
-                    .await?;
-                    if used.rows_affected() != 1 {
-                        return Ok(false);
-                    }
+            if let Some((key_hash, purpose)) = key {
+                let used = execute(
+                    c,
+                    "UPDATE email_keys SET used_at = ?3
+                     WHERE key_hash = ?1 AND purpose = ?2 AND user_id = ?4 AND used_at IS NULL AND expires_at > ?3",
+                    params![key_hash, purpose.as_str(), now, user_id],
+                )?;
+                if used != 1 {
+                    return Ok(false);
                 }
-                match change {
-                    AccountChange::SetPassword { hash, verify_email } => {
-                        sqlx::query(
-                            "UPDATE users SET password_hash = ?2,
-                               email_verified = CASE WHEN ?3 THEN 1 ELSE email_verified END
-                             WHERE id = ?1",
-                        )
-                        .bind(&user_id)
-                        .bind(hash)
-                        .bind(verify_email)
-                        .execute(&mut *c)
-                        .await?;
-                    }
-                    AccountChange::ResetMfa => {
-                        sqlx::query(
-                            "DELETE FROM totp_devices WHERE user_id = ?1;
-                             DELETE FROM recovery_codes WHERE user_id = ?1;
-                             UPDATE users SET email_otp = 0, preferred_method = 'none' WHERE id = ?1;",
-                        )
-                        .bind(&user_id)
-                        .execute(&mut *c)
-                        .await?;
-                    }
-                    AccountChange::Disable => {
-                        sqlx::query("UPDATE users SET disabled = 1 WHERE id = ?1")
-                            .bind(&user_id)
-                            .execute(&mut *c)
-                            .await?;
-                    }
+            }
+            match change {
+                AccountChange::SetPassword { hash, verify_email } => {
+                    execute(
+                        c,
+                        "UPDATE users SET password_hash = ?2,
+                           email_verified = CASE WHEN ?3 THEN 1 ELSE email_verified END
+                         WHERE id = ?1",
+                        params![user_id, hash, verify_email],
+                    )?;
                 }
-                sqlx::query(END_CREDENTIALS)
-                    .bind(&user_id)
-                    .bind(now)
-                    .execute(&mut *c)
-                    .await?;
-                Ok(true)
-            })
+                AccountChange::ResetMfa => {
+                    remove_second_factors(c, &user_id)?;
+                    execute(
+                        c,
+                        "UPDATE users SET email_otp = 0, preferred_method = 'none' WHERE id = ?1",
+                        [&user_id],
+                    )?;
+                }
+                AccountChange::Disable => {
+                    execute(c, "UPDATE users SET disabled = 1 WHERE id = ?1", [&user_id])?;
+                }
+            }
+            end_credentials(c, &user_id, now)?;
+            Ok(true)
         })
         .await
     }
@@ -634,20 +636,26 @@ impl UserStore for SqliteStore {
     async fn set_admin(&self, user_id: &str, is_admin: bool) -> StoreResult<bool> {
         let user_id = user_id.to_owned();
         let changed = self
-            .execute(
-                "UPDATE users SET is_admin = ?2 WHERE id = ?1 AND is_admin <> ?2",
-                move |q| q.bind(user_id).bind(is_admin),
-            )
+            .write(move |c| {
+                execute(
+                    c,
+                    "UPDATE users SET is_admin = ?2 WHERE id = ?1 AND is_admin <> ?2",
+                    params![user_id, is_admin],
+                )
+            })
             .await?;
         Ok(changed == 1)
     }
 
     async fn set_preferred_method(&self, user_id: &str, method: &str) -> StoreResult<()> {
         let (user_id, method) = (user_id.to_owned(), method.to_owned());
-        self.execute(
-            "UPDATE users SET preferred_method = ?2 WHERE id = ?1",
-            move |q| q.bind(user_id).bind(method),
-        )
+        self.write(move |c| {
+            execute(
+                c,
+                "UPDATE users SET preferred_method = ?2 WHERE id = ?1",
+                params![user_id, method],
+            )
+        })
         .await?;
         Ok(())
     }
@@ -679,65 +687,56 @@ impl MfaStore for SqliteStore {
         // Every check first, then every change: the writer runs one job at a time, so nothing
         // can come between them.
         self.write(move |c| {
-            Box::pin(async move {
-                let exists = sqlx::query("SELECT 1 FROM totp_devices WHERE user_id = ?1")
-                    .bind(&e.user_id)
-                    .fetch_optional(&mut *c)
-                    .await?;
-                if exists.is_some() {
-                    return Ok(TotpEnabled::AlreadyEnabled);
-                }
-                let current = sqlx::query(
-                    "SELECT 1 FROM users WHERE id = ?1 AND disabled = 0 AND credential_epoch = ?2",
-                )
-                .bind(&e.user_id)
-                .bind(e.epoch)
-                .fetch_optional(&mut *c)
-                .await?;
-                if current.is_none() {
+            let exists = query_opt(
+                c,
+                "SELECT 1 FROM totp_devices WHERE user_id = ?1",
+                [&e.user_id],
+                |_| Ok(()),
+            )?;
+            if exists.is_some() {
+                return Ok(TotpEnabled::AlreadyEnabled);
+            }
+            let current = query_opt(
+                c,
+                "SELECT 1 FROM users WHERE id = ?1 AND disabled = 0 AND credential_epoch = ?2",
+                params![e.user_id, e.epoch],
+                |_| Ok(()),
+            )?;
+            if current.is_none() {
+                return Ok(TotpEnabled::Ended);
+            }
+            if let Some(setup) = &e.setup_token_hash {
+                let spent = execute(
+                    c,
+                    "DELETE FROM setup_tokens WHERE token_hash = ?1 AND user_id = ?2 AND expires_at > ?3",
+                    params![setup, e.user_id, now],
+                )?;
+                if spent != 1 {
                     return Ok(TotpEnabled::Ended);
                 }
-                if let Some(setup) = &e.setup_token_hash {
-                    let spent = sqlx::query(
-                        "DELETE FROM setup_tokens WHERE token_hash = ?1 AND user_id = ?2 AND expires_at > ?3",
-                    )
-                    .bind(setup)
-                    .bind(&e.user_id)
-                    .bind(now)
-                    .execute(&mut *c)
-                    .await?;
-                    if spent.rows_affected() != 1 {
-                        return Ok(TotpEnabled::Ended);
-                    }
-                    // The login it completes is over: its other setup tokens end too.
-                    sqlx::query("DELETE FROM setup_tokens WHERE user_id = ?1")
-                        .bind(&e.user_id)
-                        .execute(&mut *c)
-                        .await?;
-                }
-                sqlx::query(
-                    "INSERT INTO totp_devices (user_id, secret_sealed, created_at, last_step) VALUES (?1, ?2, ?3, ?4)",
-                )
-                .bind(&e.user_id)
-                .bind(&e.secret_sealed)
-                .bind(now)
-                .bind(e.accepted_step)
-                .execute(&mut *c)
-                .await?;
-                replace_codes(c, &e.user_id, &e.recovery_codes_sealed).await?;
-                // Sessions that began without a second factor would outlive its enrolment.
-                sqlx::query(
-                    "UPDATE users SET preferred_method = 'totp' WHERE id = ?1;
-                     UPDATE refresh_tokens SET revoked_at = ?2
-                      WHERE user_id = ?1 AND revoked_at IS NULL AND ' ' || amr || ' ' NOT LIKE '% mfa %';",
-                )
-                .bind(&e.user_id)
-                .bind(now)
-                .execute(&mut *c)
-                .await?;
-                insert_token(c, &e.refresh).await?;
-                Ok(TotpEnabled::Enabled)
-            })
+                // The login it completes is over: its other setup tokens end too.
+                execute(c, "DELETE FROM setup_tokens WHERE user_id = ?1", [&e.user_id])?;
+            }
+            execute(
+                c,
+                "INSERT INTO totp_devices (user_id, secret_sealed, created_at, last_step) VALUES (?1, ?2, ?3, ?4)",
+                params![e.user_id, e.secret_sealed, now, e.accepted_step],
+            )?;
+            replace_codes(c, &e.user_id, &e.recovery_codes_sealed)?;
+            execute(
+                c,
+                "UPDATE users SET preferred_method = 'totp' WHERE id = ?1",
+                [&e.user_id],
+            )?;
+            // Sessions that began without a second factor would outlive its enrolment.
+            execute(
+                c,
+                "UPDATE refresh_tokens SET revoked_at = ?2
+                 WHERE user_id = ?1 AND revoked_at IS NULL AND ' ' || amr || ' ' NOT LIKE '% mfa %'",
+                params![e.user_id, now],
+            )?;
+            insert_token(c, &e.refresh)?;
+            Ok(TotpEnabled::Enabled)
         })
         .await
     }
@@ -746,11 +745,14 @@ impl MfaStore for SqliteStore {
         let user_id = user_id.to_owned();
         // The replay guard: a step is accepted only if it is later than the last accepted one.
         let accepted = self
-            .execute(
-                "UPDATE totp_devices SET last_step = ?2, last_used_at = ?3
-                 WHERE user_id = ?1 AND (last_step IS NULL OR last_step < ?2)",
-                move |q| q.bind(user_id).bind(step).bind(now),
-            )
+            .write(move |c| {
+                execute(
+                    c,
+                    "UPDATE totp_devices SET last_step = ?2, last_used_at = ?3
+                     WHERE user_id = ?1 AND (last_step IS NULL OR last_step < ?2)",
+                    params![user_id, step, now],
+                )
+            })
             .await?;
         Ok(accepted == 1)
     }
@@ -758,21 +760,13 @@ impl MfaStore for SqliteStore {
     async fn disable_totp(&self, user_id: &str) -> StoreResult<bool> {
         let user_id = user_id.to_owned();
         self.write(move |c| {
-            Box::pin(async move {
-                let deleted = sqlx::query("DELETE FROM totp_devices WHERE user_id = ?1")
-                    .bind(&user_id)
-                    .execute(&mut *c)
-                    .await?;
-                sqlx::query("DELETE FROM recovery_codes WHERE user_id = ?1")
-                    .bind(&user_id)
-                    .execute(&mut *c)
-                    .await?;
-                sqlx::query("UPDATE users SET preferred_method = 'none' WHERE id = ?1 AND preferred_method = 'totp'")
-                    .bind(&user_id)
-                    .execute(&mut *c)
-                    .await?;
-                Ok(deleted.rows_affected() == 1)
-            })
+            let deleted = remove_second_factors(c, &user_id)?;
+            execute(
+                c,
+                "UPDATE users SET preferred_method = 'none' WHERE id = ?1 AND preferred_method = 'totp'",
+                [&user_id],
+            )?;
+            Ok(deleted)
         })
         .await
     }
@@ -812,26 +806,16 @@ impl MfaStore for SqliteStore {
     ) -> StoreResult<bool> {
         let user_id = user_id.to_owned();
         self.write(move |c| {
-            Box::pin(async move {
-                let used = sqlx::query(
-                    "UPDATE recovery_codes SET used_at = ?3
-                     WHERE id = ?2 AND user_id = ?1 AND used_at IS NULL",
-                )
-                .bind(&user_id)
-                .bind(code_id)
-                .bind(now)
-                .execute(&mut *c)
-                .await?;
-                if used.rows_affected() != 1 {
-                    return Ok(false);
-                }
-                sqlx::query("UPDATE totp_devices SET last_used_at = ?2 WHERE user_id = ?1")
-                    .bind(&user_id)
-                    .bind(now)
-                    .execute(&mut *c)
-                    .await?;
-                Ok(true)
-            })
+            let used = execute(
+                c,
+                "UPDATE recovery_codes SET used_at = ?3 WHERE id = ?2 AND user_id = ?1 AND used_at IS NULL",
+                params![user_id, code_id, now],
+            )?;
+            if used != 1 {
+                return Ok(false);
+            }
+            touch_totp_device(c, &user_id, now)?;
+            Ok(true)
         })
         .await
     }
@@ -843,17 +827,17 @@ impl MfaStore for SqliteStore {
     ) -> StoreResult<bool> {
         let (user_id, codes) = (user_id.to_owned(), codes_sealed.to_vec());
         self.write(move |c| {
-            Box::pin(async move {
-                let active = sqlx::query("SELECT 1 FROM users WHERE id = ?1 AND disabled = 0")
-                    .bind(&user_id)
-                    .fetch_optional(&mut *c)
-                    .await?;
-                if active.is_none() {
-                    return Ok(false);
-                }
-                replace_codes(c, &user_id, &codes).await?;
-                Ok(true)
-            })
+            let active = query_opt(
+                c,
+                "SELECT 1 FROM users WHERE id = ?1 AND disabled = 0",
+                [&user_id],
+                |_| Ok(()),
+            )?;
+            if active.is_none() {
+                return Ok(false);
+            }
+            replace_codes(c, &user_id, &codes)?;
+            Ok(true)
         })
         .await
     }
@@ -869,22 +853,10 @@ impl ChallengeStore for SqliteStore {
         now: i64,
     ) -> StoreResult<ChallengeCreated> {
         let new = challenge.clone();
-        let inserted = self
-            .execute(
-                "INSERT INTO challenges (id, user_id, token_hash, created_at, expires_at)
+        let inserted = self.write(move |c| execute(c, "INSERT INTO challenges (id, user_id, token_hash, created_at, expires_at)
                  SELECT ?1, ?2, ?3, ?4, ?5
                  WHERE (SELECT COUNT(*) FROM challenges
-                        WHERE user_id = ?2 AND expires_at > ?4 AND spent_at IS NULL AND failures < ?7) < ?6",
-                move |q| {
-                    q.bind(new.id)
-                        .bind(new.user_id)
-                        .bind(new.token_hash)
-                        .bind(now)
-                        .bind(new.expires_at)
-                        .bind(i64::from(max_live))
-                        .bind(i64::from(max_failures))
-                },
-            )
+                        WHERE user_id = ?2 AND expires_at > ?4 AND spent_at IS NULL AND failures < ?7) < ?6", params![new.id, new.user_id, new.token_hash, now, new.expires_at, i64::from(max_live), i64::from(max_failures)]))
             .await?;
         if inserted == 1 {
             return Ok(ChallengeCreated::Created);
@@ -936,66 +908,61 @@ impl ChallengeStore for SqliteStore {
         let windows = window
             .as_ref()
             .map(|w| windows_json(std::slice::from_ref(w)));
-        // Two statements that change all or nothing by their conditions (no savepoint): the
-        // challenge is counted only if it is live with room and the user's window has room,
+        // The challenge is counted only if it is live with room and the user's window has room,
         // and the window is counted only if the challenge was. A refusal then reads why.
-        self.writer
-            .write_command(move |c| {
-                Box::pin(async move {
-                    let counted: Option<i64> = sqlx::query_scalar(
-                        "UPDATE challenges SET failures = failures + 1
-                         WHERE id = ?1 AND spent_at IS NULL AND expires_at > ?2 AND failures < ?3
-                           AND NOT EXISTS (SELECT 1 FROM throttle_windows
-                                           WHERE key = ?4 AND window_end > ?2 AND count >= ?5)
-                         RETURNING failures",
-                    )
-                    .bind(&id)
-                    .bind(now)
-                    .bind(i64::from(max_failures))
-                    .bind(window.as_ref().map(|w| w.key.clone()))
-                    .bind(window.as_ref().map_or(0, |w| i64::from(w.limit)))
-                    .fetch_optional(&mut *c)
-                    .await?;
-                    if let Some(failures) = counted {
-                        if let Some(windows) = &windows {
-                            // The statement above saw room and nothing else runs on the writer
-                            // in between, so this is granted; were it ever refused, the attempt
-                            // fails closed (counted against the challenge, never checked).
-                            if let Some(retry_after) = claim_in_windows(c, windows, now).await? {
-                                return Ok(AttemptClaim::UserThrottled { retry_after });
-                            }
-                        }
-                        return Ok(AttemptClaim::Claimed {
-                            failures: u32::try_from(failures).unwrap_or(u32::MAX),
-                        });
+        self.write(move |c| {
+            let counted: Option<i64> = query_opt(
+                c,
+                "UPDATE challenges SET failures = failures + 1
+                 WHERE id = ?1 AND spent_at IS NULL AND expires_at > ?2 AND failures < ?3
+                   AND NOT EXISTS (SELECT 1 FROM throttle_windows
+                                   WHERE key = ?4 AND window_end > ?2 AND count >= ?5)
+                 RETURNING failures",
+                params![
+                    id,
+                    now,
+                    i64::from(max_failures),
+                    window.as_ref().map(|w| w.key.as_str()),
+                    window.as_ref().map_or(0, |w| i64::from(w.limit))
+                ],
+                |row| row.get(0),
+            )?;
+            if let Some(failures) = counted {
+                if let Some(windows) = &windows {
+                    // The statement above saw room and nothing else runs on the writer in
+                    // between, so this is granted; were it ever refused, the attempt fails
+                    // closed (counted against the challenge, never checked).
+                    if let Some(retry_after) = claim_in_windows(c, windows, now)? {
+                        return Ok(AttemptClaim::UserThrottled { retry_after });
                     }
-                    let row = sqlx::query(
-                        "SELECT expires_at, failures, spent_at FROM challenges WHERE id = ?1",
-                    )
-                    .bind(&id)
-                    .fetch_optional(&mut *c)
-                    .await?;
-                    let Some(row) = row else {
-                        return Ok(AttemptClaim::ChallengeGone);
-                    };
-                    let expires_at: i64 = row.try_get("expires_at")?;
-                    let failures: i64 = row.try_get("failures")?;
-                    let spent_at: Option<i64> = row.try_get("spent_at")?;
-                    if spent_at.is_some() || expires_at <= now {
-                        return Ok(AttemptClaim::ChallengeGone);
-                    }
-                    if failures >= i64::from(max_failures) {
-                        return Ok(AttemptClaim::ChallengeDead { expires_at });
-                    }
-                    // Live with room, so the user's window was full; nothing ran between.
-                    let retry_after = match &windows {
-                        Some(windows) => full_windows_retry_after(c, windows, now).await?,
-                        None => 1,
-                    };
-                    Ok(AttemptClaim::UserThrottled { retry_after })
-                })
-            })
-            .await
+                }
+                return Ok(AttemptClaim::Claimed {
+                    failures: u32::try_from(failures).unwrap_or(u32::MAX),
+                });
+            }
+            let row = query_opt(
+                c,
+                "SELECT expires_at, failures, spent_at FROM challenges WHERE id = ?1",
+                [&id],
+                |row| <(i64, i64, Option<i64>)>::try_from(row),
+            )?;
+            let Some((expires_at, failures, spent_at)) = row else {
+                return Ok(AttemptClaim::ChallengeGone);
+            };
+            if spent_at.is_some() || expires_at <= now {
+                return Ok(AttemptClaim::ChallengeGone);
+            }
+            if failures >= i64::from(max_failures) {
+                return Ok(AttemptClaim::ChallengeDead { expires_at });
+            }
+            // Live with room, so the user's window was full; nothing ran between.
+            let retry_after = match &windows {
+                Some(windows) => full_windows_retry_after(c, windows, now)?,
+                None => 1,
+            };
+            Ok(AttemptClaim::UserThrottled { retry_after })
+        })
+        .await
     }
 
     async fn complete_challenge(
@@ -1006,60 +973,12 @@ impl ChallengeStore for SqliteStore {
         release: Option<&WindowLimit>,
         now: i64,
     ) -> StoreResult<Completion> {
-        // One command, so one round trip to SQLite's thread: the INSERT of the refresh token
-        // checks every condition (challenge live, factor unclaimed) and each later statement
-        // runs only if the one before it changed a row (`changes() = 1`). Nothing else runs on
-        // the writer in between, so the statements change all or nothing.
-        let (sql, claimed): (&'static str, Option<i64>) = match claim {
-            FactorClaim::TotpStep(step) => (COMPLETE_WITH_TOTP_STEP, Some(step)),
-            FactorClaim::RecoveryCode(code_id) => (COMPLETE_WITH_RECOVERY_CODE, Some(code_id)),
-            FactorClaim::EmailCode => (COMPLETE_WITH_EMAIL_CODE, None),
-        };
         let (challenge_id, refresh) = (challenge_id.to_owned(), refresh.clone());
         let release = release.map(|w| keys_json(std::iter::once(w.key.as_str())));
-        self.writer
-            .write_command(move |c| {
-                Box::pin(async move {
-                    let changed = sqlx::query(sql)
-                        .bind(&challenge_id)
-                        .bind(refresh.auth_time)
-                        .bind(now)
-                        .bind(claimed)
-                        .bind(&refresh.user_id)
-                        .bind(&refresh.token_hash)
-                        .bind(&refresh.family_id)
-                        .bind(&refresh.amr)
-                        .bind(refresh.expires_at)
-                        .bind(refresh.created_at)
-                        .execute(&mut *c)
-                        .await?
-                        .rows_affected();
-                    if changed > 0 {
-                        // Same job, so the same transaction: the claim goes back with the login.
-                        if let Some(keys) = release {
-                            release_in_windows(c, &keys, now).await?;
-                        }
-                        return Ok(Completion::Completed);
-                    }
-                    // Nothing changed: was it the challenge or the factor?
-                    let live = sqlx::query(
-                        "SELECT 1 FROM challenges
-                         WHERE id = ?1 AND user_id = ?2 AND spent_at IS NULL AND expires_at > ?3
-                           AND EXISTS (SELECT 1 FROM users WHERE id = ?2 AND disabled = 0)",
-                    )
-                    .bind(&challenge_id)
-                    .bind(&refresh.user_id)
-                    .bind(now)
-                    .fetch_optional(&mut *c)
-                    .await?;
-                    Ok(if live.is_some() {
-                        Completion::FactorRefused
-                    } else {
-                        Completion::ChallengeGone
-                    })
-                })
-            })
-            .await
+        self.write(move |c| {
+            complete_login(c, &challenge_id, claim, &refresh, release.as_deref(), now)
+        })
+        .await
     }
 
     async fn create_setup_token(
@@ -1069,10 +988,13 @@ impl ChallengeStore for SqliteStore {
         expires_at: i64,
     ) -> StoreResult<()> {
         let (token_hash, user_id) = (token_hash.to_owned(), user_id.to_owned());
-        self.execute(
-            "INSERT INTO setup_tokens (token_hash, user_id, expires_at) VALUES (?1, ?2, ?3)",
-            move |q| q.bind(token_hash).bind(user_id).bind(expires_at),
-        )
+        self.write(move |c| {
+            execute(
+                c,
+                "INSERT INTO setup_tokens (token_hash, user_id, expires_at) VALUES (?1, ?2, ?3)",
+                params![token_hash, user_id, expires_at],
+            )
+        })
         .await?;
         Ok(())
     }
@@ -1093,10 +1015,13 @@ impl ChallengeStore for SqliteStore {
 impl EmailStore for SqliteStore {
     async fn set_email_verified(&self, user_id: &str) -> StoreResult<()> {
         let user_id = user_id.to_owned();
-        self.execute(
-            "UPDATE users SET email_verified = 1 WHERE id = ?1",
-            move |q| q.bind(user_id),
-        )
+        self.write(move |c| {
+            execute(
+                c,
+                "UPDATE users SET email_verified = 1 WHERE id = ?1",
+                params![user_id],
+            )
+        })
         .await?;
         Ok(())
     }
@@ -1104,14 +1029,17 @@ impl EmailStore for SqliteStore {
     async fn set_email_otp(&self, user_id: &str, enabled: bool) -> StoreResult<()> {
         let user_id = user_id.to_owned();
         // Switching e-mail codes off also drops them as the preferred method.
-        self.execute(
-            "UPDATE users SET email_otp = ?2,
+        self.write(move |c| {
+            execute(
+                c,
+                "UPDATE users SET email_otp = ?2,
                preferred_method = CASE WHEN ?2 THEN 'email'
                                        WHEN preferred_method = 'email' THEN 'none'
                                        ELSE preferred_method END
              WHERE id = ?1",
-            move |q| q.bind(user_id).bind(enabled),
-        )
+                params![user_id, enabled],
+            )
+        })
         .await?;
         Ok(())
     }
@@ -1128,21 +1056,24 @@ impl EmailStore for SqliteStore {
         let (id, code_hash) = (challenge_id.to_owned(), code_hash.to_owned());
         // Every SET expression reads the old row, so the previous code is what gets kept aside.
         let reserved = self
-            .execute(
-                "UPDATE challenges SET
+            .write(move |c| {
+                execute(
+                    c,
+                    "UPDATE challenges SET
                    email_prev_hash = email_code_hash, email_prev_sent_at = email_sent_at,
                    email_code_hash = ?2, email_sent_at = ?3, email_sends = email_sends + 1
                  WHERE id = ?1 AND spent_at IS NULL AND expires_at > ?3 AND failures < ?6
                    AND email_sends < ?5 AND (email_sent_at IS NULL OR email_sent_at + ?4 <= ?3)",
-                move |q| {
-                    q.bind(id)
-                        .bind(code_hash)
-                        .bind(now)
-                        .bind(min_interval)
-                        .bind(i64::from(max_sends))
-                        .bind(i64::from(max_failures))
-                },
-            )
+                    params![
+                        id,
+                        code_hash,
+                        now,
+                        min_interval,
+                        i64::from(max_sends),
+                        i64::from(max_failures)
+                    ],
+                )
+            })
             .await?;
         if reserved == 1 {
             return Ok(EmailReservation::Reserved);
@@ -1175,13 +1106,16 @@ impl EmailStore for SqliteStore {
 
     async fn release_email_send(&self, challenge_id: &str, code_hash: &str) -> StoreResult<()> {
         let (id, code_hash) = (challenge_id.to_owned(), code_hash.to_owned());
-        self.execute(
-            "UPDATE challenges SET
+        self.write(move |c| {
+            execute(
+                c,
+                "UPDATE challenges SET
                email_code_hash = email_prev_hash, email_sent_at = email_prev_sent_at,
                email_sends = email_sends - 1, email_prev_hash = NULL, email_prev_sent_at = NULL
              WHERE id = ?1 AND email_code_hash = ?2",
-            move |q| q.bind(id).bind(code_hash),
-        )
+                params![id, code_hash],
+            )
+        })
         .await?;
         Ok(())
     }
@@ -1194,7 +1128,7 @@ impl EmailStore for SqliteStore {
         expires_at: i64,
     ) -> StoreResult<()> {
         let (key_hash, user_id) = (key_hash.to_owned(), user_id.to_owned());
-        self.execute("INSERT INTO email_keys (key_hash, user_id, purpose, expires_at) VALUES (?1, ?2, ?3, ?4)", move |q| q.bind(key_hash).bind(user_id).bind(purpose.as_str()).bind(expires_at))
+        self.write(move |c| execute(c, "INSERT INTO email_keys (key_hash, user_id, purpose, expires_at) VALUES (?1, ?2, ?3, ?4)", params![key_hash, user_id, purpose.as_str(), expires_at]))
             .await?;
         Ok(())
     }
@@ -1224,20 +1158,15 @@ impl EmailStore for SqliteStore {
         now: i64,
     ) -> StoreResult<Option<String>> {
         let key_hash = key_hash.to_owned();
-        self.write_statement(move |c| {
-            Box::pin(async move {
-                let user_id = sqlx::query_scalar(
-                    "UPDATE email_keys SET used_at = ?3
-                     WHERE key_hash = ?1 AND purpose = ?2 AND used_at IS NULL AND expires_at > ?3
-                     RETURNING user_id",
-                )
-                .bind(key_hash)
-                .bind(purpose.as_str())
-                .bind(now)
-                .fetch_optional(&mut *c)
-                .await?;
-                Ok(user_id)
-            })
+        self.write(move |c| {
+            query_opt(
+                c,
+                "UPDATE email_keys SET used_at = ?3
+                 WHERE key_hash = ?1 AND purpose = ?2 AND used_at IS NULL AND expires_at > ?3
+                 RETURNING user_id",
+                params![key_hash, purpose.as_str(), now],
+                |row| row.get(0),
+            )
         })
         .await
     }
@@ -1266,8 +1195,12 @@ impl AdminStore for SqliteStore {
 
     async fn enable_user(&self, user_id: &str) -> StoreResult<()> {
         let user_id = user_id.to_owned();
-        self.execute("UPDATE users SET disabled = 0 WHERE id = ?1", move |q| {
-            q.bind(user_id)
+        self.write(move |c| {
+            execute(
+                c,
+                "UPDATE users SET disabled = 0 WHERE id = ?1",
+                params![user_id],
+            )
         })
         .await?;
         Ok(())
@@ -1364,12 +1297,10 @@ impl ImportStore for SqliteStore {
         .collect();
         // One job: its statements run in the writer's transaction, so all or nothing.
         self.write(move |c| {
-            Box::pin(async move {
-                for (sql, rows) in &batches {
-                    sqlx::query(sql).bind(rows).execute(&mut *c).await?;
-                }
-                Ok(())
-            })
+            for (sql, rows) in &batches {
+                execute(c, sql, [rows])?;
+            }
+            Ok(())
         })
         .await
     }
@@ -1427,22 +1358,17 @@ impl KeyStore for SqliteStore {
     async fn add_signing_key(&self, key: &StoredSigningKey, now: i64) -> StoreResult<()> {
         let key = key.clone();
         self.write(move |c| {
-            Box::pin(async move {
-                sqlx::query("UPDATE signing_keys SET retired_at = ?1 WHERE retired_at IS NULL")
-                    .bind(now)
-                    .execute(&mut *c)
-                    .await?;
-                sqlx::query(
-                    "INSERT INTO signing_keys (kid, private_sealed, public_key, created_at) VALUES (?1, ?2, ?3, ?4)",
-                )
-                .bind(&key.kid)
-                .bind(&key.private_sealed)
-                .bind(&key.public_key)
-                .bind(key.created_at)
-                .execute(&mut *c)
-                .await?;
-                Ok(())
-            })
+            execute(
+                c,
+                "UPDATE signing_keys SET retired_at = ?1 WHERE retired_at IS NULL",
+                [now],
+            )?;
+            execute(
+                c,
+                "INSERT INTO signing_keys (kid, private_sealed, public_key, created_at) VALUES (?1, ?2, ?3, ?4)",
+                params![key.kid, key.private_sealed, key.public_key, key.created_at],
+            )?;
+            Ok(())
         })
         .await
     }
@@ -1459,26 +1385,27 @@ impl KeyStore for SqliteStore {
 
     async fn record_sealing_key(&self, key_id: &str, now: i64) -> StoreResult<()> {
         let key_id = key_id.to_string();
-        self.execute(
-            "INSERT OR IGNORE INTO sealing_keys (key_id, recorded_at) VALUES (?1, ?2)",
-            move |q| q.bind(key_id).bind(now),
-        )
+        self.write(move |c| {
+            execute(
+                c,
+                "INSERT OR IGNORE INTO sealing_keys (key_id, recorded_at) VALUES (?1, ?2)",
+                params![key_id, now],
+            )
+        })
         .await?;
         Ok(())
     }
 
     async fn add_first_signing_key(&self, key: &StoredSigningKey) -> StoreResult<()> {
         let key = key.clone();
-        self.execute(
-            "INSERT INTO signing_keys (kid, private_sealed, public_key, created_at)
+        self.write(move |c| {
+            execute(
+                c,
+                "INSERT INTO signing_keys (kid, private_sealed, public_key, created_at)
              SELECT ?1, ?2, ?3, ?4 WHERE NOT EXISTS (SELECT 1 FROM signing_keys)",
-            move |q| {
-                q.bind(key.kid)
-                    .bind(key.private_sealed)
-                    .bind(key.public_key)
-                    .bind(key.created_at)
-            },
-        )
+                params![key.kid, key.private_sealed, key.public_key, key.created_at],
+            )
+        })
         .await?;
         Ok(())
     }
@@ -1488,21 +1415,7 @@ impl KeyStore for SqliteStore {
 impl TokenStore for SqliteStore {
     async fn insert_refresh_token(&self, token: &NewRefreshToken) -> StoreResult<()> {
         let token = token.clone();
-        self.execute(
-            "INSERT INTO refresh_tokens (token_hash, user_id, family_id, amr, auth_time, created_at, expires_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            move |q| {
-                q.bind(token.token_hash)
-                    .bind(token.user_id)
-                    .bind(token.family_id)
-                    .bind(token.amr)
-                    .bind(token.auth_time)
-                    .bind(token.created_at)
-                    .bind(token.expires_at)
-            },
-        )
-        .await?;
-        Ok(())
+        self.write(move |c| insert_token(c, &token)).await
     }
 
     async fn rotate_refresh_token(
@@ -1513,56 +1426,49 @@ impl TokenStore for SqliteStore {
     ) -> StoreResult<RefreshOutcome> {
         let (token_hash, successor) = (token_hash.to_owned(), successor.clone());
         self.write(move |c| {
-            Box::pin(async move {
-                let rotated = sqlx::query(
-                    "UPDATE refresh_tokens SET used_at = ?2
-                     WHERE token_hash = ?1 AND used_at IS NULL AND revoked_at IS NULL AND expires_at > ?2
-                       AND EXISTS (SELECT 1 FROM users u WHERE u.id = refresh_tokens.user_id AND u.disabled = 0)
-                     RETURNING user_id, family_id, amr, COALESCE(auth_time, created_at) AS auth_time",
-                )
-                .bind(&token_hash)
-                .bind(now)
-                .fetch_optional(&mut *c)
-                .await?;
-                if let Some(row) = rotated {
-                    let child = NewRefreshToken {
-                        token_hash: successor.token_hash,
-                        user_id: row.try_get("user_id")?,
-                        family_id: row.try_get("family_id")?,
-                        amr: row.try_get("amr")?,
-                        auth_time: row.try_get("auth_time")?,
+            let rotated = query_opt(
+                c,
+                "UPDATE refresh_tokens SET used_at = ?2
+                 WHERE token_hash = ?1 AND used_at IS NULL AND revoked_at IS NULL AND expires_at > ?2
+                   AND EXISTS (SELECT 1 FROM users u WHERE u.id = refresh_tokens.user_id AND u.disabled = 0)
+                 RETURNING user_id, family_id, amr, COALESCE(auth_time, created_at) AS auth_time",
+                params![token_hash, now],
+                |row| {
+                    Ok(NewRefreshToken {
+                        token_hash: successor.token_hash.clone(),
+                        user_id: row.get("user_id")?,
+                        family_id: row.get("family_id")?,
+                        amr: row.get("amr")?,
+                        auth_time: row.get("auth_time")?,
                         created_at: successor.created_at,
                         expires_at: successor.expires_at,
-                    };
-                    // In the same job: a reuse that revokes the family after this revokes the
-                    // successor too.
-                    insert_token(c, &child).await?;
-                    return Ok(RefreshOutcome::Rotated {
-                        user_id: child.user_id,
-                        family_id: child.family_id,
-                        amr: child.amr,
-                        auth_time: child.auth_time,
-                    });
-                }
-                let known = sqlx::query(
-                    "SELECT user_id, family_id, used_at FROM refresh_tokens WHERE token_hash = ?1",
-                )
-                .bind(&token_hash)
-                .fetch_optional(&mut *c)
-                .await?;
-                let Some(row) = known else {
-                    return Ok(RefreshOutcome::Invalid);
-                };
-                let used_at: Option<i64> = row.try_get("used_at")?;
-                if used_at.is_none() {
-                    return Ok(RefreshOutcome::Invalid);
-                }
-                // A used token presented again: someone holds a copy. Revoke the whole family.
-                let user_id: String = row.try_get("user_id")?;
-                let family_id: String = row.try_get("family_id")?;
-                revoke_family(c, &family_id, now).await?;
-                Ok(RefreshOutcome::Reused { user_id, family_id })
-            })
+                    })
+                },
+            )?;
+            if let Some(child) = rotated {
+                // In the same job: a reuse that revokes the family after this revokes the
+                // successor too.
+                insert_token(c, &child)?;
+                return Ok(RefreshOutcome::Rotated {
+                    user_id: child.user_id,
+                    family_id: child.family_id,
+                    amr: child.amr,
+                    auth_time: child.auth_time,
+                });
+            }
+            let known = query_opt(
+                c,
+                "SELECT user_id, family_id, used_at FROM refresh_tokens WHERE token_hash = ?1",
+                [&token_hash],
+                |row| <(String, String, Option<i64>)>::try_from(row),
+            )?;
+            let Some((user_id, family_id, Some(_used_at))) = known else {
+                // Unknown, or live but refused above (revoked, expired, user disabled).
+                return Ok(RefreshOutcome::Invalid);
+            };
+            // A used token presented again: someone holds a copy. Revoke the whole family.
+            revoke_family(c, &family_id, now)?;
+            Ok(RefreshOutcome::Reused { user_id, family_id })
         })
         .await
     }
@@ -1574,20 +1480,17 @@ impl TokenStore for SqliteStore {
     ) -> StoreResult<Option<String>> {
         let token_hash = token_hash.to_owned();
         self.write(move |c| {
-            Box::pin(async move {
-                let row = sqlx::query(
-                    "SELECT user_id, family_id FROM refresh_tokens WHERE token_hash = ?1",
-                )
-                .bind(&token_hash)
-                .fetch_optional(&mut *c)
-                .await?;
-                let Some(row) = row else {
-                    return Ok(None);
-                };
-                let family_id: String = row.try_get("family_id")?;
-                revoke_family(c, &family_id, now).await?;
-                Ok(Some(row.try_get("user_id")?))
-            })
+            let row = query_opt(
+                c,
+                "SELECT user_id, family_id FROM refresh_tokens WHERE token_hash = ?1",
+                [&token_hash],
+                |row| <(String, String)>::try_from(row),
+            )?;
+            let Some((user_id, family_id)) = row else {
+                return Ok(None);
+            };
+            revoke_family(c, &family_id, now)?;
+            Ok(Some(user_id))
         })
         .await
     }
@@ -1598,12 +1501,10 @@ impl ThrottleStore for SqliteStore {
     async fn claim_windows(&self, windows: &[WindowLimit], now: i64) -> StoreResult<Claim> {
         let windows = windows_json(windows);
         // One statement checks every window and counts in all of them, or in none.
-        self.write_statement(move |c| {
-            Box::pin(async move {
-                Ok(match claim_in_windows(c, &windows, now).await? {
-                    None => Claim::Granted,
-                    Some(retry_after) => Claim::Refused { retry_after },
-                })
+        self.write(move |c| {
+            Ok(match claim_in_windows(c, &windows, now)? {
+                None => Claim::Granted,
+                Some(retry_after) => Claim::Refused { retry_after },
             })
         })
         .await
@@ -1618,7 +1519,7 @@ impl ThrottleStore for SqliteStore {
 
     async fn release_windows(&self, windows: &[WindowLimit], now: i64) -> StoreResult<()> {
         let keys = keys_json(windows.iter().map(|w| w.key.as_str()));
-        self.execute(RELEASE_WINDOWS, move |q| q.bind(keys).bind(now))
+        self.write(move |c| release_in_windows(c, &keys, now))
             .await?;
         Ok(())
     }
@@ -1630,16 +1531,9 @@ impl AuditStore for SqliteStore {
         // The whole batch as one JSON array in one statement: one round trip to SQLite however
         // many events there are, and one cached statement for every batch size.
         let rows = audit_rows(records.iter()).to_string();
-        self.write_statement(move |c| {
-            Box::pin(async move {
-                sqlx::query(IMPORT_EVENTS)
-                    .bind(rows)
-                    .execute(&mut *c)
-                    .await?;
-                Ok(())
-            })
-        })
-        .await
+        self.write(move |c| execute(c, IMPORT_EVENTS, [rows]))
+            .await?;
+        Ok(())
     }
 
     async fn recent_audit_events(
@@ -1692,7 +1586,7 @@ impl MaintenanceStore for SqliteStore {
         batch: u32,
     ) -> StoreResult<u64> {
         let batch = i64::from(batch.max(1));
-        let mut deleted = 0;
+        let mut deleted: u64 = 0;
         let mut statements: Vec<(&'static str, i64)> =
             CLEANUP.iter().map(|statement| (*statement, now)).collect();
         if let Some(before) = audit_before {
@@ -1701,9 +1595,10 @@ impl MaintenanceStore for SqliteStore {
         // Each batch is a job of its own: writes queued behind the clean-up wait for one batch
         // at most, never for the whole backlog.
         for (statement, bound) in statements {
-            deleted += self
-                .execute(statement, move |q| q.bind(bound).bind(batch))
+            let changed = self
+                .write(move |c| execute(c, statement, params![bound, batch]))
                 .await?;
+            deleted += changed as u64;
         }
         Ok(deleted)
     }

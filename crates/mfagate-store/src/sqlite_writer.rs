@@ -1,101 +1,54 @@
-//! Group commit for SQLite: every write runs on one connection, and the writes that arrive while
-//! a commit is being synced to disk are run together in the next transaction and share its
-//! fsync.
+//! Group commit for SQLite: every write runs on one connection, on a thread of its own, and the
+//! writes that arrive while a commit is being synced to disk are run together in the next
+//! transaction and share its fsync.
 //!
 //! Why: with `synchronous = FULL` each commit waits for the disk, and SQLite allows one writer
 //! at a time, so one commit per write caps the whole server at the disk's sync rate. Batching
 //! keeps the guarantee a caller relies on (its answer is sent only after the commit that holds
 //! its changes is durable) while the sync cost is paid once per batch, not once per write.
 //!
-//! A write (a *job*) of several statements runs inside its own `SAVEPOINT`, so a job that fails
-//! undoes only its own changes; the other jobs of the batch commit. A job of one statement
-//! needs no savepoint (`write_statement`), nor does one command whose statements change all or
-//! nothing by their own conditions (`write_command`). Jobs run one after another on the
-//! connection, so a conditional `UPDATE ... WHERE` in one job sees every earlier job's changes:
-//! one-time use stays one-time within a batch too.
+//! Why rusqlite here while reads use sqlx: a sqlx SQLite connection runs its statements on a
+//! thread of its own, so every statement cost two thread wake-ups (about 0.1 ms on two busy
+//! cores), and the writer's batches were made of those waits. Here the writer thread calls
+//! SQLite itself; a statement costs what SQLite takes to run it. Both crates link the one
+//! `libsqlite3-sys`.
+//!
+//! A write (a *job*) runs inside its own `SAVEPOINT`, so a job that fails undoes only its own
+//! changes; the other jobs of the batch commit. Jobs run one after another on the connection,
+//! so a conditional `UPDATE ... WHERE` in one job sees every earlier job's changes: one-time use
+//! stays one-time within a batch too.
 
-use std::future::Future;
 use std::panic::AssertUnwindSafe;
-use std::pin::Pin;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{mpsc as std_mpsc, Arc};
+use std::time::{Duration, Instant};
 
-use futures_util::FutureExt;
 use mfagate_core::StoreError;
-
-use crate::sqlite::map_error;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
-use sqlx::{ConnectOptions, Connection, Executor};
+use rusqlite::{CachedStatement, Connection, OpenFlags, OptionalExtension, Params, Row};
 use tokio::sync::{mpsc, oneshot};
 
 /// The most jobs one transaction takes; a bound on how long one batch holds the write lock.
 const MAX_BATCH: usize = 256;
 
-/// The future a job's closure returns: it borrows the writer connection while it runs.
-pub type JobFuture<'c, T> = Pin<Box<dyn Future<Output = Result<T, sqlx::Error>> + Send + 'c>>;
+/// How the writer opens the database file.
+#[derive(Debug, Clone)]
+pub struct WriterOptions {
+    pub path: PathBuf,
+    /// `synchronous = FULL` (an answered write survives a power cut) or `NORMAL`.
+    pub full_sync: bool,
+}
 
-/// What a job left after running: whether to keep its changes, whether its failure spoiled
-/// the whole transaction, and how to answer its caller once the batch's commit is known.
+/// What a job left after running: whether to keep its changes, and how to answer its caller
+/// once the batch's commit is known.
 struct Finished {
     keep: bool,
-    spoiled: Option<StoreError>,
     answer: Box<dyn FnOnce(Result<(), StoreError>) + Send>,
 }
 
-type RunJob = Box<
-    dyn for<'c> FnOnce(
-            &'c mut SqliteConnection,
-        ) -> Pin<Box<dyn Future<Output = Finished> + Send + 'c>>
-        + Send,
->;
+type Job = Box<dyn FnOnce(&Connection) -> Finished + Send>;
 
-/// How a job's failure is contained.
-#[derive(Clone, Copy)]
-enum Guard {
-    /// The job runs inside a savepoint, rolled back if it fails.
-    Savepoint,
-    /// No savepoint: the function says whether SQLite itself took back all a failed job did;
-    /// if not, the whole batch is rolled back.
-    UndoneBySqlite(fn(&sqlx::Error) -> bool),
-}
-
-struct Job {
-    /// Whether the job runs inside a savepoint of its own. A single statement needs none:
-    /// SQLite undoes a statement that fails on a constraint by itself, and any other failure
-    /// spoils the batch anyway. Two round trips to SQLite's thread saved per such write.
-    savepoint: bool,
-    run: RunJob,
-}
-
-/// Whether SQLite, after `error`, left the transaction as it was before the statement.
-fn statement_undone(error: &sqlx::Error) -> bool {
-    use sqlx::error::ErrorKind;
-    match error {
-        sqlx::Error::Database(db) => matches!(
-            db.kind(),
-            ErrorKind::UniqueViolation
-                | ErrorKind::ForeignKeyViolation
-                | ErrorKind::NotNullViolation
-                | ErrorKind::CheckViolation
-        ),
-        // Anything else, including a row that fails to decode after its statement ran: the
-        // batch is rolled back rather than keep changes whose caller hears of an error.
-        _ => false,
-    }
-}
-
-/// The answer for a caller: the job's own result once its batch is committed.
-fn answer_after_commit<T: Send + 'static>(
-    reply: oneshot::Sender<Result<T, StoreError>>,
-    result: Result<T, StoreError>,
-) -> Box<dyn FnOnce(Result<(), StoreError>) + Send> {
-    Box::new(move |committed| {
-        // The caller may have gone (request cancelled): nobody to tell.
-        let _ = reply.send(committed.and(result));
-    })
-}
-
-/// What the writer task is asked to do, in order.
+/// What the writer thread is asked to do, in order.
 enum Command {
     Run(Job),
     /// Finish what came before, close the connection, then say so.
@@ -120,62 +73,153 @@ fn writer_gone() -> StoreError {
     )
 }
 
+/// A SQLite error as the store reports it: a unique key taken is a conflict; a database that is
+/// busy, full or unreadable is unavailable (the caller may try again later); anything else is a
+/// fault. SQLite's messages name tables and columns, never values.
+pub(crate) fn map_error(error: rusqlite::Error) -> StoreError {
+    use rusqlite::ffi;
+    use rusqlite::ErrorCode;
+    match &error {
+        rusqlite::Error::SqliteFailure(failure, _)
+            if matches!(
+                failure.extended_code,
+                ffi::SQLITE_CONSTRAINT_UNIQUE | ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+            ) =>
+        {
+            StoreError::Conflict("a user with this username or e-mail already exists".into())
+        }
+        rusqlite::Error::SqliteFailure(failure, _)
+            if matches!(
+                failure.code,
+                ErrorCode::DatabaseBusy
+                    | ErrorCode::DatabaseLocked
+                    | ErrorCode::DiskFull
+                    | ErrorCode::SystemIoFailure
+                    | ErrorCode::CannotOpen
+                    | ErrorCode::ReadOnly
+            ) =>
+        {
+            StoreError::Unavailable(format!("SQLite: {error}"))
+        }
+        _ => StoreError::Other(format!("SQLite: {error}")),
+    }
+}
+
+/// The writer's statements, prepared once and kept (SQLite re-prepares one by itself after a
+/// schema change). Each is reported at debug level to target `mfagate_store::sql` with its time,
+/// as sqlx reports the reads to `sqlx::query`.
+pub(crate) fn prepare<'c>(c: &'c Connection, sql: &str) -> rusqlite::Result<CachedStatement<'c>> {
+    c.prepare_cached(sql)
+}
+
+fn report(sql: &str, started: Instant) {
+    tracing::debug!(
+        target: "mfagate_store::sql",
+        statement = sql,
+        elapsed_us = started.elapsed().as_micros() as u64,
+    );
+}
+
+/// Runs one statement; answers how many rows it changed.
+pub(crate) fn execute(c: &Connection, sql: &str, params: impl Params) -> rusqlite::Result<usize> {
+    let started = Instant::now();
+    let changed = prepare(c, sql)?.execute(params);
+    report(sql, started);
+    changed
+}
+
+/// Runs one statement that answers at most one row (a `SELECT`, or a write with `RETURNING`).
+pub(crate) fn query_opt<T>(
+    c: &Connection,
+    sql: &str,
+    params: impl Params,
+    map: impl FnOnce(&Row<'_>) -> rusqlite::Result<T>,
+) -> rusqlite::Result<Option<T>> {
+    let started = Instant::now();
+    let row = prepare(c, sql)?.query_row(params, map).optional();
+    report(sql, started);
+    row
+}
+
+/// Opens the writer's connection and sets it up: WAL, the sync level, foreign keys, no
+/// checkpoint on commit (see `checkpoint_continuously`), a larger page cache.
+fn open_writer(options: &WriterOptions) -> rusqlite::Result<Connection> {
+    let connection = open(&options.path)?;
+    // The writer switches the file to WAL; readers opened later find it so.
+    connection.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))?;
+    connection.execute_batch(if options.full_sync {
+        "PRAGMA synchronous = FULL"
+    } else {
+        "PRAGMA synchronous = NORMAL"
+    })?;
+    connection.execute_batch(
+        // SQLite's own checkpoint (every 1000 pages, inside a commit) would copy the WAL back,
+        // with its reads, writes and fsync, while every write queued behind that commit waits.
+        "PRAGMA wal_autocheckpoint = 0;
+         PRAGMA foreign_keys = ON;
+         -- The WAL file shrinks back to this after a busy spell.
+         PRAGMA journal_size_limit = 67108864;
+         -- 32 MiB of page cache (SQLite's default is 2 MiB): at a million users the indexes of
+         -- random keys (token hashes, ids) no longer fit in 2 MiB, and every insert would read
+         -- its index pages back from the OS.
+         PRAGMA cache_size = -32768;",
+    )?;
+    // Every statement the store writes with stays prepared.
+    connection.set_prepared_statement_cache_capacity(128);
+    Ok(connection)
+}
+
+/// A connection to the file, waiting out another process's lock (the CLI) for up to 10 s.
+fn open(path: &Path) -> rusqlite::Result<Connection> {
+    let connection = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    connection.busy_timeout(Duration::from_secs(10))?;
+    Ok(connection)
+}
+
 impl GroupWriter {
     /// Opens the writer connection and starts the thread that runs the batches.
     ///
     /// The batches run on a thread of their own rather than as a task among the request
-    /// handlers: every statement is a round trip to the connection's SQLite thread, and a task
-    /// woken from there would wait its turn behind every ready request before sending the next
-    /// statement. On its own thread the writer answers at once, and the write lock is held
-    /// only as long as the statements take.
-    pub async fn start(options: &SqliteConnectOptions) -> Result<Self, sqlx::Error> {
+    /// handlers: SQLite's calls block, and the write lock should be held only as long as the
+    /// statements take, not while the writer waits its turn behind ready request handlers.
+    pub async fn start(options: WriterOptions) -> Result<Self, StoreError> {
         let (commands, queue) = mpsc::unbounded_channel();
         let (opened, connected) = oneshot::channel();
-        let options = options.clone();
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(sqlx::Error::Io)?;
         std::thread::Builder::new()
             .name("mfagate-sqlite-writer".into())
-            .spawn(move || {
-                runtime.block_on(async move {
-                    // The writer does not checkpoint on commit (SQLite's default, every 1000
-                    // pages): copying the WAL back into the database, with its reads, writes
-                    // and fsync, would hold up every write queued behind that commit. See
-                    // `checkpoint_continuously`.
-                    let writer_options = options
-                        .clone()
-                        .pragma("wal_autocheckpoint", "0")
-                        // The WAL file shrinks back to this after a busy spell.
-                        .pragma("journal_size_limit", "67108864")
-                        // 32 MiB of page cache (SQLite's default is 2 MiB): at a million users
-                        // the indexes of random keys (token hashes, ids) no longer fit in 2 MiB,
-                        // and every insert would read its index pages back from the OS.
-                        .pragma("cache_size", "-32768");
-                    match writer_options.connect().await {
-                        Ok(connection) => {
-                            let _ = opened.send(Ok(()));
-                            let tail_ready = Arc::new(AtomicBool::new(false));
-                            let (stop_checkpoints, stopped) = oneshot::channel();
-                            let checkpoints = tokio::spawn(checkpoint_continuously(
-                                options,
-                                tail_ready.clone(),
-                                stopped,
-                            ));
-                            run_batches(connection, queue, &tail_ready).await;
-                            let _ = stop_checkpoints.send(());
-                            let _ = checkpoints.await;
-                        }
-                        Err(error) => {
-                            let _ = opened.send(Err(error));
-                        }
+            .spawn(move || match open_writer(&options) {
+                Ok(connection) => {
+                    let _ = opened.send(Ok(()));
+                    let tail_ready = Arc::new(AtomicBool::new(false));
+                    let (stop_checkpoints, stopped) = std_mpsc::channel::<()>();
+                    let path = options.path.clone();
+                    let checkpoints = {
+                        let tail_ready = tail_ready.clone();
+                        std::thread::Builder::new()
+                            .name("mfagate-sqlite-checkpoint".into())
+                            .spawn(move || checkpoint_continuously(&path, &tail_ready, &stopped))
+                    };
+                    run_batches(connection, queue, &tail_ready);
+                    drop(stop_checkpoints);
+                    if let Ok(checkpoints) = checkpoints {
+                        let _ = checkpoints.join();
                     }
-                })
+                }
+                Err(error) => {
+                    let _ = opened.send(Err(error));
+                }
             })
-            .map_err(sqlx::Error::Io)?;
-        connected.await.map_err(|_| sqlx::Error::PoolClosed)??;
-        Ok(Self { commands })
+            .map_err(|e| StoreError::Unavailable(format!("cannot start the SQLite writer: {e}")))?;
+        match connected.await {
+            Ok(Ok(())) => Ok(Self { commands }),
+            Ok(Err(error)) => Err(StoreError::Unavailable(format!(
+                "cannot open the SQLite database for writing: {error}"
+            ))),
+            Err(_) => Err(writer_gone()),
+        }
     }
 
     /// Runs `job` in the next batch, inside a savepoint of its own, and answers once that batch
@@ -184,70 +228,23 @@ impl GroupWriter {
     pub async fn write<T, F>(&self, job: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
-        F: for<'c> FnOnce(&'c mut SqliteConnection) -> JobFuture<'c, T> + Send + 'static,
-    {
-        self.submit(job, Guard::Savepoint).await
-    }
-
-    /// `write` for a job of exactly one statement: it runs without a savepoint of its own.
-    pub async fn write_statement<T, F>(&self, job: F) -> Result<T, StoreError>
-    where
-        T: Send + 'static,
-        F: for<'c> FnOnce(&'c mut SqliteConnection) -> JobFuture<'c, T> + Send + 'static,
-    {
-        self.submit(job, Guard::UndoneBySqlite(statement_undone))
-            .await
-    }
-
-    /// `write` for a job of one command of several statements that, by their own conditions,
-    /// change all or nothing (nothing else runs on the writer between them). It runs without a
-    /// savepoint; should it fail, SQLite may have kept some of its statements, so any error
-    /// rolls back the whole batch.
-    pub async fn write_command<T, F>(&self, job: F) -> Result<T, StoreError>
-    where
-        T: Send + 'static,
-        F: for<'c> FnOnce(&'c mut SqliteConnection) -> JobFuture<'c, T> + Send + 'static,
-    {
-        self.submit(job, Guard::UndoneBySqlite(|_| false)).await
-    }
-
-    async fn submit<T, F>(&self, job: F, guard: Guard) -> Result<T, StoreError>
-    where
-        T: Send + 'static,
-        F: for<'c> FnOnce(&'c mut SqliteConnection) -> JobFuture<'c, T> + Send + 'static,
+        F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
     {
         let (reply, answer) = oneshot::channel::<Result<T, StoreError>>();
-        let run: RunJob = Box::new(move |connection| {
-            Box::pin(async move {
-                let (keep, spoiled, result) = match (job(connection).await, guard) {
-                    (Ok(value), _) => (true, None, Ok(value)),
-                    (Err(error), Guard::Savepoint) => (false, None, Err(map_error(error))),
-                    (Err(error), Guard::UndoneBySqlite(undone)) if undone(&error) => {
-                        (true, None, Err(map_error(error)))
-                    }
-                    (Err(error), Guard::UndoneBySqlite(_)) => {
-                        let error = map_error(error);
-                        (true, Some(error.clone()), Err(error))
-                    }
-                };
-                Finished {
-                    keep,
-                    spoiled,
-                    answer: answer_after_commit(reply, result),
-                }
-            })
+        let job: Job = Box::new(move |connection| {
+            let result = job(connection).map_err(map_error);
+            Finished {
+                keep: result.is_ok(),
+                answer: Box::new(move |committed| {
+                    // The caller may have gone (request cancelled): nobody to tell.
+                    let _ = reply.send(committed.and(result));
+                }),
+            }
         });
-        self.send(Job {
-            savepoint: matches!(guard, Guard::Savepoint),
-            run,
-        })?;
-        answer.await.map_err(|_| writer_gone())?
-    }
-
-    fn send(&self, job: Job) -> Result<(), StoreError> {
         self.commands
             .send(Command::Run(job))
-            .map_err(|_| writer_gone())
+            .map_err(|_| writer_gone())?;
+        answer.await.map_err(|_| writer_gone())?
     }
 
     /// Runs the writes queued so far, then closes the connection; later writes fail.
@@ -260,9 +257,15 @@ impl GroupWriter {
 }
 
 /// How often the WAL is copied back into the database file while the server runs.
-const CHECKPOINT_INTERVAL: std::time::Duration = std::time::Duration::from_millis(200);
+const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(200);
 
-/// Keeps the WAL short in two steps, every `CHECKPOINT_INTERVAL` until `stop`.
+fn checkpoint(connection: &Connection) {
+    if let Err(error) = connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+        tracing::warn!(%error, "WAL checkpoint failed; trying again shortly");
+    }
+}
+
+/// Keeps the WAL short in two steps, every `CHECKPOINT_INTERVAL` until `stop` is dropped.
 ///
 /// 1. Here, on a connection of its own, a PASSIVE checkpoint copies what the WAL holds into the
 ///    database file and syncs it, alongside the writer and the readers, waiting for neither.
@@ -270,19 +273,11 @@ const CHECKPOINT_INTERVAL: std::time::Duration = std::time::Duration::from_milli
 ///    starts the WAL over once all of it is copied. So `tail_ready` asks the writer to copy the
 ///    little that came in meanwhile, between two batches (`run_batches`); its next transaction
 ///    then starts the WAL from the beginning. Without step 2 the WAL grows without bound.
-async fn checkpoint_continuously(
-    options: SqliteConnectOptions,
-    tail_ready: Arc<AtomicBool>,
-    mut stop: oneshot::Receiver<()>,
-) {
+fn checkpoint_continuously(path: &Path, tail_ready: &AtomicBool, stop: &std_mpsc::Receiver<()>) {
     let mut connection = None;
-    loop {
-        tokio::select! {
-            _ = &mut stop => break,
-            _ = tokio::time::sleep(CHECKPOINT_INTERVAL) => {}
-        }
+    while let Err(std_mpsc::RecvTimeoutError::Timeout) = stop.recv_timeout(CHECKPOINT_INTERVAL) {
         if connection.is_none() {
-            connection = match options.connect().await {
+            connection = match open(path) {
                 Ok(connection) => Some(connection),
                 Err(error) => {
                     // The writer then checkpoints all of it itself: slower, never unbounded.
@@ -291,54 +286,60 @@ async fn checkpoint_continuously(
                 }
             };
         }
-        if let Some(connection) = connection.as_mut() {
-            if let Err(error) = connection.execute("PRAGMA wal_checkpoint(PASSIVE)").await {
-                tracing::warn!(%error, "WAL checkpoint failed; trying again shortly");
-            }
+        if let Some(connection) = &connection {
+            checkpoint(connection);
         }
         tail_ready.store(true, Ordering::Release);
     }
-    if let Some(connection) = connection {
-        let _ = connection.close().await;
-    }
 }
 
-async fn run_batches(
-    mut connection: SqliteConnection,
+fn run_batches(
+    connection: Connection,
     mut queue: mpsc::UnboundedReceiver<Command>,
     tail_ready: &AtomicBool,
 ) {
-    let mut commands = Vec::with_capacity(MAX_BATCH);
     let mut jobs = Vec::with_capacity(MAX_BATCH);
     let mut stop = None;
-    while stop.is_none() && queue.recv_many(&mut commands, MAX_BATCH).await > 0 {
-        for command in commands.drain(..) {
+    while stop.is_none() {
+        let Some(first) = queue.blocking_recv() else {
+            break;
+        };
+        let mut next = Some(first);
+        while let Some(command) = next.take() {
             match command {
                 Command::Run(job) if stop.is_none() => jobs.push(job),
                 // Jobs after a stop are dropped: their callers hear the writer is gone.
                 Command::Run(_) => {}
                 Command::Stop(done) => stop = Some(done),
             }
-        }
-        if !jobs.is_empty() {
-            run_batch(&mut connection, jobs.drain(..)).await;
-        }
-        if tail_ready.swap(false, Ordering::Acquire) {
-            if let Err(error) = connection.execute("PRAGMA wal_checkpoint(PASSIVE)").await {
-                tracing::warn!(%error, "WAL checkpoint failed; trying again shortly");
+            if jobs.len() < MAX_BATCH {
+                next = queue.try_recv().ok();
             }
         }
+        if !jobs.is_empty() {
+            run_batch(&connection, jobs.drain(..));
+        }
+        if tail_ready.swap(false, Ordering::Acquire) {
+            checkpoint(&connection);
+        }
     }
-    let _ = connection.close().await;
+    drop(connection);
     if let Some(done) = stop {
         let _ = done.send(());
     }
 }
 
-async fn run_batch(connection: &mut SqliteConnection, jobs: impl Iterator<Item = Job>) {
+fn run_batch(connection: &Connection, jobs: impl Iterator<Item = Job>) {
+    let control = |sql: &str| {
+        connection
+            .prepare_cached(sql)
+            .and_then(|mut statement| statement.execute([]))
+            .map(|_| ())
+            .map_err(map_error)
+    };
     // IMMEDIATE: take the write lock now (waiting out another process, such as the CLI, for up
     // to the busy timeout) rather than fail half-way through the batch.
-    if let Err(error) = connection.execute("BEGIN IMMEDIATE").await {
+    if let Err(error) = control("BEGIN IMMEDIATE") {
         tracing::error!(%error, "cannot begin a write transaction; the writes of this batch fail");
         // Dropping a job drops its reply channel: its caller gets `Unavailable`.
         return;
@@ -349,16 +350,14 @@ async fn run_batch(connection: &mut SqliteConnection, jobs: impl Iterator<Item =
         if broken.is_some() {
             continue;
         }
-        if job.savepoint {
-            if let Err(error) = connection.execute("SAVEPOINT job").await {
-                broken = Some(map_error(error));
-                continue;
-            }
+        if let Err(error) = control("SAVEPOINT job") {
+            broken = Some(error);
+            continue;
         }
         // A panicking job must not take the writer (and every later write) down with it: its
         // batch is rolled back and its caller, whose reply went with the panic, hears
         // `Unavailable`.
-        let finished = match AssertUnwindSafe((job.run)(connection)).catch_unwind().await {
+        let finished = match std::panic::catch_unwind(AssertUnwindSafe(|| job(connection))) {
             Ok(finished) => finished,
             Err(_) => {
                 tracing::error!("a database write panicked; its batch is rolled back");
@@ -367,37 +366,32 @@ async fn run_batch(connection: &mut SqliteConnection, jobs: impl Iterator<Item =
             }
         };
         answers.push(finished.answer);
-        if finished.spoiled.is_some() {
-            broken = finished.spoiled;
-            continue;
-        }
-        if !job.savepoint {
+        if connection.is_autocommit() {
+            // SQLite rolled the whole transaction back itself (an I/O error, a full disk).
+            broken = Some(StoreError::Unavailable(
+                "SQLite rolled back a write transaction; see the log".into(),
+            ));
             continue;
         }
         let closed = if finished.keep {
-            connection.execute("RELEASE job").await
+            control("RELEASE job")
         } else {
-            match connection.execute("ROLLBACK TO job").await {
-                Ok(_) => connection.execute("RELEASE job").await,
-                Err(error) => Err(error),
-            }
+            control("ROLLBACK TO job").and_then(|()| control("RELEASE job"))
         };
         if let Err(error) = closed {
-            broken = Some(map_error(error));
+            broken = Some(error);
         }
     }
     let committed = match broken {
-        None => connection
-            .execute("COMMIT")
-            .await
-            .map(|_| ())
-            .map_err(map_error),
+        None => control("COMMIT"),
         Some(error) => Err(error),
     };
     if let Err(error) = &committed {
         tracing::error!(%error, "a batch of writes was rolled back; its callers get the error");
         // After a failed COMMIT SQLite may still be inside the transaction.
-        let _ = connection.execute("ROLLBACK").await;
+        if !connection.is_autocommit() {
+            let _ = connection.execute_batch("ROLLBACK");
+        }
     }
     for answer in answers {
         answer(committed.clone());
@@ -406,57 +400,40 @@ async fn run_batch(connection: &mut SqliteConnection, jobs: impl Iterator<Item =
 
 #[cfg(test)]
 mod tests {
-    use std::str::FromStr;
-
     use super::*;
 
     async fn writer_on_a_fresh_file() -> (tempfile::TempDir, GroupWriter) {
         let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("w.db").display());
-        let options = SqliteConnectOptions::from_str(&url)
-            .unwrap()
-            .create_if_missing(true)
-            .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal);
-        let writer = GroupWriter::start(&options).await.unwrap();
+        let path = dir.path().join("w.db");
+        std::fs::File::create(&path).unwrap();
+        let writer = GroupWriter::start(WriterOptions {
+            path,
+            full_sync: true,
+        })
+        .await
+        .unwrap();
         writer
-            .write(|c| {
-                Box::pin(async move {
-                    c.execute("CREATE TABLE t (v INTEGER NOT NULL UNIQUE)")
-                        .await
-                        .map(|_| ())
-                })
-            })
+            .write(|c| c.execute_batch("CREATE TABLE t (v INTEGER NOT NULL UNIQUE)"))
             .await
             .unwrap();
         (dir, writer)
     }
 
-    fn insert(writer: &GroupWriter, v: i64) -> impl Future<Output = Result<u64, StoreError>> {
+    fn insert(
+        writer: &GroupWriter,
+        v: i64,
+    ) -> impl std::future::Future<Output = Result<usize, StoreError>> {
         let writer = writer.clone();
         async move {
             writer
-                .write_statement(move |c| {
-                    Box::pin(async move {
-                        let done = sqlx::query("INSERT INTO t (v) VALUES (?1)")
-                            .bind(v)
-                            .execute(&mut *c)
-                            .await?;
-                        Ok(done.rows_affected())
-                    })
-                })
+                .write(move |c| execute(c, "INSERT INTO t (v) VALUES (?1)", [v]))
                 .await
         }
     }
 
     async fn count(writer: &GroupWriter) -> i64 {
         writer
-            .write_statement(|c| {
-                Box::pin(async move {
-                    sqlx::query_scalar("SELECT COUNT(*) FROM t")
-                        .fetch_one(&mut *c)
-                        .await
-                })
-            })
+            .write(|c| c.query_row("SELECT COUNT(*) FROM t", [], |row| row.get(0)))
             .await
             .unwrap()
     }
@@ -477,15 +454,8 @@ mod tests {
         // A job of several statements that fails is undone to its savepoint, and only it.
         let several = writer
             .write(|c| {
-                Box::pin(async move {
-                    sqlx::query("INSERT INTO t (v) VALUES (100)")
-                        .execute(&mut *c)
-                        .await?;
-                    sqlx::query("INSERT INTO t (v) VALUES (1)")
-                        .execute(&mut *c)
-                        .await?;
-                    Ok(())
-                })
+                execute(c, "INSERT INTO t (v) VALUES (100)", [])?;
+                execute(c, "INSERT INTO t (v) VALUES (1)", [])
             })
             .await;
         assert!(several.is_err());
@@ -500,7 +470,7 @@ mod tests {
     async fn a_panicking_write_does_not_stop_the_writer() {
         let (_dir, writer) = writer_on_a_fresh_file().await;
         let panicked = writer
-            .write_statement(|_| -> JobFuture<'_, ()> { Box::pin(async { panic!("a bug") }) })
+            .write(|_| -> rusqlite::Result<()> { panic!("a bug") })
             .await;
         assert!(
             matches!(panicked, Err(StoreError::Unavailable(_))),
@@ -508,5 +478,23 @@ mod tests {
         );
         assert_eq!(insert(&writer, 1).await.unwrap(), 1);
         assert_eq!(count(&writer).await, 1);
+    }
+
+    #[tokio::test]
+    async fn writes_are_durable_once_answered_and_seen_by_another_connection() {
+        let (dir, writer) = writer_on_a_fresh_file().await;
+        for v in 0..10 {
+            insert(&writer, v).await.unwrap();
+        }
+        let other = Connection::open(dir.path().join("w.db")).unwrap();
+        let seen: i64 = other
+            .query_row("SELECT COUNT(*) FROM t", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(seen, 10);
+        writer.stop().await;
+        assert!(matches!(
+            insert(&writer, 11).await,
+            Err(StoreError::Unavailable(_))
+        ));
     }
 }

@@ -1,6 +1,7 @@
 //! Every statement a store runs, planned by its database: none may scan a table on a per-user
 //! path. The statements are the ones the store really sends (sqlx reports each at debug level to
-//! `tracing`, where this test's layer records them) while every store intent is called once;
+//! `tracing`, as the SQLite writer, which runs on rusqlite, does to `mfagate_store::sql`; this
+//! test's layer records them) while every store intent is called once;
 //! each is then explained: SQLite `EXPLAIN QUERY PLAN`, PostgreSQL `EXPLAIN` of the prepared
 //! statement's generic plan with sequential scans priced out, so a `Seq Scan` means no index
 //! can serve it. The allowed scans are listed below, each with why it is bounded.
@@ -22,7 +23,7 @@ use tracing_subscriber::Layer;
 
 use crate::backend::{postgres_selected, PgDatabase};
 
-/// Records the SQL of every statement sqlx reports.
+/// Records the SQL of every statement sqlx and the SQLite writer report.
 #[derive(Clone, Default)]
 struct Recorder(Arc<Mutex<BTreeSet<String>>>);
 
@@ -36,13 +37,13 @@ impl Visit for SqlFields {
     fn record_str(&mut self, field: &Field, value: &str) {
         match field.name() {
             "summary" => self.summary = value.to_string(),
-            "db.statement" => self.statement = value.to_string(),
+            "db.statement" | "statement" => self.statement = value.to_string(),
             _ => {}
         }
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        if matches!(field.name(), "summary" | "db.statement") {
+        if matches!(field.name(), "summary" | "db.statement" | "statement") {
             self.record_str(field, format!("{value:?}").trim_matches('"'));
         }
     }
@@ -50,7 +51,10 @@ impl Visit for SqlFields {
 
 impl<S: tracing::Subscriber> Layer<S> for Recorder {
     fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
-        if event.metadata().target() != "sqlx::query" {
+        if !matches!(
+            event.metadata().target(),
+            "sqlx::query" | "mfagate_store::sql"
+        ) {
             return;
         }
         let mut fields = SqlFields::default();
@@ -614,7 +618,8 @@ async fn no_statement_of_the_store_scans_a_table() {
     let subscriber = tracing_subscriber::registry().with(
         recorder.clone().with_filter(
             tracing_subscriber::filter::Targets::new()
-                .with_target("sqlx::query", tracing::Level::DEBUG),
+                .with_target("sqlx::query", tracing::Level::DEBUG)
+                .with_target("mfagate_store::sql", tracing::Level::DEBUG),
         ),
     );
     tracing::subscriber::set_global_default(subscriber)

@@ -76,6 +76,10 @@ struct Args {
     /// `100000000/60` measures what counting every request costs.
     #[arg(long, default_value = "off")]
     ip_throttle: String,
+    /// Seconds each scenario runs at each concurrency (quick: 3, full: 8); longer runs leave
+    /// time to attach a profiler, e.g. `--only S2 --seconds 20` with `perf record -a -g`.
+    #[arg(long)]
+    seconds: Option<u64>,
     /// Internal: run the bare ceiling server on this port.
     #[arg(long, hide = true)]
     bare_server: Option<u16>,
@@ -1005,7 +1009,7 @@ async fn main() -> Result<(), String> {
     }
     let quick = Plan {
         levels: vec![32],
-        duration: Duration::from_secs(3),
+        duration: Duration::from_secs(args.seconds.unwrap_or(3)),
     };
     if args.scale {
         for kind in args.scale_databases.clone() {
@@ -1030,7 +1034,7 @@ async fn main() -> Result<(), String> {
     } else {
         Plan {
             levels: vec![1, 16, 64],
-            duration: Duration::from_secs(8),
+            duration: Duration::from_secs(args.seconds.unwrap_or(8)),
         }
     };
     let users = args

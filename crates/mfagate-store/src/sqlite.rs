@@ -13,16 +13,17 @@ use async_trait::async_trait;
 use mfagate_core::store::*;
 use mfagate_core::StoreError;
 use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteRow, SqliteSynchronous};
-use sqlx::{ConnectOptions, Connection, Row};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
+use sqlx::{ConnectOptions, Connection};
 
 use rusqlite::params;
 
 /// Read connections: enough for both cores to be busy with reads while others wait on SQLite.
 const READERS: usize = 4;
 
-use crate::sqlite_readers::{Reader, Readers};
-use crate::sqlite_writer::{execute, query_opt, GroupWriter, WriterOptions};
+use crate::sqlite_readers::Readers;
+use crate::sqlite_statements::{execute, query_all, query_opt};
+use crate::sqlite_writer::{GroupWriter, WriterOptions};
 
 const MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -95,45 +96,28 @@ pub struct SqliteStore {
     options: SqliteConnectOptions,
 }
 
-fn map_error(error: sqlx::Error) -> StoreError {
-    match &error {
-        sqlx::Error::Database(db) if db.is_unique_violation() => {
-            StoreError::Conflict("a user with this username or e-mail already exists".into())
-        }
-        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
-            StoreError::Unavailable(error.to_string())
-        }
-        _ => StoreError::Other(error.to_string()),
-    }
+/// The columns `user_from_row` reads, as a literal so that each statement is one constant.
+macro_rules! user_columns {
+    () => {
+        "id, username, email, password_hash, email_verified, is_admin, disabled, preferred_method, email_otp, created_at, credential_epoch,
+         EXISTS (SELECT 1 FROM totp_devices d WHERE d.user_id = users.id) AS has_totp"
+    };
 }
 
-trait SqlResult<T> {
-    fn store(self) -> Result<T, StoreError>;
-}
-
-impl<T> SqlResult<T> for Result<T, sqlx::Error> {
-    fn store(self) -> Result<T, StoreError> {
-        self.map_err(map_error)
-    }
-}
-
-const USER_COLUMNS: &str = "id, username, email, password_hash, email_verified, is_admin, disabled, preferred_method, email_otp, created_at, credential_epoch,
-    EXISTS (SELECT 1 FROM totp_devices d WHERE d.user_id = users.id) AS has_totp";
-
-fn user_from_row(row: &SqliteRow) -> Result<User, StoreError> {
+fn user_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<User> {
     Ok(User {
-        id: row.try_get("id").store()?,
-        username: row.try_get("username").store()?,
-        email: row.try_get("email").store()?,
-        password_hash: row.try_get("password_hash").store()?,
-        email_verified: row.try_get("email_verified").store()?,
-        is_admin: row.try_get("is_admin").store()?,
-        disabled: row.try_get("disabled").store()?,
-        preferred_method: row.try_get("preferred_method").store()?,
-        email_otp: row.try_get("email_otp").store()?,
-        has_totp: row.try_get("has_totp").store()?,
-        credential_epoch: row.try_get("credential_epoch").store()?,
-        created_at: row.try_get("created_at").store()?,
+        id: row.get("id")?,
+        username: row.get("username")?,
+        email: row.get("email")?,
+        password_hash: row.get("password_hash")?,
+        email_verified: row.get("email_verified")?,
+        is_admin: row.get("is_admin")?,
+        disabled: row.get("disabled")?,
+        preferred_method: row.get("preferred_method")?,
+        email_otp: row.get("email_otp")?,
+        has_totp: row.get("has_totp")?,
+        credential_epoch: row.get("credential_epoch")?,
+        created_at: row.get("created_at")?,
     })
 }
 
@@ -176,9 +160,6 @@ impl SqliteStore {
             })
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true);
-        let unavailable = |e: sqlx::Error| {
-            StoreError::Unavailable(format!("cannot open SQLite database '{url}': {e}"))
-        };
         if let Some(path) = Self::database_path(url) {
             // A mistyped path must not quietly become a new empty database (and, in the server,
             // a new key): the directory has to exist.
@@ -210,9 +191,7 @@ impl SqliteStore {
             full_sync,
         })
         .await?;
-        let readers = Readers::open(&options, READERS)
-            .await
-            .map_err(unavailable)?;
+        let readers = Readers::open(path, READERS)?;
         Ok(Self {
             readers,
             writer,
@@ -245,13 +224,6 @@ impl SqliteStore {
         applied
     }
 
-    /// A read connection for one query; waits while all are busy.
-    async fn read(&self) -> StoreResult<Reader> {
-        self.readers.get().await.ok_or_else(|| {
-            StoreError::Unavailable("the SQLite store is closed; restart mfagate".into())
-        })
-    }
-
     /// Runs `job` on the writer connection, in the next group commit (see `sqlite_writer`).
     async fn write<T, F>(&self, job: F) -> StoreResult<T>
     where
@@ -262,7 +234,7 @@ impl SqliteStore {
     }
 
     pub async fn close(&self) {
-        self.readers.close().await;
+        self.readers.close();
         self.writer.stop().await;
     }
 }
@@ -564,24 +536,34 @@ impl UserStore for SqliteStore {
     }
 
     async fn user_by_id(&self, id: &str) -> StoreResult<Option<User>> {
-        let row = sqlx::query(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?1"))
-            .bind(id)
-            .fetch_optional(&mut *self.read().await?)
+        self.readers
+            .read(|c| {
+                query_opt(
+                    c,
+                    concat!("SELECT ", user_columns!(), " FROM users WHERE id = ?1"),
+                    [id],
+                    user_from_row,
+                )
+            })
             .await
-            .store()?;
-        row.as_ref().map(user_from_row).transpose()
     }
 
     async fn user_by_login(&self, login: &str) -> StoreResult<Option<User>> {
         let login = login.to_lowercase();
-        let row = sqlx::query(&format!(
-            "SELECT {USER_COLUMNS} FROM users WHERE username_lower = ?1 OR email_lower = ?1 LIMIT 1"
-        ))
-        .bind(&login)
-        .fetch_optional(&mut *self.read().await?)
-        .await
-        .store()?;
-        row.as_ref().map(user_from_row).transpose()
+        self.readers
+            .read(|c| {
+                query_opt(
+                    c,
+                    concat!(
+                        "SELECT ",
+                        user_columns!(),
+                        " FROM users WHERE username_lower = ?1 OR email_lower = ?1 LIMIT 1"
+                    ),
+                    [&login],
+                    user_from_row,
+                )
+            })
+            .await
     }
 
     async fn change_account(
@@ -664,22 +646,23 @@ impl UserStore for SqliteStore {
 #[async_trait]
 impl MfaStore for SqliteStore {
     async fn totp_device(&self, user_id: &str) -> StoreResult<Option<TotpDevice>> {
-        let row = sqlx::query(
-            "SELECT secret_sealed, created_at, last_used_at, last_step FROM totp_devices WHERE user_id = ?1",
-        )
-        .bind(user_id)
-        .fetch_optional(&mut *self.read().await?)
-        .await
-        .store()?;
-        row.map(|row| {
-            Ok(TotpDevice {
-                secret_sealed: row.try_get("secret_sealed").store()?,
-                created_at: row.try_get("created_at").store()?,
-                last_used_at: row.try_get("last_used_at").store()?,
-                last_step: row.try_get("last_step").store()?,
+        self.readers
+            .read(|c| {
+                query_opt(
+                    c,
+                    "SELECT secret_sealed, created_at, last_used_at, last_step FROM totp_devices WHERE user_id = ?1",
+                    [user_id],
+                    |row| {
+                        Ok(TotpDevice {
+                            secret_sealed: row.get("secret_sealed")?,
+                            created_at: row.get("created_at")?,
+                            last_used_at: row.get("last_used_at")?,
+                            last_step: row.get("last_step")?,
+                        })
+                    },
+                )
             })
-        })
-        .transpose()
+            .await
     }
 
     async fn enable_totp(&self, enrolment: &TotpEnrolment, now: i64) -> StoreResult<TotpEnabled> {
@@ -772,30 +755,36 @@ impl MfaStore for SqliteStore {
     }
 
     async fn unused_recovery_codes(&self, user_id: &str) -> StoreResult<Vec<StoredRecoveryCode>> {
-        let rows = sqlx::query("SELECT id, code_sealed FROM recovery_codes WHERE user_id = ?1 AND used_at IS NULL ORDER BY id")
-            .bind(user_id)
-            .fetch_all(&mut *self.read().await?)
-            .await
-            .store()?;
-        rows.iter()
-            .map(|row| {
-                Ok(StoredRecoveryCode {
-                    id: row.try_get("id").store()?,
-                    code_sealed: row.try_get("code_sealed").store()?,
-                })
+        self.readers
+            .read(|c| {
+                query_all(
+                    c,
+                    "SELECT id, code_sealed FROM recovery_codes WHERE user_id = ?1 AND used_at IS NULL ORDER BY id",
+                    [user_id],
+                    |row| {
+                        Ok(StoredRecoveryCode {
+                            id: row.get("id")?,
+                            code_sealed: row.get("code_sealed")?,
+                        })
+                    },
+                )
             })
-            .collect()
+            .await
     }
 
     async fn count_unused_recovery_codes(&self, user_id: &str) -> StoreResult<u64> {
-        let count: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM recovery_codes WHERE user_id = ?1 AND used_at IS NULL",
-        )
-        .bind(user_id)
-        .fetch_one(&mut *self.read().await?)
-        .await
-        .store()?;
-        Ok(u64::try_from(count).unwrap_or(0))
+        let count: Option<i64> = self
+            .readers
+            .read(|c| {
+                query_opt(
+                    c,
+                    "SELECT COUNT(*) FROM recovery_codes WHERE user_id = ?1 AND used_at IS NULL",
+                    [user_id],
+                    |row| row.get(0),
+                )
+            })
+            .await?;
+        Ok(count.and_then(|n| u64::try_from(n).ok()).unwrap_or(0))
     }
 
     async fn consume_recovery_code(
@@ -861,40 +850,46 @@ impl ChallengeStore for SqliteStore {
         if inserted == 1 {
             return Ok(ChallengeCreated::Created);
         }
-        let earliest: Option<i64> = sqlx::query_scalar(
-            "SELECT MIN(expires_at) FROM challenges
-             WHERE user_id = ?1 AND expires_at > ?2 AND spent_at IS NULL AND failures < ?3",
-        )
-        .bind(&challenge.user_id)
-        .bind(now)
-        .bind(i64::from(max_failures))
-        .fetch_one(&mut *self.read().await?)
-        .await
-        .store()?;
+        let earliest: Option<i64> = self
+            .readers
+            .read(|c| {
+                query_opt(
+                    c,
+                    "SELECT MIN(expires_at) FROM challenges
+                     WHERE user_id = ?1 AND expires_at > ?2 AND spent_at IS NULL AND failures < ?3",
+                    params![challenge.user_id, now, i64::from(max_failures)],
+                    |row| row.get(0),
+                )
+            })
+            .await?
+            .flatten();
         Ok(ChallengeCreated::TooMany {
             earliest_expiry: earliest.unwrap_or(now + 1),
         })
     }
 
     async fn challenge_by_token(&self, token_hash: &str) -> StoreResult<Option<Challenge>> {
-        let row = sqlx::query("SELECT id, user_id, expires_at, failures, spent_at, email_code_hash FROM challenges WHERE token_hash = ?1")
-            .bind(token_hash)
-            .fetch_optional(&mut *self.read().await?)
-            .await
-            .store()?;
-        row.map(|row| {
-            let failures: i64 = row.try_get("failures").store()?;
-            let spent_at: Option<i64> = row.try_get("spent_at").store()?;
-            Ok(Challenge {
-                id: row.try_get("id").store()?,
-                user_id: row.try_get("user_id").store()?,
-                expires_at: row.try_get("expires_at").store()?,
-                failures: u32::try_from(failures).unwrap_or(u32::MAX),
-                spent: spent_at.is_some(),
-                email_code_hash: row.try_get("email_code_hash").store()?,
+        self.readers
+            .read(|c| {
+                query_opt(
+                    c,
+                    "SELECT id, user_id, expires_at, failures, spent_at, email_code_hash FROM challenges WHERE token_hash = ?1",
+                    [token_hash],
+                    |row| {
+                        let failures: i64 = row.get("failures")?;
+                        let spent_at: Option<i64> = row.get("spent_at")?;
+                        Ok(Challenge {
+                            id: row.get("id")?,
+                            user_id: row.get("user_id")?,
+                            expires_at: row.get("expires_at")?,
+                            failures: u32::try_from(failures).unwrap_or(u32::MAX),
+                            spent: spent_at.is_some(),
+                            email_code_hash: row.get("email_code_hash")?,
+                        })
+                    },
+                )
             })
-        })
-        .transpose()
+            .await
     }
 
     async fn claim_challenge_attempt(
@@ -1000,14 +995,16 @@ impl ChallengeStore for SqliteStore {
     }
 
     async fn setup_token_user(&self, token_hash: &str, now: i64) -> StoreResult<Option<String>> {
-        sqlx::query_scalar(
-            "SELECT user_id FROM setup_tokens WHERE token_hash = ?1 AND expires_at > ?2",
-        )
-        .bind(token_hash)
-        .bind(now)
-        .fetch_optional(&mut *self.read().await?)
-        .await
-        .store()
+        self.readers
+            .read(|c| {
+                query_opt(
+                    c,
+                    "SELECT user_id FROM setup_tokens WHERE token_hash = ?1 AND expires_at > ?2",
+                    params![token_hash, now],
+                    |row| row.get(0),
+                )
+            })
+            .await
     }
 }
 
@@ -1078,21 +1075,20 @@ impl EmailStore for SqliteStore {
         if reserved == 1 {
             return Ok(EmailReservation::Reserved);
         }
-        let row = sqlx::query(
-            "SELECT expires_at, failures, spent_at, email_sent_at, email_sends FROM challenges WHERE id = ?1",
-        )
-        .bind(challenge_id)
-        .fetch_optional(&mut *self.read().await?)
-        .await
-        .store()?;
-        let Some(row) = row else {
+        let row = self
+            .readers
+            .read(|c| {
+                query_opt(
+                    c,
+                    "SELECT expires_at, failures, spent_at, email_sent_at, email_sends FROM challenges WHERE id = ?1",
+                    [challenge_id],
+                    |row| <(i64, i64, Option<i64>, Option<i64>, i64)>::try_from(row),
+                )
+            })
+            .await?;
+        let Some((expires_at, failures, spent_at, sent_at, sends)) = row else {
             return Ok(EmailReservation::NotLive);
         };
-        let expires_at: i64 = row.try_get("expires_at").store()?;
-        let failures: i64 = row.try_get("failures").store()?;
-        let spent_at: Option<i64> = row.try_get("spent_at").store()?;
-        let sent_at: Option<i64> = row.try_get("email_sent_at").store()?;
-        let sends: i64 = row.try_get("email_sends").store()?;
         if spent_at.is_some() || expires_at <= now || failures >= i64::from(max_failures) {
             return Ok(EmailReservation::NotLive);
         }
@@ -1139,16 +1135,17 @@ impl EmailStore for SqliteStore {
         purpose: KeyPurpose,
         now: i64,
     ) -> StoreResult<Option<String>> {
-        sqlx::query_scalar(
-            "SELECT user_id FROM email_keys
-             WHERE key_hash = ?1 AND purpose = ?2 AND used_at IS NULL AND expires_at > ?3",
-        )
-        .bind(key_hash)
-        .bind(purpose.as_str())
-        .bind(now)
-        .fetch_optional(&mut *self.read().await?)
-        .await
-        .store()
+        self.readers
+            .read(|c| {
+                query_opt(
+                    c,
+                    "SELECT user_id FROM email_keys
+                     WHERE key_hash = ?1 AND purpose = ?2 AND used_at IS NULL AND expires_at > ?3",
+                    params![key_hash, purpose.as_str(), now],
+                    |row| row.get(0),
+                )
+            })
+            .await
     }
 
     async fn consume_email_key(
@@ -1175,22 +1172,31 @@ impl EmailStore for SqliteStore {
 #[async_trait]
 impl AdminStore for SqliteStore {
     async fn list_users(&self, limit: u32, start: &UserPageStart) -> StoreResult<Vec<User>> {
-        let sql = match start {
-            UserPageStart::After { .. } => format!(
-                "SELECT {USER_COLUMNS} FROM users WHERE (created_at, id) > (?2, ?3)
-                 ORDER BY created_at, id LIMIT ?1"
-            ),
-            UserPageStart::Offset(_) => format!(
-                "SELECT {USER_COLUMNS} FROM users ORDER BY created_at, id LIMIT ?1 OFFSET ?2"
-            ),
-        };
-        let query = sqlx::query(&sql).bind(i64::from(limit));
-        let query = match start {
-            UserPageStart::After { created_at, id } => query.bind(*created_at).bind(id.clone()),
-            UserPageStart::Offset(offset) => query.bind(i64::from(*offset)),
-        };
-        let rows = query.fetch_all(&mut *self.read().await?).await.store()?;
-        rows.iter().map(user_from_row).collect()
+        let limit = i64::from(limit);
+        self.readers
+            .read(|c| match start {
+                UserPageStart::After { created_at, id } => query_all(
+                    c,
+                    concat!(
+                        "SELECT ",
+                        user_columns!(),
+                        " FROM users WHERE (created_at, id) > (?2, ?3) ORDER BY created_at, id LIMIT ?1"
+                    ),
+                    params![limit, created_at, id],
+                    user_from_row,
+                ),
+                UserPageStart::Offset(offset) => query_all(
+                    c,
+                    concat!(
+                        "SELECT ",
+                        user_columns!(),
+                        " FROM users ORDER BY created_at, id LIMIT ?1 OFFSET ?2"
+                    ),
+                    params![limit, i64::from(*offset)],
+                    user_from_row,
+                ),
+            })
+            .await
     }
 
     async fn enable_user(&self, user_id: &str) -> StoreResult<()> {
@@ -1207,13 +1213,13 @@ impl AdminStore for SqliteStore {
     }
 }
 
-fn signing_key_from_row(row: &SqliteRow) -> Result<StoredSigningKey, StoreError> {
+fn signing_key_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredSigningKey> {
     Ok(StoredSigningKey {
-        kid: row.try_get("kid").store()?,
-        private_sealed: row.try_get("private_sealed").store()?,
-        public_key: row.try_get("public_key").store()?,
-        created_at: row.try_get("created_at").store()?,
-        retired_at: row.try_get("retired_at").store()?,
+        kid: row.get("kid")?,
+        private_sealed: row.get("private_sealed")?,
+        public_key: row.get("public_key")?,
+        created_at: row.get("created_at")?,
+        retired_at: row.get("retired_at")?,
     })
 }
 
@@ -1345,14 +1351,17 @@ const IMPORT_EVENTS: &str = "INSERT INTO audit_events (at, user_id, event, ip, d
 #[async_trait]
 impl KeyStore for SqliteStore {
     async fn signing_keys(&self) -> StoreResult<Vec<StoredSigningKey>> {
-        let rows = sqlx::query(
-            "SELECT kid, private_sealed, public_key, created_at, retired_at FROM signing_keys
-             ORDER BY created_at DESC, kid",
-        )
-        .fetch_all(&mut *self.read().await?)
-        .await
-        .store()?;
-        rows.iter().map(signing_key_from_row).collect()
+        self.readers
+            .read(|c| {
+                query_all(
+                    c,
+                    "SELECT kid, private_sealed, public_key, created_at, retired_at FROM signing_keys
+                     ORDER BY created_at DESC, kid",
+                    [],
+                    signing_key_from_row,
+                )
+            })
+            .await
     }
 
     async fn add_signing_key(&self, key: &StoredSigningKey, now: i64) -> StoreResult<()> {
@@ -1374,13 +1383,16 @@ impl KeyStore for SqliteStore {
     }
 
     async fn sealing_key_ids(&self) -> StoreResult<Vec<String>> {
-        let rows = sqlx::query("SELECT key_id FROM sealing_keys ORDER BY recorded_at, key_id")
-            .fetch_all(&mut *self.read().await?)
+        self.readers
+            .read(|c| {
+                query_all(
+                    c,
+                    "SELECT key_id FROM sealing_keys ORDER BY recorded_at, key_id",
+                    [],
+                    |row| row.get(0),
+                )
+            })
             .await
-            .store()?;
-        rows.iter()
-            .map(|row| row.try_get("key_id").store())
-            .collect()
     }
 
     async fn record_sealing_key(&self, key_id: &str, now: i64) -> StoreResult<()> {
@@ -1541,41 +1553,43 @@ impl AuditStore for SqliteStore {
         user_id: Option<&str>,
         limit: u32,
     ) -> StoreResult<Vec<StoredAuditEvent>> {
-        // Two statements, not `?1 IS NULL OR user_id = ?1`: that form cannot use the index.
-        let query = match user_id {
-            Some(user_id) => sqlx::query(
-                "SELECT at, user_id, event, ip, detail FROM audit_events
-                 WHERE user_id = ?2 ORDER BY id DESC LIMIT ?1",
-            )
-            .bind(i64::from(limit))
-            .bind(user_id.to_string()),
-            None => sqlx::query(
-                "SELECT at, user_id, event, ip, detail FROM audit_events ORDER BY id DESC LIMIT ?1",
-            )
-            .bind(i64::from(limit)),
-        };
-        let rows = query.fetch_all(&mut *self.read().await?).await.store()?;
-        rows.iter()
-            .map(|row| {
-                Ok(StoredAuditEvent {
-                    at: row.try_get("at").store()?,
-                    user_id: row.try_get("user_id").store()?,
-                    event: row.try_get("event").store()?,
-                    ip: row.try_get("ip").store()?,
-                    detail: row.try_get("detail").store()?,
-                })
+        let limit = i64::from(limit);
+        let event = |row: &rusqlite::Row<'_>| {
+            Ok(StoredAuditEvent {
+                at: row.get("at")?,
+                user_id: row.get("user_id")?,
+                event: row.get("event")?,
+                ip: row.get("ip")?,
+                detail: row.get("detail")?,
             })
-            .collect()
+        };
+        // Two statements, not `?1 IS NULL OR user_id = ?1`: that form cannot use the index.
+        self.readers
+            .read(|c| match user_id {
+                Some(user_id) => query_all(
+                    c,
+                    "SELECT at, user_id, event, ip, detail FROM audit_events
+                     WHERE user_id = ?2 ORDER BY id DESC LIMIT ?1",
+                    params![limit, user_id],
+                    event,
+                ),
+                None => query_all(
+                    c,
+                    "SELECT at, user_id, event, ip, detail FROM audit_events ORDER BY id DESC LIMIT ?1",
+                    [limit],
+                    event,
+                ),
+            })
+            .await
     }
 }
 
 #[async_trait]
 impl MaintenanceStore for SqliteStore {
     async fn ping(&self) -> StoreResult<()> {
-        sqlx::query("SELECT 1")
-            .execute(&mut *self.read().await?)
-            .await
-            .store()?;
+        self.readers
+            .read(|c| query_opt(c, "SELECT 1", [], |_| Ok(())))
+            .await?;
         Ok(())
     }
 

@@ -1,22 +1,29 @@
-//! A fixed set of read-only SQLite connections, lent out one per query.
+//! A fixed set of read-only SQLite connections, lent out one per read.
 //!
-//! Why not `sqlx::SqlitePool`: a pooled connection is pinged (a round trip to its SQLite
-//! thread) every time it goes back to the pool, from a task spawned for that, so each query
-//! cost two round trips and a task. A local file connection does not go stale, so here it is
-//! simply handed back.
+//! A read runs on the calling task's own thread: it is an index lookup of a few pages, mostly
+//! in SQLite's or the OS's cache, that takes microseconds, less than the two thread wake-ups a
+//! hand-over to another thread costs (what sqlx's SQLite connections do: its thread and the
+//! wake-ups were a tenth of the machine's CPU during logins). Every read statement of the store
+//! uses an index (the query-plan test says so), so none scans a table while a worker waits.
+//!
+//! WAL lets readers run beside the writer and each other; each sees the last commit made
+//! before its statement began.
 
-use std::ops::{Deref, DerefMut};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
-use sqlx::{ConnectOptions, Connection};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use mfagate_core::StoreError;
+use rusqlite::Connection;
+use tokio::sync::Semaphore;
+
+use crate::sqlite_statements::{map_error, open};
 
 #[derive(Clone)]
 pub struct Readers {
     /// One permit per idle connection in `idle`.
     permits: Arc<Semaphore>,
-    idle: Arc<Mutex<Vec<SqliteConnection>>>,
+    idle: Arc<Mutex<Vec<Connection>>>,
 }
 
 impl std::fmt::Debug for Readers {
@@ -27,26 +34,35 @@ impl std::fmt::Debug for Readers {
     }
 }
 
-/// A connection on loan; it goes back when dropped.
-pub struct Reader {
-    connection: Option<SqliteConnection>,
-    idle: Arc<Mutex<Vec<SqliteConnection>>>,
-    _permit: OwnedSemaphorePermit,
+fn closed() -> StoreError {
+    StoreError::Unavailable("the SQLite store is closed; restart mfagate".into())
 }
 
 impl Readers {
-    pub async fn open(options: &SqliteConnectOptions, count: usize) -> Result<Self, sqlx::Error> {
-        // Read-only: a bug in a read path cannot write. The writer created the file already.
-        // 8 MiB of page cache each (SQLite's default is 2 MiB), for the upper levels of the
-        // indexes of a large database.
-        let options = options
-            .clone()
-            .read_only(true)
-            .create_if_missing(false)
-            .pragma("cache_size", "-8192");
+    /// Opens `count` read-only connections to the file the writer has opened (and switched to
+    /// WAL) already.
+    pub fn open(path: &Path, count: usize) -> Result<Self, StoreError> {
         let mut idle = Vec::with_capacity(count);
         for _ in 0..count {
-            idle.push(options.connect().await?);
+            let connection = open(path, true).map_err(|e| {
+                StoreError::Unavailable(format!(
+                    "cannot open the SQLite database {} for reading: {e}",
+                    path.display()
+                ))
+            })?;
+            // A reader waits for a lock only in the rare moments SQLite rebuilds the WAL index;
+            // it does so on a request's thread, so briefly.
+            connection
+                .busy_timeout(Duration::from_secs(1))
+                .map_err(map_error)?;
+            // 8 MiB of page cache each (SQLite's default is 2 MiB), for the upper levels of the
+            // indexes of a large database. (Read transactions do not pay for a large cache as
+            // the writer's commits do.)
+            connection
+                .execute_batch("PRAGMA cache_size = -8192")
+                .map_err(map_error)?;
+            connection.set_prepared_statement_cache_capacity(64);
+            idle.push(connection);
         }
         Ok(Self {
             permits: Arc::new(Semaphore::new(count)),
@@ -54,52 +70,45 @@ impl Readers {
         })
     }
 
-    /// Waits for a free connection. `None` once the readers are closed.
-    pub async fn get(&self) -> Option<Reader> {
-        let permit = self.permits.clone().acquire_owned().await.ok()?;
-        // A permit guarantees an idle connection; the lock is held only to pop it.
-        let connection = self.idle.lock().ok()?.pop()?;
-        Some(Reader {
-            connection: Some(connection),
-            idle: self.idle.clone(),
-            _permit: permit,
-        })
-    }
-
-    /// Refuses further loans (callers then hear the database is unavailable) and closes the
-    /// idle connections; one still on loan closes when the last handle is dropped.
-    pub async fn close(&self) {
-        self.permits.close();
-        let connections: Vec<SqliteConnection> = match self.idle.lock() {
-            Ok(mut idle) => idle.drain(..).collect(),
-            Err(_) => Vec::new(),
+    /// Runs `read` on a free connection, waiting while all are lent out.
+    pub async fn read<T>(
+        &self,
+        read: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+    ) -> Result<T, StoreError> {
+        let _permit = self.permits.acquire().await.map_err(|_| closed())?;
+        // A permit guarantees an idle connection; the lock is held only to take and return it.
+        let lent = Lent {
+            connection: self.idle.lock().map_err(|_| closed())?.pop(),
+            idle: &self.idle,
         };
-        for connection in connections {
-            let _ = connection.close().await;
-        }
+        let connection = lent.connection.as_ref().ok_or_else(closed)?;
+        read(connection).map_err(map_error)
+        // `lent` goes back first, then the permit: the connection is back before anyone may
+        // take it, also when `read` panics.
     }
 }
 
-impl Deref for Reader {
-    type Target = SqliteConnection;
-
-    fn deref(&self) -> &SqliteConnection {
-        self.connection.as_ref().expect("present until dropped")
-    }
+/// A connection on loan; it goes back when dropped.
+struct Lent<'r> {
+    connection: Option<Connection>,
+    idle: &'r Mutex<Vec<Connection>>,
 }
 
-impl DerefMut for Reader {
-    fn deref_mut(&mut self) -> &mut SqliteConnection {
-        self.connection.as_mut().expect("present until dropped")
-    }
-}
-
-impl Drop for Reader {
+impl Drop for Lent<'_> {
     fn drop(&mut self) {
         if let (Some(connection), Ok(mut idle)) = (self.connection.take(), self.idle.lock()) {
             idle.push(connection);
         }
-        // The permit is released after this, so the connection is back before anyone may
-        // take it.
+    }
+}
+
+impl Readers {
+    /// Refuses further reads (callers then hear the database is unavailable) and closes the
+    /// idle connections.
+    pub fn close(&self) {
+        self.permits.close();
+        if let Ok(mut idle) = self.idle.lock() {
+            idle.clear();
+        }
     }
 }

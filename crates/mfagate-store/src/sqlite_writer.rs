@@ -22,11 +22,15 @@ use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc as std_mpsc, Arc};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use mfagate_core::StoreError;
-use rusqlite::{CachedStatement, Connection, OpenFlags, OptionalExtension, Params, Row};
+use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
+
+#[cfg(test)]
+use crate::sqlite_statements::execute;
+use crate::sqlite_statements::{map_error, open};
 
 /// The most jobs one transaction takes; a bound on how long one batch holds the write lock.
 const MAX_BATCH: usize = 256;
@@ -73,78 +77,10 @@ fn writer_gone() -> StoreError {
     )
 }
 
-/// A SQLite error as the store reports it: a unique key taken is a conflict; a database that is
-/// busy, full or unreadable is unavailable (the caller may try again later); anything else is a
-/// fault. SQLite's messages name tables and columns, never values.
-pub(crate) fn map_error(error: rusqlite::Error) -> StoreError {
-    use rusqlite::ffi;
-    use rusqlite::ErrorCode;
-    match &error {
-        rusqlite::Error::SqliteFailure(failure, _)
-            if matches!(
-                failure.extended_code,
-                ffi::SQLITE_CONSTRAINT_UNIQUE | ffi::SQLITE_CONSTRAINT_PRIMARYKEY
-            ) =>
-        {
-            StoreError::Conflict("a user with this username or e-mail already exists".into())
-        }
-        rusqlite::Error::SqliteFailure(failure, _)
-            if matches!(
-                failure.code,
-                ErrorCode::DatabaseBusy
-                    | ErrorCode::DatabaseLocked
-                    | ErrorCode::DiskFull
-                    | ErrorCode::SystemIoFailure
-                    | ErrorCode::CannotOpen
-                    | ErrorCode::ReadOnly
-            ) =>
-        {
-            StoreError::Unavailable(format!("SQLite: {error}"))
-        }
-        _ => StoreError::Other(format!("SQLite: {error}")),
-    }
-}
-
-/// The writer's statements, prepared once and kept (SQLite re-prepares one by itself after a
-/// schema change). Each is reported at debug level to target `mfagate_store::sql` with its time,
-/// as sqlx reports the reads to `sqlx::query`.
-pub(crate) fn prepare<'c>(c: &'c Connection, sql: &str) -> rusqlite::Result<CachedStatement<'c>> {
-    c.prepare_cached(sql)
-}
-
-fn report(sql: &str, started: Instant) {
-    tracing::debug!(
-        target: "mfagate_store::sql",
-        statement = sql,
-        elapsed_us = started.elapsed().as_micros() as u64,
-    );
-}
-
-/// Runs one statement; answers how many rows it changed.
-pub(crate) fn execute(c: &Connection, sql: &str, params: impl Params) -> rusqlite::Result<usize> {
-    let started = Instant::now();
-    let changed = prepare(c, sql)?.execute(params);
-    report(sql, started);
-    changed
-}
-
-/// Runs one statement that answers at most one row (a `SELECT`, or a write with `RETURNING`).
-pub(crate) fn query_opt<T>(
-    c: &Connection,
-    sql: &str,
-    params: impl Params,
-    map: impl FnOnce(&Row<'_>) -> rusqlite::Result<T>,
-) -> rusqlite::Result<Option<T>> {
-    let started = Instant::now();
-    let row = prepare(c, sql)?.query_row(params, map).optional();
-    report(sql, started);
-    row
-}
-
 /// Opens the writer's connection and sets it up: WAL, the sync level, foreign keys, no
 /// checkpoint on commit (see `checkpoint_continuously`), a larger page cache.
 fn open_writer(options: &WriterOptions) -> rusqlite::Result<Connection> {
-    let connection = open(&options.path)?;
+    let connection = open(&options.path, false)?;
     // The writer switches the file to WAL; readers opened later find it so.
     connection.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))?;
     connection.execute_batch(if options.full_sync {
@@ -169,16 +105,6 @@ fn open_writer(options: &WriterOptions) -> rusqlite::Result<Connection> {
     //
     // Every statement the store writes with stays prepared.
     connection.set_prepared_statement_cache_capacity(128);
-    Ok(connection)
-}
-
-/// A connection to the file, waiting out another process's lock (the CLI) for up to 10 s.
-fn open(path: &Path) -> rusqlite::Result<Connection> {
-    let connection = Connection::open_with_flags(
-        path,
-        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )?;
-    connection.busy_timeout(Duration::from_secs(10))?;
     Ok(connection)
 }
 
@@ -280,7 +206,7 @@ fn checkpoint_continuously(path: &Path, tail_ready: &AtomicBool, stop: &std_mpsc
     let mut connection = None;
     while let Err(std_mpsc::RecvTimeoutError::Timeout) = stop.recv_timeout(CHECKPOINT_INTERVAL) {
         if connection.is_none() {
-            connection = match open(path) {
+            connection = match open(path, false) {
                 Ok(connection) => Some(connection),
                 Err(error) => {
                     // The writer then checkpoints all of it itself: slower, never unbounded.

@@ -1,6 +1,10 @@
 //! SQLite store: one file, WAL journal, full sync on commit (a committed recovery-code use or
 //! accepted TOTP step survives a crash or power loss). SQLite runs one writer at a time, so each
 //! conditional `UPDATE ... WHERE` below is atomic against every other connection.
+//!
+//! Statements run through rusqlite: writes as jobs of the group-committing writer
+//! (`sqlite_writer`), reads on lent read-only connections (`sqlite_readers`). sqlx only applies
+//! the migrations.
 
 use std::borrow::Cow;
 use std::future::Future;
@@ -92,7 +96,8 @@ pub struct SqliteStore {
     /// here is far cheaper than letting them collide on the database lock and sleep in SQLite's
     /// busy handler. Writes that queue up while a commit syncs share the next commit.
     writer: GroupWriter,
-    /// For migrations, which manage their own transactions outside the writer's batches.
+    /// For the migrations (sqlx's migrator), which manage their own transactions outside the
+    /// writer's batches.
     options: SqliteConnectOptions,
 }
 
@@ -1227,8 +1232,8 @@ fn signing_key_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredSigni
 impl ImportStore for SqliteStore {
     async fn import_accounts(&self, accounts: &[ImportedAccount]) -> StoreResult<()> {
         use serde_json::json;
-        // Each table's rows go in as one JSON array read by `json_each`: one statement per
-        // table per batch, not one round trip to SQLite's thread per row.
+        // Each table's rows go in as one JSON array read by `json_each`: one prepared statement
+        // per table for any batch size.
         let mut users = Vec::new();
         let mut devices = Vec::new();
         let mut codes = Vec::new();
@@ -1540,8 +1545,8 @@ impl ThrottleStore for SqliteStore {
 #[async_trait]
 impl AuditStore for SqliteStore {
     async fn record_audit_batch(&self, records: &[AuditRecord]) -> StoreResult<()> {
-        // The whole batch as one JSON array in one statement: one round trip to SQLite however
-        // many events there are, and one cached statement for every batch size.
+        // The whole batch as one JSON array in one statement: one cached statement for every
+        // batch size.
         let rows = audit_rows(records.iter()).to_string();
         self.write(move |c| execute(c, IMPORT_EVENTS, [rows]))
             .await?;

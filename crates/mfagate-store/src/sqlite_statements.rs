@@ -58,7 +58,7 @@ pub(crate) fn map_error(error: rusqlite::Error) -> StoreError {
 
 /// Statements are prepared once per connection and kept (SQLite re-prepares one by itself after
 /// a schema change). Each run is reported at debug level to target `mfagate_store::sql` with its
-/// time (`MFAGATE_LOG=mfagate_store::sql=debug`); the query-plan test reads them from there.
+/// time (`RUST_LOG=mfagate_store::sql=debug`); the query-plan test reads them from there.
 fn prepare<'c>(c: &'c Connection, sql: &str) -> rusqlite::Result<CachedStatement<'c>> {
     c.prepare_cached(sql)
 }

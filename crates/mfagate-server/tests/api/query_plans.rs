@@ -640,7 +640,7 @@ async fn no_statement_of_the_store_scans_a_table() {
     let statements = statements(&recorder.0.lock().unwrap());
     assert!(
         statements.len() >= 60,
-        "the recorder saw only {} statements: is sqlx's statement logging on?",
+        "the recorder saw only {} statements: are sqlx and mfagate_store::sql still reporting them?",
         statements.len()
     );
 

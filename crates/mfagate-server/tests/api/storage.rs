@@ -366,8 +366,14 @@ async fn the_clean_up_goes_in_batches_and_keeps_what_is_live() {
         passes += 1;
     }
     assert!(passes >= 4, "7 expired challenges take 4 passes of 2");
-    // 7 expired challenges, the spent one, the used code, the old event.
-    assert_eq!(deleted, 10);
+    // 7 expired challenges, the spent one, the used code, the old event. The server's own
+    // clean-up runs once as it starts; on a busy machine that pass can come after the login
+    // above and take the spent challenge and the used code first (the loop ended with a pass
+    // that found nothing, so they are gone either way).
+    assert!(
+        (8..=10).contains(&deleted),
+        "deleted {deleted}: the 7 expired challenges and the old event, and the spent challenge and used code unless the server's first pass took them"
+    );
     assert_eq!(
         store.count_unused_recovery_codes(&user.id).await.unwrap(),
         9,

@@ -188,23 +188,36 @@ impl GroupWriter {
 /// How often the WAL is copied back into the database file while the server runs.
 const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(200);
 
-/// A PASSIVE checkpoint; reported with its time and pages at debug level to
-/// `mfagate_store::checkpoint`.
-fn checkpoint(connection: &Connection, by: &'static str) {
+/// A PASSIVE checkpoint; answers the frames it found in the WAL (those written before it began)
+/// and how many of them have been copied back, and reports both with its time at debug level
+/// to `mfagate_store::checkpoint`.
+fn checkpoint(connection: &Connection, by: &'static str) -> Option<(i64, i64)> {
     let started = std::time::Instant::now();
     match connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
         Ok((row.get::<_, i64>(1)?, row.get::<_, i64>(2)?))
     }) {
-        Ok((wal_pages, copied)) => tracing::debug!(
-            target: "mfagate_store::checkpoint",
-            by,
-            wal_pages,
-            copied,
-            elapsed_us = started.elapsed().as_micros() as u64,
-        ),
-        Err(error) => tracing::warn!(%error, "WAL checkpoint failed; trying again shortly"),
+        Ok((wal_pages, copied)) => {
+            tracing::debug!(
+                target: "mfagate_store::checkpoint",
+                by,
+                wal_pages,
+                copied,
+                elapsed_us = started.elapsed().as_micros() as u64,
+            );
+            Some((wal_pages, copied))
+        }
+        Err(error) => {
+            tracing::warn!(%error, "WAL checkpoint failed; trying again shortly");
+            None
+        }
     }
 }
+
+/// The checkpointer repeats its copy (up to `MAX_PASSES`) while a pass finds more than this
+/// many frames written during the one before: what is left for the writer to copy, holding
+/// every write, is then at most about this many pages.
+const SMALL_REMAINDER: i64 = 128;
+const MAX_PASSES: u32 = 4;
 
 /// Keeps the WAL short in two steps, every `CHECKPOINT_INTERVAL` until `stop` is dropped.
 ///
@@ -215,11 +228,13 @@ fn checkpoint(connection: &Connection, by: &'static str) {
 ///    little that came in meanwhile, between two batches (`run_batches`); its next transaction
 ///    then starts the WAL from the beginning. Without step 2 the WAL grows without bound.
 ///
-///    That copy holds the writer until the database file is synced: with
-///    `RUST_LOG=mfagate_store::checkpoint=debug`, refreshes at 300,000 accounts showed it
-///    taking 27 ms every 200 ms (the remainder's pages land all over a large file), which is
-///    most of S4's p99 at a million. Doing it once a second instead made the WAL 200 MB long
-///    and each copy 30-90 ms, and login p99 worse; left as it is for now.
+///    That copy holds the writer until the database file is synced, so it must be small. With
+///    `RUST_LOG=mfagate_store::checkpoint=debug`, refreshes at 300,000 accounts showed a single
+///    pass here leaving 400-700 frames (those written while it copied) and the writer's copy of
+///    them taking 27 ms every 200 ms, most of S4's p99 at a million. So this side copies again
+///    until a pass finds only a few frames new (`SMALL_REMAINDER`); each pass is shorter than
+///    the one before, as long as copying is faster than writing. (Asking the writer only once a
+///    second instead made the WAL 200 MB long and each of its copies 30-90 ms.)
 fn checkpoint_continuously(path: &Path, tail_ready: &AtomicBool, stop: &std_mpsc::Receiver<()>) {
     let mut connection = None;
     while let Err(std_mpsc::RecvTimeoutError::Timeout) = stop.recv_timeout(CHECKPOINT_INTERVAL) {
@@ -234,7 +249,27 @@ fn checkpoint_continuously(path: &Path, tail_ready: &AtomicBool, stop: &std_mpsc
             };
         }
         if let Some(connection) = &connection {
-            checkpoint(connection, "checkpointer");
+            let mut copied_before = None;
+            for _ in 0..MAX_PASSES {
+                let Some((wal_pages, copied)) = checkpoint(connection, "checkpointer") else {
+                    break;
+                };
+                // Frames this pass found that the one before had not (the WAL may have started
+                // over in between: then all of them).
+                let new = copied_before.map_or(wal_pages, |before| {
+                    if copied >= before {
+                        copied - before
+                    } else {
+                        wal_pages
+                    }
+                });
+                copied_before = Some(copied);
+                if new <= SMALL_REMAINDER || copied < wal_pages {
+                    // Little came in meanwhile, or a reader holds back the rest: the writer
+                    // copies what is left (or SQLite starts over once the reader is done).
+                    break;
+                }
+            }
         }
         tail_ready.store(true, Ordering::Release);
     }

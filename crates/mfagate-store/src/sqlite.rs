@@ -335,8 +335,8 @@ fn touch_totp_device(c: &rusqlite::Connection, user_id: &str, now: i64) -> rusql
         c,
         "UPDATE totp_devices SET last_used_at = ?2 WHERE user_id = ?1",
         params![user_id, now],
-    )?;
-    Ok(())
+    )
+    .map(drop)
 }
 
 /// The user's recovery codes become `codes_sealed`, and only those.
@@ -358,8 +358,8 @@ fn replace_codes(
             user_id,
             serde_json::Value::from(codes_sealed.to_vec()).to_string()
         ],
-    )?;
-    Ok(())
+    )
+    .map(drop)
 }
 
 /// Removes the user's TOTP device and recovery codes; whether there was a device.
@@ -397,8 +397,8 @@ fn end_credentials(c: &rusqlite::Connection, user_id: &str, now: i64) -> rusqlit
         "UPDATE email_keys SET used_at = ?2
          WHERE user_id = ?1 AND used_at IS NULL AND purpose IN ('invite', 'reset')",
         params![user_id, now],
-    )?;
-    Ok(())
+    )
+    .map(drop)
 }
 
 /// Windows as one JSON array, so that a claim or release on any number of them is one
@@ -473,8 +473,8 @@ fn release_in_windows(c: &rusqlite::Connection, keys: &str, now: i64) -> rusqlit
         "UPDATE throttle_windows SET count = count - 1
          WHERE key IN (SELECT value FROM json_each(?1)) AND count > 0 AND window_end > ?2",
         params![keys, now],
-    )?;
-    Ok(())
+    )
+    .map(drop)
 }
 
 fn insert_token(c: &rusqlite::Connection, token: &NewRefreshToken) -> rusqlite::Result<()> {
@@ -491,8 +491,8 @@ fn insert_token(c: &rusqlite::Connection, token: &NewRefreshToken) -> rusqlite::
             token.created_at,
             token.expires_at
         ],
-    )?;
-    Ok(())
+    )
+    .map(drop)
 }
 
 fn revoke_family(c: &rusqlite::Connection, family_id: &str, now: i64) -> rusqlite::Result<()> {
@@ -500,8 +500,8 @@ fn revoke_family(c: &rusqlite::Connection, family_id: &str, now: i64) -> rusqlit
         c,
         "UPDATE refresh_tokens SET revoked_at = ?2 WHERE family_id = ?1 AND revoked_at IS NULL",
         params![family_id, now],
-    )?;
-    Ok(())
+    )
+    .map(drop)
 }
 
 #[async_trait]

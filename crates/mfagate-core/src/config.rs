@@ -1,6 +1,7 @@
 //! What the domain needs to know about a deployment. The server builds this from its settings;
 //! a host app using the library builds it in code, starting from `Config::default()`.
 
+pub use crate::factors::Method;
 use crate::password::Argon2Params;
 use crate::rate::Rate;
 use crate::totp::TotpParams;
@@ -34,23 +35,6 @@ impl MfaMode {
     }
 }
 
-/// Second factors a deployment can offer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FactorKind {
-    Totp,
-    Email,
-}
-
-impl FactorKind {
-    pub fn parse(text: &str) -> Option<Self> {
-        match text.trim().to_ascii_lowercase().as_str() {
-            "totp" => Some(Self::Totp),
-            "email" => Some(Self::Email),
-            _ => None,
-        }
-    }
-}
-
 /// How access tokens are signed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum JwtAlgorithm {
@@ -75,7 +59,8 @@ impl JwtAlgorithm {
 pub struct Config {
     pub jwt_algorithm: JwtAlgorithm,
     pub mode: MfaMode,
-    pub methods: Vec<FactorKind>,
+    /// The methods the server offers (`MFAGATE_MFA_METHODS`).
+    pub methods: Vec<Method>,
     /// `iss` of access tokens.
     pub jwt_issuer: String,
     /// Issuer shown in authenticator apps.
@@ -88,6 +73,8 @@ pub struct Config {
     pub challenge_ttl: i64,
     pub max_attempts: u32,
     pub max_challenges: u32,
+    /// Verified factors a user may hold (`MFAGATE_MFA_MAX_FACTORS`).
+    pub max_factors: u32,
     pub user_failures: Option<Rate>,
     /// Failed logins per login name and client IP (the tight limit).
     pub login_throttle: Option<Rate>,
@@ -129,7 +116,7 @@ impl Default for Config {
         Self {
             jwt_algorithm: JwtAlgorithm::Hs256,
             mode: MfaMode::Optional,
-            methods: vec![FactorKind::Totp, FactorKind::Email],
+            methods: vec![Method::Totp, Method::Email],
             jwt_issuer: "mfagate".into(),
             totp_issuer: "mfagate".into(),
             totp: TotpParams::default(),
@@ -140,6 +127,7 @@ impl Default for Config {
             challenge_ttl: 300,
             max_attempts: 5,
             max_challenges: 3,
+            max_factors: 10,
             user_failures: Some(Rate {
                 limit: 10,
                 window_seconds: 900,
@@ -174,8 +162,8 @@ impl Default for Config {
 }
 
 impl Config {
-    pub fn allows(&self, kind: FactorKind) -> bool {
-        self.mode != MfaMode::Disabled && self.methods.contains(&kind)
+    pub fn allows(&self, method: Method) -> bool {
+        self.mode != MfaMode::Disabled && self.methods.contains(&method)
     }
 
     /// Checks the values that could make the server misbehave, once at start-up.
@@ -196,8 +184,11 @@ impl Config {
                 return Err(format!("{name} must be a positive number of seconds"));
             }
         }
-        if self.max_attempts == 0 || self.max_challenges == 0 {
-            return Err("mfa_max_attempts and mfa_max_challenges must be at least 1".into());
+        if self.max_attempts == 0 || self.max_challenges == 0 || self.max_factors == 0 {
+            return Err(
+                "mfa_max_attempts, mfa_max_challenges and mfa_max_factors must be at least 1"
+                    .into(),
+            );
         }
         if !(4..=10).contains(&self.email_code_digits) {
             return Err("email_code_digits must be between 4 and 10".into());

@@ -31,6 +31,10 @@ pub enum Error {
     InvalidActivationToken,
     #[error("TOTP is already enabled; deactivate it first to enrol a new device")]
     TotpAlreadyEnabled,
+    #[error(
+        "this user holds the most factors allowed (MFAGATE_MFA_MAX_FACTORS); remove one first"
+    )]
+    TooManyFactors,
     #[error("TOTP is not enabled for this user")]
     TotpNotEnabled,
     #[error("multi-factor authentication is disabled on this server")]

@@ -2,6 +2,7 @@
 //!
 //! - [`totp`], [`recovery_codes`], [`sealing`], [`jwt`], [`password`]: pure logic, tested
 //!   against published vectors where there are any.
+//! - [`factors`]: the kinds of second factor, their names, and the pure rules about them.
 //! - [`store`]: the storage traits; every method is one atomic intent.
 //! - [`service::Gatekeeper`]: the flows (register, login, second factor, enrolment, tokens).
 #![cfg_attr(
@@ -20,6 +21,7 @@ pub mod client_ip;
 pub mod config;
 pub mod email;
 pub mod error;
+pub mod factors;
 pub mod jwt;
 pub mod password;
 pub mod qr;
@@ -32,8 +34,9 @@ pub mod store;
 pub mod throttle;
 pub mod totp;
 
-pub use config::{Config, FactorKind, JwtAlgorithm, MfaMode};
+pub use config::{Config, JwtAlgorithm, MfaMode};
 pub use error::{Error, StoreError};
+pub use factors::{FactorKind, Method};
 pub use secret::SecretBytes;
 pub use service::{AccessClaims, Context, Gatekeeper, Keys, LoginOutcome, TokenPair};
 pub use store::Store;

@@ -8,6 +8,7 @@
 use async_trait::async_trait;
 
 use crate::error::StoreError;
+use crate::factors::FactorKind;
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
@@ -23,7 +24,8 @@ pub struct User {
     pub preferred_method: String,
     /// E-mailed codes switched on as a second factor.
     pub email_otp: bool,
-    /// Whether a TOTP device is enrolled (read with the user, saving a query per request).
+    /// Whether a verified TOTP factor is enrolled (read with the user, saving a query per
+    /// request).
     pub has_totp: bool,
     /// Bumped by every event that ends the user's credentials (password set, MFA reset,
     /// disable): a pending enrolment carries the epoch it began in and dies when it moves on.
@@ -42,12 +44,112 @@ pub struct NewUser {
     pub created_at: i64,
 }
 
+/// A TOTP device as an import brings it (it becomes a factor named "Authenticator").
 #[derive(Debug, Clone)]
 pub struct TotpDevice {
     pub secret_sealed: String,
     pub created_at: i64,
     pub last_used_at: Option<i64>,
     pub last_step: Option<i64>,
+}
+
+/// One enrolled device of a user (a row of `factors`), verified or pending.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Factor {
+    pub id: String,
+    pub user_id: String,
+    pub kind: FactorKind,
+    pub name: String,
+    /// TOTP: the sealed secret (context `service::totp_context`).
+    pub secret_sealed: Option<String>,
+    /// TOTP: the last accepted time step (the replay guard, per factor).
+    pub last_step: Option<i64>,
+    pub created_at: i64,
+    pub last_used_at: Option<i64>,
+    /// False while the enrolment waits for its proof (and expires).
+    pub verified: bool,
+}
+
+impl std::fmt::Debug for Factor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Factor")
+            .field("id", &self.id)
+            .field("user_id", &self.user_id)
+            .field("kind", &self.kind)
+            .field("name", &self.name)
+            .field("last_step", &self.last_step)
+            .field("verified", &self.verified)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A pending enrolment, as `FactorStore::begin_factor` stores it.
+#[derive(Debug, Clone)]
+pub struct NewFactor {
+    pub id: String,
+    pub user_id: String,
+    pub kind: FactorKind,
+    pub name: String,
+    pub secret_sealed: Option<String>,
+    pub created_at: i64,
+    /// When the pending enrolment dies unless verified.
+    pub expires_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FactorBegun {
+    Begun,
+    /// Another verified factor of the user has this name (case-insensitively).
+    NameTaken,
+    /// The user holds the maximum of verified factors.
+    TooMany,
+    /// The user is disabled or unknown, or (with a setup token) the token is gone.
+    Ended,
+}
+
+/// What `FactorStore::verify_factor` stores, all in one transaction.
+#[derive(Debug, Clone)]
+pub struct FactorVerification {
+    pub user_id: String,
+    pub factor_id: String,
+    /// TOTP: the step the proof used, which counts as used.
+    pub accepted_step: Option<i64>,
+    /// Stored iff this is the user's first factor (replacing any codes there were).
+    pub recovery_codes_sealed: Vec<String>,
+    /// With a setup token: it is spent by the verification, which fails if it is gone.
+    pub setup_token_hash: Option<String>,
+    /// The first refresh token of the new session the enrolment opens.
+    pub refresh: NewRefreshToken,
+    pub max_factors: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FactorVerified {
+    /// Verified; `first` when it is the user's first factor (the recovery codes were stored).
+    Verified { first: bool },
+    /// The user reached the maximum of factors meanwhile; nothing changed.
+    TooMany,
+    /// Unknown, expired, verified already, another user's, or the user or the setup token is
+    /// gone: nothing changed.
+    Gone,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FactorRenamed {
+    Renamed(Factor),
+    NameTaken,
+    NotFound,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FactorRemoved {
+    /// Removed; `last` when it was the user's last factor (the recovery codes went with it).
+    Removed {
+        last: bool,
+    },
+    /// It is the user's last factor and `keep_last` was asked: nothing changed.
+    LastKept,
+    NotFound,
 }
 
 #[derive(Debug, Clone)]
@@ -77,10 +179,11 @@ pub struct Challenge {
 }
 
 /// The factor a right code proved, to be claimed as the challenge completes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FactorClaim {
-    /// Record this TOTP step as used (it must be later than the last accepted one).
-    TotpStep(i64),
+    /// Record this TOTP step as used by this factor (it must be later than the factor's last
+    /// accepted one).
+    TotpStep { factor_id: String, step: i64 },
     /// Use up this recovery code (it must be unused).
     RecoveryCode(i64),
     /// The e-mailed code lives and dies with the challenge: nothing more to claim.
@@ -204,10 +307,13 @@ pub enum AttemptClaim {
     UserThrottled { retry_after: i64 },
 }
 
-/// What `enable_totp` stores, all in one transaction.
+/// What `enable_totp` stores, all in one transaction: the user's first TOTP factor.
 #[derive(Debug, Clone)]
 pub struct TotpEnrolment {
     pub user_id: String,
+    pub factor_id: String,
+    pub name: String,
+    pub max_factors: u32,
     /// The credential epoch the enrolment began in (carried by the activation token).
     pub epoch: i64,
     /// With a setup token: it is spent by the enrolment, which fails if it is gone.
@@ -222,8 +328,10 @@ pub struct TotpEnrolment {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TotpEnabled {
     Enabled,
-    /// A device exists already.
+    /// A TOTP factor exists already.
     AlreadyEnabled,
+    /// The user holds the maximum of factors, or another factor has the name.
+    NoRoom,
     /// The user's credentials ended since the enrolment began (password set, MFA reset,
     /// disabled), or the setup token is gone: nothing was stored.
     Ended,
@@ -237,7 +345,7 @@ pub enum AccountChange {
         hash: String,
         verify_email: bool,
     },
-    /// TOTP, recovery codes and e-mailed codes off.
+    /// Every factor, the recovery codes and e-mailed codes off.
     ResetMfa,
     Disable,
 }
@@ -297,18 +405,80 @@ pub trait UserStore: Send + Sync {
 }
 
 #[async_trait]
-pub trait MfaStore: Send + Sync {
-    async fn totp_device(&self, user_id: &str) -> StoreResult<Option<TotpDevice>>;
-    /// In one transaction, iff the user is active, still in `epoch`, has no device, and the
-    /// setup token (if any) is live: creates the device with `accepted_step` as its last step,
-    /// stores the recovery codes, makes TOTP the preferred method, spends the setup token, ends
-    /// every session that began without a second factor, and stores the new session's token.
+pub trait FactorStore: Send + Sync {
+    /// The user's verified factors, oldest first.
+    async fn factors(&self, user_id: &str) -> StoreResult<Vec<Factor>>;
+    /// A pending enrolment of the user that has not expired.
+    async fn pending_factor(
+        &self,
+        user_id: &str,
+        factor_id: &str,
+        now: i64,
+    ) -> StoreResult<Option<Factor>>;
+    /// Stores a pending enrolment iff the user is active, has fewer than `max_factors` verified
+    /// factors and none of that name; a pending one of the same name is replaced (the user
+    /// began again). With `setup_token_hash`, only while that setup token is live.
+    async fn begin_factor(
+        &self,
+        factor: &NewFactor,
+        max_factors: u32,
+        setup_token_hash: Option<&str>,
+        now: i64,
+    ) -> StoreResult<FactorBegun>;
+    /// In one transaction, iff the pending factor is live, the user active and below the
+    /// maximum, and the setup token (if any) live: marks the factor verified (with its first
+    /// step used), stores the recovery codes if it is the first factor, makes its method the
+    /// preferred one if none was, spends the setup token, ends every session that began
+    /// without a second factor, and stores the new session's token.
+    async fn verify_factor(
+        &self,
+        verification: &FactorVerification,
+        now: i64,
+    ) -> StoreResult<FactorVerified>;
+    /// In one transaction, iff the user is active, still in `epoch`, has no TOTP factor, is
+    /// below the maximum and has no factor of that name, and the setup token (if any) is live:
+    /// creates a verified TOTP factor with `accepted_step` as its last step, stores the
+    /// recovery codes (if it is the first factor), makes TOTP the preferred method, spends the
+    /// setup token, ends every session that began without a second factor, and stores the new
+    /// session's token.
     async fn enable_totp(&self, enrolment: &TotpEnrolment, now: i64) -> StoreResult<TotpEnabled>;
-    /// The replay guard: records `step` as used iff it is later than the last accepted step.
-    async fn accept_totp_step(&self, user_id: &str, step: i64, now: i64) -> StoreResult<bool>;
-    /// Deletes the device and every recovery code; the preferred method falls back to `none`.
-    /// `false` if there was no device.
-    async fn disable_totp(&self, user_id: &str) -> StoreResult<bool>;
+    /// The replay guard: records `step` as used by this TOTP factor iff it is later than the
+    /// factor's last accepted step.
+    async fn accept_totp_step(
+        &self,
+        user_id: &str,
+        factor_id: &str,
+        step: i64,
+        now: i64,
+    ) -> StoreResult<bool>;
+    /// Renames a verified factor, unless another factor of the user has the name.
+    async fn rename_factor(
+        &self,
+        user_id: &str,
+        factor_id: &str,
+        name: &str,
+    ) -> StoreResult<FactorRenamed>;
+    /// Removes a verified factor; with the last one go the recovery codes, and the preferred
+    /// method falls back to `fallback` (`none` if not given). With `keep_last`, the last
+    /// factor is not removed.
+    async fn remove_factor(
+        &self,
+        user_id: &str,
+        factor_id: &str,
+        keep_last: bool,
+        fallback: Option<&str>,
+    ) -> StoreResult<FactorRemoved>;
+    /// Removes every TOTP factor of the user, and the recovery codes if no factor is left; the
+    /// preferred method falls back as in `remove_factor`. The ids removed (none: no TOTP).
+    async fn remove_totp_factors(
+        &self,
+        user_id: &str,
+        fallback: Option<&str>,
+    ) -> StoreResult<Vec<String>>;
+}
+
+#[async_trait]
+pub trait MfaStore: Send + Sync {
     async fn unused_recovery_codes(&self, user_id: &str) -> StoreResult<Vec<StoredRecoveryCode>>;
     async fn count_unused_recovery_codes(&self, user_id: &str) -> StoreResult<u64>;
     /// Marks one code used iff it is still unused; of concurrent callers exactly one gets `true`.
@@ -318,7 +488,8 @@ pub trait MfaStore: Send + Sync {
         code_id: i64,
         now: i64,
     ) -> StoreResult<bool>;
-    /// Replaces every recovery code of an active user; `false` if the user is disabled.
+    /// Replaces every recovery code of an active user who still holds a factor; `false`
+    /// otherwise (disabled, or the last factor went meanwhile).
     async fn replace_recovery_codes(
         &self,
         user_id: &str,
@@ -522,7 +693,8 @@ pub trait MaintenanceStore: Send + Sync {
     async fn ping(&self) -> StoreResult<()>;
     /// One pass of the clean-up: deletes at most `batch` rows of each kind that serves nothing
     /// any more (expired challenges, setup tokens, refresh tokens, e-mail keys and throttle
-    /// windows, spent challenges, used recovery codes, audit events older than `audit_before`),
+    /// windows, spent challenges, used recovery codes, expired pending factor enrolments, audit
+    /// events older than `audit_before`),
     /// each kind in a transaction of its own, so a backlog never holds the SQLite writer or
     /// PostgreSQL's locks for long. Returns how many rows went; the caller repeats the pass,
     /// pausing between passes, until it returns 0.
@@ -537,6 +709,7 @@ pub trait MaintenanceStore: Send + Sync {
 /// Everything mfagate needs from a database.
 pub trait Store:
     UserStore
+    + FactorStore
     + MfaStore
     + ChallengeStore
     + EmailStore
@@ -552,6 +725,7 @@ pub trait Store:
 
 impl<T> Store for T where
     T: UserStore
+        + FactorStore
         + MfaStore
         + ChallengeStore
         + EmailStore

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use mfagate::core::client_ip;
-use mfagate::core::config::{FactorKind, JwtAlgorithm, MfaMode};
+use mfagate::core::config::{JwtAlgorithm, Method, MfaMode};
 use mfagate::core::password::Argon2Params;
 use mfagate::core::rate::Rate;
 use mfagate::core::totp::Algorithm;
@@ -119,6 +119,7 @@ const KNOWN: &[&str] = &[
     "mfa_max_attempts",
     "mfa_challenge_ttl",
     "mfa_max_challenges",
+    "mfa_max_factors",
     "mfa_user_failures",
     "recovery_code_count",
     "login_throttle",
@@ -306,7 +307,7 @@ impl Settings {
                 .map(str::trim)
                 .filter(|s| !s.is_empty())
                 .map(|m| {
-                    FactorKind::parse(m)
+                    Method::parse_setting(m)
                         .ok_or_else(|| format!("names '{m}'; methods are totp and email"))
                 })
                 .collect()
@@ -345,6 +346,7 @@ impl Settings {
             challenge_ttl: raw.number("mfa_challenge_ttl", defaults.challenge_ttl)?,
             max_attempts: raw.number("mfa_max_attempts", defaults.max_attempts)?,
             max_challenges: raw.number("mfa_max_challenges", defaults.max_challenges)?,
+            max_factors: raw.number("mfa_max_factors", defaults.max_factors)?,
             user_failures: raw.parsed("mfa_user_failures", defaults.user_failures, rate)?,
             login_throttle: raw.parsed("login_throttle", defaults.login_throttle, rate)?,
             login_account_throttle: raw.parsed(

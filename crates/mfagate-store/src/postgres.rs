@@ -43,7 +43,14 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "shared request windows",
         include_str!("../migrations/postgres/0005_request_windows.sql"),
     ),
+    (
+        6,
+        "factors",
+        include_str!("../migrations/postgres/0006_factors.sql"),
+    ),
 ];
+
+mod factors;
 
 /// The clean-up, batch by batch: $1 the time bound, $2 the batch size.
 // `= ANY(ARRAY(...))` makes a TID (or key) lookup of exactly the batch, and `ORDER BY` the
@@ -67,6 +74,9 @@ const CLEANUP: &[&str] = &[
      SELECT ctid FROM request_windows WHERE window_end <= $1 ORDER BY window_end LIMIT $2))",
     "DELETE FROM recovery_codes WHERE id = ANY(ARRAY(
      SELECT id FROM recovery_codes WHERE used_at IS NOT NULL AND used_at <= $1 ORDER BY used_at LIMIT $2))",
+    "DELETE FROM factors WHERE ctid = ANY(ARRAY(
+     SELECT ctid FROM factors WHERE verified_at IS NULL AND pending_expires_at <= $1
+     ORDER BY pending_expires_at LIMIT $2))",
 ];
 
 const CLEANUP_AUDIT: &str = "DELETE FROM audit_events WHERE id = ANY(ARRAY(
@@ -161,11 +171,12 @@ impl<T> SqlResult<T> for Result<T, sqlx::Error> {
 }
 
 /// The TOTP flag is a scalar subquery with `LIMIT 1`, not `EXISTS`: PostgreSQL may run an
-/// `EXISTS` as a hashed subplan, reading all of `totp_devices` to answer a page of 100 users
+/// `EXISTS` as a hashed subplan, reading all of `factors` to answer a page of 100 users
 /// (6.7 ms at 30,000 users against 0.7 ms for 100 index probes); a scalar subquery is always
 /// probed per row through the index.
 const USER_COLUMNS: &str = "id, username, email, password_hash, email_verified, is_admin, disabled, preferred_method, email_otp, created_at, credential_epoch,
-    (SELECT TRUE FROM totp_devices d WHERE d.user_id = users.id LIMIT 1) IS NOT NULL AS has_totp";
+    (SELECT TRUE FROM factors f
+     WHERE f.user_id = users.id AND f.kind = 'totp' AND f.verified_at IS NOT NULL LIMIT 1) IS NOT NULL AS has_totp";
 
 fn user_from_row(row: &PgRow) -> Result<User, StoreError> {
     Ok(User {
@@ -409,7 +420,7 @@ impl UserStore for PgStore {
                 .await
                 .store()?;
                 for statement in [
-                    "DELETE FROM totp_devices WHERE user_id = $1",
+                    "DELETE FROM factors WHERE user_id = $1",
                     "DELETE FROM recovery_codes WHERE user_id = $1",
                 ] {
                     sqlx::query(statement)
@@ -432,6 +443,8 @@ impl UserStore for PgStore {
         for statement in [
             "UPDATE challenges SET spent_at = $2 WHERE user_id = $1 AND spent_at IS NULL AND expires_at > $2",
             "DELETE FROM setup_tokens WHERE user_id = $1 AND $2 = $2",
+            // Pending enrolments die with the rest.
+            "DELETE FROM factors WHERE user_id = $1 AND verified_at IS NULL AND $2 = $2",
             "UPDATE refresh_tokens SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL",
             "UPDATE email_keys SET used_at = $2
               WHERE user_id = $1 AND used_at IS NULL AND purpose IN ('invite', 'reset')",
@@ -471,133 +484,6 @@ impl UserStore for PgStore {
 
 #[async_trait]
 impl MfaStore for PgStore {
-    async fn totp_device(&self, user_id: &str) -> StoreResult<Option<TotpDevice>> {
-        let row = sqlx::query(
-            "SELECT secret_sealed, created_at, last_used_at, last_step FROM totp_devices WHERE user_id = $1",
-        )
-        .bind(user_id)
-        .fetch_optional(&self.pool)
-        .await
-        .store()?;
-        row.map(|row| {
-            Ok(TotpDevice {
-                secret_sealed: row.try_get("secret_sealed").store()?,
-                created_at: row.try_get("created_at").store()?,
-                last_used_at: row.try_get("last_used_at").store()?,
-                last_step: row.try_get("last_step").store()?,
-            })
-        })
-        .transpose()
-    }
-
-    async fn enable_totp(&self, enrolment: &TotpEnrolment, now: i64) -> StoreResult<TotpEnabled> {
-        let e = enrolment;
-        let mut tx = self.pool.begin().await.store()?;
-        // The user's row lock orders this against a concurrent password reset, MFA reset or
-        // disable, each of which moves the epoch on under the same lock.
-        let current: Option<bool> = sqlx::query_scalar(
-            "SELECT (NOT disabled AND credential_epoch = $2) FROM users WHERE id = $1 FOR UPDATE",
-        )
-        .bind(&e.user_id)
-        .bind(e.epoch)
-        .fetch_optional(&mut *tx)
-        .await
-        .store()?;
-        if current != Some(true) {
-            return Ok(TotpEnabled::Ended);
-        }
-        if let Some(setup) = &e.setup_token_hash {
-            let spent = sqlx::query(
-                "DELETE FROM setup_tokens WHERE token_hash = $1 AND user_id = $2 AND expires_at > $3",
-            )
-            .bind(setup)
-            .bind(&e.user_id)
-            .bind(now)
-            .execute(&mut *tx)
-            .await
-            .store()?;
-            if spent.rows_affected() != 1 {
-                return Ok(TotpEnabled::Ended);
-            }
-            // The login it completes is over: its other setup tokens end too.
-            sqlx::query("DELETE FROM setup_tokens WHERE user_id = $1")
-                .bind(&e.user_id)
-                .execute(&mut *tx)
-                .await
-                .store()?;
-        }
-        let inserted = sqlx::query(
-            "INSERT INTO totp_devices (user_id, secret_sealed, created_at, last_step) VALUES ($1, $2, $3, $4)
-             ON CONFLICT (user_id) DO NOTHING",
-        )
-        .bind(&e.user_id)
-        .bind(&e.secret_sealed)
-        .bind(now)
-        .bind(e.accepted_step)
-        .execute(&mut *tx)
-        .await
-        .store()?;
-        if inserted.rows_affected() == 0 {
-            return Ok(TotpEnabled::AlreadyEnabled);
-        }
-        replace_codes(&mut tx, &e.user_id, &e.recovery_codes_sealed)
-            .await
-            .store()?;
-        sqlx::query("UPDATE users SET preferred_method = 'totp' WHERE id = $1")
-            .bind(&e.user_id)
-            .execute(&mut *tx)
-            .await
-            .store()?;
-        // Sessions that began without a second factor would outlive its enrolment.
-        sqlx::query(
-            "UPDATE refresh_tokens SET revoked_at = $2
-             WHERE user_id = $1 AND revoked_at IS NULL AND ' ' || amr || ' ' NOT LIKE '% mfa %'",
-        )
-        .bind(&e.user_id)
-        .bind(now)
-        .execute(&mut *tx)
-        .await
-        .store()?;
-        insert_token(&mut tx, &e.refresh).await.store()?;
-        tx.commit().await.store()?;
-        Ok(TotpEnabled::Enabled)
-    }
-
-    async fn accept_totp_step(&self, user_id: &str, step: i64, now: i64) -> StoreResult<bool> {
-        let updated = sqlx::query(
-            "UPDATE totp_devices SET last_step = $2, last_used_at = $3
-             WHERE user_id = $1 AND (last_step IS NULL OR last_step < $2)",
-        )
-        .bind(user_id)
-        .bind(step)
-        .bind(now)
-        .execute(&self.pool)
-        .await
-        .store()?;
-        Ok(updated.rows_affected() == 1)
-    }
-
-    async fn disable_totp(&self, user_id: &str) -> StoreResult<bool> {
-        let mut tx = self.pool.begin().await.store()?;
-        let deleted = sqlx::query("DELETE FROM totp_devices WHERE user_id = $1")
-            .bind(user_id)
-            .execute(&mut *tx)
-            .await
-            .store()?;
-        sqlx::query("DELETE FROM recovery_codes WHERE user_id = $1")
-            .bind(user_id)
-            .execute(&mut *tx)
-            .await
-            .store()?;
-        sqlx::query("UPDATE users SET preferred_method = 'none' WHERE id = $1 AND preferred_method = 'totp'")
-            .bind(user_id)
-            .execute(&mut *tx)
-            .await
-            .store()?;
-        tx.commit().await.store()?;
-        Ok(deleted.rows_affected() == 1)
-    }
-
     async fn unused_recovery_codes(&self, user_id: &str) -> StoreResult<Vec<StoredRecoveryCode>> {
         let rows = sqlx::query("SELECT id, code_sealed FROM recovery_codes WHERE user_id = $1 AND used_at IS NULL ORDER BY id")
             .bind(user_id)
@@ -641,12 +527,7 @@ impl MfaStore for PgStore {
         if used.rows_affected() != 1 {
             return Ok(false);
         }
-        sqlx::query("UPDATE totp_devices SET last_used_at = $2 WHERE user_id = $1")
-            .bind(user_id)
-            .bind(now)
-            .execute(&self.pool)
-            .await
-            .store()?;
+        touch_totp_device(&self.pool, user_id, now).await.store()?;
         Ok(true)
     }
 
@@ -656,13 +537,18 @@ impl MfaStore for PgStore {
         codes_sealed: &[String],
     ) -> StoreResult<bool> {
         let mut tx = self.pool.begin().await.store()?;
-        let active: Option<bool> =
-            sqlx::query_scalar("SELECT NOT disabled FROM users WHERE id = $1 FOR SHARE")
-                .bind(user_id)
-                .fetch_optional(&mut *tx)
-                .await
-                .store()?;
-        if active != Some(true) {
+        // Only while the user is active and still holds a factor (the row lock orders this
+        // against a removal of the last factor, which locks it too).
+        let enrolled: Option<bool> = sqlx::query_scalar(
+            "SELECT NOT disabled
+               AND EXISTS (SELECT 1 FROM factors WHERE user_id = $1 AND verified_at IS NOT NULL)
+             FROM users WHERE id = $1 FOR UPDATE",
+        )
+        .bind(user_id)
+        .fetch_optional(&mut *tx)
+        .await
+        .store()?;
+        if enrolled != Some(true) {
             return Ok(false);
         }
         replace_codes(&mut tx, user_id, codes_sealed)
@@ -671,6 +557,25 @@ impl MfaStore for PgStore {
         tx.commit().await.store()?;
         Ok(true)
     }
+}
+
+/// A recovery code counts as a use of the user's oldest TOTP factor (v1's one device, whose
+/// `last_used_at` `mfa/status` shows).
+async fn touch_totp_device<'c, E>(c: E, user_id: &str, now: i64) -> Result<(), sqlx::Error>
+where
+    E: sqlx::PgExecutor<'c>,
+{
+    sqlx::query(
+        "UPDATE factors SET last_used_at = $2
+         WHERE id = (SELECT id FROM factors
+                     WHERE user_id = $1 AND kind = 'totp' AND verified_at IS NOT NULL
+                     ORDER BY seq LIMIT 1)",
+    )
+    .bind(user_id)
+    .bind(now)
+    .execute(c)
+    .await?;
+    Ok(())
 }
 
 async fn insert_token(
@@ -955,19 +860,10 @@ impl ChallengeStore for PgStore {
             return Ok(Completion::ChallengeGone);
         };
         let claimed = match claim {
-            FactorClaim::TotpStep(step) => {
-                sqlx::query(
-                    "UPDATE totp_devices SET last_step = $2, last_used_at = $3
-                     WHERE user_id = $1 AND (last_step IS NULL OR last_step < $2)",
-                )
-                .bind(&user_id)
-                .bind(step)
-                .bind(now)
-                .execute(&mut *tx)
-                .await
-                .store()?
-                .rows_affected()
-                    == 1
+            FactorClaim::TotpStep { factor_id, step } => {
+                factors::accept_step(&mut tx, &user_id, &factor_id, step, now)
+                    .await
+                    .store()?
             }
             FactorClaim::RecoveryCode(code_id) => {
                 let used = sqlx::query(
@@ -983,12 +879,7 @@ impl ChallengeStore for PgStore {
                 .rows_affected()
                     == 1;
                 if used {
-                    sqlx::query("UPDATE totp_devices SET last_used_at = $2 WHERE user_id = $1")
-                        .bind(&user_id)
-                        .bind(now)
-                        .execute(&mut *tx)
-                        .await
-                        .store()?;
+                    touch_totp_device(&mut *tx, &user_id, now).await.store()?;
                 }
                 used
             }
@@ -1279,11 +1170,20 @@ impl ImportStore for PgStore {
             .filter_map(|a| a.totp.as_ref().map(|t| (a.user.id.as_str(), t)))
             .collect();
         sqlx::query(
-            "INSERT INTO totp_devices (user_id, secret_sealed, created_at, last_used_at, last_step)
-             SELECT * FROM UNNEST($1::TEXT[], $2::TEXT[], $3::BIGINT[], $4::BIGINT[], $5::BIGINT[])",
+            "INSERT INTO factors (id, user_id, kind, name, name_lower, secret_sealed, created_at,
+                                  last_used_at, last_step, verified_at)
+             SELECT replace(gen_random_uuid()::text, '-', ''), u, 'totp', 'Authenticator',
+                    'authenticator', s, c, l, st, c
+             FROM UNNEST($1::TEXT[], $2::TEXT[], $3::BIGINT[], $4::BIGINT[], $5::BIGINT[])
+                  AS d (u, s, c, l, st)",
         )
         .bind(devices.iter().map(|d| d.0).collect::<Vec<_>>())
-        .bind(devices.iter().map(|d| d.1.secret_sealed.as_str()).collect::<Vec<_>>())
+        .bind(
+            devices
+                .iter()
+                .map(|d| d.1.secret_sealed.as_str())
+                .collect::<Vec<_>>(),
+        )
         .bind(devices.iter().map(|d| d.1.created_at).collect::<Vec<_>>())
         .bind(devices.iter().map(|d| d.1.last_used_at).collect::<Vec<_>>())
         .bind(devices.iter().map(|d| d.1.last_step).collect::<Vec<_>>())

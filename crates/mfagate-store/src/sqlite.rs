@@ -29,6 +29,8 @@ use crate::sqlite_readers::Readers;
 use crate::sqlite_statements::{execute, query_all, query_opt};
 use crate::sqlite_writer::{GroupWriter, WriterOptions};
 
+mod factors;
+
 const MIGRATIONS: &[(i64, &str, &str)] = &[
     (
         1,
@@ -59,6 +61,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         6,
         "scale",
         include_str!("../migrations/sqlite/0006_scale.sql"),
+    ),
+    (
+        7,
+        "factors",
+        include_str!("../migrations/sqlite/0007_factors.sql"),
     ),
 ];
 
@@ -105,7 +112,8 @@ pub struct SqliteStore {
 macro_rules! user_columns {
     () => {
         "id, username, email, password_hash, email_verified, is_admin, disabled, preferred_method, email_otp, created_at, credential_epoch,
-         EXISTS (SELECT 1 FROM totp_devices d WHERE d.user_id = users.id) AS has_totp"
+         EXISTS (SELECT 1 FROM factors f
+                 WHERE f.user_id = users.id AND f.kind = 'totp' AND f.verified_at IS NOT NULL) AS has_totp"
     };
 }
 
@@ -261,6 +269,9 @@ const CLEANUP: &[&str] = &[
      (SELECT rowid FROM email_keys WHERE expires_at <= ?1 ORDER BY expires_at LIMIT ?2)",
     "DELETE FROM recovery_codes WHERE id IN
      (SELECT id FROM recovery_codes WHERE used_at IS NOT NULL AND used_at <= ?1 ORDER BY used_at LIMIT ?2)",
+    "DELETE FROM factors WHERE rowid IN
+     (SELECT rowid FROM factors WHERE verified_at IS NULL AND pending_expires_at <= ?1
+      ORDER BY pending_expires_at LIMIT ?2)",
 ];
 
 const CLEANUP_AUDIT: &str = "DELETE FROM audit_events WHERE id IN
@@ -293,12 +304,9 @@ fn complete_login(
     }
     let user = refresh.user_id.as_str();
     let factor_claimed = match claim {
-        FactorClaim::TotpStep(step) => execute(
-            c,
-            "UPDATE totp_devices SET last_step = ?2, last_used_at = ?3
-             WHERE user_id = ?1 AND (last_step IS NULL OR last_step < ?2)",
-            params![user, step, now],
-        )?,
+        FactorClaim::TotpStep { factor_id, step } => {
+            factors::accept_step(c, user, &factor_id, step, now)?
+        }
         FactorClaim::RecoveryCode(code_id) => {
             let used = execute(
                 c,
@@ -330,10 +338,15 @@ fn complete_login(
     Ok(Completion::Completed)
 }
 
+/// A recovery code counts as a use of the user's oldest TOTP factor (v1's one device, whose
+/// `last_used_at` `mfa/status` shows).
 fn touch_totp_device(c: &rusqlite::Connection, user_id: &str, now: i64) -> rusqlite::Result<()> {
     execute(
         c,
-        "UPDATE totp_devices SET last_used_at = ?2 WHERE user_id = ?1",
+        "UPDATE factors SET last_used_at = ?2
+         WHERE id = (SELECT id FROM factors
+                     WHERE user_id = ?1 AND kind = 'totp' AND verified_at IS NOT NULL
+                     ORDER BY seq LIMIT 1)",
         params![user_id, now],
     )
     .map(drop)
@@ -362,15 +375,15 @@ fn replace_codes(
     .map(drop)
 }
 
-/// Removes the user's TOTP device and recovery codes; whether there was a device.
-fn remove_second_factors(c: &rusqlite::Connection, user_id: &str) -> rusqlite::Result<bool> {
-    let deleted = execute(c, "DELETE FROM totp_devices WHERE user_id = ?1", [user_id])?;
+/// Removes every factor of the user (pending ones too) and the recovery codes.
+fn remove_second_factors(c: &rusqlite::Connection, user_id: &str) -> rusqlite::Result<()> {
+    execute(c, "DELETE FROM factors WHERE user_id = ?1", [user_id])?;
     execute(
         c,
         "DELETE FROM recovery_codes WHERE user_id = ?1",
         [user_id],
-    )?;
-    Ok(deleted == 1)
+    )
+    .map(drop)
 }
 
 /// Ends every credential of a user but the second factors themselves: live challenges, setup
@@ -387,6 +400,11 @@ fn end_credentials(c: &rusqlite::Connection, user_id: &str, now: i64) -> rusqlit
         params![user_id, now],
     )?;
     execute(c, "DELETE FROM setup_tokens WHERE user_id = ?1", [user_id])?;
+    execute(
+        c,
+        "DELETE FROM factors WHERE user_id = ?1 AND verified_at IS NULL",
+        [user_id],
+    )?;
     execute(
         c,
         "UPDATE refresh_tokens SET revoked_at = ?2 WHERE user_id = ?1 AND revoked_at IS NULL",
@@ -650,115 +668,6 @@ impl UserStore for SqliteStore {
 
 #[async_trait]
 impl MfaStore for SqliteStore {
-    async fn totp_device(&self, user_id: &str) -> StoreResult<Option<TotpDevice>> {
-        self.readers
-            .read(|c| {
-                query_opt(
-                    c,
-                    "SELECT secret_sealed, created_at, last_used_at, last_step FROM totp_devices WHERE user_id = ?1",
-                    [user_id],
-                    |row| {
-                        Ok(TotpDevice {
-                            secret_sealed: row.get("secret_sealed")?,
-                            created_at: row.get("created_at")?,
-                            last_used_at: row.get("last_used_at")?,
-                            last_step: row.get("last_step")?,
-                        })
-                    },
-                )
-            })
-            .await
-    }
-
-    async fn enable_totp(&self, enrolment: &TotpEnrolment, now: i64) -> StoreResult<TotpEnabled> {
-        let e = enrolment.clone();
-        // Every check first, then every change: the writer runs one job at a time, so nothing
-        // can come between them.
-        self.write(move |c| {
-            let exists = query_opt(
-                c,
-                "SELECT 1 FROM totp_devices WHERE user_id = ?1",
-                [&e.user_id],
-                |_| Ok(()),
-            )?;
-            if exists.is_some() {
-                return Ok(TotpEnabled::AlreadyEnabled);
-            }
-            let current = query_opt(
-                c,
-                "SELECT 1 FROM users WHERE id = ?1 AND disabled = 0 AND credential_epoch = ?2",
-                params![e.user_id, e.epoch],
-                |_| Ok(()),
-            )?;
-            if current.is_none() {
-                return Ok(TotpEnabled::Ended);
-            }
-            if let Some(setup) = &e.setup_token_hash {
-                let spent = execute(
-                    c,
-                    "DELETE FROM setup_tokens WHERE token_hash = ?1 AND user_id = ?2 AND expires_at > ?3",
-                    params![setup, e.user_id, now],
-                )?;
-                if spent != 1 {
-                    return Ok(TotpEnabled::Ended);
-                }
-                // The login it completes is over: its other setup tokens end too.
-                execute(c, "DELETE FROM setup_tokens WHERE user_id = ?1", [&e.user_id])?;
-            }
-            execute(
-                c,
-                "INSERT INTO totp_devices (user_id, secret_sealed, created_at, last_step) VALUES (?1, ?2, ?3, ?4)",
-                params![e.user_id, e.secret_sealed, now, e.accepted_step],
-            )?;
-            replace_codes(c, &e.user_id, &e.recovery_codes_sealed)?;
-            execute(
-                c,
-                "UPDATE users SET preferred_method = 'totp' WHERE id = ?1",
-                [&e.user_id],
-            )?;
-            // Sessions that began without a second factor would outlive its enrolment.
-            execute(
-                c,
-                "UPDATE refresh_tokens SET revoked_at = ?2
-                 WHERE user_id = ?1 AND revoked_at IS NULL AND ' ' || amr || ' ' NOT LIKE '% mfa %'",
-                params![e.user_id, now],
-            )?;
-            insert_token(c, &e.refresh)?;
-            Ok(TotpEnabled::Enabled)
-        })
-        .await
-    }
-
-    async fn accept_totp_step(&self, user_id: &str, step: i64, now: i64) -> StoreResult<bool> {
-        let user_id = user_id.to_owned();
-        // The replay guard: a step is accepted only if it is later than the last accepted one.
-        let accepted = self
-            .write(move |c| {
-                execute(
-                    c,
-                    "UPDATE totp_devices SET last_step = ?2, last_used_at = ?3
-                     WHERE user_id = ?1 AND (last_step IS NULL OR last_step < ?2)",
-                    params![user_id, step, now],
-                )
-            })
-            .await?;
-        Ok(accepted == 1)
-    }
-
-    async fn disable_totp(&self, user_id: &str) -> StoreResult<bool> {
-        let user_id = user_id.to_owned();
-        self.write(move |c| {
-            let deleted = remove_second_factors(c, &user_id)?;
-            execute(
-                c,
-                "UPDATE users SET preferred_method = 'none' WHERE id = ?1 AND preferred_method = 'totp'",
-                [&user_id],
-            )?;
-            Ok(deleted)
-        })
-        .await
-    }
-
     async fn unused_recovery_codes(&self, user_id: &str) -> StoreResult<Vec<StoredRecoveryCode>> {
         self.readers
             .read(|c| {
@@ -821,13 +730,16 @@ impl MfaStore for SqliteStore {
     ) -> StoreResult<bool> {
         let (user_id, codes) = (user_id.to_owned(), codes_sealed.to_vec());
         self.write(move |c| {
-            let active = query_opt(
+            // Only while the user is active and still holds a factor: codes made just as the
+            // last factor went would otherwise outlive it.
+            let enrolled = query_opt(
                 c,
-                "SELECT 1 FROM users WHERE id = ?1 AND disabled = 0",
+                "SELECT 1 FROM users WHERE id = ?1 AND disabled = 0
+                   AND EXISTS (SELECT 1 FROM factors WHERE user_id = ?1 AND verified_at IS NOT NULL)",
                 [&user_id],
                 |_| Ok(()),
             )?;
-            if active.is_none() {
+            if enrolled.is_none() {
                 return Ok(false);
             }
             replace_codes(c, &user_id, &codes)?;
@@ -1257,6 +1169,7 @@ impl ImportStore for SqliteStore {
             ]));
             if let Some(t) = &a.totp {
                 devices.push(json!([
+                    mfagate_core::secret::new_id(),
                     u.id,
                     t.secret_sealed,
                     t.created_at,
@@ -1324,9 +1237,10 @@ const IMPORT_USERS: &str = "INSERT INTO users (id, username, username_lower, ema
      SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5,
             value ->> 6, value ->> 7, value ->> 8, value ->> 9, value ->> 10
      FROM json_each(?1) ORDER BY key";
-const IMPORT_DEVICES: &str =
-    "INSERT INTO totp_devices (user_id, secret_sealed, created_at, last_used_at, last_step)
-     SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4
+const IMPORT_DEVICES: &str = "INSERT INTO factors (id, user_id, kind, name, name_lower,
+        secret_sealed, created_at, last_used_at, last_step, verified_at)
+     SELECT value ->> 0, value ->> 1, 'totp', 'Authenticator', 'authenticator',
+            value ->> 2, value ->> 3, value ->> 4, value ->> 5, value ->> 3
      FROM json_each(?1) ORDER BY key";
 const IMPORT_CODES: &str = "INSERT INTO recovery_codes (user_id, code_sealed, used_at)
      SELECT value ->> 0, value ->> 1, value ->> 2 FROM json_each(?1) ORDER BY key";

@@ -79,6 +79,11 @@ pub(crate) fn execute(c: &Connection, sql: &str, params: impl Params) -> rusqlit
     changed
 }
 
+/// Whether a `SELECT 1 ...` finds a row.
+pub(crate) fn exists(c: &Connection, sql: &str, params: impl Params) -> rusqlite::Result<bool> {
+    Ok(query_opt(c, sql, params, |_| Ok(()))?.is_some())
+}
+
 /// Runs one statement that answers at most one row (a `SELECT`, or a write with `RETURNING`).
 pub(crate) fn query_opt<T>(
     c: &Connection,

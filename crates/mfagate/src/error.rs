@@ -91,6 +91,7 @@ impl From<Error> for ApiError {
                 ApiError::new(S::BAD_REQUEST, "invalid_activation_token", detail)
             }
             Error::TotpAlreadyEnabled => ApiError::new(S::CONFLICT, "totp_already_enabled", detail),
+            Error::TooManyFactors => ApiError::new(S::CONFLICT, "too_many_factors", detail),
             Error::TotpNotEnabled => ApiError::new(S::CONFLICT, "totp_not_enabled", detail),
             Error::MfaDisabled => ApiError::new(S::FORBIDDEN, "mfa_disabled", detail),
             Error::MfaEnforced => ApiError::new(S::FORBIDDEN, "mfa_enforced", detail),

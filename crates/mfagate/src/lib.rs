@@ -35,7 +35,7 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{header, HeaderValue, Request, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, patch, post};
 use axum::Router;
 use tower_http::request_id::{
     MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
@@ -62,6 +62,15 @@ impl MfaGate {
             )
             .route("/mfa/totp/deactivate", post(routes::totp::deactivate))
             .route("/mfa/status", get(routes::totp::status))
+            .route(
+                "/mfa/factors",
+                get(routes::factors::list).post(routes::factors::begin),
+            )
+            .route("/mfa/factors/{id}/verify", post(routes::factors::verify))
+            .route(
+                "/mfa/factors/{id}",
+                patch(routes::factors::rename).delete(routes::factors::remove),
+            )
             .route("/mfa/recovery-codes", get(routes::totp::recovery_codes))
             .route(
                 "/mfa/recovery-codes/regenerate",

@@ -228,7 +228,7 @@ impl From<MfaStatus> for StatusBody {
     fn from(status: MfaStatus) -> Self {
         Self {
             mfa_enabled: status.mfa_enabled,
-            methods: status.methods,
+            methods: status.methods.iter().map(|m| m.as_str()).collect(),
             preferred_method: status.preferred_method,
             created_at: status.created_at.and_then(rfc3339),
             last_used_at: status.last_used_at.and_then(rfc3339),

@@ -100,7 +100,7 @@ impl Gatekeeper {
             });
         }
         let user = self.user(&challenge.user_id).await?;
-        if !self.verify_methods(&user).await?.contains(&"email") {
+        if !self.verify_methods(&user).await?.contains(&Method::Email) {
             return Err(Error::InvalidMethod(
                 "e-mailed codes are not among this user's methods".into(),
             ));

@@ -12,9 +12,10 @@ use serde::{Deserialize, Serialize};
 use crate::account::{EmailAddress, Registration, Username};
 use crate::audit;
 use crate::config::JwtAlgorithm;
-use crate::config::{Config, FactorKind, MfaMode};
+use crate::config::{Config, MfaMode};
 use crate::email::{self, LogMailer, Mailer, MessageKind, Templates};
 use crate::error::{Error, Result};
+use crate::factors::{policy, FactorKind, Method};
 use crate::jwt::{EdKey, EdKeyRing, Expiring, HsSigner};
 use crate::password;
 use crate::qr;
@@ -24,7 +25,7 @@ use crate::sealing::Sealer;
 use crate::secret::{generate_token, hash_token, new_id, SecretBytes};
 use crate::store::{
     AccountChange, AttemptClaim, AuditRecord, Challenge, ChallengeCreated, Claim, Completion,
-    EmailReservation, FactorClaim, KeyPurpose, NewChallenge, NewRefreshToken, NewUser,
+    EmailReservation, Factor, FactorClaim, KeyPurpose, NewChallenge, NewRefreshToken, NewUser,
     RefreshOutcome, RefreshSuccessor, Store, StoredSigningKey, TotpEnabled, TotpEnrolment, User,
     WindowLimit,
 };
@@ -32,6 +33,9 @@ use crate::throttle::ThrottleKeys;
 use crate::totp;
 
 mod email_flows;
+mod factors;
+
+pub use factors::{FactorEnrolment, FactorVerifiedOutcome, FactorView};
 
 pub use email_flows::INVITED_PASSWORD_MARKER;
 
@@ -78,7 +82,7 @@ pub struct TokenPair {
 #[derive(Debug, Clone, Serialize)]
 pub struct ChallengeIssued {
     pub ephemeral_token: String,
-    pub methods: Vec<&'static str>,
+    pub methods: Vec<Method>,
     pub expires_in: i64,
     /// Present when e-mail is the preferred or only method: whether login sent the first code.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -204,29 +208,15 @@ pub struct TotpActivated {
 #[derive(Debug, Clone)]
 pub struct MfaStatus {
     pub mfa_enabled: bool,
-    pub methods: Vec<&'static str>,
+    pub methods: Vec<Method>,
     pub preferred_method: String,
     pub created_at: Option<i64>,
     pub last_used_at: Option<i64>,
     pub recovery_codes_remaining: usize,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum SecondFactor {
-    Totp,
-    RecoveryCode,
-    EmailCode,
-}
-
-impl SecondFactor {
-    fn amr(self) -> &'static str {
-        match self {
-            Self::Totp => "otp",
-            Self::RecoveryCode => "rec",
-            Self::EmailCode => "eml",
-        }
-    }
-}
+/// The name the first TOTP factor gets when it is enrolled through `totp/activate`.
+pub const FIRST_TOTP_NAME: &str = "Authenticator";
 
 pub struct Gatekeeper {
     store: Arc<dyn Store>,
@@ -296,6 +286,42 @@ async fn check_sealing_keys(store: &dyn Store, sealer: &Sealer, now: i64) -> Res
             .await?;
     }
     Ok(())
+}
+
+/// What a user holds, as the pure rules of `factors::policy` need it.
+fn holdings(user: &User, recovery_codes: bool) -> policy::Holdings {
+    policy::Holdings {
+        totp: user.has_totp,
+        recovery_codes,
+        email_verified: user.email_verified,
+        email_otp: user.email_otp,
+        prefers_email: user.preferred_method == Method::Email.as_str(),
+    }
+}
+
+/// The audit detail of a second factor that answered a challenge: its `amr`, and the factor.
+fn claim_detail(method: Method, claim: &FactorClaim) -> String {
+    match claim {
+        FactorClaim::TotpStep { factor_id, .. } => format!("{} factor {factor_id}", method.amr()),
+        _ => method.amr().to_string(),
+    }
+}
+
+/// `wanted`, or if one of `factors` has that name (case-insensitively), `wanted` with the
+/// first number from 2 that makes it free.
+fn free_name(wanted: &str, factors: &[Factor]) -> String {
+    let taken = |name: &str| {
+        factors
+            .iter()
+            .any(|f| crate::factors::name_key(&f.name) == crate::factors::name_key(name))
+    };
+    if !taken(wanted) {
+        return wanted.to_string();
+    }
+    (2..)
+        .map(|n| format!("{wanted} {n}"))
+        .find(|name| !taken(name))
+        .unwrap_or_else(|| wanted.to_string())
 }
 
 /// Rows the clean-up deletes per transaction: small enough that a write queued behind a batch
@@ -672,34 +698,20 @@ impl Gatekeeper {
     }
 
     /// What `mfa/verify` accepts for this user, preferred first.
-    async fn verify_methods(&self, user: &User) -> Result<Vec<&'static str>> {
-        let mut methods = Vec::new();
-        let has_totp = self.config.allows(FactorKind::Totp) && user.has_totp;
-        if has_totp {
-            methods.push("totp");
-            if self.store.count_unused_recovery_codes(&user.id).await? > 0 {
-                methods.push("recovery_code");
-            }
-        }
-        // In `required` mode a verified address is a factor even if the user never chose it:
-        // better an e-mailed code than a login without a second factor.
-        let email_usable = self.config.allows(FactorKind::Email)
-            && user.email_verified
-            && (user.email_otp || (self.config.mode == MfaMode::Required && !has_totp));
-        if email_usable {
-            if user.preferred_method == "email" || methods.is_empty() {
-                methods.insert(0, "email");
-            } else {
-                methods.push("email");
-            }
-        }
-        Ok(methods)
+    async fn verify_methods(&self, user: &User) -> Result<Vec<Method>> {
+        let recovery_codes = user.has_totp
+            && self.config.allows(Method::Totp)
+            && self.store.count_unused_recovery_codes(&user.id).await? > 0;
+        Ok(policy::challenge_methods(
+            &self.config,
+            &holdings(user, recovery_codes),
+        ))
     }
 
     async fn issue_challenge(
         &self,
         user: &User,
-        methods: Vec<&'static str>,
+        methods: Vec<Method>,
         ctx: &Context,
     ) -> Result<ChallengeIssued> {
         let token = generate_token();
@@ -729,12 +741,18 @@ impl Gatekeeper {
             audit::CHALLENGE_ISSUED,
             Some(&user.id),
             ctx,
-            Some(methods.join(",")),
+            Some(
+                methods
+                    .iter()
+                    .map(|m| m.as_str())
+                    .collect::<Vec<_>>()
+                    .join(","),
+            ),
         )
         .await;
         // E-mail preferred or alone: the user needs the code now. A mail failure does not fail
         // the login; the client sees `email_sent: false` and can ask again.
-        let email_sent = if methods.first() == Some(&"email") {
+        let email_sent = if methods.first() == Some(&Method::Email) {
             Some(
                 self.send_email_code(&challenge_id, expires_at, user, ctx)
                     .await
@@ -873,11 +891,12 @@ impl Gatekeeper {
                 });
             }
         };
-        if let Some((factor, claim)) = self
+        if let Some((method, claim)) = self
             .identify_second_factor(&user_id, code, Some(&challenge), ctx.now)
             .await?
         {
-            let amr = ["pwd", "mfa", factor.amr()];
+            let amr = ["pwd", "mfa", method.amr()];
+            let detail = claim_detail(method, &claim);
             let (refresh, record) = self.new_refresh_token(&user_id, &amr, ctx.now);
             match self
                 .store
@@ -886,14 +905,9 @@ impl Gatekeeper {
                 .await?
             {
                 Completion::Completed => {
-                    self.audit(
-                        audit::SECOND_FACTOR_OK,
-                        Some(&user_id),
-                        ctx,
-                        Some(factor.amr().into()),
-                    )
-                    .await;
-                    if factor == SecondFactor::RecoveryCode {
+                    self.audit(audit::SECOND_FACTOR_OK, Some(&user_id), ctx, Some(detail))
+                        .await;
+                    if method == Method::RecoveryCode {
                         self.audit(audit::RECOVERY_CODE_USED, Some(&user_id), ctx, None)
                             .await;
                     }
@@ -927,15 +941,19 @@ impl Gatekeeper {
         code: &str,
         challenge: Option<&Challenge>,
         now: i64,
-    ) -> Result<Option<SecondFactor>> {
-        let Some((factor, claim)) = self
+    ) -> Result<Option<Method>> {
+        let Some((method, claim)) = self
             .identify_second_factor(user_id, code, challenge, now)
             .await?
         else {
             return Ok(None);
         };
         let claimed = match claim {
-            FactorClaim::TotpStep(step) => self.store.accept_totp_step(user_id, step, now).await?,
+            FactorClaim::TotpStep { factor_id, step } => {
+                self.store
+                    .accept_totp_step(user_id, &factor_id, step, now)
+                    .await?
+            }
             FactorClaim::RecoveryCode(code_id) => {
                 self.store
                     .consume_recovery_code(user_id, code_id, now)
@@ -943,7 +961,7 @@ impl Gatekeeper {
             }
             FactorClaim::EmailCode => true,
         };
-        Ok(claimed.then_some(factor))
+        Ok(claimed.then_some(method))
     }
 
     /// Which factor `code` proves, and what must be claimed for it to count; claims nothing.
@@ -953,7 +971,7 @@ impl Gatekeeper {
         code: &str,
         challenge: Option<&Challenge>,
         now: i64,
-    ) -> Result<Option<(SecondFactor, FactorClaim)>> {
+    ) -> Result<Option<(Method, FactorClaim)>> {
         // An e-mailed code is bound to its challenge: spending the challenge uses it up.
         if let Some(challenge) = challenge {
             if let Some(stored_hash) = challenge.email_code_hash.as_deref() {
@@ -964,25 +982,16 @@ impl Gatekeeper {
                 if shaped
                     && crate::secret::constant_time_eq(hash.as_bytes(), stored_hash.as_bytes())
                 {
-                    return Ok(Some((SecondFactor::EmailCode, FactorClaim::EmailCode)));
+                    return Ok(Some((Method::Email, FactorClaim::EmailCode)));
                 }
             }
         }
-        let Some(device) = self.store.totp_device(user_id).await? else {
+        let factors = self.store.factors(user_id).await?;
+        if factors.is_empty() {
             return Ok(None);
-        };
+        }
         if totp::looks_like_code(code, &self.config.totp) {
-            let secret = self
-                .sealer
-                .open(&device.secret_sealed, &totp_context(user_id))?;
-            let Some(step) = totp::matching_step(&secret, code, now, &self.config.totp) else {
-                return Ok(None);
-            };
-            // Cheap early refusal of a replay; the claim itself is atomic in the store.
-            if device.last_step.is_some_and(|last| step <= last) {
-                return Ok(None);
-            }
-            return Ok(Some((SecondFactor::Totp, FactorClaim::TotpStep(step))));
+            return self.match_totp(user_id, &factors, code, now);
         }
         let typed = recovery_codes::normalize(code);
         if typed.is_empty() {
@@ -998,12 +1007,40 @@ impl Gatekeeper {
                 matched = Some(stored.id);
             }
         }
-        Ok(matched.map(|code_id| {
-            (
-                SecondFactor::RecoveryCode,
-                FactorClaim::RecoveryCode(code_id),
-            )
-        }))
+        Ok(matched.map(|code_id| (Method::RecoveryCode, FactorClaim::RecoveryCode(code_id))))
+    }
+
+    /// The first TOTP factor of the user for which `code` is right at a step later than the
+    /// factor's last, with that step to claim. Replay protection is per factor: a step used by
+    /// one factor is still open to another.
+    fn match_totp(
+        &self,
+        user_id: &str,
+        factors: &[Factor],
+        code: &str,
+        now: i64,
+    ) -> Result<Option<(Method, FactorClaim)>> {
+        for factor in factors.iter().filter(|f| f.kind == FactorKind::Totp) {
+            let Some(sealed) = &factor.secret_sealed else {
+                continue;
+            };
+            let secret = self.sealer.open(sealed, &totp_context(user_id))?;
+            let Some(step) = totp::matching_step(&secret, code, now, &self.config.totp) else {
+                continue;
+            };
+            // Cheap early refusal of a replay; the claim itself is atomic in the store.
+            if factor.last_step.is_some_and(|last| step <= last) {
+                continue;
+            }
+            return Ok(Some((
+                Method::Totp,
+                FactorClaim::TotpStep {
+                    factor_id: factor.id.clone(),
+                    step,
+                },
+            )));
+        }
+        Ok(None)
     }
 
     /// A code demanded by a management call (deactivate, regenerate): it is claimed against
@@ -1014,7 +1051,7 @@ impl Gatekeeper {
         user_id: &str,
         code: &str,
         ctx: &Context,
-    ) -> Result<SecondFactor> {
+    ) -> Result<Method> {
         let window = self.user_failure_window(user_id);
         if let Some(window) = &window {
             if let Claim::Refused { retry_after } = self
@@ -1039,7 +1076,7 @@ impl Gatekeeper {
                         .release_windows(std::slice::from_ref(window), ctx.now)
                         .await?;
                 }
-                if factor == SecondFactor::RecoveryCode {
+                if factor == Method::RecoveryCode {
                     self.audit(audit::RECOVERY_CODE_USED, Some(user_id), ctx, None)
                         .await;
                 }
@@ -1212,30 +1249,50 @@ impl Gatekeeper {
 
     /// Whether a user has any second factor switched on.
     pub fn mfa_enabled(&self, user: &User) -> bool {
-        user.has_totp || (user.email_otp && self.config.allows(FactorKind::Email))
+        policy::mfa_enabled(&self.config, &holdings(user, false))
     }
 
-    /// The factors a user switched on (`totp`, `email`), and their TOTP device.
-    async fn enabled_methods(
-        &self,
-        user: &User,
-    ) -> Result<(Vec<&'static str>, Option<crate::store::TotpDevice>)> {
-        let device = self.store.totp_device(&user.id).await?;
+    /// The methods a user switched on (`totp`, `email`), and their verified factors.
+    async fn enabled_methods(&self, user: &User) -> Result<(Vec<Method>, Vec<Factor>)> {
+        let factors = self.store.factors(&user.id).await?;
         let mut methods = Vec::new();
-        if device.is_some() {
-            methods.push("totp");
+        if factors.iter().any(|f| f.kind == FactorKind::Totp) {
+            methods.push(Method::Totp);
         }
-        if user.email_otp && self.config.allows(FactorKind::Email) {
-            methods.push("email");
+        if user.email_otp && self.config.allows(Method::Email) {
+            methods.push(Method::Email);
         }
-        Ok((methods, device))
+        Ok((methods, factors))
     }
 
     // ----- TOTP enrolment and management -----
 
+    /// A fresh set of recovery codes: in plain text for the user, sealed for the store.
+    fn new_recovery_codes(&self, user_id: &str) -> (Vec<String>, Vec<String>) {
+        let codes = recovery_codes::generate_set(self.config.recovery_code_count);
+        let sealed = codes
+            .iter()
+            .map(|c| self.sealer.seal(c.as_bytes(), &recovery_context(user_id)))
+            .collect();
+        (codes, sealed)
+    }
+
+    /// An enrolment with a setup token completes that user's login: audited as one.
+    async fn audit_enrolment_login(&self, enroller: &Enroller, ctx: &Context) {
+        if let Enroller::Setup { user_id, .. } = enroller {
+            self.audit(
+                audit::LOGIN_OK,
+                Some(user_id),
+                ctx,
+                Some("enrolment completed login".into()),
+            )
+            .await;
+        }
+    }
+
     pub async fn begin_totp(&self, enroller: &Enroller, ctx: &Context) -> Result<TotpEnrollment> {
         let user = self.user(enroller.user_id()).await?;
-        if self.store.totp_device(&user.id).await?.is_some() {
+        if user.has_totp {
             return Err(Error::TotpAlreadyEnabled);
         }
         let secret = totp::generate_secret();
@@ -1273,7 +1330,8 @@ impl Gatekeeper {
         ctx: &Context,
     ) -> Result<TotpActivated> {
         let user_id = enroller.user_id();
-        if self.store.totp_device(user_id).await?.is_some() {
+        let factors = self.store.factors(user_id).await?;
+        if factors.iter().any(|f| f.kind == FactorKind::Totp) {
             return Err(Error::TotpAlreadyEnabled);
         }
         let claims: ActivationClaims = self
@@ -1292,16 +1350,16 @@ impl Gatekeeper {
                 attempts_remaining: None,
             },
         )?;
-        let codes = recovery_codes::generate_set(self.config.recovery_code_count);
-        let sealed_codes: Vec<String> = codes
-            .iter()
-            .map(|c| self.sealer.seal(c.as_bytes(), &recovery_context(user_id)))
-            .collect();
+        let (codes, sealed_codes) = self.new_recovery_codes(user_id);
         let sealed_secret = self.sealer.seal(&secret, &totp_context(user_id));
         let amr = ["pwd", "mfa", "otp"];
         let (refresh, record) = self.new_refresh_token(user_id, &amr, ctx.now);
+        let factor_id = new_id();
         let enrolment = TotpEnrolment {
             user_id: user_id.to_string(),
+            factor_id: factor_id.clone(),
+            name: free_name(FIRST_TOTP_NAME, &factors),
+            max_factors: self.config.max_factors,
             epoch: claims.epoch,
             setup_token_hash: match enroller {
                 Enroller::Setup { token_hash, .. } => Some(token_hash.clone()),
@@ -1315,6 +1373,7 @@ impl Gatekeeper {
         match self.store.enable_totp(&enrolment, ctx.now).await? {
             TotpEnabled::Enabled => {}
             TotpEnabled::AlreadyEnabled => return Err(Error::TotpAlreadyEnabled),
+            TotpEnabled::NoRoom => return Err(Error::TooManyFactors),
             // A password reset, MFA reset or disable came in between: the enrolment died.
             TotpEnabled::Ended => {
                 return Err(match enroller {
@@ -1323,17 +1382,14 @@ impl Gatekeeper {
                 })
             }
         }
-        self.audit(audit::TOTP_ENABLED, Some(user_id), ctx, None)
-            .await;
-        if let Enroller::Setup { .. } = enroller {
-            self.audit(
-                audit::LOGIN_OK,
-                Some(user_id),
-                ctx,
-                Some("enrolment completed login".into()),
-            )
-            .await;
-        }
+        self.audit(
+            audit::TOTP_ENABLED,
+            Some(user_id),
+            ctx,
+            Some(format!("factor {factor_id}")),
+        )
+        .await;
+        self.audit_enrolment_login(enroller, ctx).await;
         Ok(TotpActivated {
             recovery_codes: codes,
             tokens: self.token_pair(user_id, &amr, ctx.now, refresh, ctx.now)?,
@@ -1344,27 +1400,36 @@ impl Gatekeeper {
         if self.config.mode == MfaMode::Required {
             return Err(Error::MfaEnforced);
         }
-        self.user(user_id).await?;
-        if self.store.totp_device(user_id).await?.is_none() {
+        let user = self.user(user_id).await?;
+        if !user.has_totp {
             return Err(Error::TotpNotEnabled);
         }
         self.require_second_factor(user_id, code, ctx).await?;
-        if !self.store.disable_totp(user_id).await? {
+        // E-mailed codes, if on, become the preferred method.
+        let fallback = policy::fallback_method(&self.config, &holdings(&user, false));
+        let removed = self
+            .store
+            .remove_totp_factors(user_id, fallback.map(Method::as_str))
+            .await?;
+        if removed.is_empty() {
             return Err(Error::TotpNotEnabled);
         }
-        // E-mailed codes, if on, become the preferred method.
-        if self.user(user_id).await?.email_otp && self.config.allows(FactorKind::Email) {
-            self.store.set_preferred_method(user_id, "email").await?;
-        }
-        self.audit(audit::TOTP_DISABLED, Some(user_id), ctx, None)
-            .await;
+        self.audit(
+            audit::TOTP_DISABLED,
+            Some(user_id),
+            ctx,
+            Some(format!("factors {}", removed.join(","))),
+        )
+        .await;
         Ok(())
     }
 
     pub async fn status(&self, user_id: &str) -> Result<MfaStatus> {
         let user = self.user(user_id).await?;
-        let (methods, device) = self.enabled_methods(&user).await?;
-        let remaining = if device.is_some() {
+        let (methods, factors) = self.enabled_methods(&user).await?;
+        // `created_at` and `last_used_at` describe the oldest TOTP factor (v1's one device).
+        let device = factors.iter().find(|f| f.kind == FactorKind::Totp);
+        let remaining = if !factors.is_empty() {
             usize::try_from(self.store.count_unused_recovery_codes(user_id).await?).unwrap_or(0)
         } else {
             0
@@ -1373,8 +1438,8 @@ impl Gatekeeper {
             mfa_enabled: !methods.is_empty(),
             methods,
             preferred_method: user.preferred_method,
-            created_at: device.as_ref().map(|d| d.created_at),
-            last_used_at: device.as_ref().and_then(|d| d.last_used_at),
+            created_at: device.map(|d| d.created_at),
+            last_used_at: device.and_then(|d| d.last_used_at),
             recovery_codes_remaining: remaining,
         })
     }
@@ -1384,7 +1449,7 @@ impl Gatekeeper {
     pub async fn recovery_codes(&self, claims: &AccessClaims) -> Result<Vec<String>> {
         let user_id = claims.sub.as_str();
         self.user(user_id).await?;
-        if self.store.totp_device(user_id).await?.is_none() {
+        if self.store.factors(user_id).await?.is_empty() {
             return Err(Error::TotpNotEnabled);
         }
         if !claims.has_second_factor() {
@@ -1410,17 +1475,14 @@ impl Gatekeeper {
         ctx: &Context,
     ) -> Result<Vec<String>> {
         self.user(user_id).await?;
-        if self.store.totp_device(user_id).await?.is_none() {
+        if self.store.factors(user_id).await?.is_empty() {
             return Err(Error::TotpNotEnabled);
         }
         self.require_second_factor(user_id, code, ctx).await?;
-        let codes = recovery_codes::generate_set(self.config.recovery_code_count);
-        let sealed: Vec<String> = codes
-            .iter()
-            .map(|c| self.sealer.seal(c.as_bytes(), &recovery_context(user_id)))
-            .collect();
+        let (codes, sealed) = self.new_recovery_codes(user_id);
         if !self.store.replace_recovery_codes(user_id, &sealed).await? {
-            return Err(Error::NotAuthenticated);
+            // Disabled, or the last factor went while the codes were made.
+            return Err(Error::TotpNotEnabled);
         }
         self.audit(audit::RECOVERY_CODES_REGENERATED, Some(user_id), ctx, None)
             .await;
@@ -1435,7 +1497,7 @@ impl Gatekeeper {
     ) -> Result<String> {
         let user_id = caller.sub.as_str();
         let user = self.user(user_id).await?;
-        let has_totp = self.store.totp_device(user_id).await?.is_some();
+        let has_totp = user.has_totp;
         let chosen = match method {
             "totp" if has_totp => "totp",
             "totp" => {
@@ -1443,7 +1505,7 @@ impl Gatekeeper {
                     "TOTP is not enabled: activate it first with /auth/mfa/totp/activate".into(),
                 ))
             }
-            "email" if !self.config.allows(FactorKind::Email) => {
+            "email" if !self.config.allows(Method::Email) => {
                 return Err(Error::InvalidMethod(
                     "e-mailed codes are not offered by this server (MFAGATE_MFA_METHODS)".into(),
                 ))

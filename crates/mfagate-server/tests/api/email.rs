@@ -213,7 +213,7 @@ async fn the_email_method_needs_a_verified_address_and_none_switches_it_off() {
     assert!(app.login("ann").await.body["access"].is_string());
 
     let totp_only = app
-        .restart_with(|s| s.config.methods = vec![mfagate::core::FactorKind::Totp])
+        .restart_with(|s| s.config.methods = vec![mfagate::core::Method::Totp])
         .await;
     totp_only
         .post(
@@ -451,7 +451,7 @@ async fn in_required_mode_set_password_never_skips_the_second_factor() {
 
     // With TOTP only, a setup token instead.
     let app = app
-        .restart_with(|s| s.config.methods = vec![mfagate::core::FactorKind::Totp])
+        .restart_with(|s| s.config.methods = vec![mfagate::core::Method::Totp])
         .await;
     let invited = app
         .post(

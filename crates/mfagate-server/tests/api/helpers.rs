@@ -165,6 +165,24 @@ impl TestApp {
         Answer::from(request.send().await.expect("request")).await
     }
 
+    /// Any method, with an optional JSON body.
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+        token: Option<&str>,
+    ) -> Answer {
+        let mut request = self.client.request(method, self.url(path));
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        Answer::from(request.send().await.expect("request")).await
+    }
+
     pub async fn raw(&self, request: reqwest::RequestBuilder) -> Answer {
         Answer::from(request.send().await.expect("request")).await
     }

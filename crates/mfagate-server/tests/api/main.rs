@@ -7,6 +7,7 @@ mod browser;
 mod cli;
 mod conventions;
 mod email;
+mod factors;
 mod hardening;
 mod helpers;
 mod instances;

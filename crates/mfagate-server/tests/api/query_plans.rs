@@ -10,13 +10,13 @@
 //! explains every statement again with sequential scans allowed, after the per-user tables
 //! hold thousands of accounts' rows and are analysed: the generic plan it caches after five runs
 //! must not scan a table of that size either. (This pass found the admin user list reading all
-//! of `totp_devices` through a hashed `EXISTS` for a page of 100 users.)
+//! of the TOTP devices through a hashed `EXISTS` for a page of 100 users.)
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 
 use mfagate::core::store::*;
-use mfagate::core::Store;
+use mfagate::core::{FactorKind, Store};
 use tracing::field::{Field, Visit};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::Layer;
@@ -268,6 +268,9 @@ async fn exercise_every_intent(store: &dyn Store) {
             .enable_totp(
                 &TotpEnrolment {
                     user_id: user.into(),
+                    factor_id: format!("f1-{user}"),
+                    name: "Authenticator".into(),
+                    max_factors: 10,
                     epoch: 0,
                     setup_token_hash: setup,
                     secret_sealed: "k.sealed".into(),
@@ -281,8 +284,53 @@ async fn exercise_every_intent(store: &dyn Store) {
             .unwrap();
         assert_eq!(enabled, TotpEnabled::Enabled, "{user}");
     }
-    store.totp_device("u1").await.unwrap().unwrap();
-    store.accept_totp_step("u1", 11, now).await.unwrap();
+    // Several factors: a second TOTP factor begun, verified, renamed; one removed below.
+    assert_eq!(store.factors("u1").await.unwrap().len(), 1);
+    let second = NewFactor {
+        id: "f2-u1".into(),
+        user_id: "u1".into(),
+        kind: FactorKind::Totp,
+        name: "Phone".into(),
+        secret_sealed: Some("k.sealed2".into()),
+        created_at: now,
+        expires_at: now + 600,
+    };
+    assert_eq!(
+        store.begin_factor(&second, 10, None, now).await.unwrap(),
+        FactorBegun::Begun
+    );
+    store
+        .pending_factor("u1", "f2-u1", now)
+        .await
+        .unwrap()
+        .unwrap();
+    let verified = store
+        .verify_factor(
+            &FactorVerification {
+                user_id: "u1".into(),
+                factor_id: "f2-u1".into(),
+                accepted_step: Some(10),
+                recovery_codes_sealed: vec!["k.z".into()],
+                setup_token_hash: None,
+                refresh: refresh("enrol2-u1", "u1", "f2", now),
+                max_factors: 10,
+            },
+            now,
+        )
+        .await
+        .unwrap();
+    assert_eq!(verified, FactorVerified::Verified { first: false });
+    assert!(matches!(
+        store
+            .rename_factor("u1", "f2-u1", "Old phone")
+            .await
+            .unwrap(),
+        FactorRenamed::Renamed(_)
+    ));
+    store
+        .accept_totp_step("u1", "f1-u1", 11, now)
+        .await
+        .unwrap();
     let codes = store.unused_recovery_codes("u1").await.unwrap();
     store.count_unused_recovery_codes("u1").await.unwrap();
     store
@@ -301,7 +349,10 @@ async fn exercise_every_intent(store: &dyn Store) {
         window_seconds: 900,
     };
     for (n, claim) in [
-        FactorClaim::TotpStep(12),
+        FactorClaim::TotpStep {
+            factor_id: "f1-u1".into(),
+            step: 12,
+        },
         FactorClaim::RecoveryCode(codes[1].id),
         FactorClaim::EmailCode,
     ]
@@ -427,7 +478,17 @@ async fn exercise_every_intent(store: &dyn Store) {
         .change_account("u2", &AccountChange::Disable, None, now)
         .await
         .unwrap();
-    store.disable_totp("u1").await.unwrap();
+    assert_eq!(
+        store
+            .remove_factor("u1", "f2-u1", true, None)
+            .await
+            .unwrap(),
+        FactorRemoved::Removed { last: false }
+    );
+    store
+        .remove_totp_factors("u1", Some("email"))
+        .await
+        .unwrap();
 
     // Administration.
     let first = store
@@ -492,7 +553,7 @@ async fn exercise_every_intent(store: &dyn Store) {
         }])
         .await
         .unwrap();
-    assert!(store.totp_device("u3").await.unwrap().is_some());
+    assert_eq!(store.factors("u3").await.unwrap().len(), 1);
     assert_eq!(store.count_unused_recovery_codes("u3").await.unwrap(), 1);
 
     // Audit and maintenance.
@@ -636,6 +697,8 @@ async fn no_statement_of_the_store_scans_a_table() {
         None => format!("sqlite://{}", dir.path().join("plans.db").display()),
     };
     let store = mfagate_store::open(&url).await.unwrap();
+    // The migrations ran once, on an empty database; what counts is what requests run.
+    recorder.0.lock().unwrap().clear();
     exercise_every_intent(&*store).await;
     let statements = statements(&recorder.0.lock().unwrap());
     assert!(
@@ -664,7 +727,7 @@ async fn no_statement_of_the_store_scans_a_table() {
         conn.execute("ANALYZE; RESET enable_seqscan").await.unwrap();
         let large = large_tables(&mut conn, 1_000.0).await;
         assert!(
-            large.contains("recovery_codes") && large.contains("totp_devices"),
+            large.contains("recovery_codes") && large.contains("factors"),
             "the import did not fill the per-user tables: {large:?}"
         );
         for statement in &statements {

@@ -117,6 +117,10 @@ async fn a_database_from_before_key_checks_learns_its_key_from_its_data_on_sqlit
         conn.execute("DELETE FROM _sqlx_migrations WHERE version = 5")
             .await
             .unwrap();
+        // Migration 5 reads the TOTP devices of that time, which later became `factors`.
+        conn.execute("CREATE TABLE totp_devices AS SELECT user_id, secret_sealed FROM factors")
+            .await
+            .unwrap();
     }
     let mut settings = app.settings.clone();
     settings.secret_key = Some(SecretBytes::generate(32));

@@ -3,6 +3,7 @@
 pub mod accounts;
 pub mod admin;
 pub mod email;
+pub mod factors;
 pub mod link_pages;
 pub mod meta;
 pub mod second_factor;

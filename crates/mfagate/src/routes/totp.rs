@@ -18,7 +18,7 @@ use crate::wire::{
 };
 
 /// The caller of the activation endpoints: an access token, or in `required` mode a setup token.
-pub struct EnrollerAuth(Enroller);
+pub struct EnrollerAuth(pub Enroller);
 
 impl FromRequestParts<MfaGate> for EnrollerAuth {
     type Rejection = ApiError;

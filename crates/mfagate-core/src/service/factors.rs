@@ -1,0 +1,354 @@
+//! Several factors per user: list them, enrol one (begin, then verify with a first proof),
+//! rename and remove them. `totp/activate` and `totp/deactivate` (in `mod.rs`) keep their v1
+//! behaviour on the same rows: the first TOTP factor, and every TOTP factor.
+
+use serde::Serialize;
+
+use super::{totp_context, Context, Enroller, Gatekeeper, TokenPair};
+use crate::audit;
+use crate::config::MfaMode;
+use crate::error::{Error, Result};
+use crate::factors::{self, policy, FactorKind, Method};
+use crate::qr;
+use crate::secret::new_id;
+use crate::store::{
+    Factor, FactorBegun, FactorRemoved, FactorRenamed, FactorVerification, FactorVerified,
+    NewFactor,
+};
+use crate::totp;
+
+/// A factor as the API shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FactorView {
+    pub id: String,
+    pub kind: FactorKind,
+    pub name: String,
+    pub created_at: i64,
+    pub last_used_at: Option<i64>,
+    pub verified: bool,
+}
+
+impl From<&Factor> for FactorView {
+    fn from(factor: &Factor) -> Self {
+        Self {
+            id: factor.id.clone(),
+            kind: factor.kind,
+            name: factor.name.clone(),
+            created_at: factor.created_at,
+            last_used_at: factor.last_used_at,
+            verified: factor.verified,
+        }
+    }
+}
+
+/// What the user needs to set up a new TOTP factor in their app.
+#[derive(Clone, Serialize)]
+pub struct TotpSetup {
+    pub secret: String,
+    pub totp_url: String,
+    pub qr_code_svg: String,
+    pub qr_code_data_uri: String,
+}
+
+impl std::fmt::Debug for TotpSetup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TotpSetup { .. }")
+    }
+}
+
+/// A begun enrolment: the pending factor, and what the device needs.
+#[derive(Debug, Clone)]
+pub struct FactorEnrolment {
+    pub factor: FactorView,
+    pub totp: Option<TotpSetup>,
+}
+
+/// A verified enrolment.
+#[derive(Clone)]
+pub struct FactorVerifiedOutcome {
+    pub factor: FactorView,
+    /// Present when this was the user's first factor: the recovery codes made with it.
+    pub recovery_codes: Option<Vec<String>>,
+    /// A new session with the factor in its `amr` (enrolment ends every session that began
+    /// without a second factor; with a setup token it completes the login).
+    pub tokens: TokenPair,
+}
+
+impl std::fmt::Debug for FactorVerifiedOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FactorVerifiedOutcome")
+            .field("factor", &self.factor)
+            .finish_non_exhaustive()
+    }
+}
+
+fn not_found() -> Error {
+    Error::NotFound(
+        "no such factor: it is unknown, expired, or another user's; list yours at GET /auth/mfa/factors"
+            .into(),
+    )
+}
+
+fn name_taken(name: &str) -> Error {
+    Error::AlreadyExists(format!(
+        "you already have a factor named '{name}'; choose another name"
+    ))
+}
+
+impl Gatekeeper {
+    /// The user's verified factors, oldest first.
+    pub async fn list_factors(&self, user_id: &str) -> Result<Vec<FactorView>> {
+        self.user(user_id).await?;
+        Ok(self
+            .store
+            .factors(user_id)
+            .await?
+            .iter()
+            .map(FactorView::from)
+            .collect())
+    }
+
+    /// The step-up rule for calls that change the factors of a user who has one (API.md,
+    /// "Recent authentication"): a token from an authentication within `reauth_max_age` that
+    /// used a second factor. Without a factor there is nothing to protect yet; a setup token
+    /// is a login in progress.
+    fn require_recent(&self, enroller: &Enroller, has_factor: bool, now: i64) -> Result<()> {
+        let Enroller::Access(claims) = enroller else {
+            return Ok(());
+        };
+        let max_age = self.config.reauth_max_age;
+        if !has_factor || claims.recent_second_factor(now, max_age) {
+            return Ok(());
+        }
+        Err(Error::ReauthenticationRequired { max_age })
+    }
+
+    /// Begins enrolling a factor of `kind` named `name`: it stays pending (unlisted) until
+    /// verified, for `activation_ttl` seconds.
+    pub async fn begin_factor(
+        &self,
+        enroller: &Enroller,
+        kind: &str,
+        name: &str,
+        ctx: &Context,
+    ) -> Result<FactorEnrolment> {
+        let user = self.user(enroller.user_id()).await?;
+        let kind = FactorKind::parse(kind)
+            .filter(|k| self.config.allows(k.method()))
+            .ok_or_else(|| {
+                Error::InvalidMethod(format!(
+                    "kind must be one this server offers (MFAGATE_MFA_METHODS): {}",
+                    self.config
+                        .methods
+                        .iter()
+                        .filter(|m| **m != Method::Email)
+                        .map(|m| m.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))
+            })?;
+        let name =
+            factors::parse_name(name).map_err(|problem| Error::validation("name", problem))?;
+        let existing = self.store.factors(&user.id).await?;
+        self.require_recent(enroller, !existing.is_empty(), ctx.now)?;
+        if existing.len() >= self.config.max_factors as usize {
+            return Err(Error::TooManyFactors);
+        }
+        let id = new_id();
+        let (secret_sealed, setup) = match kind {
+            FactorKind::Totp => {
+                let secret = totp::generate_secret();
+                let totp_url = totp::key_uri(
+                    &self.config.totp_issuer,
+                    &user.username,
+                    &secret,
+                    &self.config.totp,
+                );
+                let setup = TotpSetup {
+                    secret: totp::encode_secret(&secret),
+                    qr_code_svg: qr::svg(&totp_url)?,
+                    qr_code_data_uri: qr::png_data_uri(&totp_url)?,
+                    totp_url,
+                };
+                (
+                    Some(self.sealer.seal(&secret, &totp_context(&user.id))),
+                    Some(setup),
+                )
+            }
+            FactorKind::Webauthn => {
+                return Err(Error::InvalidMethod(
+                    "passkeys are not offered by this server yet".into(),
+                ))
+            }
+        };
+        let factor = NewFactor {
+            id: id.clone(),
+            user_id: user.id.clone(),
+            kind,
+            name: name.clone(),
+            secret_sealed,
+            created_at: ctx.now,
+            expires_at: ctx.now + self.config.activation_ttl,
+        };
+        let setup_token = match enroller {
+            Enroller::Setup { token_hash, .. } => Some(token_hash.as_str()),
+            Enroller::Access(_) => None,
+        };
+        match self
+            .store
+            .begin_factor(&factor, self.config.max_factors, setup_token, ctx.now)
+            .await?
+        {
+            FactorBegun::Begun => {}
+            FactorBegun::NameTaken => return Err(name_taken(&name)),
+            FactorBegun::TooMany => return Err(Error::TooManyFactors),
+            FactorBegun::Ended => return Err(Error::NotAuthenticated),
+        }
+        Ok(FactorEnrolment {
+            factor: FactorView {
+                id,
+                kind,
+                name,
+                created_at: ctx.now,
+                last_used_at: None,
+                verified: false,
+            },
+            totp: setup,
+        })
+    }
+
+    /// Verifies a pending factor with its first proof (a TOTP code, whose step then counts as
+    /// used by this factor).
+    pub async fn verify_factor(
+        &self,
+        enroller: &Enroller,
+        factor_id: &str,
+        code: &str,
+        ctx: &Context,
+    ) -> Result<FactorVerifiedOutcome> {
+        let user_id = enroller.user_id();
+        self.user(user_id).await?;
+        let pending = self
+            .store
+            .pending_factor(user_id, factor_id, ctx.now)
+            .await?
+            .ok_or_else(not_found)?;
+        let step = match pending.kind {
+            FactorKind::Totp => {
+                let sealed = pending.secret_sealed.as_deref().ok_or_else(|| {
+                    Error::Internal(format!("TOTP factor {factor_id} has no secret"))
+                })?;
+                let secret = self.sealer.open(sealed, &totp_context(user_id))?;
+                totp::matching_step(&secret, code, ctx.now, &self.config.totp).ok_or(
+                    Error::InvalidCode {
+                        attempts_remaining: None,
+                    },
+                )?
+            }
+            FactorKind::Webauthn => return Err(not_found()),
+        };
+        let (codes, sealed_codes) = self.new_recovery_codes(user_id);
+        let amr = ["pwd", "mfa", pending.kind.method().amr()];
+        let (refresh, record) = self.new_refresh_token(user_id, &amr, ctx.now);
+        let verification = FactorVerification {
+            user_id: user_id.to_string(),
+            factor_id: factor_id.to_string(),
+            accepted_step: Some(step),
+            recovery_codes_sealed: sealed_codes,
+            setup_token_hash: match enroller {
+                Enroller::Setup { token_hash, .. } => Some(token_hash.clone()),
+                Enroller::Access(_) => None,
+            },
+            refresh: record,
+            max_factors: self.config.max_factors,
+        };
+        let first = match self.store.verify_factor(&verification, ctx.now).await? {
+            FactorVerified::Verified { first } => first,
+            FactorVerified::TooMany => return Err(Error::TooManyFactors),
+            FactorVerified::Gone => {
+                return Err(match enroller {
+                    Enroller::Setup { .. } => Error::NotAuthenticated,
+                    Enroller::Access(_) => not_found(),
+                })
+            }
+        };
+        self.audit(
+            audit::FACTOR_ADDED,
+            Some(user_id),
+            ctx,
+            Some(format!("factor {factor_id} ({})", pending.kind.as_str())),
+        )
+        .await;
+        self.audit_enrolment_login(enroller, ctx).await;
+        Ok(FactorVerifiedOutcome {
+            factor: FactorView {
+                verified: true,
+                ..FactorView::from(&pending)
+            },
+            recovery_codes: first.then_some(codes),
+            tokens: self.token_pair(user_id, &amr, ctx.now, refresh, ctx.now)?,
+        })
+    }
+
+    pub async fn rename_factor(
+        &self,
+        user_id: &str,
+        factor_id: &str,
+        name: &str,
+        ctx: &Context,
+    ) -> Result<FactorView> {
+        self.user(user_id).await?;
+        let name =
+            factors::parse_name(name).map_err(|problem| Error::validation("name", problem))?;
+        let renamed = match self.store.rename_factor(user_id, factor_id, &name).await? {
+            FactorRenamed::Renamed(factor) => factor,
+            FactorRenamed::NameTaken => return Err(name_taken(&name)),
+            FactorRenamed::NotFound => return Err(not_found()),
+        };
+        self.audit(
+            audit::FACTOR_RENAMED,
+            Some(user_id),
+            ctx,
+            Some(format!("factor {factor_id}")),
+        )
+        .await;
+        Ok(FactorView::from(&renamed))
+    }
+
+    /// Removes one factor; with the last go the recovery codes. In `required` mode the last
+    /// factor stays (`mfa_enforced`).
+    pub async fn remove_factor(
+        &self,
+        caller: &super::AccessClaims,
+        factor_id: &str,
+        ctx: &Context,
+    ) -> Result<()> {
+        let user_id = caller.sub.as_str();
+        let user = self.user(user_id).await?;
+        let factors = self.store.factors(user_id).await?;
+        let factor = factors
+            .iter()
+            .find(|f| f.id == factor_id)
+            .ok_or_else(not_found)?;
+        self.require_recent(&Enroller::Access(caller.clone()), true, ctx.now)?;
+        let fallback = policy::fallback_method(&self.config, &super::holdings(&user, false));
+        let keep_last = self.config.mode == MfaMode::Required;
+        match self
+            .store
+            .remove_factor(user_id, factor_id, keep_last, fallback.map(Method::as_str))
+            .await?
+        {
+            FactorRemoved::Removed { .. } => {}
+            FactorRemoved::LastKept => return Err(Error::MfaEnforced),
+            FactorRemoved::NotFound => return Err(not_found()),
+        }
+        self.audit(
+            audit::FACTOR_REMOVED,
+            Some(user_id),
+            ctx,
+            Some(format!("factor {factor_id} ({})", factor.kind.as_str())),
+        )
+        .await;
+        Ok(())
+    }
+}

@@ -1,0 +1,526 @@
+//! Factors on PostgreSQL (see `FactorStore`). Every intent that changes a user's factors runs
+//! in a transaction that first locks the user's row: the counts and name checks it makes then
+//! hold until it commits, on every instance, and it is ordered against a password reset, MFA
+//! reset or disable, which change the same row first.
+
+use async_trait::async_trait;
+use mfagate_core::factors::{name_key, FactorKind};
+use mfagate_core::store::{
+    Factor, FactorBegun, FactorRemoved, FactorRenamed, FactorStore, FactorVerification,
+    FactorVerified, NewFactor, NewRefreshToken, StoreResult, TotpEnabled, TotpEnrolment,
+};
+use mfagate_core::StoreError;
+use sqlx::postgres::PgRow;
+use sqlx::{PgConnection, Row};
+
+use super::{insert_token, replace_codes, PgStore, SqlResult};
+
+const FACTOR_COLUMNS: &str =
+    "id, user_id, kind, name, secret_sealed, last_step, created_at, last_used_at, verified_at";
+
+fn factor_from_row(row: &PgRow) -> Result<Factor, StoreError> {
+    let kind: String = row.try_get("kind").store()?;
+    let kind = FactorKind::parse(&kind)
+        .ok_or_else(|| StoreError::Other(format!("unknown factor kind '{kind}'")))?;
+    Ok(Factor {
+        id: row.try_get("id").store()?,
+        user_id: row.try_get("user_id").store()?,
+        kind,
+        name: row.try_get("name").store()?,
+        secret_sealed: row.try_get("secret_sealed").store()?,
+        last_step: row.try_get("last_step").store()?,
+        created_at: row.try_get("created_at").store()?,
+        last_used_at: row.try_get("last_used_at").store()?,
+        verified: row
+            .try_get::<Option<i64>, _>("verified_at")
+            .store()?
+            .is_some(),
+    })
+}
+
+/// Locks the user's row; whether the user exists and is active (and, with `epoch`, still in
+/// that credential epoch).
+async fn lock_active_user(
+    c: &mut PgConnection,
+    user_id: &str,
+    epoch: Option<i64>,
+) -> Result<bool, sqlx::Error> {
+    let active: Option<bool> = sqlx::query_scalar(
+        "SELECT (NOT disabled AND ($2::BIGINT IS NULL OR credential_epoch = $2)) FROM users
+         WHERE id = $1 FOR UPDATE",
+    )
+    .bind(user_id)
+    .bind(epoch)
+    .fetch_optional(&mut *c)
+    .await?;
+    Ok(active == Some(true))
+}
+
+async fn verified_count(c: &mut PgConnection, user_id: &str) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT COUNT(*) FROM factors WHERE user_id = $1 AND verified_at IS NOT NULL",
+    )
+    .bind(user_id)
+    .fetch_one(&mut *c)
+    .await
+}
+
+async fn has_totp(c: &mut PgConnection, user_id: &str) -> Result<bool, sqlx::Error> {
+    let found: Option<i32> = sqlx::query_scalar(
+        "SELECT 1 FROM factors WHERE user_id = $1 AND kind = 'totp' AND verified_at IS NOT NULL LIMIT 1",
+    )
+    .bind(user_id)
+    .fetch_optional(&mut *c)
+    .await?;
+    Ok(found.is_some())
+}
+
+async fn name_taken(
+    c: &mut PgConnection,
+    user_id: &str,
+    name_lower: &str,
+    except: &str,
+) -> Result<bool, sqlx::Error> {
+    let found: Option<i32> = sqlx::query_scalar(
+        "SELECT 1 FROM factors
+         WHERE user_id = $1 AND name_lower = $2 AND id <> $3 AND verified_at IS NOT NULL",
+    )
+    .bind(user_id)
+    .bind(name_lower)
+    .bind(except)
+    .fetch_optional(&mut *c)
+    .await?;
+    Ok(found.is_some())
+}
+
+/// Removes a pending enrolment of the user under this name (the user began again).
+async fn drop_pending_named(
+    c: &mut PgConnection,
+    user_id: &str,
+    name_lower: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "DELETE FROM factors WHERE user_id = $1 AND name_lower = $2 AND verified_at IS NULL",
+    )
+    .bind(user_id)
+    .bind(name_lower)
+    .execute(&mut *c)
+    .await?;
+    Ok(())
+}
+
+/// Spends a live setup token of the user; false when there is none.
+async fn spend_setup_token(
+    c: &mut PgConnection,
+    token_hash: &str,
+    user_id: &str,
+    now: i64,
+) -> Result<bool, sqlx::Error> {
+    let spent = sqlx::query(
+        "DELETE FROM setup_tokens WHERE token_hash = $1 AND user_id = $2 AND expires_at > $3",
+    )
+    .bind(token_hash)
+    .bind(user_id)
+    .bind(now)
+    .execute(&mut *c)
+    .await?;
+    Ok(spent.rows_affected() == 1)
+}
+
+/// See the SQLite store's `finish_enrolment`.
+async fn finish_enrolment(
+    c: &mut PgConnection,
+    user_id: &str,
+    codes: Option<&[String]>,
+    first_totp: bool,
+    refresh: &NewRefreshToken,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM setup_tokens WHERE user_id = $1")
+        .bind(user_id)
+        .execute(&mut *c)
+        .await?;
+    if let Some(codes) = codes {
+        replace_codes(c, user_id, codes).await?;
+    }
+    if first_totp {
+        sqlx::query("UPDATE users SET preferred_method = 'totp' WHERE id = $1")
+            .bind(user_id)
+            .execute(&mut *c)
+            .await?;
+    }
+    // Sessions that began without a second factor would outlive its enrolment.
+    sqlx::query(
+        "UPDATE refresh_tokens SET revoked_at = $2
+         WHERE user_id = $1 AND revoked_at IS NULL AND ' ' || amr || ' ' NOT LIKE '% mfa %'",
+    )
+    .bind(user_id)
+    .bind(now)
+    .execute(&mut *c)
+    .await?;
+    insert_token(c, refresh).await
+}
+
+/// See the SQLite store's `after_removal`.
+async fn after_removal(
+    c: &mut PgConnection,
+    user_id: &str,
+    fallback: Option<&str>,
+) -> Result<bool, sqlx::Error> {
+    let last = verified_count(c, user_id).await? == 0;
+    if last {
+        sqlx::query("DELETE FROM recovery_codes WHERE user_id = $1")
+            .bind(user_id)
+            .execute(&mut *c)
+            .await?;
+    }
+    if !has_totp(c, user_id).await? {
+        sqlx::query(
+            "UPDATE users SET preferred_method = $2 WHERE id = $1 AND preferred_method = 'totp'",
+        )
+        .bind(user_id)
+        .bind(fallback.unwrap_or("none"))
+        .execute(&mut *c)
+        .await?;
+    }
+    Ok(last)
+}
+
+/// Whether the user has this verified factor.
+async fn has_factor(
+    c: &mut PgConnection,
+    user_id: &str,
+    factor_id: &str,
+) -> Result<bool, sqlx::Error> {
+    let found: Option<i32> = sqlx::query_scalar(
+        "SELECT 1 FROM factors WHERE id = $1 AND user_id = $2 AND verified_at IS NOT NULL",
+    )
+    .bind(factor_id)
+    .bind(user_id)
+    .fetch_optional(&mut *c)
+    .await?;
+    Ok(found.is_some())
+}
+
+/// Records `step` as used by the user's TOTP factor iff it is later than the factor's last: one
+/// conditional statement (a concurrent one waits on the row lock and re-checks).
+pub(super) async fn accept_step(
+    c: &mut PgConnection,
+    user_id: &str,
+    factor_id: &str,
+    step: i64,
+    now: i64,
+) -> Result<bool, sqlx::Error> {
+    let updated = sqlx::query(
+        "UPDATE factors SET last_step = $3, last_used_at = $4
+         WHERE id = $2 AND user_id = $1 AND kind = 'totp' AND verified_at IS NOT NULL
+           AND (last_step IS NULL OR last_step < $3)",
+    )
+    .bind(user_id)
+    .bind(factor_id)
+    .bind(step)
+    .bind(now)
+    .execute(&mut *c)
+    .await?;
+    Ok(updated.rows_affected() == 1)
+}
+
+#[async_trait]
+impl FactorStore for PgStore {
+    async fn factors(&self, user_id: &str) -> StoreResult<Vec<Factor>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {FACTOR_COLUMNS} FROM factors
+             WHERE user_id = $1 AND verified_at IS NOT NULL ORDER BY seq"
+        ))
+        .bind(user_id)
+        .fetch_all(&self.pool)
+        .await
+        .store()?;
+        rows.iter().map(factor_from_row).collect()
+    }
+
+    async fn pending_factor(
+        &self,
+        user_id: &str,
+        factor_id: &str,
+        now: i64,
+    ) -> StoreResult<Option<Factor>> {
+        let row = sqlx::query(&format!(
+            "SELECT {FACTOR_COLUMNS} FROM factors
+             WHERE id = $1 AND user_id = $2 AND verified_at IS NULL AND pending_expires_at > $3"
+        ))
+        .bind(factor_id)
+        .bind(user_id)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await
+        .store()?;
+        row.as_ref().map(factor_from_row).transpose()
+    }
+
+    async fn begin_factor(
+        &self,
+        factor: &NewFactor,
+        max_factors: u32,
+        setup_token_hash: Option<&str>,
+        now: i64,
+    ) -> StoreResult<FactorBegun> {
+        let f = factor;
+        let name_lower = name_key(&f.name);
+        let mut tx = self.pool.begin().await.store()?;
+        if !lock_active_user(&mut tx, &f.user_id, None).await.store()? {
+            return Ok(FactorBegun::Ended);
+        }
+        if let Some(setup) = setup_token_hash {
+            let live: Option<i32> = sqlx::query_scalar(
+                "SELECT 1 FROM setup_tokens WHERE token_hash = $1 AND user_id = $2 AND expires_at > $3",
+            )
+            .bind(setup)
+            .bind(&f.user_id)
+            .bind(now)
+            .fetch_optional(&mut *tx)
+            .await
+            .store()?;
+            if live.is_none() {
+                return Ok(FactorBegun::Ended);
+            }
+        }
+        if verified_count(&mut tx, &f.user_id).await.store()? >= i64::from(max_factors) {
+            return Ok(FactorBegun::TooMany);
+        }
+        if name_taken(&mut tx, &f.user_id, &name_lower, &f.id)
+            .await
+            .store()?
+        {
+            return Ok(FactorBegun::NameTaken);
+        }
+        drop_pending_named(&mut tx, &f.user_id, &name_lower)
+            .await
+            .store()?;
+        sqlx::query(
+            "INSERT INTO factors (id, user_id, kind, name, name_lower, secret_sealed, created_at, pending_expires_at, seq)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8,
+                     (SELECT COALESCE(MAX(seq), 0) + 1 FROM factors WHERE user_id = $2))",
+        )
+        .bind(&f.id)
+        .bind(&f.user_id)
+        .bind(f.kind.as_str())
+        .bind(&f.name)
+        .bind(&name_lower)
+        .bind(&f.secret_sealed)
+        .bind(f.created_at)
+        .bind(f.expires_at)
+        .execute(&mut *tx)
+        .await
+        .store()?;
+        tx.commit().await.store()?;
+        Ok(FactorBegun::Begun)
+    }
+
+    async fn verify_factor(
+        &self,
+        verification: &FactorVerification,
+        now: i64,
+    ) -> StoreResult<FactorVerified> {
+        let v = verification;
+        let user = v.user_id.as_str();
+        // Dropping the transaction before commit undoes every step.
+        let mut tx = self.pool.begin().await.store()?;
+        if !lock_active_user(&mut tx, user, None).await.store()? {
+            return Ok(FactorVerified::Gone);
+        }
+        if let Some(setup) = &v.setup_token_hash {
+            if !spend_setup_token(&mut tx, setup, user, now).await.store()? {
+                return Ok(FactorVerified::Gone);
+            }
+        }
+        let count = verified_count(&mut tx, user).await.store()?;
+        if count >= i64::from(v.max_factors) {
+            return Ok(FactorVerified::TooMany);
+        }
+        let had_totp = has_totp(&mut tx, user).await.store()?;
+        let kind: Option<String> = sqlx::query_scalar(
+            "UPDATE factors SET verified_at = $3, pending_expires_at = NULL, last_step = $4
+             WHERE id = $1 AND user_id = $2 AND verified_at IS NULL AND pending_expires_at > $3
+             RETURNING kind",
+        )
+        .bind(&v.factor_id)
+        .bind(user)
+        .bind(now)
+        .bind(v.accepted_step)
+        .fetch_optional(&mut *tx)
+        .await
+        .store()?;
+        let Some(kind) = kind else {
+            return Ok(FactorVerified::Gone);
+        };
+        let first = count == 0;
+        let first_totp = kind == FactorKind::Totp.as_str() && !had_totp;
+        let codes = first.then_some(v.recovery_codes_sealed.as_slice());
+        finish_enrolment(&mut tx, user, codes, first_totp, &v.refresh, now)
+            .await
+            .store()?;
+        tx.commit().await.store()?;
+        Ok(FactorVerified::Verified { first })
+    }
+
+    async fn enable_totp(&self, enrolment: &TotpEnrolment, now: i64) -> StoreResult<TotpEnabled> {
+        let e = enrolment;
+        let user = e.user_id.as_str();
+        let mut tx = self.pool.begin().await.store()?;
+        // The user's row lock orders this against a concurrent password reset, MFA reset or
+        // disable, each of which moves the epoch on under the same lock.
+        if !lock_active_user(&mut tx, user, Some(e.epoch))
+            .await
+            .store()?
+        {
+            return Ok(TotpEnabled::Ended);
+        }
+        if has_totp(&mut tx, user).await.store()? {
+            return Ok(TotpEnabled::AlreadyEnabled);
+        }
+        if let Some(setup) = &e.setup_token_hash {
+            if !spend_setup_token(&mut tx, setup, user, now).await.store()? {
+                return Ok(TotpEnabled::Ended);
+            }
+        }
+        let name_lower = name_key(&e.name);
+        if verified_count(&mut tx, user).await.store()? >= i64::from(e.max_factors)
+            || name_taken(&mut tx, user, &name_lower, &e.factor_id)
+                .await
+                .store()?
+        {
+            return Ok(TotpEnabled::NoRoom);
+        }
+        drop_pending_named(&mut tx, user, &name_lower)
+            .await
+            .store()?;
+        sqlx::query(
+            "INSERT INTO factors (id, user_id, kind, name, name_lower, secret_sealed, last_step, created_at, verified_at, seq)
+             VALUES ($1, $2, 'totp', $3, $4, $5, $6, $7, $7,
+                     (SELECT COALESCE(MAX(seq), 0) + 1 FROM factors WHERE user_id = $2))",
+        )
+        .bind(&e.factor_id)
+        .bind(user)
+        .bind(&e.name)
+        .bind(&name_lower)
+        .bind(&e.secret_sealed)
+        .bind(e.accepted_step)
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .store()?;
+        // v1's activation always hands out a fresh set of codes.
+        finish_enrolment(
+            &mut tx,
+            user,
+            Some(&e.recovery_codes_sealed),
+            true,
+            &e.refresh,
+            now,
+        )
+        .await
+        .store()?;
+        tx.commit().await.store()?;
+        Ok(TotpEnabled::Enabled)
+    }
+
+    async fn accept_totp_step(
+        &self,
+        user_id: &str,
+        factor_id: &str,
+        step: i64,
+        now: i64,
+    ) -> StoreResult<bool> {
+        let mut c = self.pool.acquire().await.store()?;
+        accept_step(&mut c, user_id, factor_id, step, now)
+            .await
+            .store()
+    }
+
+    async fn rename_factor(
+        &self,
+        user_id: &str,
+        factor_id: &str,
+        name: &str,
+    ) -> StoreResult<FactorRenamed> {
+        let name_lower = name_key(name);
+        let mut tx = self.pool.begin().await.store()?;
+        if !lock_active_user(&mut tx, user_id, None).await.store()?
+            || !has_factor(&mut tx, user_id, factor_id).await.store()?
+        {
+            return Ok(FactorRenamed::NotFound);
+        }
+        if name_taken(&mut tx, user_id, &name_lower, factor_id)
+            .await
+            .store()?
+        {
+            return Ok(FactorRenamed::NameTaken);
+        }
+        drop_pending_named(&mut tx, user_id, &name_lower)
+            .await
+            .store()?;
+        let row = sqlx::query(&format!(
+            "UPDATE factors SET name = $3, name_lower = $4 WHERE id = $1 AND user_id = $2
+             RETURNING {FACTOR_COLUMNS}"
+        ))
+        .bind(factor_id)
+        .bind(user_id)
+        .bind(name)
+        .bind(&name_lower)
+        .fetch_optional(&mut *tx)
+        .await
+        .store()?;
+        let renamed = row.as_ref().map(factor_from_row).transpose()?;
+        tx.commit().await.store()?;
+        Ok(renamed.map_or(FactorRenamed::NotFound, FactorRenamed::Renamed))
+    }
+
+    async fn remove_factor(
+        &self,
+        user_id: &str,
+        factor_id: &str,
+        keep_last: bool,
+        fallback: Option<&str>,
+    ) -> StoreResult<FactorRemoved> {
+        let mut tx = self.pool.begin().await.store()?;
+        lock_active_user(&mut tx, user_id, None).await.store()?;
+        if !has_factor(&mut tx, user_id, factor_id).await.store()? {
+            return Ok(FactorRemoved::NotFound);
+        }
+        if keep_last && verified_count(&mut tx, user_id).await.store()? <= 1 {
+            return Ok(FactorRemoved::LastKept);
+        }
+        sqlx::query("DELETE FROM factors WHERE id = $1 AND user_id = $2")
+            .bind(factor_id)
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await
+            .store()?;
+        let last = after_removal(&mut tx, user_id, fallback).await.store()?;
+        tx.commit().await.store()?;
+        Ok(FactorRemoved::Removed { last })
+    }
+
+    async fn remove_totp_factors(
+        &self,
+        user_id: &str,
+        fallback: Option<&str>,
+    ) -> StoreResult<Vec<String>> {
+        let mut tx = self.pool.begin().await.store()?;
+        lock_active_user(&mut tx, user_id, None).await.store()?;
+        let removed: Vec<(String, Option<i64>)> = sqlx::query_as(
+            "DELETE FROM factors WHERE user_id = $1 AND kind = 'totp' RETURNING id, verified_at",
+        )
+        .bind(user_id)
+        .fetch_all(&mut *tx)
+        .await
+        .store()?;
+        after_removal(&mut tx, user_id, fallback).await.store()?;
+        tx.commit().await.store()?;
+        Ok(removed
+            .into_iter()
+            .filter_map(|(id, verified)| verified.map(|_| id))
+            .collect())
+    }
+}

@@ -27,6 +27,7 @@ pub mod password;
 pub mod qr;
 pub mod rate;
 pub mod recovery_codes;
+pub mod redact;
 pub mod sealing;
 pub mod secret;
 pub mod service;

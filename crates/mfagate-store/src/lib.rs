@@ -14,6 +14,22 @@ use std::sync::Arc;
 
 use mfagate_core::{Store, StoreError};
 
+/// A unique violation, named for what it means to the user. `constraint` is what the database
+/// reports: SQLite's `table.column, ...` list or PostgreSQL's constraint name, so both stores
+/// classify alike (a factor's name taken is not a username taken).
+pub(crate) fn conflict(constraint: &str) -> StoreError {
+    let what = if constraint.contains("factors") && constraint.contains("name") {
+        "the user already has a factor of this name"
+    } else if constraint.contains("credential") {
+        "this credential is enrolled already"
+    } else if constraint.contains("users") {
+        "a user with this username or e-mail already exists"
+    } else {
+        "this exists already"
+    };
+    StoreError::Conflict(what.into())
+}
+
 /// Opens the store named by a database URL (`sqlite://PATH` or `postgres://...`) and applies
 /// pending migrations.
 pub async fn open(database_url: &str) -> Result<Arc<dyn Store>, StoreError> {
@@ -49,5 +65,31 @@ pub fn redact_url(url: &str) -> String {
             format!("{}://***{}", &url[..scheme_end], &url[at..])
         }
         _ => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unique_violations_are_named_for_what_they_mean() {
+        let said = |constraint: &str| match conflict(constraint) {
+            StoreError::Conflict(what) => what,
+            other => panic!("{other}"),
+        };
+        // SQLite's column lists and PostgreSQL's constraint names alike.
+        assert!(said("UNIQUE constraint failed: users.username_lower").contains("username"));
+        assert!(said("users users_email_lower_key").contains("username or e-mail"));
+        assert!(
+            said("UNIQUE constraint failed: factors.user_id, factors.name_lower")
+                .contains("factor of this name")
+        );
+        assert!(said("factors factors_name_of_user").contains("factor of this name"));
+        assert!(said("factors factors_by_credential").contains("credential"));
+        assert_eq!(
+            said("refresh_tokens refresh_tokens_pkey"),
+            "this exists already"
+        );
     }
 }

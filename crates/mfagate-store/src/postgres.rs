@@ -138,9 +138,11 @@ impl Default for PgPoolSettings {
 
 fn map_error(error: sqlx::Error) -> StoreError {
     match &error {
-        sqlx::Error::Database(db) if db.is_unique_violation() => {
-            StoreError::Conflict("a user with this username or e-mail already exists".into())
-        }
+        sqlx::Error::Database(db) if db.is_unique_violation() => crate::conflict(&format!(
+            "{} {}",
+            db.table().unwrap_or_default(),
+            db.constraint().unwrap_or_default()
+        )),
         // Class 08 (connection exception) and 57P0x (shutdown, crash, not yet accepting
         // connections): the database is away, not the query wrong.
         sqlx::Error::Database(db)

@@ -31,13 +31,14 @@ pub(crate) fn map_error(error: rusqlite::Error) -> StoreError {
     use rusqlite::ffi;
     use rusqlite::ErrorCode;
     match &error {
-        rusqlite::Error::SqliteFailure(failure, _)
+        // "UNIQUE constraint failed: users.username_lower"
+        rusqlite::Error::SqliteFailure(failure, message)
             if matches!(
                 failure.extended_code,
                 ffi::SQLITE_CONSTRAINT_UNIQUE | ffi::SQLITE_CONSTRAINT_PRIMARYKEY
             ) =>
         {
-            StoreError::Conflict("a user with this username or e-mail already exists".into())
+            crate::conflict(message.as_deref().unwrap_or_default())
         }
         rusqlite::Error::SqliteFailure(failure, _)
             if matches!(

@@ -6,56 +6,64 @@ use serde::{Deserialize, Serialize};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-#[derive(Debug, Deserialize)]
+#[derive(Deserialize)]
 pub struct RegisterRequest {
     pub username: String,
     pub email: String,
     pub password: String,
 }
+mfagate_core::debug_showing!(RegisterRequest { username, email });
 
-#[derive(Debug, Deserialize)]
+#[derive(Deserialize)]
 pub struct LoginRequest {
     pub username: String,
     pub password: String,
 }
+mfagate_core::debug_showing!(LoginRequest { username });
 
 /// `refresh` may be absent when the refresh cookie carries it.
-#[derive(Debug, Deserialize)]
+#[derive(Deserialize)]
 pub struct RefreshRequest {
     pub refresh: Option<String>,
 }
+mfagate_core::debug_showing!(RefreshRequest {});
 
-#[derive(Debug, Deserialize)]
+#[derive(Deserialize)]
 pub struct VerifyRequest {
     pub ephemeral_token: String,
     pub code: String,
 }
+mfagate_core::debug_showing!(VerifyRequest {});
 
-#[derive(Debug, Deserialize)]
+#[derive(Deserialize)]
 pub struct ActivateRequest {
     pub activation_token: String,
     pub code: String,
 }
+mfagate_core::debug_showing!(ActivateRequest {});
 
-#[derive(Debug, Deserialize)]
+#[derive(Deserialize)]
 pub struct CodeRequest {
     pub code: String,
 }
+mfagate_core::debug_showing!(CodeRequest {});
 
 #[derive(Debug, Deserialize)]
 pub struct MethodRequest {
     pub method: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Deserialize)]
 pub struct EphemeralRequest {
     pub ephemeral_token: String,
 }
+mfagate_core::debug_showing!(EphemeralRequest {});
 
-#[derive(Debug, Deserialize)]
+#[derive(Deserialize)]
 pub struct KeyRequest {
     pub key: String,
 }
+mfagate_core::debug_showing!(KeyRequest {});
 
 #[derive(Debug, Deserialize)]
 pub struct OptionalEmailRequest {
@@ -67,23 +75,26 @@ pub struct EmailRequest {
     pub email: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Deserialize)]
 pub struct SetPasswordRequest {
     pub key: String,
     pub password: String,
 }
+mfagate_core::debug_showing!(SetPasswordRequest {});
 
-#[derive(Debug, Deserialize)]
+#[derive(Deserialize)]
 pub struct PasswordChangeRequest {
     pub old_password: String,
     pub new_password: String,
 }
+mfagate_core::debug_showing!(PasswordChangeRequest {});
 
-#[derive(Debug, Deserialize)]
+#[derive(Deserialize)]
 pub struct PasswordResetConfirmRequest {
     pub key: String,
     pub new_password: String,
 }
+mfagate_core::debug_showing!(PasswordResetConfirmRequest {});
 
 #[derive(Debug, Deserialize)]
 pub struct InvitationRequest {
@@ -237,10 +248,11 @@ impl From<MfaStatus> for StatusBody {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Serialize)]
 pub struct RecoveryCodesBody {
     pub recovery_codes: Vec<String>,
 }
+mfagate_core::debug_showing!(RecoveryCodesBody {});
 
 #[derive(Debug, Serialize)]
 pub struct DetailBody {

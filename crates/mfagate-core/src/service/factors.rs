@@ -50,11 +50,7 @@ pub struct TotpSetup {
     pub qr_code_data_uri: String,
 }
 
-impl std::fmt::Debug for TotpSetup {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("TotpSetup { .. }")
-    }
-}
+crate::debug_showing!(TotpSetup {});
 
 /// A begun enrolment: the pending factor, and what the device needs.
 #[derive(Debug, Clone)]
@@ -74,13 +70,7 @@ pub struct FactorVerifiedOutcome {
     pub tokens: TokenPair,
 }
 
-impl std::fmt::Debug for FactorVerifiedOutcome {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FactorVerifiedOutcome")
-            .field("factor", &self.factor)
-            .finish_non_exhaustive()
-    }
-}
+crate::debug_showing!(FactorVerifiedOutcome { factor });
 
 fn not_found() -> Error {
     Error::NotFound(

@@ -71,15 +71,19 @@ pub struct Context {
     pub ip: Option<IpAddr>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Clone, Serialize)]
 pub struct TokenPair {
     pub access: String,
     pub refresh: String,
     pub token_type: &'static str,
     pub expires_in: i64,
 }
+crate::debug_showing!(TokenPair {
+    token_type,
+    expires_in
+});
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Clone, Serialize)]
 pub struct ChallengeIssued {
     pub ephemeral_token: String,
     pub methods: Vec<Method>,
@@ -88,12 +92,18 @@ pub struct ChallengeIssued {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub email_sent: Option<bool>,
 }
+crate::debug_showing!(ChallengeIssued {
+    methods,
+    expires_in,
+    email_sent
+});
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Clone, Serialize)]
 pub struct SetupIssued {
     pub setup_token: String,
     pub expires_in: i64,
 }
+crate::debug_showing!(SetupIssued { expires_in });
 
 /// What a correct password leads to.
 #[derive(Debug, Clone)]
@@ -188,7 +198,7 @@ impl Enroller {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Clone, Serialize)]
 pub struct TotpEnrollment {
     pub secret: String,
     pub totp_url: String,
@@ -196,14 +206,16 @@ pub struct TotpEnrollment {
     pub qr_code_svg: String,
     pub qr_code_data_uri: String,
 }
+crate::debug_showing!(TotpEnrollment {});
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct TotpActivated {
     pub recovery_codes: Vec<String>,
     /// A new session with the factor in its `amr`: enrolment ends every session that began
     /// without a second factor (the caller's too), and with a setup token it completes a login.
     pub tokens: TokenPair,
 }
+crate::debug_showing!(TotpActivated {});
 
 #[derive(Debug, Clone)]
 pub struct MfaStatus {

@@ -299,10 +299,8 @@ async fn get(client: &reqwest::Client, url: String, token: Option<&str>) -> Resu
 }
 
 fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
+    use mfagate_core::clock::Clock;
+    mfagate_core::clock::SystemClock.now()
 }
 
 /// A login then a TOTP code, for the next seeded user (each used once).

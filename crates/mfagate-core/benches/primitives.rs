@@ -1,3 +1,9 @@
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    reason = "a benchmark: a failure is the run failing"
+)]
 //! Micro-benchmarks of the primitives every login touches:
 //! `cargo bench -p mfagate-core --bench primitives`.
 

@@ -398,6 +398,7 @@ impl Settings {
             refresh_cookie: raw.parsed("refresh_cookie", false, parse_bool)?,
             trusted_proxies: raw.parsed("trusted_proxies", Vec::new(), client_ip::parse_list)?,
             ip_throttle: raw.parsed("ip_throttle", gate_defaults.ip_throttle, rate)?,
+            clock: gate_defaults.clock.clone(),
         };
         let encryption_keys_old = raw.parsed("encryption_keys_old", Vec::new(), |v| {
             v.split(',')

@@ -12,7 +12,7 @@ use mfagate_core::{AccessClaims, Error};
 use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
-use crate::gate::{unix_now, MfaGate};
+use crate::gate::MfaGate;
 
 /// A JSON body. Wrong content type, malformed JSON, wrong types and oversized bodies become
 /// `415`, `400 invalid_request` and `413` in the contract's shape.
@@ -91,7 +91,7 @@ where
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let gate = MfaGate::from_ref(state);
         let token = bearer_token(&parts.headers).ok_or(Error::NotAuthenticated)?;
-        let claims = gate.gatekeeper().authenticate(token, unix_now()).await?;
+        let claims = gate.gatekeeper().authenticate(token, gate.now()).await?;
         Ok(Self {
             user_id: claims.sub.clone(),
             amr: claims.amr.clone(),

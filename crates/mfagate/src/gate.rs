@@ -1,7 +1,7 @@
 //! `MfaGate`: the shared state of the router and extractors. Cheap to clone.
 
+use mfagate_core::clock::{Clock, SystemClock};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use mfagate_core::client_ip::IpNet;
 use mfagate_core::rate::{IpRateCounter, Rate};
@@ -21,6 +21,8 @@ pub struct GateOptions {
     pub trusted_proxies: Vec<IpNet>,
     /// Requests per client IP over the sensitive endpoints; `None` switches it off.
     pub ip_throttle: Option<Rate>,
+    /// Where the gate reads the time (the wall clock; tests move a `MovableClock`).
+    pub clock: Arc<dyn Clock>,
 }
 
 impl Default for GateOptions {
@@ -33,6 +35,7 @@ impl Default for GateOptions {
                 limit: 300,
                 window_seconds: 60,
             }),
+            clock: Arc::new(SystemClock),
         }
     }
 }
@@ -54,12 +57,10 @@ impl std::fmt::Debug for MfaGate {
     }
 }
 
-/// The wall clock, read at the edge only: the core takes the time as a parameter.
+/// The wall clock (for callers outside a gate, such as the command line); a gate reads the
+/// clock of its options, [`MfaGate::now`].
 pub fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
+    SystemClock.now()
 }
 
 impl MfaGate {
@@ -71,7 +72,7 @@ impl MfaGate {
         options: GateOptions,
     ) -> Result<Self, mfagate_core::Error> {
         Ok(Self::from_gatekeeper(
-            Gatekeeper::new(store, config, keys, unix_now()).await?,
+            Gatekeeper::new(store, config, keys, options.clock.now()).await?,
             options,
         ))
     }
@@ -85,6 +86,11 @@ impl MfaGate {
             options,
             ip_counter,
         }))
+    }
+
+    /// The time by the gate's clock, in Unix seconds.
+    pub fn now(&self) -> i64 {
+        self.0.options.clock.now()
     }
 
     pub fn gatekeeper(&self) -> &Gatekeeper {
@@ -101,7 +107,7 @@ impl MfaGate {
 
     pub(crate) fn context(&self, client: ClientAddr) -> Context {
         Context {
-            now: unix_now(),
+            now: self.now(),
             ip: client.0,
         }
     }
@@ -116,7 +122,7 @@ impl MfaGate {
         else {
             return Ok(());
         };
-        let now = unix_now();
+        let now = self.now();
         counter.hit(ip, now).map_err(ApiError::throttled)?;
         self.0
             .gatekeeper

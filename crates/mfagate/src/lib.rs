@@ -12,15 +12,6 @@
 //! ```
 //!
 //! [`app`] is the whole server: the router plus `/healthz`, JSON 404s, request ids and tracing.
-#![cfg_attr(
-    not(test),
-    deny(
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::panic,
-        clippy::indexing_slicing
-    )
-)]
 
 pub mod error;
 pub mod extract;

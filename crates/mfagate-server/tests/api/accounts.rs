@@ -194,7 +194,7 @@ async fn the_current_user_needs_a_valid_bearer_token() {
 async fn an_expired_access_token_is_refused() {
     let app = spawn_app_with(|s| s.config.access_ttl = 1).await;
     let access = app.register_and_token("ann").await;
-    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    app.clock.advance(2); // past the 1-second lifetime, without waiting for it
     app.get("/auth/user", Some(&access))
         .await
         .assert_error(401, "not_authenticated");
@@ -269,7 +269,7 @@ async fn an_expired_refresh_token_is_refused() {
         .as_str()
         .unwrap()
         .to_string();
-    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    app.clock.advance(2); // past the 1-second lifetime, without waiting for it
     app.post("/auth/token/refresh", json!({"refresh": token}), None)
         .await
         .assert_error(401, "invalid_token");

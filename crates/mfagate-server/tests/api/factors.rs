@@ -440,7 +440,7 @@ async fn adding_a_second_factor_and_removing_one_need_a_recent_authentication() 
     let access = app.register_and_token("eli").await;
     let step = fresh_step() - 1;
     let phone = enrol(&app, &access, "Phone", step).await;
-    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    app.clock.advance(3);
     let stale = phone.access();
     for answer in [
         begin(&app, &stale, "Tablet").await,

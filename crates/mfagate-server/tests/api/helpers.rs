@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::sync::{Arc, Once};
 
+use mfagate::core::clock::MovableClock;
 use mfagate::core::totp::{self, TotpParams};
 use mfagate_server::settings::Redacted;
 use mfagate_server::{Application, Settings};
@@ -31,6 +32,8 @@ fn init_tracing() {
 
 pub struct TestApp {
     pub addr: String,
+    /// The server's clock: `advance` it instead of sleeping until something expires.
+    pub clock: MovableClock,
     /// Every message the server sent.
     pub mail: MailBox,
     pub client: reqwest::Client,
@@ -57,11 +60,13 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
     } else {
         None
     };
+    let clock = MovableClock::new();
+    settings.gate.clock = Arc::new(clock.clone());
     let mail = MailBox::default();
     let smtp_port = mail.listen(0).await;
     settings.smtp_url = Some(Redacted(format!("smtp://127.0.0.1:{smtp_port}")));
     configure(&mut settings);
-    start(dir, settings, mail, pg).await
+    start(dir, settings, mail, pg, clock).await
 }
 
 async fn start(
@@ -69,6 +74,7 @@ async fn start(
     settings: Settings,
     mail: MailBox,
     pg: Option<Arc<PgDatabase>>,
+    clock: MovableClock,
 ) -> TestApp {
     init_tracing();
     let app = Application::build(settings.clone())
@@ -85,6 +91,7 @@ async fn start(
     });
     TestApp {
         addr,
+        clock,
         mail,
         client: reqwest::Client::new(),
         dir,
@@ -371,6 +378,7 @@ impl TestApp {
             settings,
             self.mail.clone(),
             self.pg.clone(),
+            self.clock.clone(),
         )
         .await
     }

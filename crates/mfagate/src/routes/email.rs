@@ -10,7 +10,7 @@ use serde_json::{json, Map, Value};
 use super::login_response;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{bearer_token, AuthenticatedUser, ClientAddr, JsonBody};
-use crate::gate::{unix_now, MfaGate};
+use crate::gate::MfaGate;
 use crate::wire::{
     EmailRequest, EphemeralRequest, KeyRequest, OptionalEmailRequest, PasswordChangeRequest,
     PasswordResetConfirmRequest, SetPasswordRequest,
@@ -59,7 +59,7 @@ pub async fn resend_verification(
     let ctx = gate.context(client);
     if headers.contains_key(axum::http::header::AUTHORIZATION) {
         let token = bearer_token(&headers).ok_or(Error::NotAuthenticated)?;
-        let claims = gate.gatekeeper().authenticate(token, unix_now()).await?;
+        let claims = gate.gatekeeper().authenticate(token, gate.now()).await?;
         gate.gatekeeper()
             .resend_verification_for_user(&claims.sub, &ctx)
             .await?;

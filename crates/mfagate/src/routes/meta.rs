@@ -28,5 +28,5 @@ pub async fn healthz(State(gate): State<MfaGate>) -> Response {
 
 /// Public keys for verifying access tokens (EdDSA). HS256 tokens have none to publish.
 pub async fn jwks(State(gate): State<MfaGate>) -> Json<serde_json::Value> {
-    Json(gate.gatekeeper().jwks(crate::gate::unix_now()))
+    Json(gate.gatekeeper().jwks(gate.now()))
 }

@@ -12,7 +12,7 @@ use serde_json::{json, Map};
 use super::token_response;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{bearer_token, AuthenticatedUser, ClientAddr, JsonBody};
-use crate::gate::{unix_now, MfaGate};
+use crate::gate::MfaGate;
 use crate::wire::{
     ActivateRequest, CodeRequest, DetailBody, MethodRequest, RecoveryCodesBody, StatusBody,
 };
@@ -30,7 +30,7 @@ impl FromRequestParts<MfaGate> for EnrollerAuth {
         let token = bearer_token(&parts.headers).ok_or(Error::NotAuthenticated)?;
         Ok(Self(
             gate.gatekeeper()
-                .authenticate_enroller(token, unix_now())
+                .authenticate_enroller(token, gate.now())
                 .await?,
         ))
     }

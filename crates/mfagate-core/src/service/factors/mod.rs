@@ -2,6 +2,8 @@
 //! rename and remove them. `totp/activate` and `totp/deactivate` (in `mod.rs`) keep their v1
 //! behaviour on the same rows: the first TOTP factor, and every TOTP factor.
 
+pub mod totp;
+
 use serde::Serialize;
 
 use super::{totp_context, Context, Enroller, Gatekeeper, TokenPair};
@@ -15,7 +17,6 @@ use crate::store::{
     Factor, FactorBegun, FactorRemoved, FactorRenamed, FactorVerification, FactorVerified,
     NewFactor,
 };
-use crate::totp;
 
 /// A factor as the API shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -147,15 +148,15 @@ impl Gatekeeper {
         let id = new_id();
         let (secret_sealed, setup) = match kind {
             FactorKind::Totp => {
-                let secret = totp::generate_secret();
-                let totp_url = totp::key_uri(
+                let secret = crate::totp::generate_secret();
+                let totp_url = crate::totp::key_uri(
                     &self.config.totp_issuer,
                     &user.username,
                     &secret,
                     &self.config.totp,
                 );
                 let setup = TotpSetup {
-                    secret: totp::encode_secret(&secret),
+                    secret: crate::totp::encode_secret(&secret),
                     qr_code_svg: qr::svg(&totp_url)?,
                     qr_code_data_uri: qr::png_data_uri(&totp_url)?,
                     totp_url,
@@ -229,7 +230,7 @@ impl Gatekeeper {
                     Error::Internal(format!("TOTP factor {factor_id} has no secret"))
                 })?;
                 let secret = self.sealer.open(sealed, &totp_context(user_id))?;
-                totp::matching_step(&secret, code, ctx.now, &self.config.totp).ok_or(
+                crate::totp::matching_step(&secret, code, ctx.now, &self.config.totp).ok_or(
                     Error::InvalidCode {
                         attempts_remaining: None,
                     },

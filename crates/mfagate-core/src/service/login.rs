@@ -1,0 +1,292 @@
+//! Password login: throttled attempts, then tokens, a challenge or a setup token.
+
+use super::*;
+use crate::password;
+
+#[derive(Clone, Serialize)]
+pub struct ChallengeIssued {
+    pub ephemeral_token: String,
+    pub methods: Vec<Method>,
+    pub expires_in: i64,
+    /// Present when e-mail is the preferred or only method: whether login sent the first code.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email_sent: Option<bool>,
+}
+
+crate::debug_showing!(ChallengeIssued {
+    methods,
+    expires_in,
+    email_sent
+});
+
+#[derive(Clone, Serialize)]
+pub struct SetupIssued {
+    pub setup_token: String,
+    pub expires_in: i64,
+}
+
+crate::debug_showing!(SetupIssued { expires_in });
+
+/// What a correct password leads to.
+#[derive(Debug, Clone)]
+pub enum LoginOutcome {
+    Tokens(TokenPair),
+    Challenge(ChallengeIssued),
+    SetupRequired(SetupIssued),
+}
+
+/// Longest username or e-mail worth looking up.
+pub(super) const LOGIN_MAX_CHARS: usize = 320;
+
+impl Gatekeeper {
+    pub async fn login(&self, login: &str, password: &str, ctx: &Context) -> Result<LoginOutcome> {
+        // NUL can be in no stored name (and PostgreSQL refuses it in text): such a login is
+        // simply unknown.
+        let login = login.trim().to_lowercase().replace('\0', "\u{fffd}");
+        let user = if login.chars().count() > LOGIN_MAX_CHARS || login.contains('\u{fffd}') {
+            None
+        } else {
+            self.store.user_by_login(&login).await?
+        };
+        let windows = self.login_windows(&login, user.as_ref(), ctx);
+        // A disabled account is checked against the decoy: same time, and a failure like any.
+        let active = user.as_ref().filter(|u| !u.disabled);
+        let matched = self
+            .attempt_password(&windows, active, password, ctx)
+            .await?;
+        let user = match user {
+            Some(user) if matched => user,
+            user => {
+                let detail = if user.is_none() {
+                    Some("unknown user".to_string())
+                } else {
+                    None
+                };
+                self.audit(
+                    audit::LOGIN_FAILED,
+                    user.as_ref().map(|u| u.id.as_str()),
+                    ctx,
+                    detail,
+                )
+                .await;
+                return Err(Error::InvalidCredentials);
+            }
+        };
+        if self.config.email_verification && !user.email_verified {
+            return Err(Error::EmailNotVerified);
+        }
+        self.after_password(&user, ctx).await
+    }
+
+    /// Counts one request from `ip` in the per-IP request window (`rate`), which every
+    /// instance on the database shares: N instances behind a balancer allow the limit once,
+    /// not N times. The caller refuses first from its own memory, which costs no write.
+    pub async fn claim_ip_request(&self, rate: Rate, ip: IpAddr, now: i64) -> Result<()> {
+        let window = self
+            .throttle_keys
+            .window(rate, "request-ip", &[&ip.to_string()]);
+        match self.store.claim_request_window(&window, now).await? {
+            Claim::Granted => Ok(()),
+            Claim::Refused { retry_after } => Err(Error::Throttled {
+                retry_after: seconds_until(now + retry_after, now),
+            }),
+        }
+    }
+
+    /// The windows a password attempt for `name` (as typed, lowercased) is counted in: the
+    /// tight one per name and client IP, and the loose one per account from every IP.
+    ///
+    /// The tight one is keyed by the name as typed, known or not, so a user's username and
+    /// address fill different windows and a 429 on one says nothing about the other; only the
+    /// loose per-account window links them, and only past its own limit.
+    pub(super) fn login_windows(
+        &self,
+        name: &str,
+        user: Option<&User>,
+        ctx: &Context,
+    ) -> Vec<WindowLimit> {
+        let ip = ctx.ip.map(|ip| ip.to_string()).unwrap_or_default();
+        let mut windows = Vec::new();
+        if let Some(rate) = self.config.login_throttle {
+            windows.push(self.throttle_keys.window(rate, "login-ip", &[name, &ip]));
+        }
+        if let Some(rate) = self.config.login_account_throttle {
+            let account = match user {
+                Some(user) => ["user", user.id.as_str()],
+                None => ["name", name],
+            };
+            windows.push(self.throttle_keys.window(rate, "login-account", &account));
+        }
+        windows
+    }
+
+    /// One password attempt for `user` (None: unknown), counted in `windows` before any hash
+    /// is computed, so of a burst at most the limit is ever checked. The windows count
+    /// failures: a right password hands its claim back, and so does an attempt the hash queue
+    /// refused (it was never checked).
+    pub(super) async fn attempt_password(
+        &self,
+        windows: &[WindowLimit],
+        user: Option<&User>,
+        password: &str,
+        ctx: &Context,
+    ) -> Result<bool> {
+        let user_id = user.map(|u| u.id.as_str());
+        if !windows.is_empty() {
+            if let Claim::Refused { retry_after } =
+                self.store.claim_windows(windows, ctx.now).await?
+            {
+                self.audit(audit::LOGIN_THROTTLED, user_id, ctx, None).await;
+                return Err(Error::Throttled {
+                    retry_after: seconds_until(ctx.now + retry_after, ctx.now),
+                });
+            }
+        }
+        let checked = self.check_password(user, password, ctx).await;
+        if !matches!(checked, Ok(false)) && !windows.is_empty() {
+            self.store.release_windows(windows, ctx.now).await?;
+        }
+        checked
+    }
+
+    /// One full argon2 verification, whoever asks: an unknown user and one without a password
+    /// yet (a pending invitation) are checked against the decoy hash, so the time tells
+    /// nothing.
+    pub(super) async fn check_password(
+        &self,
+        user: Option<&User>,
+        password: &str,
+        ctx: &Context,
+    ) -> Result<bool> {
+        let stored = user
+            .map(|u| u.password_hash.as_str())
+            .filter(|hash| password::is_password_hash(hash));
+        let hash = stored.unwrap_or(&self.dummy_hash).to_string();
+        // Over-long passwords still cost one hash (of nothing), so their answer takes as long.
+        let typed = if password.len() <= crate::config::PASSWORD_MAX_BYTES {
+            password
+        } else {
+            ""
+        };
+        let verified = self.hasher.verify(typed.to_string(), hash, ctx.ip).await?;
+        Ok(verified && stored.is_some() && password.len() <= crate::config::PASSWORD_MAX_BYTES)
+    }
+
+    /// What a user who proved their password gets: tokens, a challenge, or a setup token.
+    pub async fn after_password(&self, user: &User, ctx: &Context) -> Result<LoginOutcome> {
+        if self.config.mode == MfaMode::Disabled {
+            self.audit(audit::LOGIN_OK, Some(&user.id), ctx, None).await;
+            return Ok(LoginOutcome::Tokens(
+                self.issue_tokens(&user.id, &["pwd"], ctx.now).await?,
+            ));
+        }
+        let methods = self.verify_methods(user).await?;
+        if !methods.is_empty() {
+            return Ok(LoginOutcome::Challenge(
+                self.issue_challenge(user, methods, ctx).await?,
+            ));
+        }
+        if self.config.mode == MfaMode::Required {
+            return Ok(LoginOutcome::SetupRequired(
+                self.issue_setup_token(&user.id, ctx).await?,
+            ));
+        }
+        self.audit(audit::LOGIN_OK, Some(&user.id), ctx, None).await;
+        Ok(LoginOutcome::Tokens(
+            self.issue_tokens(&user.id, &["pwd"], ctx.now).await?,
+        ))
+    }
+
+    /// What `mfa/verify` accepts for this user, preferred first.
+    pub(super) async fn verify_methods(&self, user: &User) -> Result<Vec<Method>> {
+        let recovery_codes = user.has_totp
+            && self.config.allows(Method::Totp)
+            && self.store.count_unused_recovery_codes(&user.id).await? > 0;
+        Ok(policy::challenge_methods(
+            &self.config,
+            &holdings(user, recovery_codes),
+        ))
+    }
+
+    pub(super) async fn issue_challenge(
+        &self,
+        user: &User,
+        methods: Vec<Method>,
+        ctx: &Context,
+    ) -> Result<ChallengeIssued> {
+        let token = generate_token();
+        let expires_at = ctx.now + self.config.challenge_ttl;
+        let challenge_id = new_id();
+        let created = self
+            .store
+            .create_challenge(
+                &NewChallenge {
+                    id: challenge_id.clone(),
+                    user_id: user.id.clone(),
+                    token_hash: hash_token(&token),
+                    created_at: ctx.now,
+                    expires_at,
+                },
+                self.config.max_challenges,
+                self.config.max_attempts,
+                ctx.now,
+            )
+            .await?;
+        if let ChallengeCreated::TooMany { earliest_expiry } = created {
+            return Err(Error::TooManyChallenges {
+                retry_after: seconds_until(earliest_expiry, ctx.now),
+            });
+        }
+        self.audit(
+            audit::CHALLENGE_ISSUED,
+            Some(&user.id),
+            ctx,
+            Some(
+                methods
+                    .iter()
+                    .map(|m| m.as_str())
+                    .collect::<Vec<_>>()
+                    .join(","),
+            ),
+        )
+        .await;
+        // E-mail preferred or alone: the user needs the code now. A mail failure does not fail
+        // the login; the client sees `email_sent: false` and can ask again.
+        let email_sent = if methods.first() == Some(&Method::Email) {
+            Some(
+                self.send_email_code(&challenge_id, expires_at, user, ctx)
+                    .await
+                    .is_ok(),
+            )
+        } else {
+            None
+        };
+        Ok(ChallengeIssued {
+            ephemeral_token: token,
+            methods,
+            expires_in: self.config.challenge_ttl,
+            email_sent,
+        })
+    }
+
+    pub(super) async fn issue_setup_token(
+        &self,
+        user_id: &str,
+        ctx: &Context,
+    ) -> Result<SetupIssued> {
+        let token = generate_token();
+        self.store
+            .create_setup_token(
+                &hash_token(&token),
+                user_id,
+                ctx.now + self.config.setup_token_ttl,
+            )
+            .await?;
+        self.audit(audit::SETUP_TOKEN_ISSUED, Some(user_id), ctx, None)
+            .await;
+        Ok(SetupIssued {
+            setup_token: token,
+            expires_in: self.config.setup_token_ttl,
+        })
+    }
+}

@@ -1,0 +1,61 @@
+//! Recovery codes: made with the first factor, shown, regenerated.
+
+use super::*;
+use crate::recovery_codes;
+
+impl Gatekeeper {
+    /// A fresh set of recovery codes: in plain text for the user, sealed for the store.
+    pub(super) fn new_recovery_codes(&self, user_id: &str) -> (Vec<String>, Vec<String>) {
+        let codes = recovery_codes::generate_set(self.config.recovery_code_count);
+        let sealed = codes
+            .iter()
+            .map(|c| self.sealer.seal(c.as_bytes(), &recovery_context(user_id)))
+            .collect();
+        (codes, sealed)
+    }
+
+    /// The unused codes, to a token that shows a second factor (a token from a password alone,
+    /// perhaps stolen, must not turn into a permanent second factor).
+    pub async fn recovery_codes(&self, claims: &AccessClaims) -> Result<Vec<String>> {
+        let user_id = claims.sub.as_str();
+        self.user(user_id).await?;
+        if self.store.factors(user_id).await?.is_empty() {
+            return Err(Error::TotpNotEnabled);
+        }
+        if !claims.has_second_factor() {
+            return Err(Error::MfaRequired);
+        }
+        self.store
+            .unused_recovery_codes(user_id)
+            .await?
+            .iter()
+            .map(|stored| {
+                let plain = self
+                    .sealer
+                    .open(&stored.code_sealed, &recovery_context(user_id))?;
+                Ok(String::from_utf8_lossy(&plain).into_owned())
+            })
+            .collect()
+    }
+
+    pub async fn regenerate_recovery_codes(
+        &self,
+        user_id: &str,
+        code: &str,
+        ctx: &Context,
+    ) -> Result<Vec<String>> {
+        self.user(user_id).await?;
+        if self.store.factors(user_id).await?.is_empty() {
+            return Err(Error::TotpNotEnabled);
+        }
+        self.require_second_factor(user_id, code, ctx).await?;
+        let (codes, sealed) = self.new_recovery_codes(user_id);
+        if !self.store.replace_recovery_codes(user_id, &sealed).await? {
+            // Disabled, or the last factor went while the codes were made.
+            return Err(Error::TotpNotEnabled);
+        }
+        self.audit(audit::RECOVERY_CODES_REGENERATED, Some(user_id), ctx, None)
+            .await;
+        Ok(codes)
+    }
+}

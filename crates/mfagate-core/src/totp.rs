@@ -1,7 +1,7 @@
 //! TOTP (RFC 6238) on top of HOTP (RFC 4226).
 //!
 //! This module only computes and compares codes. Which step was last accepted, and the rule that
-//! a step is accepted at most once, live in the store (`MfaStore::accept_totp_step`), so the replay
+//! a step is accepted at most once, live in the store (`RecoveryCodeStore::accept_totp_step`), so the replay
 //! guard holds across server instances.
 
 use hmac::{Hmac, Mac};

@@ -3,9 +3,6 @@
 
 pub mod postgres;
 pub mod sqlite;
-mod sqlite_readers;
-mod sqlite_statements;
-mod sqlite_writer;
 
 pub use postgres::{PgPoolSettings, PgStore};
 pub use sqlite::SqliteStore;

@@ -524,3 +524,26 @@ impl FactorStore for PgStore {
             .collect())
     }
 }
+
+/// A recovery code counts as a use of the user's oldest TOTP factor (v1's one device, whose
+/// `last_used_at` `mfa/status` shows).
+pub(super) async fn touch_totp_device<'c, E>(
+    c: E,
+    user_id: &str,
+    now: i64,
+) -> Result<(), sqlx::Error>
+where
+    E: sqlx::PgExecutor<'c>,
+{
+    sqlx::query(
+        "UPDATE factors SET last_used_at = $2
+         WHERE id = (SELECT id FROM factors
+                     WHERE user_id = $1 AND kind = 'totp' AND verified_at IS NOT NULL
+                     ORDER BY seq LIMIT 1)",
+    )
+    .bind(user_id)
+    .bind(now)
+    .execute(c)
+    .await?;
+    Ok(())
+}

@@ -11,7 +11,7 @@ use mfagate_core::store::{
 use rusqlite::params;
 
 use super::{insert_token, replace_codes, SqliteStore};
-use crate::sqlite_statements::{execute, exists, query_all, query_opt};
+use crate::sqlite::statements::{execute, exists, query_all, query_opt};
 
 /// The columns `factor_from_row` reads.
 macro_rules! factor_columns {
@@ -475,4 +475,22 @@ pub(super) fn accept_step(
            AND (last_step IS NULL OR last_step < ?3)",
         params![user_id, factor_id, step, now],
     )
+}
+
+/// A recovery code counts as a use of the user's oldest TOTP factor (v1's one device, whose
+/// `last_used_at` `mfa/status` shows).
+pub(super) fn touch_totp_device(
+    c: &rusqlite::Connection,
+    user_id: &str,
+    now: i64,
+) -> rusqlite::Result<()> {
+    execute(
+        c,
+        "UPDATE factors SET last_used_at = ?2
+         WHERE id = (SELECT id FROM factors
+                     WHERE user_id = ?1 AND kind = 'totp' AND verified_at IS NOT NULL
+                     ORDER BY seq LIMIT 1)",
+        params![user_id, now],
+    )
+    .map(drop)
 }

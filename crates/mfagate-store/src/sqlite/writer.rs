@@ -29,8 +29,8 @@ use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
 
 #[cfg(test)]
-use crate::sqlite_statements::execute;
-use crate::sqlite_statements::{map_error, open};
+use crate::sqlite::statements::execute;
+use crate::sqlite::statements::{map_error, open};
 
 /// The most jobs one transaction takes; a bound on how long one batch holds the write lock.
 const MAX_BATCH: usize = 256;

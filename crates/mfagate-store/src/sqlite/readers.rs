@@ -17,7 +17,7 @@ use mfagate_core::StoreError;
 use rusqlite::Connection;
 use tokio::sync::Semaphore;
 
-use crate::sqlite_statements::{map_error, open};
+use crate::sqlite::statements::{map_error, open};
 
 #[derive(Clone)]
 pub struct Readers {

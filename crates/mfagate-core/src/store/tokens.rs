@@ -1,0 +1,61 @@
+//! Refresh tokens: sessions that rotate and die whole on reuse.
+
+use async_trait::async_trait;
+
+use super::*;
+
+#[derive(Debug, Clone)]
+pub struct NewRefreshToken {
+    pub token_hash: String,
+    pub user_id: String,
+    pub family_id: String,
+    /// The `amr` of the login that began the family, space-separated.
+    pub amr: String,
+    /// When the user last proved who they are (the login that began the family).
+    pub auth_time: i64,
+    pub created_at: i64,
+    pub expires_at: i64,
+}
+
+/// The token that replaces a rotated one; it inherits user, family, `amr` and `auth_time`.
+#[derive(Debug, Clone)]
+pub struct RefreshSuccessor {
+    pub token_hash: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RefreshOutcome {
+    /// The token was live and is now used; its successor is stored in the same family, in the
+    /// same transaction (so a concurrent reuse that revokes the family revokes it too).
+    Rotated {
+        user_id: String,
+        family_id: String,
+        amr: String,
+        auth_time: i64,
+    },
+    /// The token had already been rotated: stolen or replayed. Its family is now revoked.
+    Reused { user_id: String, family_id: String },
+    /// Unknown, expired or revoked, or its user is disabled.
+    Invalid,
+}
+
+#[async_trait]
+pub trait TokenStore: Send + Sync {
+    async fn insert_refresh_token(&self, token: &NewRefreshToken) -> StoreResult<()>;
+    /// Uses the token iff it is live and its user active, storing `successor` in the same
+    /// transaction; a token used before revokes its whole family.
+    async fn rotate_refresh_token(
+        &self,
+        token_hash: &str,
+        successor: &RefreshSuccessor,
+        now: i64,
+    ) -> StoreResult<RefreshOutcome>;
+    /// Revokes the family of this token; its user, or `None` for an unknown token.
+    async fn revoke_refresh_family(
+        &self,
+        token_hash: &str,
+        now: i64,
+    ) -> StoreResult<Option<String>>;
+}

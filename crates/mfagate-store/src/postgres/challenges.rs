@@ -1,0 +1,224 @@
+//! Login challenges: created under a per-user limit, attempts claimed before checking, completed once.
+
+use super::*;
+
+#[async_trait]
+impl ChallengeStore for PgStore {
+    async fn create_challenge(
+        &self,
+        challenge: &NewChallenge,
+        max_live: u32,
+        max_failures: u32,
+        now: i64,
+    ) -> StoreResult<ChallengeCreated> {
+        // Counting live challenges and inserting must not interleave with another instance doing
+        // the same for this user: the user's row lock serialises them.
+        let mut tx = self.pool.begin().await.store()?;
+        sqlx::query("SELECT 1 FROM users WHERE id = $1 FOR UPDATE")
+            .bind(&challenge.user_id)
+            .execute(&mut *tx)
+            .await
+            .store()?;
+        let inserted = sqlx::query(
+            "INSERT INTO challenges (id, user_id, token_hash, created_at, expires_at)
+             SELECT $1, $2, $3, $4, $5
+             WHERE (SELECT COUNT(*) FROM challenges
+                    WHERE user_id = $2 AND expires_at > $4 AND spent_at IS NULL AND failures < $7) < $6",
+        )
+        .bind(&challenge.id)
+        .bind(&challenge.user_id)
+        .bind(&challenge.token_hash)
+        .bind(now)
+        .bind(challenge.expires_at)
+        .bind(i64::from(max_live))
+        .bind(i64::from(max_failures))
+        .execute(&mut *tx)
+        .await
+        .store()?;
+        tx.commit().await.store()?;
+        if inserted.rows_affected() == 1 {
+            return Ok(ChallengeCreated::Created);
+        }
+        let earliest: Option<i64> = sqlx::query_scalar(
+            "SELECT MIN(expires_at) FROM challenges
+             WHERE user_id = $1 AND expires_at > $2 AND spent_at IS NULL AND failures < $3",
+        )
+        .bind(&challenge.user_id)
+        .bind(now)
+        .bind(i64::from(max_failures))
+        .fetch_one(&self.pool)
+        .await
+        .store()?;
+        Ok(ChallengeCreated::TooMany {
+            earliest_expiry: earliest.unwrap_or(now + 1),
+        })
+    }
+
+    async fn challenge_by_token(&self, token_hash: &str) -> StoreResult<Option<Challenge>> {
+        let row = sqlx::query("SELECT id, user_id, expires_at, failures, spent_at, email_code_hash FROM challenges WHERE token_hash = $1")
+            .bind(token_hash)
+            .fetch_optional(&self.pool)
+            .await
+            .store()?;
+        row.map(|row| {
+            let failures: i64 = row.try_get("failures").store()?;
+            let spent_at: Option<i64> = row.try_get("spent_at").store()?;
+            Ok(Challenge {
+                id: row.try_get("id").store()?,
+                user_id: row.try_get("user_id").store()?,
+                expires_at: row.try_get("expires_at").store()?,
+                failures: u32::try_from(failures).unwrap_or(u32::MAX),
+                spent: spent_at.is_some(),
+                email_code_hash: row.try_get("email_code_hash").store()?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn claim_challenge_attempt(
+        &self,
+        challenge_id: &str,
+        max_failures: u32,
+        user_window: Option<&WindowLimit>,
+        now: i64,
+    ) -> StoreResult<AttemptClaim> {
+        let mut tx = self.pool.begin().await.store()?;
+        // The challenge's row lock makes concurrent claims wait and re-check the count.
+        let failures: Option<i64> = sqlx::query_scalar(
+            "UPDATE challenges SET failures = failures + 1
+             WHERE id = $1 AND spent_at IS NULL AND expires_at > $3 AND failures < $2
+             RETURNING failures",
+        )
+        .bind(challenge_id)
+        .bind(i64::from(max_failures))
+        .bind(now)
+        .fetch_optional(&mut *tx)
+        .await
+        .store()?;
+        let Some(failures) = failures else {
+            let row = sqlx::query("SELECT expires_at, spent_at FROM challenges WHERE id = $1")
+                .bind(challenge_id)
+                .fetch_optional(&mut *tx)
+                .await
+                .store()?;
+            let Some(row) = row else {
+                return Ok(AttemptClaim::ChallengeGone);
+            };
+            let expires_at: i64 = row.try_get("expires_at").store()?;
+            let spent_at: Option<i64> = row.try_get("spent_at").store()?;
+            if spent_at.is_some() || expires_at <= now {
+                return Ok(AttemptClaim::ChallengeGone);
+            }
+            return Ok(AttemptClaim::ChallengeDead { expires_at });
+        };
+        if let Some(window) = user_window {
+            if claim_in_window(&mut tx, WindowTable::Throttle, window, now)
+                .await
+                .store()?
+                .is_none()
+            {
+                let retry_after =
+                    window_retry_after(&mut tx, WindowTable::Throttle, &window.key, now)
+                        .await
+                        .store()?;
+                // Rolled back: the challenge's attempt is not counted either.
+                return Ok(AttemptClaim::UserThrottled { retry_after });
+            }
+        }
+        tx.commit().await.store()?;
+        Ok(AttemptClaim::Claimed {
+            failures: u32::try_from(failures).unwrap_or(u32::MAX),
+        })
+    }
+
+    async fn complete_challenge(
+        &self,
+        challenge_id: &str,
+        claim: FactorClaim,
+        refresh: &NewRefreshToken,
+        release: Option<&WindowLimit>,
+        now: i64,
+    ) -> StoreResult<Completion> {
+        // Dropping the transaction before commit rolls every step back. The attempt was claimed
+        // before the code was checked, so the attempt count is not looked at here.
+        let mut tx = self.pool.begin().await.store()?;
+        let spent: Option<String> = sqlx::query_scalar(
+            "UPDATE challenges SET spent_at = $2
+             WHERE id = $1 AND spent_at IS NULL AND expires_at > $2
+               AND EXISTS (SELECT 1 FROM users u WHERE u.id = challenges.user_id AND NOT u.disabled)
+             RETURNING user_id",
+        )
+        .bind(challenge_id)
+        .bind(now)
+        .fetch_optional(&mut *tx)
+        .await
+        .store()?;
+        let Some(user_id) = spent else {
+            return Ok(Completion::ChallengeGone);
+        };
+        let claimed = match claim {
+            FactorClaim::TotpStep { factor_id, step } => {
+                factors::accept_step(&mut tx, &user_id, &factor_id, step, now)
+                    .await
+                    .store()?
+            }
+            FactorClaim::RecoveryCode(code_id) => {
+                let used = sqlx::query(
+                    "UPDATE recovery_codes SET used_at = $3
+                     WHERE id = $2 AND user_id = $1 AND used_at IS NULL",
+                )
+                .bind(&user_id)
+                .bind(code_id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await
+                .store()?
+                .rows_affected()
+                    == 1;
+                if used {
+                    touch_totp_device(&mut *tx, &user_id, now).await.store()?;
+                }
+                used
+            }
+            FactorClaim::EmailCode => true,
+        };
+        if !claimed {
+            return Ok(Completion::FactorRefused);
+        }
+        insert_token(&mut tx, refresh).await.store()?;
+        if let Some(window) = release {
+            release_in_window(&mut tx, &window.key, now).await.store()?;
+        }
+        tx.commit().await.store()?;
+        Ok(Completion::Completed)
+    }
+
+    async fn create_setup_token(
+        &self,
+        token_hash: &str,
+        user_id: &str,
+        expires_at: i64,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO setup_tokens (token_hash, user_id, expires_at) VALUES ($1, $2, $3)",
+        )
+        .bind(token_hash)
+        .bind(user_id)
+        .bind(expires_at)
+        .execute(&self.pool)
+        .await
+        .store()?;
+        Ok(())
+    }
+
+    async fn setup_token_user(&self, token_hash: &str, now: i64) -> StoreResult<Option<String>> {
+        sqlx::query_scalar(
+            "SELECT user_id FROM setup_tokens WHERE token_hash = $1 AND expires_at > $2",
+        )
+        .bind(token_hash)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await
+        .store()
+    }
+}

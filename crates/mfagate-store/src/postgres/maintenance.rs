@@ -1,0 +1,80 @@
+//! The clean-up in bounded batches, and the health check.
+
+use super::*;
+
+/// The clean-up, batch by batch: $1 the time bound, $2 the batch size.
+// `= ANY(ARRAY(...))` makes a TID (or key) lookup of exactly the batch, and `ORDER BY` the
+// column walks its index: without it the planner takes a sequential scan with a LIMIT, which
+// re-reads every row the passes before deleted (dead until vacuumed), so each pass of a large
+// backlog gets slower (measured at a million accounts: 300 rows/s instead of thousands).
+pub(super) const CLEANUP: &[&str] = &[
+    "DELETE FROM challenges WHERE ctid = ANY(ARRAY(
+     SELECT ctid FROM challenges WHERE expires_at <= $1 ORDER BY expires_at LIMIT $2))",
+    "DELETE FROM challenges WHERE ctid = ANY(ARRAY(
+     SELECT ctid FROM challenges WHERE spent_at IS NOT NULL AND spent_at <= $1 ORDER BY spent_at LIMIT $2))",
+    "DELETE FROM setup_tokens WHERE ctid = ANY(ARRAY(
+     SELECT ctid FROM setup_tokens WHERE expires_at <= $1 ORDER BY expires_at LIMIT $2))",
+    "DELETE FROM refresh_tokens WHERE ctid = ANY(ARRAY(
+     SELECT ctid FROM refresh_tokens WHERE expires_at <= $1 ORDER BY expires_at LIMIT $2))",
+    "DELETE FROM throttle_windows WHERE ctid = ANY(ARRAY(
+     SELECT ctid FROM throttle_windows WHERE window_end <= $1 ORDER BY window_end LIMIT $2))",
+    "DELETE FROM email_keys WHERE ctid = ANY(ARRAY(
+     SELECT ctid FROM email_keys WHERE expires_at <= $1 ORDER BY expires_at LIMIT $2))",
+    "DELETE FROM request_windows WHERE ctid = ANY(ARRAY(
+     SELECT ctid FROM request_windows WHERE window_end <= $1 ORDER BY window_end LIMIT $2))",
+    "DELETE FROM recovery_codes WHERE id = ANY(ARRAY(
+     SELECT id FROM recovery_codes WHERE used_at IS NOT NULL AND used_at <= $1 ORDER BY used_at LIMIT $2))",
+    "DELETE FROM factors WHERE ctid = ANY(ARRAY(
+     SELECT ctid FROM factors WHERE verified_at IS NULL AND pending_expires_at <= $1
+     ORDER BY pending_expires_at LIMIT $2))",
+];
+
+pub(super) const CLEANUP_AUDIT: &str = "DELETE FROM audit_events WHERE id = ANY(ARRAY(
+     SELECT id FROM audit_events WHERE at < $1 ORDER BY at LIMIT $2))";
+
+pub(super) const CLEANUP_LOCK: i64 = 0x6d66_6167_0002;
+
+#[async_trait]
+impl MaintenanceStore for PgStore {
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await.store()?;
+        Ok(())
+    }
+
+    async fn delete_expired(
+        &self,
+        now: i64,
+        audit_before: Option<i64>,
+        batch: u32,
+    ) -> StoreResult<u64> {
+        let batch = i64::from(batch.max(1));
+        let mut statements: Vec<(&'static str, i64)> =
+            CLEANUP.iter().map(|statement| (*statement, now)).collect();
+        if let Some(before) = audit_before {
+            statements.push((CLEANUP_AUDIT, before));
+        }
+        let mut deleted = 0;
+        for (statement, bound) in statements {
+            // A short transaction per batch; one instance at a time: another that holds the
+            // lock is doing this pass, so this one stops.
+            let mut tx = self.pool.begin().await.store()?;
+            let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
+                .bind(CLEANUP_LOCK)
+                .fetch_one(&mut *tx)
+                .await
+                .store()?;
+            if !locked {
+                return Ok(deleted);
+            }
+            deleted += sqlx::query(statement)
+                .bind(bound)
+                .bind(batch)
+                .execute(&mut *tx)
+                .await
+                .store()?
+                .rows_affected();
+            tx.commit().await.store()?;
+        }
+        Ok(deleted)
+    }
+}

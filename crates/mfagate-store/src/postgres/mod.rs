@@ -1,0 +1,292 @@
+//! PostgreSQL store, for several mfagate instances on one database. Every guarantee holds across
+//! instances: each one-time rule is a single conditional `UPDATE ... WHERE ... RETURNING` (row
+//! locks make concurrent ones wait and re-check), and the two checks that count rows (live
+//! challenges per user, the username/e-mail cross-check) run in a transaction that first locks
+//! the user row or takes an advisory lock.
+
+use std::borrow::Cow;
+use std::future::Future;
+use std::pin::Pin;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use mfagate_core::store::*;
+use mfagate_core::StoreError;
+use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
+use sqlx::{PgPool, Row};
+
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "initial",
+        include_str!("../../migrations/postgres/0001_initial.sql"),
+    ),
+    (
+        2,
+        "credential ends",
+        include_str!("../../migrations/postgres/0002_credential_ends.sql"),
+    ),
+    (
+        3,
+        "sealing keys",
+        include_str!("../../migrations/postgres/0003_sealing_keys.sql"),
+    ),
+    (
+        4,
+        "scale",
+        include_str!("../../migrations/postgres/0004_scale.sql"),
+    ),
+    (
+        5,
+        "shared request windows",
+        include_str!("../../migrations/postgres/0005_request_windows.sql"),
+    ),
+    (
+        6,
+        "factors",
+        include_str!("../../migrations/postgres/0006_factors.sql"),
+    ),
+];
+
+#[derive(Debug)]
+struct EmbeddedMigrations;
+
+impl<'s> MigrationSource<'s> for EmbeddedMigrations {
+    fn resolve(
+        self,
+    ) -> Pin<Box<dyn Future<Output = Result<Vec<Migration>, sqlx::error::BoxDynError>> + Send + 's>>
+    {
+        Box::pin(async {
+            Ok(MIGRATIONS
+                .iter()
+                .map(|(version, name, sql)| {
+                    Migration::new(
+                        *version,
+                        Cow::Borrowed(*name),
+                        MigrationType::Simple,
+                        Cow::Borrowed(*sql),
+                        false,
+                    )
+                })
+                .collect())
+        })
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct PgStore {
+    pool: PgPool,
+}
+
+/// Connection settings; the defaults suit one instance on a small machine.
+#[derive(Debug, Clone, Copy)]
+pub struct PgPoolSettings {
+    pub max_connections: u32,
+    pub acquire_timeout: Duration,
+    /// SQLite only: fsync on every commit (`synchronous=FULL`, the default) or not (`NORMAL`).
+    pub sqlite_full_sync: bool,
+}
+
+impl Default for PgPoolSettings {
+    fn default() -> Self {
+        Self {
+            max_connections: 10,
+            acquire_timeout: Duration::from_secs(3),
+            sqlite_full_sync: true,
+        }
+    }
+}
+
+fn map_error(error: sqlx::Error) -> StoreError {
+    match &error {
+        sqlx::Error::Database(db) if db.is_unique_violation() => crate::conflict(&format!(
+            "{} {}",
+            db.table().unwrap_or_default(),
+            db.constraint().unwrap_or_default()
+        )),
+        // Class 08 (connection exception) and 57P0x (shutdown, crash, not yet accepting
+        // connections): the database is away, not the query wrong.
+        sqlx::Error::Database(db)
+            if db
+                .code()
+                .is_some_and(|c| c.starts_with("08") || c.starts_with("57P")) =>
+        {
+            StoreError::Unavailable(error.to_string())
+        }
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::WorkerCrashed => StoreError::Unavailable(error.to_string()),
+        _ => StoreError::Other(error.to_string()),
+    }
+}
+
+trait SqlResult<T> {
+    fn store(self) -> Result<T, StoreError>;
+}
+
+impl<T> SqlResult<T> for Result<T, sqlx::Error> {
+    fn store(self) -> Result<T, StoreError> {
+        self.map_err(map_error)
+    }
+}
+
+/// The TOTP flag is a scalar subquery with `LIMIT 1`, not `EXISTS`: PostgreSQL may run an
+/// `EXISTS` as a hashed subplan, reading all of `factors` to answer a page of 100 users
+/// (6.7 ms at 30,000 users against 0.7 ms for 100 index probes); a scalar subquery is always
+/// probed per row through the index.
+const USER_COLUMNS: &str = "id, username, email, password_hash, email_verified, is_admin, disabled, preferred_method, email_otp, created_at, credential_epoch,
+    (SELECT TRUE FROM factors f
+     WHERE f.user_id = users.id AND f.kind = 'totp' AND f.verified_at IS NOT NULL LIMIT 1) IS NOT NULL AS has_totp";
+
+fn user_from_row(row: &PgRow) -> Result<User, StoreError> {
+    Ok(User {
+        id: row.try_get("id").store()?,
+        username: row.try_get("username").store()?,
+        email: row.try_get("email").store()?,
+        password_hash: row.try_get("password_hash").store()?,
+        email_verified: row.try_get("email_verified").store()?,
+        is_admin: row.try_get("is_admin").store()?,
+        disabled: row.try_get("disabled").store()?,
+        preferred_method: row.try_get("preferred_method").store()?,
+        email_otp: row.try_get("email_otp").store()?,
+        has_totp: row.try_get("has_totp").store()?,
+        credential_epoch: row.try_get("credential_epoch").store()?,
+        created_at: row.try_get("created_at").store()?,
+    })
+}
+
+/// Connects once and says plainly why that fails: which host and port refused, which database
+/// or role is missing, what to do.
+async fn probe(options: &PgConnectOptions) -> Result<(), StoreError> {
+    use sqlx::ConnectOptions;
+    let place = format!("{}:{}", options.get_host(), options.get_port());
+    let database = options.get_database().unwrap_or(options.get_username());
+    let user = options.get_username();
+    let error = match options.connect().await {
+        Ok(connection) => {
+            let _ = sqlx::Connection::close(connection).await;
+            return Ok(());
+        }
+        Err(error) => error,
+    };
+    let message = match &error {
+        sqlx::Error::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused => format!(
+            "cannot connect to PostgreSQL at {place}: connection refused; is PostgreSQL running there? \
+             Check the host and port in MFAGATE_DATABASE_URL"
+        ),
+        sqlx::Error::Io(io) => format!("cannot connect to PostgreSQL at {place}: {io}"),
+        sqlx::Error::Database(db) => match db.code().as_deref() {
+            Some("3D000") => format!(
+                "PostgreSQL at {place} has no database '{database}'; create it \
+                 (createdb -h {} -p {} -U {user} {database}) or fix MFAGATE_DATABASE_URL",
+                options.get_host(),
+                options.get_port()
+            ),
+            Some("28000") => format!(
+                "PostgreSQL at {place} refused the role '{user}' ({}); create it or fix the user in MFAGATE_DATABASE_URL",
+                db.message()
+            ),
+            Some("28P01") => format!(
+                "PostgreSQL at {place} refused the password of role '{user}'; fix it in MFAGATE_DATABASE_URL"
+            ),
+            _ => format!(
+                "PostgreSQL at {place} refused the connection to database '{database}' as '{user}': {}",
+                db.message()
+            ),
+        },
+        sqlx::Error::Tls(tls) => format!("cannot connect to PostgreSQL at {place}: TLS: {tls}"),
+        other => format!("cannot connect to PostgreSQL at {place}: {other}"),
+    };
+    Err(StoreError::Unavailable(message))
+}
+
+impl PgStore {
+    /// Claims one unit in one window of `table`, in one statement (its row lock makes the check
+    /// and the count one step, across instances too); no transaction.
+    async fn claim_one(
+        &self,
+        table: WindowTable,
+        window: &WindowLimit,
+        now: i64,
+    ) -> StoreResult<Claim> {
+        let mut c = self.pool.acquire().await.store()?;
+        if claim_in_window(&mut c, table, window, now)
+            .await
+            .store()?
+            .is_some()
+        {
+            return Ok(Claim::Granted);
+        }
+        let retry_after = window_retry_after(&mut c, table, &window.key, now)
+            .await
+            .store()?;
+        Ok(Claim::Refused { retry_after })
+    }
+
+    /// `postgres://user:pass@host:port/db`. The pool connects lazily and reconnects by itself
+    /// after the database restarts; until it answers, calls fail as `Unavailable` (503).
+    pub async fn connect(url: &str, settings: PgPoolSettings) -> Result<Self, StoreError> {
+        let options = PgConnectOptions::from_str(url)
+            .map_err(|e| StoreError::Other(format!("bad PostgreSQL URL: {e}")))?
+            .application_name("mfagate");
+        // One plain connection first: the pool would retry a refused port or a missing database
+        // until its timeout and then say only that it timed out.
+        probe(&options).await?;
+        let pool = PgPoolOptions::new()
+            .max_connections(settings.max_connections)
+            .min_connections(0)
+            .acquire_timeout(settings.acquire_timeout)
+            // No ping before each query (a round trip of its own): sqlx pings a connection as it
+            // comes back to the pool and drops it if broken, and a query on a connection that
+            // broke meanwhile fails as `Unavailable` like any other during an outage.
+            .test_before_acquire(false)
+            .connect_with(options)
+            .await
+            .map_err(|e| {
+                StoreError::Unavailable(format!(
+                    "cannot connect to PostgreSQL at {}: {e}",
+                    crate::redact_url(url)
+                ))
+            })?;
+        Ok(Self { pool })
+    }
+
+    /// Applies pending migrations under PostgreSQL's advisory lock, so instances starting
+    /// together apply each migration once.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        let migrator = Migrator::new(EmbeddedMigrations)
+            .await
+            .map_err(|e| StoreError::Other(format!("loading migrations: {e}")))?;
+        migrator
+            .run(&self.pool)
+            .await
+            .map_err(|e| StoreError::Other(format!("applying migrations: {e}")))
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+}
+
+mod admin;
+mod audit;
+mod challenges;
+mod email;
+mod factors;
+mod import;
+mod keys;
+mod maintenance;
+mod recovery_codes;
+mod throttle;
+mod tokens;
+mod users;
+
+use factors::*;
+use recovery_codes::*;
+use throttle::*;
+use tokens::*;

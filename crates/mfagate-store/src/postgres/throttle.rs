@@ -1,0 +1,140 @@
+//! Throttle windows: claims counted in a window under its row lock, all or none in a transaction.
+
+use super::*;
+
+/// The statements that claim one unit in a window of `$table` and read when a window ends.
+macro_rules! window_statements {
+    ($table:literal) => {
+        (
+            concat!(
+                "INSERT INTO ",
+                $table,
+                " AS w (key, window_start, window_end, count) VALUES ($1, $2, $2 + $3, 1)
+                 ON CONFLICT (key) DO UPDATE SET
+                   count = CASE WHEN w.window_end <= $2 THEN 1 ELSE w.count + 1 END,
+                   window_start = CASE WHEN w.window_end <= $2 THEN $2 ELSE w.window_start END,
+                   window_end = CASE WHEN w.window_end <= $2 THEN $2 + $3 ELSE w.window_end END
+                 WHERE w.window_end <= $2 OR w.count < $4
+                 RETURNING count"
+            ),
+            concat!("SELECT window_end FROM ", $table, " WHERE key = $1"),
+        )
+    };
+}
+
+/// Where a window is counted: `throttle_windows` for limits on failures (logged: a crash must
+/// not hand an attacker fresh attempts), `request_windows` for the per-IP request limit
+/// (UNLOGGED: no WAL and no fsync per request; a crash only restarts the windows).
+#[derive(Clone, Copy)]
+pub(super) enum WindowTable {
+    Throttle,
+    Request,
+}
+
+impl WindowTable {
+    /// (claim, window end)
+    fn statements(self) -> (&'static str, &'static str) {
+        match self {
+            WindowTable::Throttle => window_statements!("throttle_windows"),
+            WindowTable::Request => window_statements!("request_windows"),
+        }
+    }
+}
+
+/// Claims one unit in a window (starting it over when it has ended) iff it has room; `None`
+/// when it is full. The conflicting row stays locked until the transaction ends.
+pub(super) async fn claim_in_window(
+    c: &mut sqlx::PgConnection,
+    table: WindowTable,
+    window: &WindowLimit,
+    now: i64,
+) -> Result<Option<i64>, sqlx::Error> {
+    sqlx::query_scalar(table.statements().0)
+        .bind(&window.key)
+        .bind(now)
+        .bind(window.window_seconds)
+        .bind(i64::from(window.limit))
+        .fetch_optional(&mut *c)
+        .await
+}
+
+/// Hands back one claimed unit of a window that is still current.
+pub(super) async fn release_in_window(
+    c: &mut sqlx::PgConnection,
+    key: &str,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE throttle_windows SET count = count - 1
+         WHERE key = $1 AND count > 0 AND window_end > $2",
+    )
+    .bind(key)
+    .bind(now)
+    .execute(&mut *c)
+    .await?;
+    Ok(())
+}
+
+/// Seconds until a full window ends.
+pub(super) async fn window_retry_after(
+    c: &mut sqlx::PgConnection,
+    table: WindowTable,
+    key: &str,
+    now: i64,
+) -> Result<i64, sqlx::Error> {
+    let end: Option<i64> = sqlx::query_scalar(table.statements().1)
+        .bind(key)
+        .fetch_optional(&mut *c)
+        .await?;
+    Ok(end.map_or(1, |end| (end - now).max(1)))
+}
+
+#[async_trait]
+impl ThrottleStore for PgStore {
+    async fn claim_windows(&self, windows: &[WindowLimit], now: i64) -> StoreResult<Claim> {
+        // Rows are locked in key order, so two claims on the same windows cannot deadlock.
+        if let [window] = windows {
+            // One window: the statement's own row lock makes it atomic, no transaction needed
+            // (two round trips and a commit saved on every password attempt).
+            return self.claim_one(WindowTable::Throttle, window, now).await;
+        }
+        let mut ordered: Vec<&WindowLimit> = windows.iter().collect();
+        ordered.sort_by(|a, b| a.key.cmp(&b.key));
+        let mut tx = self.pool.begin().await.store()?;
+        for window in ordered {
+            if claim_in_window(&mut tx, WindowTable::Throttle, window, now)
+                .await
+                .store()?
+                .is_none()
+            {
+                let retry_after =
+                    window_retry_after(&mut tx, WindowTable::Throttle, &window.key, now)
+                        .await
+                        .store()?;
+                // Rolled back: none of the windows is counted.
+                return Ok(Claim::Refused { retry_after });
+            }
+        }
+        tx.commit().await.store()?;
+        Ok(Claim::Granted)
+    }
+
+    async fn claim_request_window(&self, window: &WindowLimit, now: i64) -> StoreResult<Claim> {
+        // Shared by every instance on the database; see `WindowTable::Request`.
+        self.claim_one(WindowTable::Request, window, now).await
+    }
+
+    async fn release_windows(&self, windows: &[WindowLimit], now: i64) -> StoreResult<()> {
+        let keys: Vec<&str> = windows.iter().map(|w| w.key.as_str()).collect();
+        sqlx::query(
+            "UPDATE throttle_windows SET count = count - 1
+             WHERE key = ANY($1) AND count > 0 AND window_end > $2",
+        )
+        .bind(&keys)
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .store()?;
+        Ok(())
+    }
+}

@@ -1,0 +1,124 @@
+//! Refresh tokens: sessions that rotate, and die whole when a used token comes back.
+
+use super::*;
+
+pub(super) async fn insert_token(
+    c: &mut sqlx::PgConnection,
+    token: &NewRefreshToken,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO refresh_tokens (token_hash, user_id, family_id, amr, auth_time, created_at, expires_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(&token.token_hash)
+    .bind(&token.user_id)
+    .bind(&token.family_id)
+    .bind(&token.amr)
+    .bind(token.auth_time)
+    .bind(token.created_at)
+    .bind(token.expires_at)
+    .execute(&mut *c)
+    .await?;
+    Ok(())
+}
+
+#[async_trait]
+impl TokenStore for PgStore {
+    async fn insert_refresh_token(&self, token: &NewRefreshToken) -> StoreResult<()> {
+        let mut c = self.pool.acquire().await.store()?;
+        insert_token(&mut c, token).await.store()
+    }
+
+    async fn rotate_refresh_token(
+        &self,
+        token_hash: &str,
+        successor: &RefreshSuccessor,
+        now: i64,
+    ) -> StoreResult<RefreshOutcome> {
+        let mut tx = self.pool.begin().await.store()?;
+        let rotated = sqlx::query(
+            "UPDATE refresh_tokens SET used_at = $2
+             WHERE token_hash = $1 AND used_at IS NULL AND revoked_at IS NULL AND expires_at > $2
+               AND EXISTS (SELECT 1 FROM users u WHERE u.id = refresh_tokens.user_id AND NOT u.disabled)
+             RETURNING user_id, family_id, amr, COALESCE(auth_time, created_at) AS auth_time",
+        )
+        .bind(token_hash)
+        .bind(now)
+        .fetch_optional(&mut *tx)
+        .await
+        .store()?;
+        if let Some(row) = rotated {
+            let child = NewRefreshToken {
+                token_hash: successor.token_hash.clone(),
+                user_id: row.try_get("user_id").store()?,
+                family_id: row.try_get("family_id").store()?,
+                amr: row.try_get("amr").store()?,
+                auth_time: row.try_get("auth_time").store()?,
+                created_at: successor.created_at,
+                expires_at: successor.expires_at,
+            };
+            // In the same transaction: a reuse that revokes the family waits on the parent's
+            // row lock, and its revocation then sees the successor too.
+            insert_token(&mut tx, &child).await.store()?;
+            tx.commit().await.store()?;
+            return Ok(RefreshOutcome::Rotated {
+                user_id: child.user_id,
+                family_id: child.family_id,
+                amr: child.amr,
+                auth_time: child.auth_time,
+            });
+        }
+        drop(tx);
+        let known = sqlx::query(
+            "SELECT user_id, family_id, used_at FROM refresh_tokens WHERE token_hash = $1",
+        )
+        .bind(token_hash)
+        .fetch_optional(&self.pool)
+        .await
+        .store()?;
+        let Some(row) = known else {
+            return Ok(RefreshOutcome::Invalid);
+        };
+        let used_at: Option<i64> = row.try_get("used_at").store()?;
+        if used_at.is_none() {
+            return Ok(RefreshOutcome::Invalid);
+        }
+        let user_id: String = row.try_get("user_id").store()?;
+        let family_id: String = row.try_get("family_id").store()?;
+        sqlx::query(
+            "UPDATE refresh_tokens SET revoked_at = $2 WHERE family_id = $1 AND revoked_at IS NULL",
+        )
+        .bind(&family_id)
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .store()?;
+        Ok(RefreshOutcome::Reused { user_id, family_id })
+    }
+
+    async fn revoke_refresh_family(
+        &self,
+        token_hash: &str,
+        now: i64,
+    ) -> StoreResult<Option<String>> {
+        let row =
+            sqlx::query("SELECT user_id, family_id FROM refresh_tokens WHERE token_hash = $1")
+                .bind(token_hash)
+                .fetch_optional(&self.pool)
+                .await
+                .store()?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let family_id: String = row.try_get("family_id").store()?;
+        sqlx::query(
+            "UPDATE refresh_tokens SET revoked_at = $2 WHERE family_id = $1 AND revoked_at IS NULL",
+        )
+        .bind(&family_id)
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .store()?;
+        Ok(Some(row.try_get("user_id").store()?))
+    }
+}

@@ -1,0 +1,238 @@
+//! Login challenges: created under a per-user limit, attempts claimed before checking, completed once.
+
+use super::*;
+
+/// Completes a login (see `ChallengeStore::complete_challenge`). Everything here runs in one job
+/// on the one writer, so nothing comes between the checks and the changes: the challenge is live
+/// and its user active, then the factor is claimed (a TOTP step later than the last, a recovery
+/// code unused), and only then are the challenge spent and the refresh token stored.
+pub(super) fn complete_login(
+    c: &rusqlite::Connection,
+    challenge_id: &str,
+    claim: FactorClaim,
+    refresh: &NewRefreshToken,
+    release: Option<&str>,
+    now: i64,
+) -> rusqlite::Result<Completion> {
+    let live = query_opt(
+        c,
+        "SELECT 1 FROM challenges
+         WHERE id = ?1 AND user_id = ?2 AND spent_at IS NULL AND expires_at > ?3
+           AND EXISTS (SELECT 1 FROM users WHERE id = ?2 AND disabled = 0)",
+        params![challenge_id, refresh.user_id, now],
+        |_| Ok(()),
+    )?;
+    if live.is_none() {
+        return Ok(Completion::ChallengeGone);
+    }
+    let user = refresh.user_id.as_str();
+    let factor_claimed = match claim {
+        FactorClaim::TotpStep { factor_id, step } => {
+            factors::accept_step(c, user, &factor_id, step, now)?
+        }
+        FactorClaim::RecoveryCode(code_id) => {
+            let used = execute(
+                c,
+                "UPDATE recovery_codes SET used_at = ?3 WHERE id = ?2 AND user_id = ?1 AND used_at IS NULL",
+                params![user, code_id, now],
+            )?;
+            if used == 1 {
+                touch_totp_device(c, user, now)?;
+            }
+            used
+        }
+        // The code was checked against the challenge's own hash; spending the challenge below
+        // is what makes it single-use.
+        FactorClaim::EmailCode => 1,
+    };
+    if factor_claimed != 1 {
+        return Ok(Completion::FactorRefused);
+    }
+    execute(
+        c,
+        "UPDATE challenges SET spent_at = ?2 WHERE id = ?1",
+        params![challenge_id, now],
+    )?;
+    insert_token(c, refresh)?;
+    // The login's throttle claim goes back with the login, in the same transaction.
+    if let Some(keys) = release {
+        release_in_windows(c, keys, now)?;
+    }
+    Ok(Completion::Completed)
+}
+
+#[async_trait]
+impl ChallengeStore for SqliteStore {
+    async fn create_challenge(
+        &self,
+        challenge: &NewChallenge,
+        max_live: u32,
+        max_failures: u32,
+        now: i64,
+    ) -> StoreResult<ChallengeCreated> {
+        let new = challenge.clone();
+        let inserted = self.write(move |c| execute(c, "INSERT INTO challenges (id, user_id, token_hash, created_at, expires_at)
+                 SELECT ?1, ?2, ?3, ?4, ?5
+                 WHERE (SELECT COUNT(*) FROM challenges
+                        WHERE user_id = ?2 AND expires_at > ?4 AND spent_at IS NULL AND failures < ?7) < ?6", params![new.id, new.user_id, new.token_hash, now, new.expires_at, i64::from(max_live), i64::from(max_failures)]))
+            .await?;
+        if inserted == 1 {
+            return Ok(ChallengeCreated::Created);
+        }
+        let earliest: Option<i64> = self
+            .readers
+            .read(|c| {
+                query_opt(
+                    c,
+                    "SELECT MIN(expires_at) FROM challenges
+                     WHERE user_id = ?1 AND expires_at > ?2 AND spent_at IS NULL AND failures < ?3",
+                    params![challenge.user_id, now, i64::from(max_failures)],
+                    |row| row.get(0),
+                )
+            })
+            .await?
+            .flatten();
+        Ok(ChallengeCreated::TooMany {
+            earliest_expiry: earliest.unwrap_or(now + 1),
+        })
+    }
+
+    async fn challenge_by_token(&self, token_hash: &str) -> StoreResult<Option<Challenge>> {
+        self.readers
+            .read(|c| {
+                query_opt(
+                    c,
+                    "SELECT id, user_id, expires_at, failures, spent_at, email_code_hash FROM challenges WHERE token_hash = ?1",
+                    [token_hash],
+                    |row| {
+                        let failures: i64 = row.get("failures")?;
+                        let spent_at: Option<i64> = row.get("spent_at")?;
+                        Ok(Challenge {
+                            id: row.get("id")?,
+                            user_id: row.get("user_id")?,
+                            expires_at: row.get("expires_at")?,
+                            failures: u32::try_from(failures).unwrap_or(u32::MAX),
+                            spent: spent_at.is_some(),
+                            email_code_hash: row.get("email_code_hash")?,
+                        })
+                    },
+                )
+            })
+            .await
+    }
+
+    async fn claim_challenge_attempt(
+        &self,
+        challenge_id: &str,
+        max_failures: u32,
+        user_window: Option<&WindowLimit>,
+        now: i64,
+    ) -> StoreResult<AttemptClaim> {
+        let (id, window) = (challenge_id.to_owned(), user_window.cloned());
+        let windows = window
+            .as_ref()
+            .map(|w| windows_json(std::slice::from_ref(w)));
+        // The challenge is counted only if it is live with room and the user's window has room,
+        // and the window is counted only if the challenge was. A refusal then reads why.
+        self.write(move |c| {
+            let counted: Option<i64> = query_opt(
+                c,
+                "UPDATE challenges SET failures = failures + 1
+                 WHERE id = ?1 AND spent_at IS NULL AND expires_at > ?2 AND failures < ?3
+                   AND NOT EXISTS (SELECT 1 FROM throttle_windows
+                                   WHERE key = ?4 AND window_end > ?2 AND count >= ?5)
+                 RETURNING failures",
+                params![
+                    id,
+                    now,
+                    i64::from(max_failures),
+                    window.as_ref().map(|w| w.key.as_str()),
+                    window.as_ref().map_or(0, |w| i64::from(w.limit))
+                ],
+                |row| row.get(0),
+            )?;
+            if let Some(failures) = counted {
+                if let Some(windows) = &windows {
+                    // The statement above saw room and nothing else runs on the writer in
+                    // between, so this is granted; were it ever refused, the attempt fails
+                    // closed (counted against the challenge, never checked).
+                    if let Some(retry_after) = claim_in_windows(c, windows, now)? {
+                        return Ok(AttemptClaim::UserThrottled { retry_after });
+                    }
+                }
+                return Ok(AttemptClaim::Claimed {
+                    failures: u32::try_from(failures).unwrap_or(u32::MAX),
+                });
+            }
+            let row = query_opt(
+                c,
+                "SELECT expires_at, failures, spent_at FROM challenges WHERE id = ?1",
+                [&id],
+                |row| <(i64, i64, Option<i64>)>::try_from(row),
+            )?;
+            let Some((expires_at, failures, spent_at)) = row else {
+                return Ok(AttemptClaim::ChallengeGone);
+            };
+            if spent_at.is_some() || expires_at <= now {
+                return Ok(AttemptClaim::ChallengeGone);
+            }
+            if failures >= i64::from(max_failures) {
+                return Ok(AttemptClaim::ChallengeDead { expires_at });
+            }
+            // Live with room, so the user's window was full; nothing ran between.
+            let retry_after = match &windows {
+                Some(windows) => full_windows_retry_after(c, windows, now)?,
+                None => 1,
+            };
+            Ok(AttemptClaim::UserThrottled { retry_after })
+        })
+        .await
+    }
+
+    async fn complete_challenge(
+        &self,
+        challenge_id: &str,
+        claim: FactorClaim,
+        refresh: &NewRefreshToken,
+        release: Option<&WindowLimit>,
+        now: i64,
+    ) -> StoreResult<Completion> {
+        let (challenge_id, refresh) = (challenge_id.to_owned(), refresh.clone());
+        let release = release.map(|w| keys_json(std::iter::once(w.key.as_str())));
+        self.write(move |c| {
+            complete_login(c, &challenge_id, claim, &refresh, release.as_deref(), now)
+        })
+        .await
+    }
+
+    async fn create_setup_token(
+        &self,
+        token_hash: &str,
+        user_id: &str,
+        expires_at: i64,
+    ) -> StoreResult<()> {
+        let (token_hash, user_id) = (token_hash.to_owned(), user_id.to_owned());
+        self.write(move |c| {
+            execute(
+                c,
+                "INSERT INTO setup_tokens (token_hash, user_id, expires_at) VALUES (?1, ?2, ?3)",
+                params![token_hash, user_id, expires_at],
+            )
+        })
+        .await?;
+        Ok(())
+    }
+
+    async fn setup_token_user(&self, token_hash: &str, now: i64) -> StoreResult<Option<String>> {
+        self.readers
+            .read(|c| {
+                query_opt(
+                    c,
+                    "SELECT user_id FROM setup_tokens WHERE token_hash = ?1 AND expires_at > ?2",
+                    params![token_hash, now],
+                    |row| row.get(0),
+                )
+            })
+            .await
+    }
+}

@@ -1,0 +1,122 @@
+//! Refresh tokens: sessions that rotate, and die whole when a used token comes back.
+
+use super::*;
+
+pub(super) fn insert_token(
+    c: &rusqlite::Connection,
+    token: &NewRefreshToken,
+) -> rusqlite::Result<()> {
+    execute(
+        c,
+        "INSERT INTO refresh_tokens (token_hash, user_id, family_id, amr, auth_time, created_at, expires_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![
+            token.token_hash,
+            token.user_id,
+            token.family_id,
+            token.amr,
+            token.auth_time,
+            token.created_at,
+            token.expires_at
+        ],
+    )
+    .map(drop)
+}
+
+pub(super) fn revoke_family(
+    c: &rusqlite::Connection,
+    family_id: &str,
+    now: i64,
+) -> rusqlite::Result<()> {
+    execute(
+        c,
+        "UPDATE refresh_tokens SET revoked_at = ?2 WHERE family_id = ?1 AND revoked_at IS NULL",
+        params![family_id, now],
+    )
+    .map(drop)
+}
+
+#[async_trait]
+impl TokenStore for SqliteStore {
+    async fn insert_refresh_token(&self, token: &NewRefreshToken) -> StoreResult<()> {
+        let token = token.clone();
+        self.write(move |c| insert_token(c, &token)).await
+    }
+
+    async fn rotate_refresh_token(
+        &self,
+        token_hash: &str,
+        successor: &RefreshSuccessor,
+        now: i64,
+    ) -> StoreResult<RefreshOutcome> {
+        let (token_hash, successor) = (token_hash.to_owned(), successor.clone());
+        self.write(move |c| {
+            let rotated = query_opt(
+                c,
+                "UPDATE refresh_tokens SET used_at = ?2
+                 WHERE token_hash = ?1 AND used_at IS NULL AND revoked_at IS NULL AND expires_at > ?2
+                   AND EXISTS (SELECT 1 FROM users u WHERE u.id = refresh_tokens.user_id AND u.disabled = 0)
+                 RETURNING user_id, family_id, amr, COALESCE(auth_time, created_at) AS auth_time",
+                params![token_hash, now],
+                |row| {
+                    Ok(NewRefreshToken {
+                        token_hash: successor.token_hash.clone(),
+                        user_id: row.get("user_id")?,
+                        family_id: row.get("family_id")?,
+                        amr: row.get("amr")?,
+                        auth_time: row.get("auth_time")?,
+                        created_at: successor.created_at,
+                        expires_at: successor.expires_at,
+                    })
+                },
+            )?;
+            if let Some(child) = rotated {
+                // In the same job: a reuse that revokes the family after this revokes the
+                // successor too.
+                insert_token(c, &child)?;
+                return Ok(RefreshOutcome::Rotated {
+                    user_id: child.user_id,
+                    family_id: child.family_id,
+                    amr: child.amr,
+                    auth_time: child.auth_time,
+                });
+            }
+            let known = query_opt(
+                c,
+                "SELECT user_id, family_id, used_at FROM refresh_tokens WHERE token_hash = ?1",
+                [&token_hash],
+                |row| <(String, String, Option<i64>)>::try_from(row),
+            )?;
+            let Some((user_id, family_id, Some(_used_at))) = known else {
+                // Unknown, or live but refused above (revoked, expired, user disabled).
+                return Ok(RefreshOutcome::Invalid);
+            };
+            // A used token presented again: someone holds a copy. Revoke the whole family.
+            revoke_family(c, &family_id, now)?;
+            Ok(RefreshOutcome::Reused { user_id, family_id })
+        })
+        .await
+    }
+
+    async fn revoke_refresh_family(
+        &self,
+        token_hash: &str,
+        now: i64,
+    ) -> StoreResult<Option<String>> {
+        let token_hash = token_hash.to_owned();
+        self.write(move |c| {
+            let row = query_opt(
+                c,
+                "SELECT user_id, family_id FROM refresh_tokens WHERE token_hash = ?1",
+                [&token_hash],
+                |row| <(String, String)>::try_from(row),
+            )?;
+            let Some((user_id, family_id)) = row else {
+                return Ok(None);
+            };
+            revoke_family(c, &family_id, now)?;
+            Ok(Some(user_id))
+        })
+        .await
+    }
+}

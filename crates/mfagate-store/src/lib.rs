@@ -1,6 +1,7 @@
 //! Implementations of `mfagate_core::Store`. One per database, each with its own migrations; no
 //! `if sqlite` inside a query.
 
+mod migrations;
 pub mod postgres;
 pub mod sqlite;
 

@@ -121,6 +121,25 @@ where
     }
 }
 
+/// The caller, when the database says they are an administrator (`403 forbidden` otherwise;
+/// `401` without a valid token). Read on every call, so a withdrawn right takes effect at once.
+#[derive(Debug, Clone)]
+pub struct AdminUser(pub mfagate_core::store::User);
+
+impl<S> FromRequestParts<S> for AdminUser
+where
+    MfaGate: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let user = AuthenticatedUser::from_request_parts(parts, state).await?;
+        let gate = MfaGate::from_ref(state);
+        Ok(Self(gate.gatekeeper().require_admin(&user.user_id).await?))
+    }
+}
+
 /// The client's address: the socket peer, or the forwarded address when the peer is a trusted
 /// proxy. `None` when the app was served without connect info.
 #[derive(Debug, Clone, Copy)]

@@ -26,7 +26,7 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{header, HeaderValue, Request, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, patch, post};
+use axum::routing::get;
 use axum::Router;
 use tower_http::request_id::{
     MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
@@ -45,66 +45,20 @@ pub const BODY_LIMIT_BYTES: usize = 64 * 1024;
 impl MfaGate {
     /// The API under the configured prefix (default `/auth`), plus `/.well-known/jwks.json`.
     pub fn router(&self) -> Router {
+        // Every `/mfa/*` call answers `403 mfa_disabled` in `disabled` mode, before anything
+        // else is checked (this layer runs first).
         let second_factor = Router::new()
-            .route("/mfa/verify", post(routes::second_factor::verify))
-            .route(
-                "/mfa/totp/activate",
-                get(routes::totp::begin_activation).post(routes::totp::activate),
-            )
-            .route("/mfa/totp/deactivate", post(routes::totp::deactivate))
-            .route("/mfa/status", get(routes::totp::status))
-            .route(
-                "/mfa/factors",
-                get(routes::factors::list).post(routes::factors::begin),
-            )
-            .route("/mfa/factors/{id}/verify", post(routes::factors::verify))
-            .route(
-                "/mfa/factors/{id}",
-                patch(routes::factors::rename).delete(routes::factors::remove),
-            )
-            .route("/mfa/recovery-codes", get(routes::totp::recovery_codes))
-            .route(
-                "/mfa/recovery-codes/regenerate",
-                post(routes::totp::regenerate_recovery_codes),
-            )
-            .route("/mfa/method", post(routes::totp::set_method))
-            .route("/mfa/email/send", post(routes::email::send_email_code))
-            // Runs before authentication and body parsing: in `disabled` mode nothing else is
-            // checked.
+            .merge(routes::second_factor::router(self))
+            .merge(routes::totp::router())
+            .merge(routes::factors::router())
             .route_layer(middleware::from_fn_with_state(
                 self.clone(),
                 reject_when_mfa_disabled,
             ));
         let api = Router::new()
-            .route("/register", post(routes::accounts::register))
-            .route("/login", post(routes::accounts::login))
-            .route("/token/refresh", post(routes::accounts::refresh))
-            .route("/logout", post(routes::accounts::logout))
-            .route("/user", get(routes::accounts::current_user))
-            .route("/register/verify-email", post(routes::email::verify_email))
-            .route(
-                "/register/resend-verification",
-                post(routes::email::resend_verification),
-            )
-            .route("/register/set-password", post(routes::email::set_password))
-            .route("/password/change", post(routes::email::change_password))
-            .route(
-                "/password/reset",
-                post(routes::email::request_password_reset),
-            )
-            .route(
-                "/password/reset/confirm",
-                post(routes::email::confirm_password_reset),
-            )
-            .route("/admin/invitations", post(routes::admin::invite))
-            .route("/admin/users", get(routes::admin::list_users))
-            .route("/admin/audit", get(routes::admin::audit))
-            .route(
-                "/admin/users/{id}/reset-mfa",
-                post(routes::admin::reset_mfa),
-            )
-            .route("/admin/users/{id}/disable", post(routes::admin::disable))
-            .route("/admin/users/{id}/enable", post(routes::admin::enable))
+            .merge(routes::accounts::router(self))
+            .merge(routes::email::router(self))
+            .merge(routes::admin::router())
             .merge(second_factor);
         let prefix = self.options().prefix.trim_end_matches('/').to_string();
         let mounted = if prefix.is_empty() {

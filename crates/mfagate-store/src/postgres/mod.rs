@@ -4,20 +4,19 @@
 //! challenges per user, the username/e-mail cross-check) run in a transaction that first locks
 //! the user row or takes an advisory lock.
 
-use std::borrow::Cow;
-use std::future::Future;
-use std::pin::Pin;
 use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use mfagate_core::store::*;
 use mfagate_core::StoreError;
-use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
+use sqlx::migrate::Migrator;
+
+use crate::migrations::{EmbeddedMigrations, Steps};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
 use sqlx::{PgPool, Row};
 
-const MIGRATIONS: &[(i64, &str, &str)] = &[
+const MIGRATIONS: Steps = &[
     (
         1,
         "initial",
@@ -49,31 +48,6 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../../migrations/postgres/0006_factors.sql"),
     ),
 ];
-
-#[derive(Debug)]
-struct EmbeddedMigrations;
-
-impl<'s> MigrationSource<'s> for EmbeddedMigrations {
-    fn resolve(
-        self,
-    ) -> Pin<Box<dyn Future<Output = Result<Vec<Migration>, sqlx::error::BoxDynError>> + Send + 's>>
-    {
-        Box::pin(async {
-            Ok(MIGRATIONS
-                .iter()
-                .map(|(version, name, sql)| {
-                    Migration::new(
-                        *version,
-                        Cow::Borrowed(*name),
-                        MigrationType::Simple,
-                        Cow::Borrowed(*sql),
-                        false,
-                    )
-                })
-                .collect())
-        })
-    }
-}
 
 #[derive(Debug, Clone)]
 pub struct PgStore {
@@ -259,7 +233,7 @@ impl PgStore {
     /// Applies pending migrations under PostgreSQL's advisory lock, so instances starting
     /// together apply each migration once.
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        let migrator = Migrator::new(EmbeddedMigrations)
+        let migrator = Migrator::new(EmbeddedMigrations(MIGRATIONS))
             .await
             .map_err(|e| StoreError::Other(format!("loading migrations: {e}")))?;
         migrator

@@ -6,17 +6,16 @@
 //! (`sqlite_writer`), reads on lent read-only connections (`sqlite_readers`). sqlx only applies
 //! the migrations.
 
-use std::borrow::Cow;
-use std::future::Future;
 use std::path::Path;
-use std::pin::Pin;
 use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use mfagate_core::store::*;
 use mfagate_core::StoreError;
-use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
+use sqlx::migrate::Migrator;
+
+use crate::migrations::{EmbeddedMigrations, Steps};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
 use sqlx::{ConnectOptions, Connection};
 
@@ -29,7 +28,7 @@ use crate::sqlite::readers::Readers;
 use crate::sqlite::statements::{execute, query_all, query_opt};
 use crate::sqlite::writer::{GroupWriter, WriterOptions};
 
-const MIGRATIONS: &[(i64, &str, &str)] = &[
+const MIGRATIONS: Steps = &[
     (
         1,
         "initial",
@@ -66,32 +65,6 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../../migrations/sqlite/0007_factors.sql"),
     ),
 ];
-
-/// The migrations compiled into the binary, so a release needs no files beside it.
-#[derive(Debug)]
-struct EmbeddedMigrations;
-
-impl<'s> MigrationSource<'s> for EmbeddedMigrations {
-    fn resolve(
-        self,
-    ) -> Pin<Box<dyn Future<Output = Result<Vec<Migration>, sqlx::error::BoxDynError>> + Send + 's>>
-    {
-        Box::pin(async {
-            Ok(MIGRATIONS
-                .iter()
-                .map(|(version, name, sql)| {
-                    Migration::new(
-                        *version,
-                        Cow::Borrowed(*name),
-                        MigrationType::Simple,
-                        Cow::Borrowed(*sql),
-                        false,
-                    )
-                })
-                .collect())
-        })
-    }
-}
 
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
@@ -220,7 +193,7 @@ impl SqliteStore {
     }
 
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        let migrator = Migrator::new(EmbeddedMigrations)
+        let migrator = Migrator::new(EmbeddedMigrations(MIGRATIONS))
             .await
             .map_err(|e| StoreError::Other(format!("loading migrations: {e}")))?;
         let mut connection =

@@ -7,7 +7,10 @@ use axum::response::{IntoResponse, Response};
 use mfagate_core::service::RegisterOutcome;
 use serde_json::{json, Map};
 
-use super::{login_response, refresh_from_cookie, token_response, REFRESH_COOKIE};
+use axum::routing::{get, post};
+use axum::Router;
+
+use super::{counted_per_ip, login_response, refresh_from_cookie, token_response, REFRESH_COOKIE};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{AuthenticatedUser, ClientAddr, JsonBody};
 use crate::gate::MfaGate;
@@ -18,8 +21,6 @@ pub async fn register(
     client: ClientAddr,
     JsonBody(body): JsonBody<RegisterRequest>,
 ) -> ApiResult<Response> {
-    // Each registration costs a password hash: it counts against the caller's budget.
-    gate.count_ip(client).await?;
     let ctx = gate.context(client);
     let (user, outcome) = gate
         .gatekeeper()
@@ -48,7 +49,6 @@ pub async fn login(
     client: ClientAddr,
     JsonBody(body): JsonBody<LoginRequest>,
 ) -> ApiResult<Response> {
-    gate.count_ip(client).await?;
     let ctx = gate.context(client);
     let outcome = gate
         .gatekeeper()
@@ -112,4 +112,16 @@ pub async fn current_user(
     let user = gate.gatekeeper().user(&auth.user_id).await?;
     let mfa_enabled = gate.gatekeeper().mfa_enabled(&user);
     Ok(Json(UserBody::new(user, mfa_enabled)))
+}
+
+/// Registering and logging in cost a password hash each: they count against the caller's
+/// per-IP budget.
+pub(crate) fn router(gate: &MfaGate) -> Router<MfaGate> {
+    let counted = Router::new()
+        .route("/register", post(register))
+        .route("/login", post(login));
+    counted_per_ip(gate, counted)
+        .route("/token/refresh", post(refresh))
+        .route("/logout", post(logout))
+        .route("/user", get(current_user))
 }

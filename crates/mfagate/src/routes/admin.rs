@@ -4,10 +4,12 @@
 use crate::wire::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::Router;
 use serde_json::{json, Value};
 
 use crate::error::ApiResult;
-use crate::extract::{AuthenticatedUser, ClientAddr, JsonBody};
+use crate::extract::{AdminUser, ClientAddr, JsonBody};
 use crate::gate::MfaGate;
 use crate::wire::{
     parse_user_cursor, user_cursor, AdminUserBody, AuditEventBody, AuditQuery, InvitationRequest,
@@ -18,10 +20,9 @@ use mfagate_core::store::UserPageStart;
 pub async fn invite(
     State(gate): State<MfaGate>,
     client: ClientAddr,
-    auth: AuthenticatedUser,
+    _admin: AdminUser,
     JsonBody(body): JsonBody<InvitationRequest>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    gate.gatekeeper().require_admin(&auth.user_id).await?;
     let user = gate
         .gatekeeper()
         .invite(&body.email, body.username.as_deref(), &gate.context(client))
@@ -36,10 +37,9 @@ pub async fn invite(
 
 pub async fn list_users(
     State(gate): State<MfaGate>,
-    auth: AuthenticatedUser,
+    _admin: AdminUser,
     Query(page): Query<PageQuery>,
 ) -> ApiResult<Json<Value>> {
-    gate.gatekeeper().require_admin(&auth.user_id).await?;
     let start = match &page.after {
         Some(cursor) => parse_user_cursor(cursor).ok_or_else(|| {
             mfagate_core::Error::validation("after", "is not a cursor: pass the `next` of a page")
@@ -59,10 +59,9 @@ pub async fn list_users(
 /// The newest audit events, of one user (`user_id`) or of everyone.
 pub async fn audit(
     State(gate): State<MfaGate>,
-    auth: AuthenticatedUser,
+    _admin: AdminUser,
     Query(query): Query<AuditQuery>,
 ) -> ApiResult<Json<Value>> {
-    gate.gatekeeper().require_admin(&auth.user_id).await?;
     let events: Vec<AuditEventBody> = gate
         .gatekeeper()
         .audit_events(query.user_id.as_deref(), query.limit.unwrap_or(100))
@@ -76,10 +75,9 @@ pub async fn audit(
 pub async fn reset_mfa(
     State(gate): State<MfaGate>,
     client: ClientAddr,
-    auth: AuthenticatedUser,
+    AdminUser(admin): AdminUser,
     Path(user_id): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    let admin = gate.gatekeeper().require_admin(&auth.user_id).await?;
     let user = gate
         .gatekeeper()
         .admin_reset_mfa_of(&admin, &user_id, &gate.context(client))
@@ -92,11 +90,10 @@ pub async fn reset_mfa(
 async fn set_disabled(
     gate: MfaGate,
     client: ClientAddr,
-    auth: AuthenticatedUser,
+    admin: mfagate_core::store::User,
     user_id: String,
     disabled: bool,
 ) -> ApiResult<Json<Value>> {
-    let admin = gate.gatekeeper().require_admin(&auth.user_id).await?;
     let user = gate
         .gatekeeper()
         .admin_set_disabled(&admin, &user_id, disabled, &gate.context(client))
@@ -114,17 +111,27 @@ async fn set_disabled(
 pub async fn disable(
     State(gate): State<MfaGate>,
     client: ClientAddr,
-    auth: AuthenticatedUser,
+    AdminUser(admin): AdminUser,
     Path(user_id): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    set_disabled(gate, client, auth, user_id, true).await
+    set_disabled(gate, client, admin, user_id, true).await
 }
 
 pub async fn enable(
     State(gate): State<MfaGate>,
     client: ClientAddr,
-    auth: AuthenticatedUser,
+    AdminUser(admin): AdminUser,
     Path(user_id): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    set_disabled(gate, client, auth, user_id, false).await
+    set_disabled(gate, client, admin, user_id, false).await
+}
+
+pub(crate) fn router() -> Router<MfaGate> {
+    Router::new()
+        .route("/admin/invitations", post(invite))
+        .route("/admin/users", get(list_users))
+        .route("/admin/audit", get(audit))
+        .route("/admin/users/{id}/reset-mfa", post(reset_mfa))
+        .route("/admin/users/{id}/disable", post(disable))
+        .route("/admin/users/{id}/enable", post(enable))
 }

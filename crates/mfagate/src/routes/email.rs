@@ -1,4 +1,4 @@
-//! E-mailed codes, address verification, invitations, password change and reset.
+//! Address verification, invitations, password change and reset: the flows of mailed keys.
 
 use crate::wire::Json;
 use axum::extract::State;
@@ -7,33 +7,20 @@ use axum::response::Response;
 use mfagate_core::Error;
 use serde_json::{json, Map, Value};
 
-use super::login_response;
+use axum::routing::post;
+use axum::Router;
+
+use super::{counted_per_ip, login_response};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{bearer_token, AuthenticatedUser, ClientAddr, JsonBody};
 use crate::gate::MfaGate;
 use crate::wire::{
-    EmailRequest, EphemeralRequest, KeyRequest, OptionalEmailRequest, PasswordChangeRequest,
+    EmailRequest, KeyRequest, OptionalEmailRequest, PasswordChangeRequest,
     PasswordResetConfirmRequest, SetPasswordRequest,
 };
 
 fn detail(text: &str) -> Json<Value> {
     Json(json!({ "detail": text }))
-}
-
-pub async fn send_email_code(
-    State(gate): State<MfaGate>,
-    client: ClientAddr,
-    JsonBody(body): JsonBody<EphemeralRequest>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
-    gate.count_ip(client).await?;
-    let expires_in = gate
-        .gatekeeper()
-        .request_email_code(&body.ephemeral_token, &gate.context(client))
-        .await?;
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(json!({ "detail": "a sign-in code was e-mailed", "expires_in": expires_in })),
-    ))
 }
 
 pub async fn verify_email(
@@ -55,7 +42,6 @@ pub async fn resend_verification(
     headers: HeaderMap,
     JsonBody(body): JsonBody<OptionalEmailRequest>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    gate.count_ip(client).await?;
     let ctx = gate.context(client);
     if headers.contains_key(axum::http::header::AUTHORIZATION) {
         let token = bearer_token(&headers).ok_or(Error::NotAuthenticated)?;
@@ -115,7 +101,6 @@ pub async fn request_password_reset(
     client: ClientAddr,
     JsonBody(body): JsonBody<EmailRequest>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    gate.count_ip(client).await?;
     let ctx = gate.context(client);
     let background = gate.clone();
     tokio::spawn(async move {
@@ -141,4 +126,17 @@ pub async fn confirm_password_reset(
     Ok(detail(
         "password reset; log in with the new password (your second factor is unchanged)",
     ))
+}
+
+/// The mailbox routes; those that mail or hash (resend, reset) count against the caller's
+/// per-IP budget.
+pub(crate) fn router(gate: &MfaGate) -> Router<MfaGate> {
+    let counted = Router::new()
+        .route("/register/resend-verification", post(resend_verification))
+        .route("/password/reset", post(request_password_reset));
+    counted_per_ip(gate, counted)
+        .route("/register/verify-email", post(verify_email))
+        .route("/register/set-password", post(set_password))
+        .route("/password/change", post(change_password))
+        .route("/password/reset/confirm", post(confirm_password_reset))
 }

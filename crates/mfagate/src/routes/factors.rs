@@ -4,6 +4,8 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use axum::routing::{get, patch, post};
+use axum::Router;
 use mfagate_core::service::FactorView;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
@@ -139,4 +141,11 @@ pub async fn remove(
     Ok(Json(DetailBody {
         detail: "the factor is removed",
     }))
+}
+
+pub(crate) fn router() -> Router<MfaGate> {
+    Router::new()
+        .route("/mfa/factors", get(list).post(begin))
+        .route("/mfa/factors/{id}/verify", post(verify))
+        .route("/mfa/factors/{id}", patch(rename).delete(remove))
 }

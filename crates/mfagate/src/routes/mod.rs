@@ -10,11 +10,15 @@ pub mod second_factor;
 pub mod totp;
 
 use crate::wire::Json;
+use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
+use axum::Router;
 use mfagate_core::{LoginOutcome, TokenPair};
 use serde_json::{json, Map, Value};
 
+use crate::extract::ClientAddr;
 use crate::gate::MfaGate;
 use crate::wire::{ChallengeBody, SetupBody};
 
@@ -97,5 +101,24 @@ pub(crate) fn login_response(
             mfa_setup_required: true,
             setup
         })),
+    }
+}
+
+/// `routes`, each request counted against the caller's per-IP budget
+/// (`MFAGATE_IP_THROTTLE`) before anything else is done with it: a layer, so that no handler
+/// has to remember the call.
+pub(crate) fn counted_per_ip(gate: &MfaGate, routes: Router<MfaGate>) -> Router<MfaGate> {
+    routes.route_layer(middleware::from_fn_with_state(gate.clone(), count_ip))
+}
+
+async fn count_ip(
+    State(gate): State<MfaGate>,
+    client: ClientAddr,
+    request: Request,
+    next: Next,
+) -> Response {
+    match gate.count_ip(client).await {
+        Ok(()) => next.run(request).await,
+        Err(refused) => refused.into_response(),
     }
 }

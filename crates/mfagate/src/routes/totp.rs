@@ -5,6 +5,8 @@ use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::response::Response;
+use axum::routing::{get, post};
+use axum::Router;
 use mfagate_core::service::{Enroller, TotpEnrollment};
 use mfagate_core::Error;
 use serde_json::{json, Map};
@@ -131,4 +133,17 @@ pub async fn set_method(
         .set_preferred_method(&auth.claims, &body.method, &gate.context(client))
         .await?;
     Ok(Json(json!({ "preferred_method": chosen })))
+}
+
+pub(crate) fn router() -> Router<MfaGate> {
+    Router::new()
+        .route("/mfa/totp/activate", get(begin_activation).post(activate))
+        .route("/mfa/totp/deactivate", post(deactivate))
+        .route("/mfa/status", get(status))
+        .route("/mfa/recovery-codes", get(recovery_codes))
+        .route(
+            "/mfa/recovery-codes/regenerate",
+            post(regenerate_recovery_codes),
+        )
+        .route("/mfa/method", post(set_method))
 }

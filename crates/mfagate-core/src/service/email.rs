@@ -166,10 +166,9 @@ impl Gatekeeper {
     pub async fn verify_email(&self, key: &str, ctx: &Context) -> Result<()> {
         let user_id = self
             .store
-            .consume_email_key(&hash_token(key), KeyPurpose::Verification, ctx.now)
+            .verify_address_with_key(&hash_token(key), ctx.now)
             .await?
             .ok_or(Error::InvalidKey)?;
-        self.store.set_email_verified(&user_id).await?;
         self.audit(audit::EMAIL_VERIFIED, Some(&user_id), ctx, None)
             .await;
         Ok(())

@@ -55,13 +55,15 @@ impl Gatekeeper {
         let user_id = caller.sub.as_str();
         let user = self.user(user_id).await?;
         let has_totp = user.has_totp;
-        let chosen = match method {
-            "totp" if has_totp => "totp",
-            "totp" => {
-                return Err(Error::InvalidMethod(
-                    "TOTP is not enabled: activate it first with /auth/mfa/totp/activate".into(),
-                ))
-            }
+        let totp_off = || {
+            Error::InvalidMethod(
+                "TOTP is not enabled: activate it first with /auth/mfa/totp/activate".into(),
+            )
+        };
+        // The method, and whether e-mailed codes switch on or off with it.
+        let (chosen, email_otp) = match method {
+            "totp" if has_totp => ("totp", None),
+            "totp" => return Err(totp_off()),
             "email" if !self.config.allows(Method::Email) => {
                 return Err(Error::InvalidMethod(
                     "e-mailed codes are not offered by this server (MFAGATE_MFA_METHODS)".into(),
@@ -72,14 +74,7 @@ impl Gatekeeper {
                     "verify your e-mail address first (/auth/register/resend-verification)".into(),
                 ))
             }
-            "email" => {
-                if !user.email_otp {
-                    self.store.set_email_otp(user_id, true).await?;
-                    self.audit(audit::EMAIL_OTP_ENABLED, Some(user_id), ctx, None)
-                        .await;
-                }
-                "email"
-            }
+            "email" => ("email", (!user.email_otp).then_some(true)),
             "none" if self.config.mode != MfaMode::Optional => {
                 return Err(Error::InvalidMethod(
                     "'none' is allowed only when MFA is optional".into(),
@@ -100,12 +95,7 @@ impl Gatekeeper {
                         max_age: self.config.reauth_max_age,
                     });
                 }
-                if user.email_otp {
-                    self.store.set_email_otp(user_id, false).await?;
-                    self.audit(audit::EMAIL_OTP_DISABLED, Some(user_id), ctx, None)
-                        .await;
-                }
-                "none"
+                ("none", user.email_otp.then_some(false))
             }
             _ => {
                 return Err(Error::InvalidMethod(
@@ -113,7 +103,22 @@ impl Gatekeeper {
                 ))
             }
         };
-        self.store.set_preferred_method(user_id, chosen).await?;
+        // One statement: the preference and the switch change together, and `totp` only while
+        // a TOTP factor is held.
+        if !self.store.choose_method(user_id, chosen, email_otp).await? {
+            return Err(totp_off());
+        }
+        match email_otp {
+            Some(true) => {
+                self.audit(audit::EMAIL_OTP_ENABLED, Some(user_id), ctx, None)
+                    .await
+            }
+            Some(false) => {
+                self.audit(audit::EMAIL_OTP_DISABLED, Some(user_id), ctx, None)
+                    .await
+            }
+            None => {}
+        }
         self.audit(
             audit::PREFERRED_METHOD_CHANGED,
             Some(user_id),

@@ -36,8 +36,6 @@ impl KeyPurpose {
 
 #[async_trait]
 pub trait EmailStore: Send + Sync {
-    async fn set_email_verified(&self, user_id: &str) -> StoreResult<()>;
-    async fn set_email_otp(&self, user_id: &str, enabled: bool) -> StoreResult<()>;
     /// Records a new code for a live challenge, iff the last send is at least `min_interval`
     /// seconds old and fewer than `max_sends` went out; the previous code is kept aside so that
     /// `release_email_send` can restore it when the mail cannot be sent.
@@ -66,11 +64,11 @@ pub trait EmailStore: Send + Sync {
         purpose: KeyPurpose,
         now: i64,
     ) -> StoreResult<Option<String>>;
-    /// Uses a live key; of concurrent callers exactly one gets its user.
-    async fn consume_email_key(
+    /// Uses a live verification key and marks its user's address verified, in one
+    /// transaction; of concurrent callers exactly one gets the user.
+    async fn verify_address_with_key(
         &self,
         key_hash: &str,
-        purpose: KeyPurpose,
         now: i64,
     ) -> StoreResult<Option<String>>;
 }

@@ -71,5 +71,13 @@ pub trait UserStore: Send + Sync {
     /// Grants or withdraws administrator rights; false when the user already was in that state
     /// (so a repeated command changes and audits nothing).
     async fn set_admin(&self, user_id: &str, is_admin: bool) -> StoreResult<bool>;
-    async fn set_preferred_method(&self, user_id: &str, method: &str) -> StoreResult<()>;
+    /// Makes `method` (`totp`, `email` or `none`) the preferred one and, with `email_otp`,
+    /// switches e-mailed codes on or off, in one statement. `false`, with nothing changed, when
+    /// `method` is `totp` and the user holds no TOTP factor (any more).
+    async fn choose_method(
+        &self,
+        user_id: &str,
+        method: &str,
+        email_otp: Option<bool>,
+    ) -> StoreResult<bool>;
 }

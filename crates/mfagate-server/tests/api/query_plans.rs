@@ -255,7 +255,7 @@ async fn exercise_every_intent(store: &dyn Store) {
         .unwrap()
         .unwrap();
     store.set_admin("u1", true).await.unwrap();
-    store.set_preferred_method("u1", "totp").await.unwrap();
+    store.choose_method("u1", "none", None).await.unwrap();
 
     // Enrolment, with and without a setup token.
     store
@@ -439,8 +439,11 @@ async fn exercise_every_intent(store: &dyn Store) {
     }
 
     // E-mail.
-    store.set_email_verified("u1").await.unwrap();
-    store.set_email_otp("u1", true).await.unwrap();
+    assert!(store
+        .choose_method("u1", "email", Some(true))
+        .await
+        .unwrap());
+    assert!(store.choose_method("u1", "totp", None).await.unwrap());
     for (key, purpose) in [
         ("kv", KeyPurpose::Verification),
         ("ki", KeyPurpose::Invitation),
@@ -452,10 +455,7 @@ async fn exercise_every_intent(store: &dyn Store) {
             .unwrap();
         store.email_key_user(key, purpose, now).await.unwrap();
     }
-    store
-        .consume_email_key("kv", KeyPurpose::Verification, now)
-        .await
-        .unwrap();
+    store.verify_address_with_key("kv", now).await.unwrap();
 
     // Account changes, each ending credentials.
     store

@@ -4,32 +4,6 @@ use super::*;
 
 #[async_trait]
 impl EmailStore for PgStore {
-    async fn set_email_verified(&self, user_id: &str) -> StoreResult<()> {
-        sqlx::query("UPDATE users SET email_verified = TRUE WHERE id = $1")
-            .bind(user_id)
-            .execute(&self.pool)
-            .await
-            .store()?;
-        Ok(())
-    }
-
-    async fn set_email_otp(&self, user_id: &str, enabled: bool) -> StoreResult<()> {
-        // Switching e-mail codes off also drops them as the preferred method.
-        sqlx::query(
-            "UPDATE users SET email_otp = $2,
-               preferred_method = CASE WHEN $2 THEN 'email'
-                                       WHEN preferred_method = 'email' THEN 'none'
-                                       ELSE preferred_method END
-             WHERE id = $1",
-        )
-        .bind(user_id)
-        .bind(enabled)
-        .execute(&self.pool)
-        .await
-        .store()?;
-        Ok(())
-    }
-
     async fn reserve_email_send(
         &self,
         challenge_id: &str,
@@ -136,19 +110,21 @@ impl EmailStore for PgStore {
         .store()
     }
 
-    async fn consume_email_key(
+    async fn verify_address_with_key(
         &self,
         key_hash: &str,
-        purpose: KeyPurpose,
         now: i64,
     ) -> StoreResult<Option<String>> {
+        // One statement: the key is used and the address verified together, or neither.
         sqlx::query_scalar(
-            "UPDATE email_keys SET used_at = $3
-             WHERE key_hash = $1 AND purpose = $2 AND used_at IS NULL AND expires_at > $3
-             RETURNING user_id",
+            "WITH used AS (
+               UPDATE email_keys SET used_at = $2
+               WHERE key_hash = $1 AND purpose = 'verify' AND used_at IS NULL AND expires_at > $2
+               RETURNING user_id)
+             UPDATE users SET email_verified = TRUE FROM used WHERE users.id = used.user_id
+             RETURNING users.id",
         )
         .bind(key_hash)
-        .bind(purpose.as_str())
         .bind(now)
         .fetch_optional(&self.pool)
         .await

@@ -168,13 +168,24 @@ impl UserStore for PgStore {
         Ok(changed.rows_affected() == 1)
     }
 
-    async fn set_preferred_method(&self, user_id: &str, method: &str) -> StoreResult<()> {
-        sqlx::query("UPDATE users SET preferred_method = $2 WHERE id = $1")
-            .bind(user_id)
-            .bind(method)
-            .execute(&self.pool)
-            .await
-            .store()?;
-        Ok(())
+    async fn choose_method(
+        &self,
+        user_id: &str,
+        method: &str,
+        email_otp: Option<bool>,
+    ) -> StoreResult<bool> {
+        let changed = sqlx::query(
+            "UPDATE users SET preferred_method = $2, email_otp = COALESCE($3, email_otp)
+             WHERE id = $1
+               AND ($2 <> 'totp' OR EXISTS (SELECT 1 FROM factors
+                    WHERE user_id = $1 AND kind = 'totp' AND verified_at IS NOT NULL))",
+        )
+        .bind(user_id)
+        .bind(method)
+        .bind(email_otp)
+        .execute(&self.pool)
+        .await
+        .store()?;
+        Ok(changed.rows_affected() == 1)
     }
 }

@@ -4,37 +4,6 @@ use super::*;
 
 #[async_trait]
 impl EmailStore for SqliteStore {
-    async fn set_email_verified(&self, user_id: &str) -> StoreResult<()> {
-        let user_id = user_id.to_owned();
-        self.write(move |c| {
-            execute(
-                c,
-                "UPDATE users SET email_verified = 1 WHERE id = ?1",
-                params![user_id],
-            )
-        })
-        .await?;
-        Ok(())
-    }
-
-    async fn set_email_otp(&self, user_id: &str, enabled: bool) -> StoreResult<()> {
-        let user_id = user_id.to_owned();
-        // Switching e-mail codes off also drops them as the preferred method.
-        self.write(move |c| {
-            execute(
-                c,
-                "UPDATE users SET email_otp = ?2,
-               preferred_method = CASE WHEN ?2 THEN 'email'
-                                       WHEN preferred_method = 'email' THEN 'none'
-                                       ELSE preferred_method END
-             WHERE id = ?1",
-                params![user_id, enabled],
-            )
-        })
-        .await?;
-        Ok(())
-    }
-
     async fn reserve_email_send(
         &self,
         challenge_id: &str,
@@ -142,22 +111,29 @@ impl EmailStore for SqliteStore {
             .await
     }
 
-    async fn consume_email_key(
+    async fn verify_address_with_key(
         &self,
         key_hash: &str,
-        purpose: KeyPurpose,
         now: i64,
     ) -> StoreResult<Option<String>> {
         let key_hash = key_hash.to_owned();
         self.write(move |c| {
-            query_opt(
+            let user: Option<String> = query_opt(
                 c,
-                "UPDATE email_keys SET used_at = ?3
-                 WHERE key_hash = ?1 AND purpose = ?2 AND used_at IS NULL AND expires_at > ?3
+                "UPDATE email_keys SET used_at = ?2
+                 WHERE key_hash = ?1 AND purpose = 'verify' AND used_at IS NULL AND expires_at > ?2
                  RETURNING user_id",
-                params![key_hash, purpose.as_str(), now],
+                params![key_hash, now],
                 |row| row.get(0),
-            )
+            )?;
+            if let Some(user) = &user {
+                execute(
+                    c,
+                    "UPDATE users SET email_verified = 1 WHERE id = ?1",
+                    [user],
+                )?;
+            }
+            Ok(user)
         })
         .await
     }

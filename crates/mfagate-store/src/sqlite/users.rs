@@ -183,16 +183,25 @@ impl UserStore for SqliteStore {
         Ok(changed == 1)
     }
 
-    async fn set_preferred_method(&self, user_id: &str, method: &str) -> StoreResult<()> {
+    async fn choose_method(
+        &self,
+        user_id: &str,
+        method: &str,
+        email_otp: Option<bool>,
+    ) -> StoreResult<bool> {
         let (user_id, method) = (user_id.to_owned(), method.to_owned());
-        self.write(move |c| {
-            execute(
-                c,
-                "UPDATE users SET preferred_method = ?2 WHERE id = ?1",
-                params![user_id, method],
-            )
-        })
-        .await?;
-        Ok(())
+        let changed = self
+            .write(move |c| {
+                execute(
+                    c,
+                    "UPDATE users SET preferred_method = ?2, email_otp = COALESCE(?3, email_otp)
+                     WHERE id = ?1
+                       AND (?2 <> 'totp' OR EXISTS (SELECT 1 FROM factors
+                            WHERE user_id = ?1 AND kind = 'totp' AND verified_at IS NOT NULL))",
+                    params![user_id, method, email_otp],
+                )
+            })
+            .await?;
+        Ok(changed == 1)
     }
 }

@@ -1,0 +1,173 @@
+//! A fresh store for one test, and the rows most tests start from.
+
+use std::sync::Arc;
+
+use mfagate_core::store::*;
+use mfagate_core::Store;
+use sqlx::{Connection, Executor, PgConnection};
+
+pub const NOW: i64 = 1_900_000_000;
+/// Concurrent callers in each race.
+pub const RACERS: usize = 16;
+
+/// The store under test, with what must outlive it (a temporary directory, a database to drop).
+pub struct TestStore {
+    pub store: Arc<dyn Store>,
+    _dir: tempfile::TempDir,
+    pg: Option<(String, String)>,
+}
+
+impl std::ops::Deref for TestStore {
+    type Target = dyn Store;
+    fn deref(&self) -> &Self::Target {
+        &*self.store
+    }
+}
+
+impl Drop for TestStore {
+    fn drop(&mut self) {
+        let Some((admin_url, name)) = self.pg.take() else {
+            return;
+        };
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
+            runtime.block_on(async {
+                let mut conn = PgConnection::connect(&admin_url).await.ok()?;
+                conn.execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
+                    .await
+                    .ok()
+            })
+        })
+        .join();
+    }
+}
+
+pub async fn store() -> TestStore {
+    let dir = tempfile::tempdir().expect("temp dir");
+    if std::env::var("MFAGATE_TEST_BACKEND").is_ok_and(|b| b == "postgres") {
+        let admin_url = std::env::var("MFAGATE_TEST_POSTGRES_URL")
+            .expect("MFAGATE_TEST_POSTGRES_URL, e.g. postgres://postgres@127.0.0.1:5432/test");
+        let name = format!("mfagate_contract_{}", mfagate_core::secret::new_id());
+        let mut conn = PgConnection::connect(&admin_url).await.expect("PostgreSQL");
+        conn.execute(format!("CREATE DATABASE {name}").as_str())
+            .await
+            .expect("create database");
+        let base = admin_url
+            .rsplit_once('/')
+            .map_or(admin_url.as_str(), |(b, _)| b);
+        let url = format!("{base}/{name}");
+        let store = mfagate_store::open(&url).await.expect("store opens");
+        return TestStore {
+            store,
+            _dir: dir,
+            pg: Some((admin_url, name)),
+        };
+    }
+    let url = format!("sqlite://{}", dir.path().join("contract.db").display());
+    let store = mfagate_store::open(&url).await.expect("store opens");
+    TestStore {
+        store,
+        _dir: dir,
+        pg: None,
+    }
+}
+
+pub async fn user(store: &dyn Store, id: &str) -> User {
+    store
+        .create_user(&NewUser {
+            id: id.into(),
+            username: id.into(),
+            email: format!("{id}@example.com"),
+            password_hash: "$argon2id$test".into(),
+            is_admin: false,
+            created_at: NOW - 100,
+        })
+        .await
+        .expect("user created")
+}
+
+pub fn refresh(hash: &str, user: &str) -> NewRefreshToken {
+    NewRefreshToken {
+        token_hash: hash.into(),
+        user_id: user.into(),
+        family_id: format!("family-{hash}"),
+        amr: "pwd mfa otp".into(),
+        auth_time: NOW,
+        created_at: NOW,
+        expires_at: NOW + 3600,
+    }
+}
+
+/// The user's first TOTP factor (as `totp/activate` makes it), with recovery codes.
+pub async fn first_totp(store: &dyn Store, user: &str, factor: &str, codes: &[&str]) {
+    let enabled = store
+        .enable_totp(
+            &TotpEnrolment {
+                user_id: user.into(),
+                factor_id: factor.into(),
+                name: "Authenticator".into(),
+                max_factors: 10,
+                epoch: 0,
+                setup_token_hash: None,
+                secret_sealed: "k.sealed".into(),
+                accepted_step: 100,
+                recovery_codes_sealed: codes.iter().map(|c| c.to_string()).collect(),
+                refresh: refresh(&format!("enrol-{factor}"), user),
+            },
+            NOW,
+        )
+        .await
+        .expect("enable");
+    assert_eq!(enabled, TotpEnabled::Enabled);
+}
+
+/// A pending TOTP factor named `name`.
+pub async fn pending(store: &dyn Store, user: &str, id: &str, name: &str) -> FactorBegun {
+    store
+        .begin_factor(
+            &NewFactor {
+                id: id.into(),
+                user_id: user.into(),
+                kind: mfagate_core::FactorKind::Totp,
+                name: name.into(),
+                secret_sealed: Some(format!("k.{id}")),
+                created_at: NOW,
+                expires_at: NOW + 600,
+            },
+            10,
+            None,
+            NOW,
+        )
+        .await
+        .expect("begin")
+}
+
+pub fn verification(user: &str, factor: &str, max_factors: u32) -> FactorVerification {
+    FactorVerification {
+        user_id: user.into(),
+        factor_id: factor.into(),
+        accepted_step: Some(100),
+        recovery_codes_sealed: vec!["k.r1".into(), "k.r2".into()],
+        setup_token_hash: None,
+        refresh: refresh(&format!("verify-{factor}"), user),
+        max_factors,
+    }
+}
+
+/// Runs `n` copies of `f(i)` at once and returns their results.
+pub async fn race<T, F, Fut>(n: usize, f: F) -> Vec<T>
+where
+    T: Send + 'static,
+    F: Fn(usize) -> Fut,
+    Fut: std::future::Future<Output = T> + Send + 'static,
+{
+    let tasks: Vec<_> = (0..n).map(|i| tokio::spawn(f(i))).collect();
+    let mut out = Vec::new();
+    for task in tasks {
+        out.push(task.await.expect("racer finished"));
+    }
+    out
+}

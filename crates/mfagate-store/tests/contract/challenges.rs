@@ -1,0 +1,199 @@
+//! ChallengeStore: a per-user limit of live challenges, attempts claimed before they are
+//! checked, and a completion that happens once and claims its factor once.
+
+use std::sync::Arc;
+
+use mfagate_core::store::*;
+
+use crate::backend::*;
+
+fn challenge(id: &str, user: &str) -> NewChallenge {
+    NewChallenge {
+        id: id.into(),
+        user_id: user.into(),
+        token_hash: format!("token-{id}"),
+        created_at: NOW,
+        expires_at: NOW + 300,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn at_most_the_limit_of_live_challenges_is_created_under_a_race() {
+    let s = store().await;
+    user(&*s, "ann").await;
+    let store = s.store.clone();
+    let created = race(RACERS, move |n| {
+        let store = Arc::clone(&store);
+        async move {
+            store
+                .create_challenge(&challenge(&format!("c{n}"), "ann"), 3, 5, NOW)
+                .await
+                .unwrap()
+        }
+    })
+    .await;
+    let made = created
+        .iter()
+        .filter(|c| **c == ChallengeCreated::Created)
+        .count();
+    assert_eq!(made, 3, "{created:?}");
+    // The others are told when the earliest live one ends.
+    assert!(created.iter().all(|c| match c {
+        ChallengeCreated::Created => true,
+        ChallengeCreated::TooMany { earliest_expiry } => *earliest_expiry == NOW + 300,
+    }));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn at_most_the_maximum_of_attempts_is_claimed_under_a_race() {
+    let s = store().await;
+    user(&*s, "ann").await;
+    s.create_challenge(&challenge("c", "ann"), 3, 5, NOW)
+        .await
+        .unwrap();
+    let window = WindowLimit {
+        key: "mfa-user:ann".into(),
+        limit: 100,
+        window_seconds: 900,
+    };
+    let store = s.store.clone();
+    let claims = race(RACERS, move |_| {
+        let (store, window) = (Arc::clone(&store), window.clone());
+        async move {
+            store
+                .claim_challenge_attempt("c", 5, Some(&window), NOW)
+                .await
+                .unwrap()
+        }
+    })
+    .await;
+    let granted = claims
+        .iter()
+        .filter(|c| matches!(c, AttemptClaim::Claimed { .. }))
+        .count();
+    assert_eq!(granted, 5, "{claims:?}");
+    assert!(claims.iter().all(|c| matches!(
+        c,
+        AttemptClaim::Claimed { .. } | AttemptClaim::ChallengeDead { .. }
+    )));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_challenge_completes_once_under_a_race_and_stores_one_session() {
+    let s = store().await;
+    user(&*s, "ann").await;
+    s.create_challenge(&challenge("c", "ann"), 3, 5, NOW)
+        .await
+        .unwrap();
+    let store = s.store.clone();
+    let outcomes = race(RACERS, move |n| {
+        let store = Arc::clone(&store);
+        async move {
+            store
+                .complete_challenge(
+                    "c",
+                    FactorClaim::EmailCode,
+                    &refresh(&format!("login-{n}"), "ann"),
+                    None,
+                    NOW,
+                )
+                .await
+                .unwrap()
+        }
+    })
+    .await;
+    let completed: Vec<usize> = outcomes
+        .iter()
+        .enumerate()
+        .filter(|(_, o)| **o == Completion::Completed)
+        .map(|(n, _)| n)
+        .collect();
+    assert_eq!(completed.len(), 1, "{outcomes:?}");
+    assert!(outcomes
+        .iter()
+        .all(|o| matches!(o, Completion::Completed | Completion::ChallengeGone)));
+    // Only the winner's refresh token was stored.
+    for n in 0..RACERS {
+        let successor = RefreshSuccessor {
+            token_hash: format!("next-{n}"),
+            created_at: NOW,
+            expires_at: NOW + 3600,
+        };
+        let rotated = s
+            .rotate_refresh_token(&format!("login-{n}"), &successor, NOW)
+            .await
+            .unwrap();
+        assert_eq!(
+            matches!(rotated, RefreshOutcome::Rotated { .. }),
+            completed.contains(&n),
+            "login-{n}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_totp_step_completes_one_login_per_factor_and_a_refused_claim_changes_nothing() {
+    let s = store().await;
+    user(&*s, "ann").await;
+    first_totp(&*s, "ann", "phone", &[]).await;
+    for n in 0..RACERS {
+        s.create_challenge(&challenge(&format!("c{n}"), "ann"), 100, 5, NOW)
+            .await
+            .unwrap();
+    }
+    let store = s.store.clone();
+    let outcomes = race(RACERS, move |n| {
+        let store = Arc::clone(&store);
+        async move {
+            store
+                .complete_challenge(
+                    &format!("c{n}"),
+                    FactorClaim::TotpStep {
+                        factor_id: "phone".into(),
+                        step: 200,
+                    },
+                    &refresh(&format!("login-{n}"), "ann"),
+                    None,
+                    NOW,
+                )
+                .await
+                .unwrap()
+        }
+    })
+    .await;
+    assert_eq!(
+        outcomes
+            .iter()
+            .filter(|o| **o == Completion::Completed)
+            .count(),
+        1,
+        "{outcomes:?}"
+    );
+    assert_eq!(
+        outcomes
+            .iter()
+            .filter(|o| **o == Completion::FactorRefused)
+            .count(),
+        RACERS - 1
+    );
+    // The refused challenges are still live: a later step completes one.
+    let loser = outcomes
+        .iter()
+        .position(|o| *o == Completion::FactorRefused)
+        .unwrap();
+    assert_eq!(
+        s.complete_challenge(
+            &format!("c{loser}"),
+            FactorClaim::TotpStep {
+                factor_id: "phone".into(),
+                step: 201,
+            },
+            &refresh("late", "ann"),
+            None,
+            NOW,
+        )
+        .await
+        .unwrap(),
+        Completion::Completed
+    );
+}

@@ -1,0 +1,138 @@
+//! UserStore and the one-statement account intents.
+
+use std::sync::Arc;
+
+use mfagate_core::store::*;
+use mfagate_core::StoreError;
+
+use crate::backend::*;
+
+#[tokio::test]
+async fn names_and_addresses_are_unique_case_insensitively_and_across_each_other() {
+    let s = store().await;
+    user(&*s, "ann").await;
+    for (username, email) in [
+        ("ANN", "new@example.com"),
+        ("new", "Ann@Example.com"),
+        ("ann@example.com", "x@example.com"),
+    ] {
+        let taken = s
+            .create_user(&NewUser {
+                id: format!("id-{username}"),
+                username: username.into(),
+                email: email.into(),
+                password_hash: "$argon2id$test".into(),
+                is_admin: false,
+                created_at: NOW,
+            })
+            .await;
+        assert!(
+            matches!(&taken, Err(StoreError::Conflict(what)) if what.contains("username or e-mail")),
+            "{username}: {taken:?}"
+        );
+    }
+    assert_eq!(
+        s.user_by_login("ANN@EXAMPLE.COM".to_lowercase().as_str())
+            .await
+            .unwrap()
+            .unwrap()
+            .id,
+        "ann"
+    );
+}
+
+#[tokio::test]
+async fn the_preferred_method_and_the_email_switch_change_together() {
+    let s = store().await;
+    user(&*s, "ann").await;
+    assert!(
+        !s.choose_method("ann", "totp", None).await.unwrap(),
+        "no TOTP factor"
+    );
+    assert!(s.choose_method("ann", "email", Some(true)).await.unwrap());
+    let ann = s.user_by_id("ann").await.unwrap().unwrap();
+    assert_eq!(
+        (ann.preferred_method.as_str(), ann.email_otp),
+        ("email", true)
+    );
+    first_totp(&*s, "ann", "phone", &[]).await;
+    assert!(s.choose_method("ann", "totp", None).await.unwrap());
+    let ann = s.user_by_id("ann").await.unwrap().unwrap();
+    assert_eq!(
+        (ann.preferred_method.as_str(), ann.email_otp),
+        ("totp", true)
+    );
+    assert!(s.choose_method("ann", "none", Some(false)).await.unwrap());
+    let ann = s.user_by_id("ann").await.unwrap().unwrap();
+    assert_eq!(
+        (ann.preferred_method.as_str(), ann.email_otp),
+        ("none", false)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_verification_key_verifies_the_address_once_under_a_race() {
+    let s = store().await;
+    user(&*s, "ann").await;
+    s.create_email_key("key", "ann", KeyPurpose::Verification, NOW + 60)
+        .await
+        .unwrap();
+    s.create_email_key("reset", "ann", KeyPurpose::PasswordReset, NOW + 60)
+        .await
+        .unwrap();
+    assert_eq!(
+        s.verify_address_with_key("reset", NOW).await.unwrap(),
+        None,
+        "a key of another purpose"
+    );
+    let store = s.store.clone();
+    let used = race(RACERS, move |_| {
+        let store = Arc::clone(&store);
+        async move { store.verify_address_with_key("key", NOW).await.unwrap() }
+    })
+    .await;
+    assert_eq!(
+        used.iter().filter(|u| u.as_deref() == Some("ann")).count(),
+        1
+    );
+    assert!(s.user_by_id("ann").await.unwrap().unwrap().email_verified);
+}
+
+#[tokio::test]
+async fn a_disable_ends_every_credential_in_one_change() {
+    let s = store().await;
+    user(&*s, "ann").await;
+    first_totp(&*s, "ann", "phone", &["k.a"]).await;
+    s.insert_refresh_token(&refresh("r0", "ann")).await.unwrap();
+    s.create_setup_token("setup", "ann", NOW + 60)
+        .await
+        .unwrap();
+    assert!(s
+        .change_account("ann", &AccountChange::Disable, None, NOW)
+        .await
+        .unwrap());
+    let successor = RefreshSuccessor {
+        token_hash: "r1".into(),
+        created_at: NOW,
+        expires_at: NOW + 60,
+    };
+    assert_eq!(
+        s.rotate_refresh_token("r0", &successor, NOW).await.unwrap(),
+        RefreshOutcome::Invalid
+    );
+    assert_eq!(s.setup_token_user("setup", NOW).await.unwrap(), None);
+    assert!(s.user_by_id("ann").await.unwrap().unwrap().disabled);
+    // A change that needs a key does nothing without a live one.
+    assert!(!s
+        .change_account(
+            "ann",
+            &AccountChange::SetPassword {
+                hash: "$argon2id$x".into(),
+                verify_email: true
+            },
+            Some(("no-such-key", KeyPurpose::PasswordReset)),
+            NOW,
+        )
+        .await
+        .unwrap());
+}

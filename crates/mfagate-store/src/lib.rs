@@ -4,6 +4,7 @@
 mod migrations;
 pub mod postgres;
 pub mod sqlite;
+pub mod testing;
 
 pub use postgres::{PgPoolSettings, PgStore};
 pub use sqlite::SqliteStore;

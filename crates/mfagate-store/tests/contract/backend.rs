@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use mfagate_core::store::*;
 use mfagate_core::Store;
-use sqlx::{Connection, Executor, PgConnection};
+use mfagate_store::testing::TempPgDatabase;
 
 pub const NOW: i64 = 1_900_000_000;
 /// Concurrent callers in each race.
@@ -14,7 +14,7 @@ pub const RACERS: usize = 16;
 pub struct TestStore {
     pub store: Arc<dyn Store>,
     _dir: tempfile::TempDir,
-    pg: Option<(String, String)>,
+    _pg: Option<TempPgDatabase>,
 }
 
 impl std::ops::Deref for TestStore {
@@ -24,54 +24,28 @@ impl std::ops::Deref for TestStore {
     }
 }
 
-impl Drop for TestStore {
-    fn drop(&mut self) {
-        let Some((admin_url, name)) = self.pg.take() else {
-            return;
-        };
-        let _ = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .ok()?;
-            runtime.block_on(async {
-                let mut conn = PgConnection::connect(&admin_url).await.ok()?;
-                conn.execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
-                    .await
-                    .ok()
-            })
-        })
-        .join();
-    }
-}
-
 pub async fn store() -> TestStore {
     let dir = tempfile::tempdir().expect("temp dir");
-    if std::env::var("MFAGATE_TEST_BACKEND").is_ok_and(|b| b == "postgres") {
+    let pg = if std::env::var("MFAGATE_TEST_BACKEND").is_ok_and(|b| b == "postgres") {
         let admin_url = std::env::var("MFAGATE_TEST_POSTGRES_URL")
             .expect("MFAGATE_TEST_POSTGRES_URL, e.g. postgres://postgres@127.0.0.1:5432/test");
-        let name = format!("mfagate_contract_{}", mfagate_core::secret::new_id());
-        let mut conn = PgConnection::connect(&admin_url).await.expect("PostgreSQL");
-        conn.execute(format!("CREATE DATABASE {name}").as_str())
-            .await
-            .expect("create database");
-        let base = admin_url
-            .rsplit_once('/')
-            .map_or(admin_url.as_str(), |(b, _)| b);
-        let url = format!("{base}/{name}");
-        let store = mfagate_store::open(&url).await.expect("store opens");
-        return TestStore {
-            store,
-            _dir: dir,
-            pg: Some((admin_url, name)),
-        };
-    }
-    let url = format!("sqlite://{}", dir.path().join("contract.db").display());
+        Some(
+            TempPgDatabase::create(&admin_url)
+                .await
+                .expect("PostgreSQL creates a database"),
+        )
+    } else {
+        None
+    };
+    let url = match &pg {
+        Some(database) => database.url.clone(),
+        None => format!("sqlite://{}", dir.path().join("contract.db").display()),
+    };
     let store = mfagate_store::open(&url).await.expect("store opens");
     TestStore {
         store,
         _dir: dir,
-        pg: None,
+        _pg: pg,
     }
 }
 

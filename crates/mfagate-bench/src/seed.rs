@@ -108,7 +108,7 @@ fn account(
         },
         email_verified: index % 3 != 2,
         email_otp: index.is_multiple_of(3),
-        preferred_method: "totp".into(),
+        preferred_method: Some(mfagate_core::Method::Totp),
         totp: Some(TotpDevice {
             secret_sealed: sealer.seal(&secret, &totp_context(&id)),
             created_at,

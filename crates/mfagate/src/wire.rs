@@ -163,7 +163,7 @@ pub struct AdminUserBody {
     pub is_admin: bool,
     pub disabled: bool,
     pub invitation_pending: bool,
-    pub preferred_method: String,
+    pub preferred_method: &'static str,
     pub created_at: Option<String>,
 }
 
@@ -178,7 +178,7 @@ impl From<User> for AdminUserBody {
             email_verified: user.email_verified,
             is_admin: user.is_admin,
             disabled: user.disabled,
-            preferred_method: user.preferred_method,
+            preferred_method: mfagate_core::factors::preference_name(user.preferred_method),
             created_at: rfc3339(user.created_at),
         }
     }
@@ -229,7 +229,7 @@ pub fn rfc3339(unix_seconds: i64) -> Option<String> {
 pub struct StatusBody {
     pub mfa_enabled: bool,
     pub methods: Vec<&'static str>,
-    pub preferred_method: String,
+    pub preferred_method: &'static str,
     pub created_at: Option<String>,
     pub last_used_at: Option<String>,
     pub recovery_codes_remaining: usize,
@@ -240,7 +240,7 @@ impl From<MfaStatus> for StatusBody {
         Self {
             mfa_enabled: status.mfa_enabled,
             methods: status.methods.iter().map(|m| m.as_str()).collect(),
-            preferred_method: status.preferred_method,
+            preferred_method: mfagate_core::factors::preference_name(status.preferred_method),
             created_at: status.created_at.and_then(rfc3339),
             last_used_at: status.last_used_at.and_then(rfc3339),
             recovery_codes_remaining: status.recovery_codes_remaining,

@@ -48,6 +48,22 @@ impl Method {
     }
 }
 
+/// The method a login challenge offers first, as stored and on the wire: a method, or `none`.
+pub fn preference_name(preferred: Option<Method>) -> &'static str {
+    preferred.map_or("none", Method::as_str)
+}
+
+/// `none`, or a method a user can prefer; `None` for anything else.
+pub fn parse_preference(text: &str) -> Option<Option<Method>> {
+    match text {
+        "none" => Some(None),
+        "totp" => Some(Some(Method::Totp)),
+        "email" => Some(Some(Method::Email)),
+        "webauthn" => Some(Some(Method::Webauthn)),
+        _ => None,
+    }
+}
+
 impl Serialize for Method {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.serialize_str(self.as_str())
@@ -115,6 +131,18 @@ mod tests {
         assert_eq!(FactorKind::parse("email"), None);
         assert_eq!(Method::parse_setting(" TOTP "), Some(Method::Totp));
         assert_eq!(Method::parse_setting("recovery_code"), None);
+        for preferred in [
+            None,
+            Some(Method::Totp),
+            Some(Method::Email),
+            Some(Method::Webauthn),
+        ] {
+            assert_eq!(
+                parse_preference(preference_name(preferred)),
+                Some(preferred)
+            );
+        }
+        assert_eq!(parse_preference("recovery_code"), None);
         assert_eq!(
             serde_json::to_string(&vec![Method::Totp, Method::RecoveryCode]).ok(),
             Some(r#"["totp","recovery_code"]"#.to_string())

@@ -5,7 +5,7 @@
 pub mod kind;
 pub mod policy;
 
-pub use kind::{FactorKind, Method};
+pub use kind::{parse_preference, preference_name, FactorKind, Method};
 
 /// The most characters a factor's name may have.
 pub const NAME_MAX_CHARS: usize = 64;

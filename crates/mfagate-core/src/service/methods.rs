@@ -6,7 +6,7 @@ use super::*;
 pub struct MfaStatus {
     pub mfa_enabled: bool,
     pub methods: Vec<Method>,
-    pub preferred_method: String,
+    pub preferred_method: Option<Method>,
     pub created_at: Option<i64>,
     pub last_used_at: Option<i64>,
     pub recovery_codes_remaining: usize,
@@ -60,32 +60,37 @@ impl Gatekeeper {
                 "TOTP is not enabled: activate it first with /auth/mfa/totp/activate".into(),
             )
         };
+        let wanted = crate::factors::parse_preference(method)
+            .filter(|m| *m != Some(Method::Webauthn))
+            .ok_or_else(|| {
+                Error::InvalidMethod("method must be one of: totp, email, none".into())
+            })?;
         // The method, and whether e-mailed codes switch on or off with it.
-        let (chosen, email_otp) = match method {
-            "totp" if has_totp => ("totp", None),
-            "totp" => return Err(totp_off()),
-            "email" if !self.config.allows(Method::Email) => {
+        let email_otp = match wanted {
+            Some(Method::Totp) if has_totp => None,
+            Some(Method::Email) if !self.config.allows(Method::Email) => {
                 return Err(Error::InvalidMethod(
                     "e-mailed codes are not offered by this server (MFAGATE_MFA_METHODS)".into(),
                 ))
             }
-            "email" if !user.email_verified => {
+            Some(Method::Email) if !user.email_verified => {
                 return Err(Error::InvalidMethod(
                     "verify your e-mail address first (/auth/register/resend-verification)".into(),
                 ))
             }
-            "email" => ("email", (!user.email_otp).then_some(true)),
-            "none" if self.config.mode != MfaMode::Optional => {
+            Some(Method::Email) => (!user.email_otp).then_some(true),
+            Some(_) => return Err(totp_off()),
+            None if self.config.mode != MfaMode::Optional => {
                 return Err(Error::InvalidMethod(
                     "'none' is allowed only when MFA is optional".into(),
                 ))
             }
-            "none" if has_totp => {
+            None if has_totp => {
                 return Err(Error::InvalidMethod(
                     "TOTP is enabled: switch it off with /auth/mfa/totp/deactivate".into(),
                 ))
             }
-            "none" => {
+            None => {
                 // Switching a factor off needs proof of it: a recent login that used a second
                 // factor (e-mailed codes have no code to give outside a login).
                 if user.email_otp
@@ -95,17 +100,13 @@ impl Gatekeeper {
                         max_age: self.config.reauth_max_age,
                     });
                 }
-                ("none", user.email_otp.then_some(false))
-            }
-            _ => {
-                return Err(Error::InvalidMethod(
-                    "method must be one of: totp, email, none".into(),
-                ))
+                user.email_otp.then_some(false)
             }
         };
+        let chosen = crate::factors::preference_name(wanted);
         // One statement: the preference and the switch change together, and `totp` only while
         // a TOTP factor is held.
-        if !self.store.choose_method(user_id, chosen, email_otp).await? {
+        if !self.store.choose_method(user_id, wanted, email_otp).await? {
             return Err(totp_off());
         }
         match email_otp {

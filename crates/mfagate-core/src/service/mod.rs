@@ -156,7 +156,7 @@ fn holdings(user: &User, recovery_codes: bool) -> policy::Holdings {
         recovery_codes,
         email_verified: user.email_verified,
         email_otp: user.email_otp,
-        prefers_email: user.preferred_method == Method::Email.as_str(),
+        prefers_email: user.preferred_method == Some(Method::Email),
     }
 }
 

@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 
 use super::*;
-use crate::factors::FactorKind;
+use crate::factors::{FactorKind, Method};
 
 /// One enrolled device of a user (a row of `factors`), verified or pending.
 #[derive(Clone, PartialEq, Eq)]
@@ -196,13 +196,13 @@ pub trait FactorStore: Send + Sync {
         user_id: &str,
         factor_id: &str,
         keep_last: bool,
-        fallback: Option<&str>,
+        fallback: Option<Method>,
     ) -> StoreResult<FactorRemoved>;
     /// Removes every TOTP factor of the user, and the recovery codes if no factor is left; the
     /// preferred method falls back as in `remove_factor`. The ids removed (none: no TOTP).
     async fn remove_totp_factors(
         &self,
         user_id: &str,
-        fallback: Option<&str>,
+        fallback: Option<Method>,
     ) -> StoreResult<Vec<String>>;
 }

@@ -21,7 +21,7 @@ pub struct ImportedAccount {
     pub email_verified: bool,
     pub email_otp: bool,
     /// The method offered first at login (`totp`, `email` or `none`).
-    pub preferred_method: String,
+    pub preferred_method: Option<crate::factors::Method>,
     pub totp: Option<TotpDevice>,
     /// Sealed codes, each with when it was used (if it was).
     pub recovery_codes: Vec<(String, Option<i64>)>,

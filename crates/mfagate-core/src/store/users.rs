@@ -3,6 +3,7 @@
 use async_trait::async_trait;
 
 use super::*;
+use crate::factors::Method;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct User {
@@ -12,8 +13,8 @@ pub struct User {
     pub email_verified: bool,
     pub is_admin: bool,
     pub disabled: bool,
-    /// `"none"`, `"totp"` or `"email"`.
-    pub preferred_method: String,
+    /// The method a challenge offers first; `None`: none chosen.
+    pub preferred_method: Option<Method>,
     /// E-mailed codes switched on as a second factor.
     pub email_otp: bool,
     /// Whether a verified TOTP factor is enrolled (read with the user, saving a query per
@@ -71,13 +72,13 @@ pub trait UserStore: Send + Sync {
     /// Grants or withdraws administrator rights; false when the user already was in that state
     /// (so a repeated command changes and audits nothing).
     async fn set_admin(&self, user_id: &str, is_admin: bool) -> StoreResult<bool>;
-    /// Makes `method` (`totp`, `email` or `none`) the preferred one and, with `email_otp`,
-    /// switches e-mailed codes on or off, in one statement. `false`, with nothing changed, when
-    /// `method` is `totp` and the user holds no TOTP factor (any more).
+    /// Makes `method` the preferred one (`None`: none) and, with `email_otp`, switches
+    /// e-mailed codes on or off, in one statement. `false`, with nothing changed, when `method`
+    /// is TOTP and the user holds no TOTP factor (any more).
     async fn choose_method(
         &self,
         user_id: &str,
-        method: &str,
+        method: Option<Method>,
         email_otp: Option<bool>,
     ) -> StoreResult<bool>;
 }

@@ -16,7 +16,7 @@ use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 
 use mfagate::core::store::*;
-use mfagate::core::{FactorKind, Store};
+use mfagate::core::{FactorKind, Method, Store};
 use tracing::field::{Field, Visit};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::Layer;
@@ -164,7 +164,7 @@ async fn import_accounts(store: &dyn Store, count: usize, now: i64) {
             },
             email_verified: true,
             email_otp: i % 3 == 0,
-            preferred_method: "totp".into(),
+            preferred_method: Some(Method::Totp),
             totp: Some(TotpDevice {
                 secret_sealed: "k.sealed".into(),
                 created_at,
@@ -255,7 +255,7 @@ async fn exercise_every_intent(store: &dyn Store) {
         .unwrap()
         .unwrap();
     store.set_admin("u1", true).await.unwrap();
-    store.choose_method("u1", "none", None).await.unwrap();
+    store.choose_method("u1", None, None).await.unwrap();
 
     // Enrolment, with and without a setup token.
     store
@@ -440,10 +440,13 @@ async fn exercise_every_intent(store: &dyn Store) {
 
     // E-mail.
     assert!(store
-        .choose_method("u1", "email", Some(true))
+        .choose_method("u1", Some(Method::Email), Some(true))
         .await
         .unwrap());
-    assert!(store.choose_method("u1", "totp", None).await.unwrap());
+    assert!(store
+        .choose_method("u1", Some(Method::Totp), None)
+        .await
+        .unwrap());
     for (key, purpose) in [
         ("kv", KeyPurpose::Verification),
         ("ki", KeyPurpose::Invitation),
@@ -486,7 +489,7 @@ async fn exercise_every_intent(store: &dyn Store) {
         FactorRemoved::Removed { last: false }
     );
     store
-        .remove_totp_factors("u1", Some("email"))
+        .remove_totp_factors("u1", Some(Method::Email))
         .await
         .unwrap();
 
@@ -526,7 +529,7 @@ async fn exercise_every_intent(store: &dyn Store) {
             user: new_user("u3"),
             email_verified: true,
             email_otp: true,
-            preferred_method: "totp".into(),
+            preferred_method: Some(Method::Totp),
             totp: Some(TotpDevice {
                 secret_sealed: "k.s".into(),
                 created_at: now,

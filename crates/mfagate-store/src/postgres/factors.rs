@@ -4,7 +4,7 @@
 //! reset or disable, which change the same row first.
 
 use async_trait::async_trait;
-use mfagate_core::factors::{name_key, FactorKind};
+use mfagate_core::factors::{name_key, preference_name, FactorKind, Method};
 use mfagate_core::store::{
     Factor, FactorBegun, FactorRemoved, FactorRenamed, FactorStore, FactorVerification,
     FactorVerified, NewFactor, NewRefreshToken, StoreResult, TotpEnabled, TotpEnrolment,
@@ -165,7 +165,7 @@ async fn finish_enrolment(
 async fn after_removal(
     c: &mut PgConnection,
     user_id: &str,
-    fallback: Option<&str>,
+    fallback: Option<Method>,
 ) -> Result<bool, sqlx::Error> {
     let last = verified_count(c, user_id).await? == 0;
     if last {
@@ -179,7 +179,7 @@ async fn after_removal(
             "UPDATE users SET preferred_method = $2 WHERE id = $1 AND preferred_method = 'totp'",
         )
         .bind(user_id)
-        .bind(fallback.unwrap_or("none"))
+        .bind(preference_name(fallback))
         .execute(&mut *c)
         .await?;
     }
@@ -481,7 +481,7 @@ impl FactorStore for PgStore {
         user_id: &str,
         factor_id: &str,
         keep_last: bool,
-        fallback: Option<&str>,
+        fallback: Option<Method>,
     ) -> StoreResult<FactorRemoved> {
         let mut tx = self.pool.begin().await.store()?;
         lock_active_user(&mut tx, user_id, None).await.store()?;
@@ -505,7 +505,7 @@ impl FactorStore for PgStore {
     async fn remove_totp_factors(
         &self,
         user_id: &str,
-        fallback: Option<&str>,
+        fallback: Option<Method>,
     ) -> StoreResult<Vec<String>> {
         let mut tx = self.pool.begin().await.store()?;
         lock_active_user(&mut tx, user_id, None).await.store()?;

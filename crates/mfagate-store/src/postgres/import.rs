@@ -18,7 +18,7 @@ impl ImportStore for PgStore {
         let admins: Vec<bool> = users.clone().map(|u| u.is_admin).collect();
         let methods: Vec<&str> = accounts
             .iter()
-            .map(|a| a.preferred_method.as_str())
+            .map(|a| mfagate_core::factors::preference_name(a.preferred_method))
             .collect();
         let email_otp: Vec<bool> = accounts.iter().map(|a| a.email_otp).collect();
         let created: Vec<i64> = users.map(|u| u.created_at).collect();

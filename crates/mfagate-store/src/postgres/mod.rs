@@ -126,7 +126,7 @@ fn user_from_row(row: &PgRow) -> Result<User, StoreError> {
         email_verified: row.try_get("email_verified").store()?,
         is_admin: row.try_get("is_admin").store()?,
         disabled: row.try_get("disabled").store()?,
-        preferred_method: row.try_get("preferred_method").store()?,
+        preferred_method: preferred(&row.try_get::<String, _>("preferred_method").store()?),
         email_otp: row.try_get("email_otp").store()?,
         has_totp: row.try_get("has_totp").store()?,
         credential_epoch: row.try_get("credential_epoch").store()?,
@@ -264,3 +264,8 @@ use factors::*;
 use recovery_codes::*;
 use throttle::*;
 use tokens::*;
+
+/// A stored preference; one this version does not know reads as none.
+fn preferred(stored: &str) -> Option<mfagate_core::Method> {
+    mfagate_core::factors::parse_preference(stored).flatten()
+}

@@ -171,9 +171,10 @@ impl UserStore for PgStore {
     async fn choose_method(
         &self,
         user_id: &str,
-        method: &str,
+        method: Option<mfagate_core::Method>,
         email_otp: Option<bool>,
     ) -> StoreResult<bool> {
+        let method = mfagate_core::factors::preference_name(method);
         let changed = sqlx::query(
             "UPDATE users SET preferred_method = $2, email_otp = COALESCE($3, email_otp)
              WHERE id = $1

@@ -3,7 +3,7 @@
 //! change (a job that returns early has changed nothing).
 
 use async_trait::async_trait;
-use mfagate_core::factors::FactorKind;
+use mfagate_core::factors::{preference_name, FactorKind, Method};
 use mfagate_core::store::{
     Factor, FactorBegun, FactorRemoved, FactorRenamed, FactorStore, FactorVerification,
     FactorVerified, NewFactor, NewRefreshToken, StoreResult, TotpEnabled, TotpEnrolment,
@@ -143,7 +143,7 @@ fn finish_enrolment(
 fn after_removal(
     c: &rusqlite::Connection,
     user_id: &str,
-    fallback: Option<&str>,
+    fallback: Option<Method>,
 ) -> rusqlite::Result<bool> {
     let last = verified_count(c, user_id)? == 0;
     if last {
@@ -157,7 +157,7 @@ fn after_removal(
         execute(
             c,
             "UPDATE users SET preferred_method = ?2 WHERE id = ?1 AND preferred_method = 'totp'",
-            params![user_id, fallback.unwrap_or("none")],
+            params![user_id, preference_name(fallback)],
         )?;
     }
     Ok(last)
@@ -414,10 +414,9 @@ impl FactorStore for SqliteStore {
         user_id: &str,
         factor_id: &str,
         keep_last: bool,
-        fallback: Option<&str>,
+        fallback: Option<Method>,
     ) -> StoreResult<FactorRemoved> {
         let (user_id, factor_id) = (user_id.to_owned(), factor_id.to_owned());
-        let fallback = fallback.map(str::to_owned);
         self.write(move |c| {
             if !has_factor(c, &user_id, &factor_id)? {
                 return Ok(FactorRemoved::NotFound);
@@ -430,7 +429,7 @@ impl FactorStore for SqliteStore {
                 "DELETE FROM factors WHERE id = ?1 AND user_id = ?2",
                 params![factor_id, user_id],
             )?;
-            let last = after_removal(c, &user_id, fallback.as_deref())?;
+            let last = after_removal(c, &user_id, fallback)?;
             Ok(FactorRemoved::Removed { last })
         })
         .await
@@ -439,10 +438,9 @@ impl FactorStore for SqliteStore {
     async fn remove_totp_factors(
         &self,
         user_id: &str,
-        fallback: Option<&str>,
+        fallback: Option<Method>,
     ) -> StoreResult<Vec<String>> {
         let user_id = user_id.to_owned();
-        let fallback = fallback.map(str::to_owned);
         self.write(move |c| {
             let removed: Vec<String> = query_all(
                 c,
@@ -453,7 +451,7 @@ impl FactorStore for SqliteStore {
             .into_iter()
             .filter_map(|(id, verified)| verified.map(|_| id))
             .collect();
-            after_removal(c, &user_id, fallback.as_deref())?;
+            after_removal(c, &user_id, fallback)?;
             Ok(removed)
         })
         .await

@@ -25,7 +25,7 @@ impl ImportStore for SqliteStore {
                 u.password_hash,
                 a.email_verified,
                 u.is_admin,
-                a.preferred_method,
+                mfagate_core::factors::preference_name(a.preferred_method),
                 a.email_otp,
                 u.created_at
             ]));

@@ -97,7 +97,7 @@ fn user_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<User> {
         email_verified: row.get("email_verified")?,
         is_admin: row.get("is_admin")?,
         disabled: row.get("disabled")?,
-        preferred_method: row.get("preferred_method")?,
+        preferred_method: preferred(&row.get::<_, String>("preferred_method")?),
         email_otp: row.get("email_otp")?,
         has_totp: row.get("has_totp")?,
         credential_epoch: row.get("credential_epoch")?,
@@ -250,3 +250,8 @@ use import::*;
 use recovery_codes::*;
 use throttle::*;
 use tokens::*;
+
+/// A stored preference; one this version does not know reads as none.
+fn preferred(stored: &str) -> Option<mfagate_core::Method> {
+    mfagate_core::factors::parse_preference(stored).flatten()
+}

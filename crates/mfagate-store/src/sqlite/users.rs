@@ -186,10 +186,11 @@ impl UserStore for SqliteStore {
     async fn choose_method(
         &self,
         user_id: &str,
-        method: &str,
+        method: Option<mfagate_core::Method>,
         email_otp: Option<bool>,
     ) -> StoreResult<bool> {
-        let (user_id, method) = (user_id.to_owned(), method.to_owned());
+        let method = mfagate_core::factors::preference_name(method);
+        let user_id = user_id.to_owned();
         let changed = self
             .write(move |c| {
                 execute(

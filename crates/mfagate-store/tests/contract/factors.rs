@@ -5,6 +5,7 @@ use std::sync::Arc;
 use mfagate_core::store::*;
 
 use crate::backend::*;
+use mfagate_core::Method;
 
 #[tokio::test]
 async fn a_pending_factor_is_listed_once_verified_and_names_are_unique_per_user() {
@@ -180,7 +181,7 @@ async fn the_last_factor_takes_the_recovery_codes_with_it_unless_it_must_stay() 
         .await
         .unwrap());
     assert_eq!(
-        s.remove_factor("ann", "phone", false, Some("email"))
+        s.remove_factor("ann", "phone", false, Some(Method::Email))
             .await
             .unwrap(),
         FactorRemoved::Removed { last: true }
@@ -188,7 +189,7 @@ async fn the_last_factor_takes_the_recovery_codes_with_it_unless_it_must_stay() 
     assert_eq!(s.count_unused_recovery_codes("ann").await.unwrap(), 0);
     let ann = s.user_by_id("ann").await.unwrap().unwrap();
     assert!(!ann.has_totp);
-    assert_eq!(ann.preferred_method, "email", "the fallback");
+    assert_eq!(ann.preferred_method, Some(Method::Email), "the fallback");
     // With no factor left, new codes are refused.
     assert!(!s
         .replace_recovery_codes("ann", &["k.d".into()])
@@ -217,7 +218,7 @@ async fn removing_every_totp_factor_names_them_and_ends_the_codes() {
     assert_eq!(s.count_unused_recovery_codes("ann").await.unwrap(), 0);
     assert_eq!(
         s.user_by_id("ann").await.unwrap().unwrap().preferred_method,
-        "none"
+        None
     );
     assert!(s.remove_totp_factors("ann", None).await.unwrap().is_empty());
 }

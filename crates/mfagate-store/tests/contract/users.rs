@@ -6,6 +6,7 @@ use mfagate_core::store::*;
 use mfagate_core::StoreError;
 
 use crate::backend::*;
+use mfagate_core::Method;
 
 #[tokio::test]
 async fn names_and_addresses_are_unique_case_insensitively_and_across_each_other() {
@@ -46,28 +47,33 @@ async fn the_preferred_method_and_the_email_switch_change_together() {
     let s = store().await;
     user(&*s, "ann").await;
     assert!(
-        !s.choose_method("ann", "totp", None).await.unwrap(),
+        !s.choose_method("ann", Some(Method::Totp), None)
+            .await
+            .unwrap(),
         "no TOTP factor"
     );
-    assert!(s.choose_method("ann", "email", Some(true)).await.unwrap());
+    assert!(s
+        .choose_method("ann", Some(Method::Email), Some(true))
+        .await
+        .unwrap());
     let ann = s.user_by_id("ann").await.unwrap().unwrap();
     assert_eq!(
-        (ann.preferred_method.as_str(), ann.email_otp),
-        ("email", true)
+        (ann.preferred_method, ann.email_otp),
+        (Some(Method::Email), true)
     );
     first_totp(&*s, "ann", "phone", &[]).await;
-    assert!(s.choose_method("ann", "totp", None).await.unwrap());
+    assert!(s
+        .choose_method("ann", Some(Method::Totp), None)
+        .await
+        .unwrap());
     let ann = s.user_by_id("ann").await.unwrap().unwrap();
     assert_eq!(
-        (ann.preferred_method.as_str(), ann.email_otp),
-        ("totp", true)
+        (ann.preferred_method, ann.email_otp),
+        (Some(Method::Totp), true)
     );
-    assert!(s.choose_method("ann", "none", Some(false)).await.unwrap());
+    assert!(s.choose_method("ann", None, Some(false)).await.unwrap());
     let ann = s.user_by_id("ann").await.unwrap().unwrap();
-    assert_eq!(
-        (ann.preferred_method.as_str(), ann.email_otp),
-        ("none", false)
-    );
+    assert_eq!((ann.preferred_method, ann.email_otp), (None, false));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -326,7 +326,7 @@ impl Gatekeeper {
         let keep_last = self.config.mode == MfaMode::Required;
         match self
             .store
-            .remove_factor(user_id, factor_id, keep_last, fallback.map(Method::as_str))
+            .remove_factor(user_id, factor_id, keep_last, fallback)
             .await?
         {
             FactorRemoved::Removed { .. } => {}

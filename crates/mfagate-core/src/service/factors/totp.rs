@@ -185,7 +185,7 @@ impl Gatekeeper {
         )?;
         let (codes, sealed_codes) = self.new_recovery_codes(user_id);
         let sealed_secret = self.sealer.seal(&secret, &totp_context(user_id));
-        let amr = ["pwd", "mfa", "otp"];
+        let amr = ["pwd", "mfa", Method::Totp.amr()];
         let (refresh, record) = self.new_refresh_token(user_id, &amr, ctx.now);
         let factor_id = new_id();
         let enrolment = TotpEnrolment {
@@ -240,10 +240,7 @@ impl Gatekeeper {
         self.require_second_factor(user_id, code, ctx).await?;
         // E-mailed codes, if on, become the preferred method.
         let fallback = policy::fallback_method(&self.config, &holdings(&user, false));
-        let removed = self
-            .store
-            .remove_totp_factors(user_id, fallback.map(Method::as_str))
-            .await?;
+        let removed = self.store.remove_totp_factors(user_id, fallback).await?;
         if removed.is_empty() {
             return Err(Error::TotpNotEnabled);
         }

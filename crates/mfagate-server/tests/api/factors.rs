@@ -676,3 +676,76 @@ async fn a_database_of_the_previous_release_upgrades_and_its_users_log_in_as_bef
         .await
         .assert_error(400, "invalid_code");
 }
+
+#[tokio::test]
+async fn in_disabled_mode_every_factor_call_answers_mfa_disabled_first() {
+    let app = spawn_app_with(|s| s.config.mode = mfagate::core::MfaMode::Disabled).await;
+    let access = app.register_and_token("gil").await;
+    for (method, path, body) in [
+        (Method::GET, "/auth/mfa/factors", None),
+        (
+            Method::POST,
+            "/auth/mfa/factors",
+            Some(json!({"kind": "totp", "name": "Phone"})),
+        ),
+        (
+            Method::POST,
+            "/auth/mfa/factors/x/verify",
+            Some(json!({"code": "123456"})),
+        ),
+        (
+            Method::PATCH,
+            "/auth/mfa/factors/x",
+            Some(json!({"name": "y"})),
+        ),
+        (Method::DELETE, "/auth/mfa/factors/x", None),
+    ] {
+        for token in [None, Some(access.as_str())] {
+            app.send(method.clone(), path, body.clone(), token)
+                .await
+                .assert_error(403, "mfa_disabled");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_rename_is_checked_like_a_new_name_and_needs_a_factor_of_ones_own() {
+    let app = spawn_app().await;
+    let access = app.register_and_token("hal").await;
+    let phone = enrol(&app, &access, "Phone", fresh_step() - 1).await;
+    let access = phone.access();
+    let path = format!("/auth/mfa/factors/{}", phone.id);
+    for (body, status, error) in [
+        (json!({"name": ""}), 400, "validation_error"),
+        (json!({"name": "a\u{7}b"}), 400, "validation_error"),
+        (json!({"name": 5}), 400, "invalid_request"),
+    ] {
+        app.send(Method::PATCH, &path, Some(body), Some(&access))
+            .await
+            .assert_error(status, error);
+    }
+    let other = app.register_and_token("ida").await;
+    app.send(
+        Method::PATCH,
+        &path,
+        Some(json!({"name": "Mine"})),
+        Some(&other),
+    )
+    .await
+    .assert_error(404, "not_found");
+    app.send(Method::DELETE, &path, None, Some(&other))
+        .await
+        .assert_error(404, "not_found");
+    // Names are kept as typed (trimmed), odd scripts included.
+    let renamed = app
+        .send(
+            Method::PATCH,
+            &path,
+            Some(json!({"name": "  Телефон 📱 "})),
+            Some(&access),
+        )
+        .await;
+    assert_eq!(renamed.status, 200, "{}", renamed.body);
+    assert_eq!(renamed.body["factor"]["name"], "Телефон 📱");
+    assert_eq!(list(&app, &access).await[0]["name"], "Телефон 📱");
+}

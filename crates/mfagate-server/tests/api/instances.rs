@@ -632,3 +632,82 @@ async fn the_per_ip_limit_holds_for_two_instances_together_on_postgres() {
         35
     );
 }
+
+/// A factor enrolled through `POST /auth/mfa/factors` on `on`; returns (id, secret, answer).
+async fn enrol_factor(
+    on: &Instance,
+    access: &str,
+    name: &str,
+    step: i64,
+) -> (String, Vec<u8>, serde_json::Value) {
+    let (status, begun) = on
+        .post(
+            "/auth/mfa/factors",
+            json!({"kind": "totp", "name": name}),
+            Some(access),
+        )
+        .await;
+    assert_eq!(status, 201, "{begun}");
+    let id = begun["factor"]["id"].as_str().unwrap().to_string();
+    let secret = data_encoding::BASE32_NOPAD
+        .decode(begun["secret"].as_str().unwrap().as_bytes())
+        .unwrap();
+    let (status, verified) = on
+        .post(
+            &format!("/auth/mfa/factors/{id}/verify"),
+            json!({"code": code(&secret, step)}),
+            Some(access),
+        )
+        .await;
+    assert_eq!(status, 200, "{verified}");
+    (id, secret, verified)
+}
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL: MFAGATE_TEST_BACKEND=postgres cargo nextest run --workspace --profile postgres --run-ignored all"]
+async fn each_factors_step_works_once_across_two_instances_on_postgres() {
+    let (_db, a, b) = two_instances(&[("MFAGATE_MFA_MAX_CHALLENGES", "100")]).await;
+    let (status, registered) = a
+        .post(
+            "/auth/register",
+            json!({"username": "ann", "email": "ann@example.com", "password": PASSWORD}),
+            None,
+        )
+        .await;
+    assert_eq!(status, 201, "{registered}");
+    let step = crate::helpers::fresh_step() - 1;
+    // One factor enrolled on each instance; the second needs the first's fresh session.
+    let (_, phone, verified) =
+        enrol_factor(&b, registered["access"].as_str().unwrap(), "Phone", step).await;
+    let (_, tablet, _) =
+        enrol_factor(&a, verified["access"].as_str().unwrap(), "Tablet", step).await;
+    // Six challenges over both instances; four race with the phone's next code, two with the
+    // tablet's code of the same step.
+    let mut attempts = Vec::new();
+    for (n, instance) in [&a, &b, &a, &b, &a, &b].into_iter().enumerate() {
+        let ephemeral = instance.login("ann").await["ephemeral_token"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let secret = if n < 4 { &phone } else { &tablet };
+        attempts.push((instance, ephemeral, code(secret, step + 1)));
+    }
+    let answers = futures::future::join_all(attempts.iter().map(|(instance, ephemeral, code)| {
+        instance.post(
+            "/auth/mfa/verify",
+            json!({"ephemeral_token": ephemeral, "code": code}),
+            None,
+        )
+    }))
+    .await;
+    let won = |range: std::ops::Range<usize>| {
+        answers[range]
+            .iter()
+            .filter(|(status, _)| *status == 200)
+            .count()
+    };
+    assert_eq!((won(0..4), won(4..6)), (1, 1), "{answers:?}");
+    assert!(answers
+        .iter()
+        .all(|(status, body)| *status == 200 || body["error"] == "invalid_code"));
+}

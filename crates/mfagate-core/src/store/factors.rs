@@ -146,12 +146,13 @@ pub trait FactorStore: Send + Sync {
         now: i64,
     ) -> StoreResult<Option<Factor>>;
     /// Stores a pending enrolment iff the user is active, has fewer than `max_factors` verified
-    /// factors and none of that name; a pending one of the same name is replaced (the user
-    /// began again). With `setup_token_hash`, only while that setup token is live.
+    /// factors, fewer than `max_pending` other enrolments in progress, and no factor of that
+    /// name; a pending one of the same name is replaced (the user began again). With `setup_token_hash`, only while that setup token is live.
     async fn begin_factor(
         &self,
         factor: &NewFactor,
         max_factors: u32,
+        max_pending: u32,
         setup_token_hash: Option<&str>,
         now: i64,
     ) -> StoreResult<FactorBegun>;

@@ -296,7 +296,10 @@ async fn exercise_every_intent(store: &dyn Store) {
         expires_at: now + 600,
     };
     assert_eq!(
-        store.begin_factor(&second, 10, None, now).await.unwrap(),
+        store
+            .begin_factor(&second, 10, 10, None, now)
+            .await
+            .unwrap(),
         FactorBegun::Begun
     );
     store

@@ -262,6 +262,7 @@ impl FactorStore for PgStore {
         &self,
         factor: &NewFactor,
         max_factors: u32,
+        max_pending: u32,
         setup_token_hash: Option<&str>,
         now: i64,
     ) -> StoreResult<FactorBegun> {
@@ -285,7 +286,22 @@ impl FactorStore for PgStore {
                 return Ok(FactorBegun::Ended);
             }
         }
-        if verified_count(&mut tx, &f.user_id).await.store()? >= i64::from(max_factors) {
+        // Verified factors are capped, and so are enrolments in progress (each a row until it
+        // expires): one under the same name is replaced below and does not count.
+        let pending: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM factors
+             WHERE user_id = $1 AND verified_at IS NULL AND pending_expires_at > $2
+               AND name_lower <> $3",
+        )
+        .bind(&f.user_id)
+        .bind(now)
+        .bind(&name_lower)
+        .fetch_one(&mut *tx)
+        .await
+        .store()?;
+        if verified_count(&mut tx, &f.user_id).await.store()? >= i64::from(max_factors)
+            || pending >= i64::from(max_pending)
+        {
             return Ok(FactorBegun::TooMany);
         }
         if name_taken(&mut tx, &f.user_id, &name_lower, &f.id)

@@ -208,6 +208,7 @@ impl FactorStore for SqliteStore {
         &self,
         factor: &NewFactor,
         max_factors: u32,
+        max_pending: u32,
         setup_token_hash: Option<&str>,
         now: i64,
     ) -> StoreResult<FactorBegun> {
@@ -222,7 +223,20 @@ impl FactorStore for SqliteStore {
             if !is_active(c, &f.user_id)? {
                 return Ok(FactorBegun::Ended);
             }
-            if verified_count(c, &f.user_id)? >= i64::from(max_factors) {
+            // Verified factors are capped, and so are enrolments in progress (each a row until
+            // it expires): one under the same name is replaced below and does not count.
+            let pending: i64 = query_opt(
+                c,
+                "SELECT COUNT(*) FROM factors
+                 WHERE user_id = ?1 AND verified_at IS NULL AND pending_expires_at > ?2
+                   AND name_lower <> ?3",
+                params![f.user_id, now, name_lower],
+                |row| row.get(0),
+            )?
+            .unwrap_or(0);
+            if verified_count(c, &f.user_id)? >= i64::from(max_factors)
+                || pending >= i64::from(max_pending)
+            {
                 return Ok(FactorBegun::TooMany);
             }
             if name_taken(c, &f.user_id, &name_lower, &f.id)? {

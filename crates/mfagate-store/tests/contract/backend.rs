@@ -112,6 +112,7 @@ pub async fn pending(store: &dyn Store, user: &str, id: &str, name: &str) -> Fac
                 expires_at: NOW + 600,
             },
             10,
+            100,
             None,
             NOW,
         )

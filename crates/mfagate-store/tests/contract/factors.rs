@@ -258,3 +258,38 @@ async fn a_password_change_ends_pending_enrolments_and_a_reset_every_factor() {
     assert_eq!(s.count_unused_recovery_codes("ann").await.unwrap(), 0);
     assert!(!s.user_by_id("ann").await.unwrap().unwrap().has_totp);
 }
+
+#[tokio::test]
+async fn enrolments_in_progress_are_capped_too() {
+    let s = store().await;
+    user(&*s, "ann").await;
+    let begin = |id: &'static str, name: &'static str| {
+        let store = s.store.clone();
+        async move {
+            store
+                .begin_factor(
+                    &NewFactor {
+                        id: id.into(),
+                        user_id: "ann".into(),
+                        kind: mfagate_core::FactorKind::Totp,
+                        name: name.into(),
+                        secret_sealed: Some("k.x".into()),
+                        created_at: NOW,
+                        expires_at: NOW + 600,
+                    },
+                    10,
+                    2,
+                    None,
+                    NOW,
+                )
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(begin("a", "A").await, FactorBegun::Begun);
+    assert_eq!(begin("b", "B").await, FactorBegun::Begun);
+    assert_eq!(begin("c", "C").await, FactorBegun::TooMany);
+    // Beginning again under a pending name replaces it, within the cap.
+    assert_eq!(begin("b2", "b").await, FactorBegun::Begun);
+    assert!(s.pending_factor("ann", "b", NOW).await.unwrap().is_none());
+}

@@ -18,6 +18,9 @@ use crate::store::{
     NewFactor,
 };
 
+/// Enrolments a user may have in progress at once (each is a row until it expires).
+pub const MAX_PENDING_FACTORS: u32 = 10;
+
 /// A factor as the API shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FactorView {
@@ -187,7 +190,13 @@ impl Gatekeeper {
         };
         match self
             .store
-            .begin_factor(&factor, self.config.max_factors, setup_token, ctx.now)
+            .begin_factor(
+                &factor,
+                self.config.max_factors,
+                MAX_PENDING_FACTORS,
+                setup_token,
+                ctx.now,
+            )
             .await?
         {
             FactorBegun::Begun => {}

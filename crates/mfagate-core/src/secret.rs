@@ -79,7 +79,6 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     bool::from(a.ct_eq(b))
 }
 
-/// A random id for rows (users, challenges, token families): 128 bits, hex.
 /// An id for a request's log lines and `X-Request-Id`: a UUID v4 from the thread's CSPRNG,
 /// without a system call. It identifies; it guards nothing (ids that do use `new_id`).
 pub fn request_id() -> String {
@@ -88,6 +87,7 @@ pub fn request_id() -> String {
         .to_string()
 }
 
+/// A random id for rows (users, challenges, token families, factors): 128 bits, hex.
 pub fn new_id() -> String {
     let mut bytes = [0u8; 16];
     rand::rngs::OsRng.fill_bytes(&mut bytes);

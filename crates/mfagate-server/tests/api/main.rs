@@ -21,6 +21,7 @@ mod query_plans;
 mod revocation;
 mod second_factor;
 mod smtp;
+mod soft_passkey;
 mod startup;
 mod storage;
 mod throttles;

@@ -1,0 +1,261 @@
+//! A software passkey for the passkey tests of #13: real authenticator data, client data and
+//! ES256 signatures over P-256, as a platform authenticator makes them (attestation "none"),
+//! answering the W3C Level 3 JSON options with what `credential.toJSON()` gives. Until the
+//! server offers passkeys, its own tests below check it against `webauthn-rs`.
+
+use data_encoding::BASE64URL_NOPAD as B64;
+use p256::ecdsa::signature::Signer;
+use p256::ecdsa::{DerSignature, SigningKey};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+#[allow(dead_code, reason = "used by the passkey tests to come")]
+pub struct SoftPasskey {
+    key: SigningKey,
+    pub credential_id: Vec<u8>,
+    pub counter: u32,
+    pub origin: String,
+    pub rp_id: String,
+    /// The user handle the authenticator keeps (set at registration).
+    user_handle: Option<String>,
+}
+
+/// Minimal CBOR: what attestation objects and COSE keys use.
+fn cbor_head(out: &mut Vec<u8>, major: u8, n: u64) {
+    let m = major << 5;
+    match n {
+        0..=23 => out.push(m | n as u8),
+        24..=0xff => out.extend([m | 24, n as u8]),
+        0x100..=0xffff => {
+            out.push(m | 25);
+            out.extend((n as u16).to_be_bytes());
+        }
+        _ => {
+            out.push(m | 26);
+            out.extend((n as u32).to_be_bytes());
+        }
+    }
+}
+fn cbor_int(out: &mut Vec<u8>, v: i64) {
+    if v >= 0 {
+        cbor_head(out, 0, v as u64)
+    } else {
+        cbor_head(out, 1, (-1 - v) as u64)
+    }
+}
+fn cbor_bytes(out: &mut Vec<u8>, b: &[u8]) {
+    cbor_head(out, 2, b.len() as u64);
+    out.extend(b);
+}
+fn cbor_text(out: &mut Vec<u8>, t: &str) {
+    cbor_head(out, 3, t.len() as u64);
+    out.extend(t.as_bytes());
+}
+
+impl SoftPasskey {
+    pub fn new(origin: &str, rp_id: &str) -> Self {
+        let mut secret = [0u8; 32];
+        loop {
+            rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut secret);
+            if let Ok(key) = SigningKey::from_slice(&secret) {
+                let mut credential_id = vec![0u8; 32];
+                rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut credential_id);
+                return Self {
+                    key,
+                    credential_id,
+                    counter: 0,
+                    origin: origin.into(),
+                    rp_id: rp_id.into(),
+                    user_handle: None,
+                };
+            }
+        }
+    }
+
+    fn client_data(&self, kind: &str, options: &Value) -> Vec<u8> {
+        serde_json::to_vec(&json!({
+            "type": kind,
+            "challenge": options["challenge"],
+            "origin": self.origin,
+            "crossOrigin": false,
+        }))
+        .unwrap()
+    }
+
+    fn auth_data(&self, flags: u8, attested: Option<&[u8]>) -> Vec<u8> {
+        let mut data = Sha256::digest(self.rp_id.as_bytes()).to_vec();
+        data.push(flags);
+        data.extend(self.counter.to_be_bytes());
+        if let Some(attested) = attested {
+            data.extend(attested);
+        }
+        data
+    }
+
+    fn cose_key(&self) -> Vec<u8> {
+        let point = self.key.verifying_key().to_sec1_point(false);
+        let bytes = point.as_bytes();
+        let (x, y) = (&bytes[1..33], &bytes[33..65]);
+        let mut out = Vec::new();
+        cbor_head(&mut out, 5, 5);
+        cbor_int(&mut out, 1);
+        cbor_int(&mut out, 2); // kty: EC2
+        cbor_int(&mut out, 3);
+        cbor_int(&mut out, -7); // alg: ES256
+        cbor_int(&mut out, -1);
+        cbor_int(&mut out, 1); // crv: P-256
+        cbor_int(&mut out, -2);
+        cbor_bytes(&mut out, x);
+        cbor_int(&mut out, -3);
+        cbor_bytes(&mut out, y);
+        out
+    }
+
+    /// `credential.toJSON()` of `navigator.credentials.create` for these creation options.
+    pub fn register(&mut self, options: &Value) -> Value {
+        let client_data = self.client_data("webauthn.create", options);
+        self.user_handle = options["user"]["id"].as_str().map(str::to_string);
+        let mut attested = vec![0u8; 16]; // AAGUID
+        attested.extend((self.credential_id.len() as u16).to_be_bytes());
+        attested.extend(&self.credential_id);
+        attested.extend(self.cose_key());
+        // UP, UV, AT.
+        let auth_data = self.auth_data(0x01 | 0x04 | 0x40, Some(&attested));
+        let mut object = Vec::new();
+        cbor_head(&mut object, 5, 3);
+        cbor_text(&mut object, "fmt");
+        cbor_text(&mut object, "none");
+        cbor_text(&mut object, "attStmt");
+        cbor_head(&mut object, 5, 0);
+        cbor_text(&mut object, "authData");
+        cbor_bytes(&mut object, &auth_data);
+        json!({
+            "id": B64.encode(&self.credential_id),
+            "rawId": B64.encode(&self.credential_id),
+            "type": "public-key",
+            "response": {
+                "clientDataJSON": B64.encode(&client_data),
+                "attestationObject": B64.encode(&object),
+                "transports": ["internal"],
+            },
+            "clientExtensionResults": {},
+        })
+    }
+
+    /// `credential.toJSON()` of `navigator.credentials.get` for these request options; the
+    /// counter grows by one first.
+    pub fn assert(&mut self, options: &Value) -> Value {
+        self.counter += 1;
+        let client_data = self.client_data("webauthn.get", options);
+        let auth_data = self.auth_data(0x01 | 0x04, None);
+        let mut signed = auth_data.clone();
+        signed.extend(Sha256::digest(&client_data));
+        let signature: DerSignature = self.key.sign(&signed);
+        json!({
+            "id": B64.encode(&self.credential_id),
+            "rawId": B64.encode(&self.credential_id),
+            "type": "public-key",
+            "response": {
+                "clientDataJSON": B64.encode(&client_data),
+                "authenticatorData": B64.encode(&auth_data),
+                "signature": B64.encode(signature.as_bytes()),
+                "userHandle": self.user_handle,
+            },
+            "clientExtensionResults": {},
+        })
+    }
+}
+
+// The authenticator itself, checked against the relying-party library #13 will use: real
+// ceremonies verify, and the mistakes the server must refuse are refused.
+#[cfg(test)]
+mod tests {
+    use super::SoftPasskey;
+    use webauthn_rs::prelude::*;
+
+    const ORIGIN: &str = "http://localhost:8080";
+
+    fn relying_party(rp_id: &str, origin: &str) -> Webauthn {
+        let origin = Url::parse(origin).unwrap();
+        WebauthnBuilder::new(rp_id, &origin)
+            .unwrap()
+            .rp_name("mfagate")
+            .build()
+            .unwrap()
+    }
+
+    fn enrolled(rp: &Webauthn, key: &mut SoftPasskey) -> Passkey {
+        let (options, state) = rp
+            .start_passkey_registration(Uuid::new_v4(), "ann", "ann", None)
+            .unwrap();
+        let options = serde_json::to_value(&options.public_key).unwrap();
+        let response: RegisterPublicKeyCredential =
+            serde_json::from_value(key.register(&options)).unwrap();
+        rp.finish_passkey_registration(&response, &state).unwrap()
+    }
+
+    fn assertion(
+        rp: &Webauthn,
+        key: &mut SoftPasskey,
+        passkey: &Passkey,
+    ) -> (PublicKeyCredential, PasskeyAuthentication) {
+        let (options, state) = rp
+            .start_passkey_authentication(std::slice::from_ref(passkey))
+            .unwrap();
+        let options = serde_json::to_value(&options.public_key).unwrap();
+        (serde_json::from_value(key.assert(&options)).unwrap(), state)
+    }
+
+    #[test]
+    fn a_soft_passkey_registers_and_signs_in_and_its_counter_grows() {
+        let rp = relying_party("localhost", ORIGIN);
+        let mut key = SoftPasskey::new(ORIGIN, "localhost");
+        let mut passkey = enrolled(&rp, &mut key);
+        let id: &[u8] = passkey.cred_id().as_ref();
+        assert_eq!(id, key.credential_id.as_slice());
+        for expected in [1, 2] {
+            let (response, state) = assertion(&rp, &mut key, &passkey);
+            let result = rp.finish_passkey_authentication(&response, &state).unwrap();
+            assert_eq!(result.counter(), expected);
+            assert!(result.user_verified());
+            passkey.update_credential(&result);
+        }
+    }
+
+    #[test]
+    fn replays_other_origins_other_rp_ids_and_counters_that_do_not_grow_are_refused() {
+        let rp = relying_party("localhost", ORIGIN);
+        let mut key = SoftPasskey::new(ORIGIN, "localhost");
+        let mut passkey = enrolled(&rp, &mut key);
+        let (response, state) = assertion(&rp, &mut key, &passkey);
+        let result = rp.finish_passkey_authentication(&response, &state).unwrap();
+        passkey.update_credential(&result);
+        // The same assertion against a new ceremony: another challenge.
+        let (_, fresh) = rp.start_passkey_authentication(&[passkey.clone()]).unwrap();
+        assert!(rp.finish_passkey_authentication(&response, &fresh).is_err());
+        // A counter that goes back: a possible clone.
+        key.counter = 0;
+        let (response, state) = assertion(&rp, &mut key, &passkey);
+        assert!(matches!(
+            rp.finish_passkey_authentication(&response, &state),
+            Err(WebauthnError::CredentialPossibleCompromise)
+        ));
+        // Another origin, another RP ID.
+        let mut elsewhere = SoftPasskey::new("https://evil.example", "localhost");
+        let (options, state) = rp
+            .start_passkey_registration(Uuid::new_v4(), "bob", "bob", None)
+            .unwrap();
+        let options = serde_json::to_value(&options.public_key).unwrap();
+        let response: RegisterPublicKeyCredential =
+            serde_json::from_value(elsewhere.register(&options)).unwrap();
+        assert!(rp.finish_passkey_registration(&response, &state).is_err());
+        let mut other_rp = SoftPasskey::new(ORIGIN, "example.com");
+        let (options, state) = rp
+            .start_passkey_registration(Uuid::new_v4(), "cat", "cat", None)
+            .unwrap();
+        let options = serde_json::to_value(&options.public_key).unwrap();
+        let response: RegisterPublicKeyCredential =
+            serde_json::from_value(other_rp.register(&options)).unwrap();
+        assert!(rp.finish_passkey_registration(&response, &state).is_err());
+    }
+}

@@ -111,6 +111,17 @@ impl SoftPasskey {
         out
     }
 
+    /// The `PublicKeyCredential` JSON around an authenticator's `response`.
+    fn credential_json(&self, response: Value) -> Value {
+        json!({
+            "id": B64.encode(&self.credential_id),
+            "rawId": B64.encode(&self.credential_id),
+            "type": "public-key",
+            "response": response,
+            "clientExtensionResults": {},
+        })
+    }
+
     /// `credential.toJSON()` of `navigator.credentials.create` for these creation options.
     pub fn register(&mut self, options: &Value) -> Value {
         let client_data = self.client_data("webauthn.create", options);
@@ -129,17 +140,11 @@ impl SoftPasskey {
         cbor_head(&mut object, 5, 0);
         cbor_text(&mut object, "authData");
         cbor_bytes(&mut object, &auth_data);
-        json!({
-            "id": B64.encode(&self.credential_id),
-            "rawId": B64.encode(&self.credential_id),
-            "type": "public-key",
-            "response": {
-                "clientDataJSON": B64.encode(&client_data),
-                "attestationObject": B64.encode(&object),
-                "transports": ["internal"],
-            },
-            "clientExtensionResults": {},
-        })
+        self.credential_json(json!({
+            "clientDataJSON": B64.encode(&client_data),
+            "attestationObject": B64.encode(&object),
+            "transports": ["internal"],
+        }))
     }
 
     /// `credential.toJSON()` of `navigator.credentials.get` for these request options; the
@@ -151,18 +156,12 @@ impl SoftPasskey {
         let mut signed = auth_data.clone();
         signed.extend(Sha256::digest(&client_data));
         let signature: DerSignature = self.key.sign(&signed);
-        json!({
-            "id": B64.encode(&self.credential_id),
-            "rawId": B64.encode(&self.credential_id),
-            "type": "public-key",
-            "response": {
-                "clientDataJSON": B64.encode(&client_data),
-                "authenticatorData": B64.encode(&auth_data),
-                "signature": B64.encode(signature.as_bytes()),
-                "userHandle": self.user_handle,
-            },
-            "clientExtensionResults": {},
-        })
+        self.credential_json(json!({
+            "clientDataJSON": B64.encode(&client_data),
+            "authenticatorData": B64.encode(&auth_data),
+            "signature": B64.encode(signature.as_bytes()),
+            "userHandle": self.user_handle,
+        }))
     }
 }
 
@@ -184,14 +183,17 @@ mod tests {
             .unwrap()
     }
 
-    fn enrolled(rp: &Webauthn, key: &mut SoftPasskey) -> Passkey {
-        let (options, state) = rp
-            .start_passkey_registration(Uuid::new_v4(), "ann", "ann", None)
-            .unwrap();
+    /// A registration ceremony of `key` for a new user.
+    fn register(rp: &Webauthn, key: &mut SoftPasskey, name: &str) -> WebauthnResult<Passkey> {
+        let (options, state) = rp.start_passkey_registration(Uuid::new_v4(), name, name, None)?;
         let options = serde_json::to_value(&options.public_key).unwrap();
         let response: RegisterPublicKeyCredential =
             serde_json::from_value(key.register(&options)).unwrap();
-        rp.finish_passkey_registration(&response, &state).unwrap()
+        rp.finish_passkey_registration(&response, &state)
+    }
+
+    fn enrolled(rp: &Webauthn, key: &mut SoftPasskey) -> Passkey {
+        register(rp, key, "ann").unwrap()
     }
 
     fn assertion(
@@ -242,20 +244,8 @@ mod tests {
         ));
         // Another origin, another RP ID.
         let mut elsewhere = SoftPasskey::new("https://evil.example", "localhost");
-        let (options, state) = rp
-            .start_passkey_registration(Uuid::new_v4(), "bob", "bob", None)
-            .unwrap();
-        let options = serde_json::to_value(&options.public_key).unwrap();
-        let response: RegisterPublicKeyCredential =
-            serde_json::from_value(elsewhere.register(&options)).unwrap();
-        assert!(rp.finish_passkey_registration(&response, &state).is_err());
+        assert!(register(&rp, &mut elsewhere, "bob").is_err());
         let mut other_rp = SoftPasskey::new(ORIGIN, "example.com");
-        let (options, state) = rp
-            .start_passkey_registration(Uuid::new_v4(), "cat", "cat", None)
-            .unwrap();
-        let options = serde_json::to_value(&options.public_key).unwrap();
-        let response: RegisterPublicKeyCredential =
-            serde_json::from_value(other_rp.register(&options)).unwrap();
-        assert!(rp.finish_passkey_registration(&response, &state).is_err());
+        assert!(register(&rp, &mut other_rp, "cat").is_err());
     }
 }

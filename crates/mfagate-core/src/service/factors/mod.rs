@@ -106,8 +106,13 @@ impl Gatekeeper {
     /// "Recent authentication"): a token from an authentication within `reauth_max_age` that
     /// used a second factor. Without a factor there is nothing to protect yet; a setup token
     /// is a login in progress.
-    fn require_recent(&self, enroller: &Enroller, has_factor: bool, now: i64) -> Result<()> {
-        let Enroller::Access(claims) = enroller else {
+    fn require_recent(
+        &self,
+        caller: Option<&super::AccessClaims>,
+        has_factor: bool,
+        now: i64,
+    ) -> Result<()> {
+        let Some(claims) = caller else {
             return Ok(());
         };
         let max_age = self.config.reauth_max_age;
@@ -144,7 +149,11 @@ impl Gatekeeper {
         let name =
             factors::parse_name(name).map_err(|problem| Error::validation("name", problem))?;
         let existing = self.store.factors(&user.id).await?;
-        self.require_recent(enroller, !existing.is_empty(), ctx.now)?;
+        let caller = match enroller {
+            Enroller::Access(claims) => Some(claims),
+            Enroller::Setup { .. } => None,
+        };
+        self.require_recent(caller, !existing.is_empty(), ctx.now)?;
         if existing.len() >= self.config.max_factors as usize {
             return Err(Error::TooManyFactors);
         }
@@ -330,7 +339,7 @@ impl Gatekeeper {
             .iter()
             .find(|f| f.id == factor_id)
             .ok_or_else(not_found)?;
-        self.require_recent(&Enroller::Access(caller.clone()), true, ctx.now)?;
+        self.require_recent(Some(caller), true, ctx.now)?;
         let fallback = policy::fallback_method(&self.config, &super::holdings(&user, false));
         let keep_last = self.config.mode == MfaMode::Required;
         match self

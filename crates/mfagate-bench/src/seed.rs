@@ -93,6 +93,7 @@ fn account(
             token_hash: hash_token(&generate_token()),
             created_at: now - 4_000,
             expires_at: now - 3_700,
+            webauthn_state: None,
         }]
     } else {
         Vec::new()

@@ -87,6 +87,10 @@ pub const TOTP_DISABLED: &str = "totp_disabled";
 pub const FACTOR_ADDED: &str = "factor_added";
 pub const FACTOR_RENAMED: &str = "factor_renamed";
 pub const FACTOR_REMOVED: &str = "factor_removed";
+/// A passkey answered with a signature counter that did not grow: it may have been cloned.
+pub const PASSKEY_POSSIBLE_CLONE: &str = "passkey_possible_clone";
+/// A passwordless login (`passkey/finish`) was refused.
+pub const PASSKEY_LOGIN_FAILED: &str = "passkey_login_failed";
 pub const RECOVERY_CODES_REGENERATED: &str = "recovery_codes_regenerated";
 pub const REFRESH_REUSE_DETECTED: &str = "refresh_reuse_detected";
 pub const SETUP_TOKEN_ISSUED: &str = "setup_token_issued";

@@ -5,6 +5,7 @@ pub use crate::factors::Method;
 use crate::password::Argon2Params;
 use crate::rate::Rate;
 use crate::totp::TotpParams;
+pub use crate::webauthn::WebauthnSettings;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MfaMode {
@@ -106,6 +107,8 @@ pub struct Config {
     pub product_name: String,
     /// Links in e-mails are `{link_base_url}/verify-email?key=...` and so on.
     pub link_base_url: String,
+    /// Where passkeys are bound (`MFAGATE_WEBAUTHN_*`).
+    pub webauthn: WebauthnSettings,
 }
 
 /// Passwords longer than this are refused: argon2 cost grows with input, and no human needs more.
@@ -116,7 +119,7 @@ impl Default for Config {
         Self {
             jwt_algorithm: JwtAlgorithm::Hs256,
             mode: MfaMode::Optional,
-            methods: vec![Method::Totp, Method::Email],
+            methods: vec![Method::Totp, Method::Email, Method::Webauthn],
             jwt_issuer: "mfagate".into(),
             totp_issuer: "mfagate".into(),
             totp: TotpParams::default(),
@@ -157,6 +160,7 @@ impl Default for Config {
             password_reset_ttl: 3600,
             product_name: "mfagate".into(),
             link_base_url: "http://127.0.0.1:8080".into(),
+            webauthn: WebauthnSettings::default(),
         }
     }
 }
@@ -201,6 +205,9 @@ impl Config {
         }
         if self.recovery_code_count == 0 || self.recovery_code_count > 100 {
             return Err("recovery_code_count must be between 1 and 100".into());
+        }
+        if self.methods.contains(&Method::Webauthn) {
+            self.webauthn.parsed_origins()?;
         }
         self.argon2.validate()
     }

@@ -21,6 +21,10 @@ pub enum Error {
     TooManyChallenges { retry_after: u64 },
     #[error("the code is wrong, expired or already used")]
     InvalidCode { attempts_remaining: Option<u32> },
+    #[error("the passkey's answer did not verify: it is not a passkey of this user, was made for another challenge, site or origin, lacks user verification, or its signature counter did not grow")]
+    InvalidCredential { attempts_remaining: Option<u32> },
+    #[error("the passkey was not accepted: it is unknown, its signature or user verification failed, or it belongs to another account; start again at passkey/begin")]
+    PasskeyRefused,
     #[error("the token is unknown, expired, already used or revoked")]
     InvalidToken,
     #[error(

@@ -2,6 +2,7 @@
 //!
 //! - [`totp`], [`recovery_codes`], [`sealing`], [`jwt`], [`password`]: pure logic, tested
 //!   against published vectors where there are any.
+//! - [`webauthn`]: the passkey relying party (options out, verified answers in).
 //! - [`factors`]: the kinds of second factor, their names, and the pure rules about them.
 //! - [`store`]: the storage traits; every method is one atomic intent.
 //! - [`service::Gatekeeper`]: the flows (register, login, second factor, enrolment, tokens).
@@ -26,6 +27,7 @@ pub mod service;
 pub mod store;
 pub mod throttle;
 pub mod totp;
+pub mod webauthn;
 
 pub use config::{Config, JwtAlgorithm, MfaMode};
 pub use error::{Error, StoreError};

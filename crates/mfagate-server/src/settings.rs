@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use mfagate::core::client_ip;
-use mfagate::core::config::{JwtAlgorithm, Method, MfaMode};
+use mfagate::core::config::{JwtAlgorithm, Method, MfaMode, WebauthnSettings};
 use mfagate::core::password::Argon2Params;
 use mfagate::core::rate::Rate;
 use mfagate::core::totp::Algorithm;
@@ -153,6 +153,9 @@ const KNOWN: &[&str] = &[
     "sqlite_synchronous",
     "allow_log_mailer",
     "audit_retention_days",
+    "webauthn_rp_id",
+    "webauthn_rp_name",
+    "webauthn_origins",
 ];
 
 /// Raw values by name, each remembering where it came from for error messages.
@@ -308,7 +311,7 @@ impl Settings {
                 .filter(|s| !s.is_empty())
                 .map(|m| {
                     Method::parse_setting(m)
-                        .ok_or_else(|| format!("names '{m}'; methods are totp and email"))
+                        .ok_or_else(|| format!("names '{m}'; methods are totp, email and webauthn"))
                 })
                 .collect()
         })?;
@@ -326,6 +329,27 @@ impl Settings {
             iterations: raw.number("argon2_iterations", profile.iterations)?,
             parallelism: raw.number("argon2_parallelism", profile.parallelism)?,
         };
+        let product_name = raw.string("product_name", &defaults.product_name);
+        let webauthn = WebauthnSettings {
+            rp_id: raw.string("webauthn_rp_id", &defaults.webauthn.rp_id),
+            rp_name: raw.string("webauthn_rp_name", &product_name),
+            origins: raw.parsed("webauthn_origins", defaults.webauthn.origins.clone(), |v| {
+                Ok(v.split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string)
+                    .collect())
+            })?,
+        };
+        // Checked here, before the rest, so the message names the settings to change.
+        if methods.contains(&Method::Webauthn) {
+            webauthn
+                .parsed_origins()
+                .map_err(|problem| SettingsError::Invalid {
+                    name: "for passkeys:".into(),
+                    problem: format!("{problem} (or leave webauthn out of MFAGATE_MFA_METHODS)"),
+                })?;
+        }
         let config = Config {
             jwt_algorithm: raw.parsed("jwt_algorithm", defaults.jwt_algorithm, |v| {
                 JwtAlgorithm::parse(v).ok_or_else(|| "is not one of: HS256, EdDSA".into())
@@ -378,7 +402,8 @@ impl Settings {
             verification_ttl: raw.number("verification_ttl", defaults.verification_ttl)?,
             invitation_ttl: raw.number("invitation_ttl", defaults.invitation_ttl)?,
             password_reset_ttl: raw.number("password_reset_ttl", defaults.password_reset_ttl)?,
-            product_name: raw.string("product_name", &defaults.product_name),
+            product_name,
+            webauthn,
             link_base_url: raw.string("link_base_url", &defaults.link_base_url),
         };
         config

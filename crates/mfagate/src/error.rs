@@ -85,6 +85,14 @@ impl From<Error> for ApiError {
                     None => error,
                 }
             }
+            Error::InvalidCredential { attempts_remaining } => {
+                let error = ApiError::new(S::BAD_REQUEST, "invalid_credential", detail);
+                match attempts_remaining {
+                    Some(n) => error.with("attempts_remaining", json!(n)),
+                    None => error,
+                }
+            }
+            Error::PasskeyRefused => ApiError::new(S::UNAUTHORIZED, "invalid_credential", detail),
             Error::InvalidToken => ApiError::new(S::UNAUTHORIZED, "invalid_token", detail),
             Error::NotAuthenticated => ApiError::new(S::UNAUTHORIZED, "not_authenticated", detail),
             Error::InvalidActivationToken => {

@@ -1,6 +1,6 @@
 //! Request and response bodies, as the contract names their fields.
 
-use mfagate_core::service::{ChallengeIssued, MfaStatus, SetupIssued};
+use mfagate_core::service::{ChallengeIssued, MfaStatus, Proof, SetupIssued};
 use mfagate_core::store::User;
 use serde::{Deserialize, Serialize};
 use time::format_description::well_known::Rfc3339;
@@ -28,12 +28,46 @@ pub struct RefreshRequest {
 }
 mfagate_core::debug_showing!(RefreshRequest {});
 
+/// `code`, or for a passkey `credential` (what `credential.toJSON()` gives).
 #[derive(Deserialize)]
 pub struct VerifyRequest {
     pub ephemeral_token: String,
-    pub code: String,
+    pub code: Option<String>,
+    pub credential: Option<serde_json::Value>,
 }
 mfagate_core::debug_showing!(VerifyRequest {});
+
+/// The proof a body carries: `credential` (an object) if present, else `code`; neither is a
+/// `400 invalid_request` naming both.
+pub fn proof(
+    code: Option<String>,
+    credential: Option<serde_json::Value>,
+) -> Result<Proof, crate::error::ApiError> {
+    match (credential, code) {
+        (Some(credential @ serde_json::Value::Object(_)), _) => Ok(Proof::Credential(credential)),
+        (Some(_), _) => Err(crate::error::ApiError::invalid_request(
+            "`credential` must be the object that credential.toJSON() returns",
+        )),
+        (None, Some(code)) => Ok(Proof::Code(code)),
+        (None, None) => Err(crate::error::ApiError::invalid_request(
+            "missing field `code` (or `credential` for a passkey)",
+        )),
+    }
+}
+
+/// `POST /passkey/begin`.
+#[derive(Debug, Deserialize)]
+pub struct PasskeyBeginRequest {
+    pub username: Option<String>,
+}
+
+/// `POST /passkey/finish`.
+#[derive(Deserialize)]
+pub struct PasskeyFinishRequest {
+    pub passkey_token: String,
+    pub credential: serde_json::Value,
+}
+mfagate_core::debug_showing!(PasskeyFinishRequest {});
 
 #[derive(Deserialize)]
 pub struct ActivateRequest {

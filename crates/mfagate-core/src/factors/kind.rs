@@ -43,6 +43,7 @@ impl Method {
         match text.trim().to_ascii_lowercase().as_str() {
             "totp" => Some(Self::Totp),
             "email" => Some(Self::Email),
+            "webauthn" => Some(Self::Webauthn),
             _ => None,
         }
     }

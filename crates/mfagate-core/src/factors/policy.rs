@@ -9,6 +9,8 @@ use crate::factors::Method;
 pub struct Holdings {
     /// At least one verified TOTP factor.
     pub totp: bool,
+    /// At least one verified passkey.
+    pub webauthn: bool,
     /// At least one unused recovery code.
     pub recovery_codes: bool,
     pub email_verified: bool,
@@ -16,6 +18,8 @@ pub struct Holdings {
     pub email_otp: bool,
     /// The user's preferred method is e-mail.
     pub prefers_email: bool,
+    /// The user's preferred method is a passkey.
+    pub prefers_webauthn: bool,
 }
 
 /// The methods a login challenge offers this user, the one to use first at the front. Empty:
@@ -23,17 +27,26 @@ pub struct Holdings {
 pub fn challenge_methods(config: &Config, user: &Holdings) -> Vec<Method> {
     let mut methods = Vec::new();
     let totp = config.allows(Method::Totp) && user.totp;
+    let webauthn = config.allows(Method::Webauthn) && user.webauthn;
     if totp {
         methods.push(Method::Totp);
-        if user.recovery_codes {
-            methods.push(Method::RecoveryCode);
+    }
+    if webauthn {
+        if user.prefers_webauthn {
+            methods.insert(0, Method::Webauthn);
+        } else {
+            methods.push(Method::Webauthn);
         }
+    }
+    let factor = totp || webauthn;
+    if factor && user.recovery_codes {
+        methods.push(Method::RecoveryCode);
     }
     // In `required` mode a verified address is a factor even if the user never chose it:
     // better an e-mailed code than a login without a second factor.
     let email_usable = config.allows(Method::Email)
         && user.email_verified
-        && (user.email_otp || (config.mode == MfaMode::Required && !totp));
+        && (user.email_otp || (config.mode == MfaMode::Required && !factor));
     if email_usable {
         if user.prefers_email || methods.is_empty() {
             methods.insert(0, Method::Email);
@@ -46,10 +59,10 @@ pub fn challenge_methods(config: &Config, user: &Holdings) -> Vec<Method> {
 
 /// Whether the user has any second factor switched on.
 pub fn mfa_enabled(config: &Config, user: &Holdings) -> bool {
-    user.totp || (user.email_otp && config.allows(Method::Email))
+    user.totp || user.webauthn || (user.email_otp && config.allows(Method::Email))
 }
 
-/// The preferred method once the user's last TOTP factor is gone: e-mailed codes if they are
+/// The preferred method once the user's last factor of the preferred kind is gone: e-mailed codes if they are
 /// on, else none.
 pub fn fallback_method(config: &Config, user: &Holdings) -> Option<Method> {
     (user.email_otp && config.allows(Method::Email)).then_some(Method::Email)
@@ -74,6 +87,7 @@ mod tests {
             email_verified: true,
             email_otp: true,
             prefers_email: false,
+            ..Holdings::default()
         };
         assert_eq!(
             challenge_methods(&config(MfaMode::Optional), &user),
@@ -87,6 +101,32 @@ mod tests {
             challenge_methods(&config(MfaMode::Optional), &prefers_email),
             [Method::Email, Method::Totp, Method::RecoveryCode]
         );
+    }
+
+    #[test]
+    fn passkeys_come_after_totp_unless_preferred_and_bring_recovery_codes() {
+        let user = Holdings {
+            totp: true,
+            webauthn: true,
+            recovery_codes: true,
+            ..Holdings::default()
+        };
+        assert_eq!(
+            challenge_methods(&config(MfaMode::Optional), &user),
+            [Method::Totp, Method::Webauthn, Method::RecoveryCode]
+        );
+        let only_passkey = Holdings {
+            totp: false,
+            prefers_webauthn: true,
+            email_verified: true,
+            ..user
+        };
+        // In `required` mode a passkey is a factor: no e-mailed code is forced on the user.
+        assert_eq!(
+            challenge_methods(&config(MfaMode::Required), &only_passkey),
+            [Method::Webauthn, Method::RecoveryCode]
+        );
+        assert!(mfa_enabled(&config(MfaMode::Optional), &only_passkey));
     }
 
     #[test]

@@ -11,6 +11,9 @@ pub struct ChallengeIssued {
     /// Present when e-mail is the preferred or only method: whether login sent the first code.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub email_sent: Option<bool>,
+    /// When the user has passkeys: the `PublicKeyCredentialRequestOptionsJSON` to answer with.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub webauthn: Option<serde_json::Value>,
 }
 
 crate::debug_showing!(ChallengeIssued {
@@ -199,9 +202,9 @@ impl Gatekeeper {
 
     /// What `mfa/verify` accepts for this user, preferred first.
     pub(super) async fn verify_methods(&self, user: &User) -> Result<Vec<Method>> {
-        let recovery_codes = user.has_totp
-            && self.config.allows(Method::Totp)
-            && self.store.count_unused_recovery_codes(&user.id).await? > 0;
+        let factor = (user.has_totp && self.config.allows(Method::Totp))
+            || (user.has_webauthn && self.config.allows(Method::Webauthn));
+        let recovery_codes = factor && self.store.count_unused_recovery_codes(&user.id).await? > 0;
         Ok(policy::challenge_methods(
             &self.config,
             &holdings(user, recovery_codes),
@@ -217,6 +220,12 @@ impl Gatekeeper {
         let token = generate_token();
         let expires_at = ctx.now + self.config.challenge_ttl;
         let challenge_id = new_id();
+        let passkey = if methods.contains(&Method::Webauthn) {
+            self.challenge_passkey_options(user).await?
+        } else {
+            None
+        };
+        let (webauthn, webauthn_state) = passkey.unzip();
         let created = self
             .store
             .create_challenge(
@@ -226,6 +235,7 @@ impl Gatekeeper {
                     token_hash: hash_token(&token),
                     created_at: ctx.now,
                     expires_at,
+                    webauthn_state,
                 },
                 self.config.max_challenges,
                 self.config.max_attempts,
@@ -266,6 +276,7 @@ impl Gatekeeper {
             methods,
             expires_in: self.config.challenge_ttl,
             email_sent,
+            webauthn,
         })
     }
 

@@ -13,12 +13,14 @@ pub struct MfaStatus {
 }
 
 impl Gatekeeper {
-    /// The methods a user switched on (`totp`, `email`), and their verified factors.
+    /// The methods a user switched on (`totp`, `webauthn`, `email`), and their verified factors.
     pub(super) async fn enabled_methods(&self, user: &User) -> Result<(Vec<Method>, Vec<Factor>)> {
         let factors = self.store.factors(&user.id).await?;
         let mut methods = Vec::new();
-        if factors.iter().any(|f| f.kind == FactorKind::Totp) {
-            methods.push(Method::Totp);
+        for kind in [FactorKind::Totp, FactorKind::Webauthn] {
+            if factors.iter().any(|f| f.kind == kind) {
+                methods.push(kind.method());
+            }
         }
         if user.email_otp && self.config.allows(Method::Email) {
             methods.push(Method::Email);
@@ -60,14 +62,19 @@ impl Gatekeeper {
                 "TOTP is not enabled: activate it first with /auth/mfa/totp/activate".into(),
             )
         };
-        let wanted = crate::factors::parse_preference(method)
-            .filter(|m| *m != Some(Method::Webauthn))
-            .ok_or_else(|| {
-                Error::InvalidMethod("method must be one of: totp, email, none".into())
-            })?;
+        let wanted = crate::factors::parse_preference(method).ok_or_else(|| {
+            Error::InvalidMethod("method must be one of: totp, webauthn, email, none".into())
+        })?;
         // The method, and whether e-mailed codes switch on or off with it.
         let email_otp = match wanted {
             Some(Method::Totp) if has_totp => None,
+            Some(Method::Webauthn) if user.has_webauthn => None,
+            Some(Method::Webauthn) => {
+                return Err(Error::InvalidMethod(
+                    "you have no passkey: add one with POST /auth/mfa/factors (kind webauthn)"
+                        .into(),
+                ))
+            }
             Some(Method::Email) if !self.config.allows(Method::Email) => {
                 return Err(Error::InvalidMethod(
                     "e-mailed codes are not offered by this server (MFAGATE_MFA_METHODS)".into(),
@@ -88,6 +95,11 @@ impl Gatekeeper {
             None if has_totp => {
                 return Err(Error::InvalidMethod(
                     "TOTP is enabled: switch it off with /auth/mfa/totp/deactivate".into(),
+                ))
+            }
+            None if user.has_webauthn => {
+                return Err(Error::InvalidMethod(
+                    "passkeys are enrolled: remove them with DELETE /auth/mfa/factors/{id}".into(),
                 ))
             }
             None => {

@@ -6,6 +6,7 @@
 //! It holds no per-request state in memory: every fact that counts lives in the store. This
 //! file builds it; each capability is a file of its own: `accounts`, `login`, `second_factor`,
 //! `tokens` (access tokens, signing keys, refresh sessions), `factors` (with one file per kind),
+//! `passkeys` (passkeys at a challenge and without a password),
 //! `recovery_codes`, `methods` (status and preferred method), `email` (mailed codes and
 //! verification), `passwords`, `admin` (administrators and the clean-up).
 
@@ -42,6 +43,7 @@ mod email;
 mod factors;
 mod login;
 mod methods;
+mod passkeys;
 mod passwords;
 mod recovery_codes;
 mod second_factor;
@@ -53,6 +55,7 @@ pub use factors::totp::*;
 pub use factors::*;
 pub use login::*;
 pub use methods::*;
+pub use passkeys::*;
 pub use passwords::*;
 pub use tokens::*;
 
@@ -107,6 +110,8 @@ pub struct Gatekeeper {
     audit_writer: audit::AuditWriter,
     hasher: password::Hasher,
     throttle_keys: ThrottleKeys,
+    /// The passkey relying party, when `webauthn` is among the methods.
+    relying_party: Option<crate::webauthn::RelyingParty>,
 }
 
 impl std::fmt::Debug for Gatekeeper {
@@ -153,10 +158,12 @@ async fn check_sealing_keys(store: &dyn Store, sealer: &Sealer, now: i64) -> Res
 fn holdings(user: &User, recovery_codes: bool) -> policy::Holdings {
     policy::Holdings {
         totp: user.has_totp,
+        webauthn: user.has_webauthn,
         recovery_codes,
         email_verified: user.email_verified,
         email_otp: user.email_otp,
         prefers_email: user.preferred_method == Some(Method::Email),
+        prefers_webauthn: user.preferred_method == Some(Method::Webauthn),
     }
 }
 
@@ -203,7 +210,13 @@ impl Gatekeeper {
                 ))
             }
         };
+        let relying_party = if config.methods.contains(&Method::Webauthn) {
+            Some(crate::webauthn::RelyingParty::new(&config.webauthn).map_err(Error::Internal)?)
+        } else {
+            None
+        };
         Ok(Self {
+            relying_party,
             audit_writer: audit::AuditWriter::spawn(store.clone()),
             hasher: password::Hasher::with_queue(
                 config.argon2,

@@ -4,11 +4,14 @@ use super::*;
 use crate::email;
 use crate::recovery_codes;
 use crate::totp;
+use crate::webauthn::Refusal;
 
 /// The audit detail of a second factor that answered a challenge: its `amr`, and the factor.
 pub(super) fn claim_detail(method: Method, claim: &FactorClaim) -> String {
     match claim {
-        FactorClaim::TotpStep { factor_id, .. } => format!("{} factor {factor_id}", method.amr()),
+        FactorClaim::TotpStep { factor_id, .. } | FactorClaim::SignCount { factor_id, .. } => {
+            format!("{} factor {factor_id}", method.amr())
+        }
         _ => method.amr().to_string(),
     }
 }
@@ -17,7 +20,7 @@ impl Gatekeeper {
     pub async fn verify_second_factor(
         &self,
         ephemeral_token: &str,
-        code: &str,
+        answer: &Proof,
         ctx: &Context,
     ) -> Result<TokenPair> {
         if self.config.mode == MfaMode::Disabled {
@@ -54,12 +57,21 @@ impl Gatekeeper {
                 });
             }
         };
-        if let Some((method, claim)) = self
-            .identify_second_factor(&user_id, code, Some(&challenge), ctx.now)
-            .await?
-        {
+        let identified = match answer {
+            Proof::Code(code) => self
+                .identify_second_factor(&user_id, code, Some(&challenge), ctx.now)
+                .await?
+                .ok_or(Refusal::Invalid),
+            Proof::Credential(credential) => self
+                .identify_passkey(&challenge, credential)
+                .await?
+                .map(|claim| (Method::Webauthn, claim)),
+        };
+        let mut refusal = identified.as_ref().err().copied();
+        if let Ok((method, claim)) = identified {
             let amr = ["pwd", "mfa", method.amr()];
             let detail = claim_detail(method, &claim);
+            let counter_claim = matches!(claim, FactorClaim::SignCount { .. });
             let (refresh, record) = self.new_refresh_token(&user_id, &amr, ctx.now);
             match self
                 .store
@@ -78,14 +90,35 @@ impl Gatekeeper {
                 }
                 // Spent by another right answer, or ended by a password reset or a disable.
                 Completion::ChallengeGone => return Err(Error::InvalidToken),
-                // Replayed step or code used meanwhile: a wrong code, like any other.
-                Completion::FactorRefused => {}
+                // Replayed step or code used meanwhile: a wrong code, like any other. A
+                // passkey counter that lost its claim did not grow past what was stored.
+                Completion::FactorRefused => {
+                    if counter_claim {
+                        refusal = Some(Refusal::PossibleClone);
+                    }
+                }
             }
+        }
+        if refusal == Some(Refusal::PossibleClone) {
+            // The same answer sent twice at once: the first spent the challenge and moved the
+            // counter, so the second looks like a clone. It is a replay of a spent challenge.
+            let spent = self
+                .store
+                .challenge_by_token(&hash_token(ephemeral_token))
+                .await?
+                .is_none_or(|c| c.spent);
+            if spent {
+                return Err(Error::InvalidToken);
+            }
+            self.audit(audit::PASSKEY_POSSIBLE_CLONE, Some(&user_id), ctx, None)
+                .await;
         }
         self.audit(audit::SECOND_FACTOR_FAILED, Some(&user_id), ctx, None)
             .await;
-        Err(Error::InvalidCode {
-            attempts_remaining: Some(max.saturating_sub(failures)),
+        let attempts_remaining = Some(max.saturating_sub(failures));
+        Err(match answer {
+            Proof::Code(_) => Error::InvalidCode { attempts_remaining },
+            Proof::Credential(_) => Error::InvalidCredential { attempts_remaining },
         })
     }
 
@@ -123,6 +156,8 @@ impl Gatekeeper {
                     .await?
             }
             FactorClaim::EmailCode => true,
+            // Management calls take codes, never a passkey.
+            FactorClaim::SignCount { .. } => false,
         };
         Ok(claimed.then_some(method))
     }

@@ -11,6 +11,8 @@ pub struct NewChallenge {
     pub token_hash: String,
     pub created_at: i64,
     pub expires_at: i64,
+    /// When the user has passkeys: the WebAuthn ceremony of this login, sealed.
+    pub webauthn_state: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -22,6 +24,8 @@ pub struct Challenge {
     pub spent: bool,
     /// Keyed hash of the last e-mailed code, if one was sent.
     pub email_code_hash: Option<String>,
+    /// The sealed WebAuthn ceremony, when the challenge offers passkeys.
+    pub webauthn_state: Option<String>,
 }
 
 /// The factor a right code proved, to be claimed as the challenge completes.
@@ -34,6 +38,9 @@ pub enum FactorClaim {
     RecoveryCode(i64),
     /// The e-mailed code lives and dies with the challenge: nothing more to claim.
     EmailCode,
+    /// Record this passkey's signature counter: it must be above the stored one, or both
+    /// zero (an authenticator that keeps no counter).
+    SignCount { factor_id: String, count: u32 },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -110,4 +117,15 @@ pub trait ChallengeStore: Send + Sync {
         expires_at: i64,
     ) -> StoreResult<()>;
     async fn setup_token_user(&self, token_hash: &str, now: i64) -> StoreResult<Option<String>>;
+    /// Stores a passwordless login ceremony (`passkey/begin`) under the hash of its token.
+    async fn create_passkey_token(
+        &self,
+        token_hash: &str,
+        state_sealed: &str,
+        expires_at: i64,
+        now: i64,
+    ) -> StoreResult<()>;
+    /// Takes a live passkey token's ceremony and deletes the token, in one statement: of any
+    /// number of concurrent callers, one gets it. Unknown, expired or taken: `None`.
+    async fn take_passkey_token(&self, token_hash: &str, now: i64) -> StoreResult<Option<String>>;
 }

@@ -12,8 +12,13 @@ pub struct Factor {
     pub user_id: String,
     pub kind: FactorKind,
     pub name: String,
-    /// TOTP: the sealed secret (context `service::totp_context`).
+    /// TOTP: the sealed secret (context `service::totp_context`). WebAuthn: the sealed record
+    /// of the credential once verified, the sealed registration ceremony while pending.
     pub secret_sealed: Option<String>,
+    /// WebAuthn: the credential id (base64url), unique across users.
+    pub credential_id: Option<String>,
+    /// WebAuthn: the signature counter, which only grows.
+    pub sign_count: i64,
     /// TOTP: the last accepted time step (the replay guard, per factor).
     pub last_step: Option<i64>,
     pub created_at: i64,
@@ -30,6 +35,8 @@ impl std::fmt::Debug for Factor {
             .field("kind", &self.kind)
             .field("name", &self.name)
             .field("last_step", &self.last_step)
+            .field("credential_id", &self.credential_id)
+            .field("sign_count", &self.sign_count)
             .field("verified", &self.verified)
             .finish_non_exhaustive()
     }
@@ -59,6 +66,23 @@ pub enum FactorBegun {
     Ended,
 }
 
+/// A verified passkey, as `verify_factor` stores it.
+#[derive(Clone)]
+pub struct NewPasskey {
+    /// base64url, unique across users.
+    pub credential_id: String,
+    /// The library's record of the credential, sealed.
+    pub record_sealed: String,
+    /// JSON array of the transports the browser reported.
+    pub transports: String,
+    pub sign_count: i64,
+}
+
+crate::debug_showing!(NewPasskey {
+    credential_id,
+    sign_count
+});
+
 /// What `FactorStore::verify_factor` stores, all in one transaction.
 #[derive(Debug, Clone)]
 pub struct FactorVerification {
@@ -66,6 +90,8 @@ pub struct FactorVerification {
     pub factor_id: String,
     /// TOTP: the step the proof used, which counts as used.
     pub accepted_step: Option<i64>,
+    /// WebAuthn: the credential the registration proved.
+    pub passkey: Option<NewPasskey>,
     /// Stored iff this is the user's first factor (replacing any codes there were).
     pub recovery_codes_sealed: Vec<String>,
     /// With a setup token: it is spent by the verification, which fails if it is gone.
@@ -81,6 +107,8 @@ pub enum FactorVerified {
     Verified { first: bool },
     /// The user reached the maximum of factors meanwhile; nothing changed.
     TooMany,
+    /// The passkey's credential id is enrolled already (by this user or another).
+    CredentialTaken,
     /// Unknown, expired, verified already, another user's, or the user or the setup token is
     /// gone: nothing changed.
     Gone,
@@ -180,6 +208,27 @@ pub trait FactorStore: Send + Sync {
         user_id: &str,
         factor_id: &str,
         step: i64,
+        now: i64,
+    ) -> StoreResult<bool>;
+    /// Takes the ceremony state of a pending passkey enrolment, leaving none behind: the
+    /// registration can be finished once, whatever the outcome (of concurrent callers, one
+    /// gets it). `None`: unknown, expired, verified, another user's, or taken already.
+    async fn take_enrolment_state(
+        &self,
+        user_id: &str,
+        factor_id: &str,
+        now: i64,
+    ) -> StoreResult<Option<String>>;
+    /// The verified passkey with this credential id (base64url), whoever holds it.
+    async fn passkey_by_credential(&self, credential_id: &str) -> StoreResult<Option<Factor>>;
+    /// The clone guard: records `count` as the passkey's signature counter iff it is above the
+    /// stored one, or both are zero (an authenticator that keeps no counter), and the user is
+    /// active. False: refused, nothing changed.
+    async fn accept_sign_count(
+        &self,
+        user_id: &str,
+        factor_id: &str,
+        count: u32,
         now: i64,
     ) -> StoreResult<bool>;
     /// Renames a verified factor, unless another factor of the user has the name.

@@ -20,6 +20,8 @@ pub struct User {
     /// Whether a verified TOTP factor is enrolled (read with the user, saving a query per
     /// request).
     pub has_totp: bool,
+    /// Whether a verified passkey is enrolled (read the same way).
+    pub has_webauthn: bool,
     /// Bumped by every event that ends the user's credentials (password set, MFA reset,
     /// disable): a pending enrolment carries the epoch it began in and dies when it moves on.
     pub credential_epoch: i64,

@@ -17,6 +17,7 @@ mod limits;
 mod link_pages;
 mod logs;
 mod modes;
+mod passkeys;
 mod query_plans;
 mod revocation;
 mod second_factor;

@@ -191,6 +191,7 @@ async fn import_accounts(store: &dyn Store, count: usize, now: i64) {
                     token_hash: format!("cht-{id}"),
                     created_at: now - 900,
                     expires_at: now - 600,
+                    webauthn_state: None,
                 }]
             } else {
                 Vec::new()
@@ -313,6 +314,7 @@ async fn exercise_every_intent(store: &dyn Store) {
                 user_id: "u1".into(),
                 factor_id: "f2-u1".into(),
                 accepted_step: Some(10),
+                passkey: None,
                 recovery_codes_sealed: vec!["k.z".into()],
                 setup_token_hash: None,
                 refresh: refresh("enrol2-u1", "u1", "f2", now),
@@ -368,6 +370,7 @@ async fn exercise_every_intent(store: &dyn Store) {
             token_hash: format!("ct{n}"),
             created_at: now,
             expires_at: now + 300,
+            webauthn_state: None,
         };
         store.create_challenge(&challenge, 5, 5, now).await.unwrap();
         store
@@ -548,6 +551,7 @@ async fn exercise_every_intent(store: &dyn Store) {
                 token_hash: "ict".into(),
                 created_at: now,
                 expires_at: now + 300,
+                webauthn_state: None,
             }],
             audit: vec![AuditRecord {
                 at: now,

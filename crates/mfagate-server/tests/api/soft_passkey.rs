@@ -1,7 +1,7 @@
 //! A software passkey for the passkey tests of #13: real authenticator data, client data and
 //! ES256 signatures over P-256, as a platform authenticator makes them (attestation "none"),
-//! answering the W3C Level 3 JSON options with what `credential.toJSON()` gives. Until the
-//! server offers passkeys, its own tests below check it against `webauthn-rs`.
+//! answering the W3C Level 3 JSON options with what `credential.toJSON()` gives. The tests
+//! below check it against `webauthn-rs` itself; `passkeys.rs` drives the server with it.
 
 use data_encoding::BASE64URL_NOPAD as B64;
 use p256::ecdsa::signature::Signer;
@@ -9,7 +9,7 @@ use p256::ecdsa::{DerSignature, SigningKey};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-#[allow(dead_code, reason = "used by the passkey tests to come")]
+#[derive(Clone)]
 pub struct SoftPasskey {
     key: SigningKey,
     pub credential_id: Vec<u8>,
@@ -18,6 +18,8 @@ pub struct SoftPasskey {
     pub rp_id: String,
     /// The user handle the authenticator keeps (set at registration).
     user_handle: Option<String>,
+    /// Whether assertions say the user was verified (PIN, biometrics).
+    pub user_verification: bool,
 }
 
 /// Minimal CBOR: what attestation objects and COSE keys use.
@@ -67,6 +69,7 @@ impl SoftPasskey {
                     origin: origin.into(),
                     rp_id: rp_id.into(),
                     user_handle: None,
+                    user_verification: true,
                 };
             }
         }
@@ -152,7 +155,8 @@ impl SoftPasskey {
     pub fn assert(&mut self, options: &Value) -> Value {
         self.counter += 1;
         let client_data = self.client_data("webauthn.get", options);
-        let auth_data = self.auth_data(0x01 | 0x04, None);
+        let flags = if self.user_verification { 0x05 } else { 0x01 };
+        let auth_data = self.auth_data(flags, None);
         let mut signed = auth_data.clone();
         signed.extend(Sha256::digest(&client_data));
         let signature: DerSignature = self.key.sign(&signed);

@@ -20,8 +20,8 @@ impl ChallengeStore for PgStore {
             .await
             .store()?;
         let inserted = sqlx::query(
-            "INSERT INTO challenges (id, user_id, token_hash, created_at, expires_at)
-             SELECT $1, $2, $3, $4, $5
+            "INSERT INTO challenges (id, user_id, token_hash, created_at, expires_at, webauthn_state)
+             SELECT $1, $2, $3, $4, $5, $8
              WHERE (SELECT COUNT(*) FROM challenges
                     WHERE user_id = $2 AND expires_at > $4 AND spent_at IS NULL AND failures < $7) < $6",
         )
@@ -32,6 +32,7 @@ impl ChallengeStore for PgStore {
         .bind(challenge.expires_at)
         .bind(i64::from(max_live))
         .bind(i64::from(max_failures))
+        .bind(&challenge.webauthn_state)
         .execute(&mut *tx)
         .await
         .store()?;
@@ -55,7 +56,7 @@ impl ChallengeStore for PgStore {
     }
 
     async fn challenge_by_token(&self, token_hash: &str) -> StoreResult<Option<Challenge>> {
-        let row = sqlx::query("SELECT id, user_id, expires_at, failures, spent_at, email_code_hash FROM challenges WHERE token_hash = $1")
+        let row = sqlx::query("SELECT id, user_id, expires_at, failures, spent_at, email_code_hash, webauthn_state FROM challenges WHERE token_hash = $1")
             .bind(token_hash)
             .fetch_optional(&self.pool)
             .await
@@ -70,6 +71,7 @@ impl ChallengeStore for PgStore {
                 failures: u32::try_from(failures).unwrap_or(u32::MAX),
                 spent: spent_at.is_some(),
                 email_code_hash: row.try_get("email_code_hash").store()?,
+                webauthn_state: row.try_get("webauthn_state").store()?,
             })
         })
         .transpose()
@@ -181,6 +183,11 @@ impl ChallengeStore for PgStore {
                 used
             }
             FactorClaim::EmailCode => true,
+            FactorClaim::SignCount { factor_id, count } => {
+                factors::accept_count(&mut tx, &user_id, &factor_id, count, now, false)
+                    .await
+                    .store()?
+            }
         };
         if !claimed {
             return Ok(Completion::FactorRefused);
@@ -209,6 +216,40 @@ impl ChallengeStore for PgStore {
         .await
         .store()?;
         Ok(())
+    }
+
+    async fn create_passkey_token(
+        &self,
+        token_hash: &str,
+        state_sealed: &str,
+        expires_at: i64,
+        now: i64,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO passkey_tokens (token_hash, state_sealed, created_at, expires_at)
+             VALUES ($1, $2, $3, $4)",
+        )
+        .bind(token_hash)
+        .bind(state_sealed)
+        .bind(now)
+        .bind(expires_at)
+        .execute(&self.pool)
+        .await
+        .store()?;
+        Ok(())
+    }
+
+    async fn take_passkey_token(&self, token_hash: &str, now: i64) -> StoreResult<Option<String>> {
+        // One DELETE: a concurrent one waits on the row and then deletes nothing.
+        sqlx::query_scalar(
+            "DELETE FROM passkey_tokens WHERE token_hash = $1 AND expires_at > $2
+             RETURNING state_sealed",
+        )
+        .bind(token_hash)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await
+        .store()
     }
 
     async fn setup_token_user(&self, token_hash: &str, now: i64) -> StoreResult<Option<String>> {

@@ -16,7 +16,7 @@ use sqlx::{PgConnection, Row};
 use super::{insert_token, replace_codes, PgStore, SqlResult};
 
 const FACTOR_COLUMNS: &str =
-    "id, user_id, kind, name, secret_sealed, last_step, created_at, last_used_at, verified_at";
+    "id, user_id, kind, name, secret_sealed, credential_id, sign_count, last_step, created_at, last_used_at, verified_at";
 
 fn factor_from_row(row: &PgRow) -> Result<Factor, StoreError> {
     let kind: String = row.try_get("kind").store()?;
@@ -28,6 +28,11 @@ fn factor_from_row(row: &PgRow) -> Result<Factor, StoreError> {
         kind,
         name: row.try_get("name").store()?,
         secret_sealed: row.try_get("secret_sealed").store()?,
+        credential_id: row.try_get("credential_id").store()?,
+        sign_count: row
+            .try_get::<Option<i64>, _>("sign_count")
+            .store()?
+            .unwrap_or(0),
         last_step: row.try_get("last_step").store()?,
         created_at: row.try_get("created_at").store()?,
         last_used_at: row.try_get("last_used_at").store()?,
@@ -127,12 +132,30 @@ async fn spend_setup_token(
     Ok(spent.rows_affected() == 1)
 }
 
+/// How an enrolment changes the preferred method (see the SQLite store's `Prefer`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Prefer {
+    Totp,
+    WebauthnIfNone,
+    Unchanged,
+}
+
+fn prefer_for(kind: &str, first_totp: bool) -> Prefer {
+    if kind == FactorKind::Webauthn.as_str() {
+        Prefer::WebauthnIfNone
+    } else if first_totp {
+        Prefer::Totp
+    } else {
+        Prefer::Unchanged
+    }
+}
+
 /// See the SQLite store's `finish_enrolment`.
 async fn finish_enrolment(
     c: &mut PgConnection,
     user_id: &str,
     codes: Option<&[String]>,
-    first_totp: bool,
+    prefer: Prefer,
     refresh: &NewRefreshToken,
     now: i64,
 ) -> Result<(), sqlx::Error> {
@@ -143,8 +166,15 @@ async fn finish_enrolment(
     if let Some(codes) = codes {
         replace_codes(c, user_id, codes).await?;
     }
-    if first_totp {
-        sqlx::query("UPDATE users SET preferred_method = 'totp' WHERE id = $1")
+    let preference = match prefer {
+        Prefer::Totp => Some("UPDATE users SET preferred_method = 'totp' WHERE id = $1"),
+        Prefer::WebauthnIfNone => Some(
+            "UPDATE users SET preferred_method = 'webauthn' WHERE id = $1 AND preferred_method = 'none'",
+        ),
+        Prefer::Unchanged => None,
+    };
+    if let Some(statement) = preference {
+        sqlx::query(statement)
             .bind(user_id)
             .execute(&mut *c)
             .await?;
@@ -177,6 +207,21 @@ async fn after_removal(
     if !has_totp(c, user_id).await? {
         sqlx::query(
             "UPDATE users SET preferred_method = $2 WHERE id = $1 AND preferred_method = 'totp'",
+        )
+        .bind(user_id)
+        .bind(preference_name(fallback))
+        .execute(&mut *c)
+        .await?;
+    }
+    let passkey: Option<i32> = sqlx::query_scalar(
+        "SELECT 1 FROM factors WHERE user_id = $1 AND kind = 'webauthn' AND verified_at IS NOT NULL LIMIT 1",
+    )
+    .bind(user_id)
+    .fetch_optional(&mut *c)
+    .await?;
+    if passkey.is_none() {
+        sqlx::query(
+            "UPDATE users SET preferred_method = $2 WHERE id = $1 AND preferred_method = 'webauthn'",
         )
         .bind(user_id)
         .bind(preference_name(fallback))
@@ -370,12 +415,41 @@ impl FactorStore for PgStore {
         let Some(kind) = kind else {
             return Ok(FactorVerified::Gone);
         };
+        if let Some(passkey) = &v.passkey {
+            // The unique index on credential_id decides between concurrent enrolments of one
+            // credential; the loser's transaction is dropped, undoing everything.
+            let stored = sqlx::query(
+                "UPDATE factors SET secret_sealed = $2, credential_id = $3, transports = $4, sign_count = $5
+                 WHERE id = $1",
+            )
+            .bind(&v.factor_id)
+            .bind(&passkey.record_sealed)
+            .bind(&passkey.credential_id)
+            .bind(&passkey.transports)
+            .bind(passkey.sign_count)
+            .execute(&mut *tx)
+            .await;
+            match stored {
+                Ok(_) => {}
+                Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                    return Ok(FactorVerified::CredentialTaken)
+                }
+                Err(e) => return Err(e).store(),
+            }
+        }
         let first = count == 0;
         let first_totp = kind == FactorKind::Totp.as_str() && !had_totp;
         let codes = first.then_some(v.recovery_codes_sealed.as_slice());
-        finish_enrolment(&mut tx, user, codes, first_totp, &v.refresh, now)
-            .await
-            .store()?;
+        finish_enrolment(
+            &mut tx,
+            user,
+            codes,
+            prefer_for(&kind, first_totp),
+            &v.refresh,
+            now,
+        )
+        .await
+        .store()?;
         tx.commit().await.store()?;
         Ok(FactorVerified::Verified { first })
     }
@@ -431,7 +505,7 @@ impl FactorStore for PgStore {
             &mut tx,
             user,
             Some(&e.recovery_codes_sealed),
-            true,
+            Prefer::Totp,
             &e.refresh,
             now,
         )
@@ -450,6 +524,55 @@ impl FactorStore for PgStore {
     ) -> StoreResult<bool> {
         let mut c = self.pool.acquire().await.store()?;
         accept_step(&mut c, user_id, factor_id, step, now)
+            .await
+            .store()
+    }
+
+    async fn take_enrolment_state(
+        &self,
+        user_id: &str,
+        factor_id: &str,
+        now: i64,
+    ) -> StoreResult<Option<String>> {
+        // The row lock of the UPDATE makes a concurrent caller wait and then see NULL.
+        let taken: Option<Option<String>> = sqlx::query_scalar(
+            "UPDATE factors f SET secret_sealed = NULL
+             FROM (SELECT id, secret_sealed FROM factors WHERE id = $1 FOR UPDATE) old
+             WHERE f.id = old.id AND f.user_id = $2 AND f.kind = 'webauthn'
+               AND f.verified_at IS NULL AND f.pending_expires_at > $3
+               AND f.secret_sealed IS NOT NULL
+             RETURNING old.secret_sealed",
+        )
+        .bind(factor_id)
+        .bind(user_id)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await
+        .store()?;
+        Ok(taken.flatten())
+    }
+
+    async fn passkey_by_credential(&self, credential_id: &str) -> StoreResult<Option<Factor>> {
+        let row = sqlx::query(&format!(
+            "SELECT {FACTOR_COLUMNS} FROM factors
+             WHERE credential_id = $1 AND kind = 'webauthn' AND verified_at IS NOT NULL"
+        ))
+        .bind(credential_id)
+        .fetch_optional(&self.pool)
+        .await
+        .store()?;
+        row.as_ref().map(factor_from_row).transpose()
+    }
+
+    async fn accept_sign_count(
+        &self,
+        user_id: &str,
+        factor_id: &str,
+        count: u32,
+        now: i64,
+    ) -> StoreResult<bool> {
+        let mut c = self.pool.acquire().await.store()?;
+        accept_count(&mut c, user_id, factor_id, count, now, true)
             .await
             .store()
     }
@@ -539,6 +662,33 @@ impl FactorStore for PgStore {
             .filter_map(|(id, verified)| verified.map(|_| id))
             .collect())
     }
+}
+
+/// Records `count` as the passkey's signature counter iff it grew (or both are zero: a key that
+/// keeps no counter); with `active_only`, only for an active user. One conditional statement:
+/// a concurrent one waits on the row lock and re-checks.
+pub(super) async fn accept_count(
+    c: &mut PgConnection,
+    user_id: &str,
+    factor_id: &str,
+    count: u32,
+    now: i64,
+    active_only: bool,
+) -> Result<bool, sqlx::Error> {
+    let updated = sqlx::query(
+        "UPDATE factors SET sign_count = $3, last_used_at = $4
+         WHERE id = $2 AND user_id = $1 AND kind = 'webauthn' AND verified_at IS NOT NULL
+           AND (COALESCE(sign_count, 0) < $3 OR ($3 = 0 AND COALESCE(sign_count, 0) = 0))
+           AND (NOT $5 OR EXISTS (SELECT 1 FROM users WHERE id = $1 AND NOT disabled))",
+    )
+    .bind(user_id)
+    .bind(factor_id)
+    .bind(i64::from(count))
+    .bind(now)
+    .bind(active_only)
+    .execute(&mut *c)
+    .await?;
+    Ok(updated.rows_affected() == 1)
 }
 
 /// A recovery code counts as a use of the user's oldest TOTP factor (v1's one device, whose

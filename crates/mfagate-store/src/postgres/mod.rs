@@ -47,6 +47,11 @@ const MIGRATIONS: Steps = &[
         "factors",
         include_str!("../../migrations/postgres/0006_factors.sql"),
     ),
+    (
+        7,
+        "passkeys",
+        include_str!("../../migrations/postgres/0007_passkeys.sql"),
+    ),
 ];
 
 #[derive(Debug, Clone)]
@@ -115,7 +120,9 @@ impl<T> SqlResult<T> for Result<T, sqlx::Error> {
 /// probed per row through the index.
 const USER_COLUMNS: &str = "id, username, email, password_hash, email_verified, is_admin, disabled, preferred_method, email_otp, created_at, credential_epoch,
     (SELECT TRUE FROM factors f
-     WHERE f.user_id = users.id AND f.kind = 'totp' AND f.verified_at IS NOT NULL LIMIT 1) IS NOT NULL AS has_totp";
+     WHERE f.user_id = users.id AND f.kind = 'totp' AND f.verified_at IS NOT NULL LIMIT 1) IS NOT NULL AS has_totp,
+    (SELECT TRUE FROM factors f
+     WHERE f.user_id = users.id AND f.kind = 'webauthn' AND f.verified_at IS NOT NULL LIMIT 1) IS NOT NULL AS has_webauthn";
 
 fn user_from_row(row: &PgRow) -> Result<User, StoreError> {
     Ok(User {
@@ -129,6 +136,7 @@ fn user_from_row(row: &PgRow) -> Result<User, StoreError> {
         preferred_method: preferred(&row.try_get::<String, _>("preferred_method").store()?),
         email_otp: row.try_get("email_otp").store()?,
         has_totp: row.try_get("has_totp").store()?,
+        has_webauthn: row.try_get("has_webauthn").store()?,
         credential_epoch: row.try_get("credential_epoch").store()?,
         created_at: row.try_get("created_at").store()?,
     })

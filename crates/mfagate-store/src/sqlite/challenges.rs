@@ -44,6 +44,9 @@ pub(super) fn complete_login(
         // The code was checked against the challenge's own hash; spending the challenge below
         // is what makes it single-use.
         FactorClaim::EmailCode => 1,
+        FactorClaim::SignCount { factor_id, count } => {
+            factors::accept_count(c, user, &factor_id, count, now)?
+        }
     };
     if factor_claimed != 1 {
         return Ok(Completion::FactorRefused);
@@ -71,10 +74,10 @@ impl ChallengeStore for SqliteStore {
         now: i64,
     ) -> StoreResult<ChallengeCreated> {
         let new = challenge.clone();
-        let inserted = self.write(move |c| execute(c, "INSERT INTO challenges (id, user_id, token_hash, created_at, expires_at)
-                 SELECT ?1, ?2, ?3, ?4, ?5
+        let inserted = self.write(move |c| execute(c, "INSERT INTO challenges (id, user_id, token_hash, created_at, expires_at, webauthn_state)
+                 SELECT ?1, ?2, ?3, ?4, ?5, ?8
                  WHERE (SELECT COUNT(*) FROM challenges
-                        WHERE user_id = ?2 AND expires_at > ?4 AND spent_at IS NULL AND failures < ?7) < ?6", params![new.id, new.user_id, new.token_hash, now, new.expires_at, i64::from(max_live), i64::from(max_failures)]))
+                        WHERE user_id = ?2 AND expires_at > ?4 AND spent_at IS NULL AND failures < ?7) < ?6", params![new.id, new.user_id, new.token_hash, now, new.expires_at, i64::from(max_live), i64::from(max_failures), new.webauthn_state]))
             .await?;
         if inserted == 1 {
             return Ok(ChallengeCreated::Created);
@@ -102,7 +105,7 @@ impl ChallengeStore for SqliteStore {
             .read(|c| {
                 query_opt(
                     c,
-                    "SELECT id, user_id, expires_at, failures, spent_at, email_code_hash FROM challenges WHERE token_hash = ?1",
+                    "SELECT id, user_id, expires_at, failures, spent_at, email_code_hash, webauthn_state FROM challenges WHERE token_hash = ?1",
                     [token_hash],
                     |row| {
                         let failures: i64 = row.get("failures")?;
@@ -114,6 +117,7 @@ impl ChallengeStore for SqliteStore {
                             failures: u32::try_from(failures).unwrap_or(u32::MAX),
                             spent: spent_at.is_some(),
                             email_code_hash: row.get("email_code_hash")?,
+                            webauthn_state: row.get("webauthn_state")?,
                         })
                     },
                 )
@@ -221,6 +225,40 @@ impl ChallengeStore for SqliteStore {
         })
         .await?;
         Ok(())
+    }
+
+    async fn create_passkey_token(
+        &self,
+        token_hash: &str,
+        state_sealed: &str,
+        expires_at: i64,
+        now: i64,
+    ) -> StoreResult<()> {
+        let (token_hash, state) = (token_hash.to_owned(), state_sealed.to_owned());
+        self.write(move |c| {
+            execute(
+                c,
+                "INSERT INTO passkey_tokens (token_hash, state_sealed, created_at, expires_at)
+                 VALUES (?1, ?2, ?3, ?4)",
+                params![token_hash, state, now, expires_at],
+            )
+        })
+        .await?;
+        Ok(())
+    }
+
+    async fn take_passkey_token(&self, token_hash: &str, now: i64) -> StoreResult<Option<String>> {
+        let token_hash = token_hash.to_owned();
+        self.write(move |c| {
+            query_opt(
+                c,
+                "DELETE FROM passkey_tokens WHERE token_hash = ?1 AND expires_at > ?2
+                 RETURNING state_sealed",
+                params![token_hash, now],
+                |row| row.get(0),
+            )
+        })
+        .await
     }
 
     async fn setup_token_user(&self, token_hash: &str, now: i64) -> StoreResult<Option<String>> {

@@ -16,7 +16,7 @@ use crate::sqlite::statements::{execute, exists, query_all, query_opt};
 /// The columns `factor_from_row` reads.
 macro_rules! factor_columns {
     () => {
-        "id, user_id, kind, name, secret_sealed, last_step, created_at, last_used_at, verified_at"
+        "id, user_id, kind, name, secret_sealed, credential_id, sign_count, last_step, created_at, last_used_at, verified_at"
     };
 }
 
@@ -35,6 +35,8 @@ fn factor_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Factor> {
         kind,
         name: row.get("name")?,
         secret_sealed: row.get("secret_sealed")?,
+        credential_id: row.get("credential_id")?,
+        sign_count: row.get::<_, Option<i64>>("sign_count")?.unwrap_or(0),
         last_step: row.get("last_step")?,
         created_at: row.get("created_at")?,
         last_used_at: row.get("last_used_at")?,
@@ -105,15 +107,35 @@ fn setup_token_live(
     )
 }
 
+/// How an enrolment changes the user's preferred method.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Prefer {
+    /// The user's first TOTP factor: TOTP becomes the preferred method (v1's activation).
+    Totp,
+    /// A passkey: preferred when the user had no preference.
+    WebauthnIfNone,
+    Unchanged,
+}
+
+fn prefer_for(kind: &str, first_totp: bool) -> Prefer {
+    if kind == FactorKind::Webauthn.as_str() {
+        Prefer::WebauthnIfNone
+    } else if first_totp {
+        Prefer::Totp
+    } else {
+        Prefer::Unchanged
+    }
+}
+
 /// The changes that end every enrolment: the setup tokens of the login it completes go, the
-/// recovery codes are stored (`codes`, for a first factor), TOTP becomes the preferred method
-/// when this is the first TOTP factor, sessions without a second factor end, and the new
-/// session's first token is stored.
+/// recovery codes are stored (`codes`, for a first factor), the preferred method follows
+/// `prefer`, sessions without a second factor end, and the new session's first token is
+/// stored.
 fn finish_enrolment(
     c: &rusqlite::Connection,
     user_id: &str,
     codes: Option<&[String]>,
-    first_totp: bool,
+    prefer: Prefer,
     refresh: &NewRefreshToken,
     now: i64,
 ) -> rusqlite::Result<()> {
@@ -121,12 +143,22 @@ fn finish_enrolment(
     if let Some(codes) = codes {
         replace_codes(c, user_id, codes)?;
     }
-    if first_totp {
-        execute(
-            c,
-            "UPDATE users SET preferred_method = 'totp' WHERE id = ?1",
-            [user_id],
-        )?;
+    match prefer {
+        Prefer::Totp => {
+            execute(
+                c,
+                "UPDATE users SET preferred_method = 'totp' WHERE id = ?1",
+                [user_id],
+            )?;
+        }
+        Prefer::WebauthnIfNone => {
+            execute(
+                c,
+                "UPDATE users SET preferred_method = 'webauthn' WHERE id = ?1 AND preferred_method = 'none'",
+                [user_id],
+            )?;
+        }
+        Prefer::Unchanged => {}
     }
     // Sessions that began without a second factor would outlive its enrolment.
     execute(
@@ -157,6 +189,18 @@ fn after_removal(
         execute(
             c,
             "UPDATE users SET preferred_method = ?2 WHERE id = ?1 AND preferred_method = 'totp'",
+            params![user_id, preference_name(fallback)],
+        )?;
+    }
+    let has_passkey = exists(
+        c,
+        "SELECT 1 FROM factors WHERE user_id = ?1 AND kind = 'webauthn' AND verified_at IS NOT NULL LIMIT 1",
+        [user_id],
+    )?;
+    if !has_passkey {
+        execute(
+            c,
+            "UPDATE users SET preferred_method = ?2 WHERE id = ?1 AND preferred_method = 'webauthn'",
             params![user_id, preference_name(fallback)],
         )?;
     }
@@ -299,6 +343,15 @@ impl FactorStore for SqliteStore {
             if count >= i64::from(v.max_factors) {
                 return Ok(FactorVerified::TooMany);
             }
+            if let Some(passkey) = &v.passkey {
+                if exists(
+                    c,
+                    "SELECT 1 FROM factors WHERE credential_id = ?1",
+                    [&passkey.credential_id],
+                )? {
+                    return Ok(FactorVerified::CredentialTaken);
+                }
+            }
             let first_totp = kind == FactorKind::Totp.as_str() && !has_totp(c, user)?;
             execute(
                 c,
@@ -306,9 +359,23 @@ impl FactorStore for SqliteStore {
                  WHERE id = ?1",
                 params![v.factor_id, now, v.accepted_step],
             )?;
+            if let Some(passkey) = &v.passkey {
+                execute(
+                    c,
+                    "UPDATE factors SET secret_sealed = ?2, credential_id = ?3, transports = ?4, sign_count = ?5
+                     WHERE id = ?1",
+                    params![
+                        v.factor_id,
+                        passkey.record_sealed,
+                        passkey.credential_id,
+                        passkey.transports,
+                        passkey.sign_count
+                    ],
+                )?;
+            }
             let first = count == 0;
             let codes = first.then_some(v.recovery_codes_sealed.as_slice());
-            finish_enrolment(c, user, codes, first_totp, &v.refresh, now)?;
+            finish_enrolment(c, user, codes, prefer_for(&kind, first_totp), &v.refresh, now)?;
             Ok(FactorVerified::Verified { first })
         })
         .await
@@ -365,7 +432,7 @@ impl FactorStore for SqliteStore {
                 c,
                 user,
                 Some(&e.recovery_codes_sealed),
-                true,
+                Prefer::Totp,
                 &e.refresh,
                 now,
             )?;
@@ -384,6 +451,72 @@ impl FactorStore for SqliteStore {
         let (user_id, factor_id) = (user_id.to_owned(), factor_id.to_owned());
         let accepted = self
             .write(move |c| accept_step(c, &user_id, &factor_id, step, now))
+            .await?;
+        Ok(accepted == 1)
+    }
+
+    async fn take_enrolment_state(
+        &self,
+        user_id: &str,
+        factor_id: &str,
+        now: i64,
+    ) -> StoreResult<Option<String>> {
+        let (user_id, factor_id) = (user_id.to_owned(), factor_id.to_owned());
+        // One job on the one writer: the read and the clearing have nothing in between.
+        // (SQLite's RETURNING gives the new value, so the old one is read first.)
+        self.write(move |c| {
+            let state: Option<String> = query_opt(
+                c,
+                "SELECT secret_sealed FROM factors
+                 WHERE id = ?1 AND user_id = ?2 AND kind = 'webauthn' AND verified_at IS NULL
+                   AND pending_expires_at > ?3 AND secret_sealed IS NOT NULL",
+                params![factor_id, user_id, now],
+                |row| row.get(0),
+            )?;
+            if state.is_some() {
+                execute(
+                    c,
+                    "UPDATE factors SET secret_sealed = NULL WHERE id = ?1",
+                    [&factor_id],
+                )?;
+            }
+            Ok(state)
+        })
+        .await
+    }
+
+    async fn passkey_by_credential(&self, credential_id: &str) -> StoreResult<Option<Factor>> {
+        self.readers
+            .read(|c| {
+                query_opt(
+                    c,
+                    concat!(
+                        "SELECT ",
+                        factor_columns!(),
+                        " FROM factors WHERE credential_id = ?1 AND kind = 'webauthn' AND verified_at IS NOT NULL"
+                    ),
+                    [credential_id],
+                    factor_from_row,
+                )
+            })
+            .await
+    }
+
+    async fn accept_sign_count(
+        &self,
+        user_id: &str,
+        factor_id: &str,
+        count: u32,
+        now: i64,
+    ) -> StoreResult<bool> {
+        let (user_id, factor_id) = (user_id.to_owned(), factor_id.to_owned());
+        let accepted = self
+            .write(move |c| {
+                if !is_active(c, &user_id)? {
+                    return Ok(0);
+                }
+                accept_count(c, &user_id, &factor_id, count, now)
+            })
             .await?;
         Ok(accepted == 1)
     }
@@ -486,6 +619,25 @@ pub(super) fn accept_step(
          WHERE id = ?2 AND user_id = ?1 AND kind = 'totp' AND verified_at IS NOT NULL
            AND (last_step IS NULL OR last_step < ?3)",
         params![user_id, factor_id, step, now],
+    )
+}
+
+/// Records `count` as the passkey's signature counter iff it grew (or both are zero: a key that
+/// keeps no counter). The clone guard: one conditional statement, so of concurrent uses of one
+/// counter value at most one passes.
+pub(super) fn accept_count(
+    c: &rusqlite::Connection,
+    user_id: &str,
+    factor_id: &str,
+    count: u32,
+    now: i64,
+) -> rusqlite::Result<usize> {
+    execute(
+        c,
+        "UPDATE factors SET sign_count = ?3, last_used_at = ?4
+         WHERE id = ?2 AND user_id = ?1 AND kind = 'webauthn' AND verified_at IS NOT NULL
+           AND (COALESCE(sign_count, 0) < ?3 OR (?3 = 0 AND COALESCE(sign_count, 0) = 0))",
+        params![user_id, factor_id, i64::from(count), now],
     )
 }
 

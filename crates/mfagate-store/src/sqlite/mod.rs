@@ -64,6 +64,11 @@ const MIGRATIONS: Steps = &[
         "factors",
         include_str!("../../migrations/sqlite/0007_factors.sql"),
     ),
+    (
+        8,
+        "passkeys",
+        include_str!("../../migrations/sqlite/0008_passkeys.sql"),
+    ),
 ];
 
 #[derive(Debug, Clone)]
@@ -84,7 +89,9 @@ macro_rules! user_columns {
     () => {
         "id, username, email, password_hash, email_verified, is_admin, disabled, preferred_method, email_otp, created_at, credential_epoch,
          EXISTS (SELECT 1 FROM factors f
-                 WHERE f.user_id = users.id AND f.kind = 'totp' AND f.verified_at IS NOT NULL) AS has_totp"
+                 WHERE f.user_id = users.id AND f.kind = 'totp' AND f.verified_at IS NOT NULL) AS has_totp,
+         EXISTS (SELECT 1 FROM factors f
+                 WHERE f.user_id = users.id AND f.kind = 'webauthn' AND f.verified_at IS NOT NULL) AS has_webauthn"
     };
 }
 
@@ -100,6 +107,7 @@ fn user_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<User> {
         preferred_method: preferred(&row.get::<_, String>("preferred_method")?),
         email_otp: row.get("email_otp")?,
         has_totp: row.get("has_totp")?,
+        has_webauthn: row.get("has_webauthn")?,
         credential_epoch: row.get("credential_epoch")?,
         created_at: row.get("created_at")?,
     })

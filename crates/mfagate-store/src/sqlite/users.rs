@@ -197,8 +197,8 @@ impl UserStore for SqliteStore {
                     c,
                     "UPDATE users SET preferred_method = ?2, email_otp = COALESCE(?3, email_otp)
                      WHERE id = ?1
-                       AND (?2 <> 'totp' OR EXISTS (SELECT 1 FROM factors
-                            WHERE user_id = ?1 AND kind = 'totp' AND verified_at IS NOT NULL))",
+                       AND (?2 NOT IN ('totp', 'webauthn') OR EXISTS (SELECT 1 FROM factors
+                            WHERE user_id = ?1 AND kind = ?2 AND verified_at IS NOT NULL))",
                     params![user_id, method, email_otp],
                 )
             })

@@ -125,6 +125,7 @@ pub fn verification(user: &str, factor: &str, max_factors: u32) -> FactorVerific
         user_id: user.into(),
         factor_id: factor.into(),
         accepted_step: Some(100),
+        passkey: None,
         recovery_codes_sealed: vec!["k.r1".into(), "k.r2".into()],
         setup_token_hash: None,
         refresh: refresh(&format!("verify-{factor}"), user),

@@ -14,6 +14,7 @@ fn challenge(id: &str, user: &str) -> NewChallenge {
         token_hash: format!("token-{id}"),
         created_at: NOW,
         expires_at: NOW + 300,
+        webauthn_state: None,
     }
 }
 

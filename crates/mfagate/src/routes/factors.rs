@@ -15,7 +15,7 @@ use super::totp::EnrollerAuth;
 use crate::error::ApiResult;
 use crate::extract::{AuthenticatedUser, ClientAddr, JsonBody};
 use crate::gate::MfaGate;
-use crate::wire::{rfc3339, DetailBody, Json};
+use crate::wire::{proof, rfc3339, DetailBody, Json};
 
 /// A factor on the wire.
 #[derive(Debug, Serialize)]
@@ -49,9 +49,11 @@ pub struct NewFactorRequest {
     pub name: String,
 }
 
+/// `code` for TOTP, `credential` (`credential.toJSON()`) for a passkey.
 #[derive(Deserialize)]
 pub struct FactorProofRequest {
-    pub code: String,
+    pub code: Option<String>,
+    pub credential: Option<Value>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -86,6 +88,9 @@ pub async fn begin(
             fields.extend(more);
         }
     }
+    if let Some(options) = begun.webauthn_options {
+        answer["options"] = options;
+    }
     Ok((StatusCode::CREATED, Json(answer)).into_response())
 }
 
@@ -98,7 +103,12 @@ pub async fn verify(
 ) -> ApiResult<Response> {
     let verified = gate
         .gatekeeper()
-        .verify_factor(&enroller, &id, &body.code, &gate.context(client))
+        .verify_factor(
+            &enroller,
+            &id,
+            &proof(body.code, body.credential)?,
+            &gate.context(client),
+        )
         .await?;
     let mut fields = Map::new();
     fields.insert("factor".into(), json!(FactorBody::from(verified.factor)));

@@ -11,7 +11,7 @@ use super::{counted_per_ip, token_response};
 use crate::error::ApiResult;
 use crate::extract::{ClientAddr, JsonBody};
 use crate::gate::MfaGate;
-use crate::wire::{EphemeralRequest, Json, VerifyRequest};
+use crate::wire::{proof, EphemeralRequest, Json, VerifyRequest};
 
 /// Both count against the caller's per-IP budget: each checks a code or sends a mail.
 pub(crate) fn router(gate: &MfaGate) -> Router<MfaGate> {
@@ -28,7 +28,11 @@ pub async fn verify(
 ) -> ApiResult<Response> {
     let pair = gate
         .gatekeeper()
-        .verify_second_factor(&body.ephemeral_token, &body.code, &gate.context(client))
+        .verify_second_factor(
+            &body.ephemeral_token,
+            &proof(body.code, body.credential)?,
+            &gate.context(client),
+        )
         .await?;
     Ok(token_response(&gate, StatusCode::OK, pair, Map::new()))
 }

@@ -3,6 +3,7 @@
 //! behaviour on the same rows: the first TOTP factor, and every TOTP factor.
 
 pub mod totp;
+mod webauthn;
 
 use serde::Serialize;
 
@@ -17,6 +18,8 @@ use crate::store::{
     Factor, FactorBegun, FactorRemoved, FactorRenamed, FactorVerification, FactorVerified,
     NewFactor,
 };
+
+use super::passkeys::Proof;
 
 /// Enrolments a user may have in progress at once (each is a row until it expires).
 pub const MAX_PENDING_FACTORS: u32 = 10;
@@ -61,6 +64,8 @@ crate::debug_showing!(TotpSetup {});
 pub struct FactorEnrolment {
     pub factor: FactorView,
     pub totp: Option<TotpSetup>,
+    /// A passkey: the `PublicKeyCredentialCreationOptionsJSON` for the browser.
+    pub webauthn_options: Option<serde_json::Value>,
 }
 
 /// A verified enrolment.
@@ -76,7 +81,7 @@ pub struct FactorVerifiedOutcome {
 
 crate::debug_showing!(FactorVerifiedOutcome { factor });
 
-fn not_found() -> Error {
+pub(super) fn not_found() -> Error {
     Error::NotFound(
         "no such factor: it is unknown, expired, or another user's; list yours at GET /auth/mfa/factors"
             .into(),
@@ -158,6 +163,7 @@ impl Gatekeeper {
             return Err(Error::TooManyFactors);
         }
         let id = new_id();
+        let mut webauthn_options = None;
         let (secret_sealed, setup) = match kind {
             FactorKind::Totp => {
                 let secret = crate::totp::generate_secret();
@@ -179,9 +185,9 @@ impl Gatekeeper {
                 )
             }
             FactorKind::Webauthn => {
-                return Err(Error::InvalidMethod(
-                    "passkeys are not offered by this server yet".into(),
-                ))
+                let (options, sealed) = self.begin_passkey(&user, &existing)?;
+                webauthn_options = Some(options);
+                (Some(sealed), None)
             }
         };
         let factor = NewFactor {
@@ -223,16 +229,17 @@ impl Gatekeeper {
                 verified: false,
             },
             totp: setup,
+            webauthn_options,
         })
     }
 
-    /// Verifies a pending factor with its first proof (a TOTP code, whose step then counts as
-    /// used by this factor).
+    /// Verifies a pending factor with its first proof: a TOTP code (whose step then counts as
+    /// used by this factor), or a passkey's registration.
     pub async fn verify_factor(
         &self,
         enroller: &Enroller,
         factor_id: &str,
-        code: &str,
+        proof: &Proof,
         ctx: &Context,
     ) -> Result<FactorVerifiedOutcome> {
         let user_id = enroller.user_id();
@@ -242,19 +249,36 @@ impl Gatekeeper {
             .pending_factor(user_id, factor_id, ctx.now)
             .await?
             .ok_or_else(not_found)?;
-        let step = match pending.kind {
-            FactorKind::Totp => {
+        let (step, passkey) = match (pending.kind, proof) {
+            (FactorKind::Totp, Proof::Code(code)) => {
                 let sealed = pending.secret_sealed.as_deref().ok_or_else(|| {
                     Error::Internal(format!("TOTP factor {factor_id} has no secret"))
                 })?;
                 let secret = self.sealer.open(sealed, &totp_context(user_id))?;
-                crate::totp::matching_step(&secret, code, ctx.now, &self.config.totp).ok_or(
-                    Error::InvalidCode {
+                let step = crate::totp::matching_step(&secret, code, ctx.now, &self.config.totp)
+                    .ok_or(Error::InvalidCode {
                         attempts_remaining: None,
-                    },
-                )?
+                    })?;
+                (Some(step), None)
             }
-            FactorKind::Webauthn => return Err(not_found()),
+            (FactorKind::Webauthn, Proof::Credential(credential)) => {
+                let passkey = self
+                    .finish_passkey(user_id, factor_id, credential, ctx.now)
+                    .await?;
+                (None, Some(passkey))
+            }
+            (FactorKind::Totp, Proof::Credential(_)) => {
+                return Err(Error::validation(
+                    "code",
+                    "a TOTP factor is verified with a code from the app",
+                ))
+            }
+            (FactorKind::Webauthn, Proof::Code(_)) => {
+                return Err(Error::validation(
+                    "credential",
+                    "a passkey is verified with the credential the browser returned",
+                ))
+            }
         };
         let (codes, sealed_codes) = self.new_recovery_codes(user_id);
         let amr = ["pwd", "mfa", pending.kind.method().amr()];
@@ -262,7 +286,8 @@ impl Gatekeeper {
         let verification = FactorVerification {
             user_id: user_id.to_string(),
             factor_id: factor_id.to_string(),
-            accepted_step: Some(step),
+            accepted_step: step,
+            passkey,
             recovery_codes_sealed: sealed_codes,
             setup_token_hash: match enroller {
                 Enroller::Setup { token_hash, .. } => Some(token_hash.clone()),
@@ -274,6 +299,11 @@ impl Gatekeeper {
         let first = match self.store.verify_factor(&verification, ctx.now).await? {
             FactorVerified::Verified { first } => first,
             FactorVerified::TooMany => return Err(Error::TooManyFactors),
+            FactorVerified::CredentialTaken => {
+                return Err(Error::InvalidCredential {
+                    attempts_remaining: None,
+                })
+            }
             FactorVerified::Gone => {
                 return Err(match enroller {
                     Enroller::Setup { .. } => Error::NotAuthenticated,

@@ -550,6 +550,44 @@ mod tests {
     }
 
     #[test]
+    fn passkey_settings_are_checked_at_start_and_say_what_to_set() {
+        let s = Settings::from_sources(None, env(&[])).unwrap();
+        assert!(s.config.methods.contains(&Method::Webauthn));
+        assert_eq!(s.config.webauthn.rp_id, "localhost");
+        assert_eq!(s.config.webauthn.origins, ["http://localhost:8080"]);
+        let named = Settings::from_sources(
+            None,
+            env(&[
+                ("MFAGATE_PRODUCT_NAME", "Acme"),
+                ("MFAGATE_WEBAUTHN_RP_ID", "example.com"),
+                (
+                    "MFAGATE_WEBAUTHN_ORIGINS",
+                    "https://example.com, https://app.example.com",
+                ),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(named.config.webauthn.rp_name, "Acme");
+        assert_eq!(named.config.webauthn.origins.len(), 2);
+        let error = Settings::from_sources(None, env(&[("MFAGATE_WEBAUTHN_RP_ID", "example.com")]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("MFAGATE_WEBAUTHN_ORIGINS") && error.contains("http://localhost:8080"),
+            "{error}"
+        );
+        // Without passkeys among the methods, their settings are not in the way.
+        Settings::from_sources(
+            None,
+            env(&[
+                ("MFAGATE_WEBAUTHN_RP_ID", "example.com"),
+                ("MFAGATE_MFA_METHODS", "totp,email"),
+            ]),
+        )
+        .unwrap();
+    }
+
+    #[test]
     fn a_listen_address_needs_host_and_port() {
         for good in [
             "127.0.0.1:8080",

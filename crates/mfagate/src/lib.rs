@@ -76,7 +76,7 @@ impl MfaGate {
 }
 
 /// The whole HTTP server: [`MfaGate::router`], `/healthz`, the pages behind the e-mails' links
-/// ([`link_pages`]), a JSON 404 for unknown paths, a request id (`x-request-id`, taken from the
+/// ([`link_pages`]), the passkey page ([`passkey_page`]), a JSON 404 for unknown paths, a request id (`x-request-id`, taken from the
 /// client or generated) on every log line and response, and a log line per answer.
 pub fn app(gate: &MfaGate) -> Router {
     app_with(gate, Router::new())
@@ -88,6 +88,7 @@ pub fn app_with(gate: &MfaGate, routes: Router) -> Router {
     gate.router()
         .merge(routes)
         .merge(link_pages(gate))
+        .merge(passkey_page(gate))
         .route(
             "/healthz",
             get(routes::meta::healthz).with_state(gate.clone()),
@@ -136,6 +137,12 @@ pub fn app_with(gate: &MfaGate, routes: Router) -> Router {
 /// pages of its own for these paths.
 pub fn link_pages(gate: &MfaGate) -> Router {
     routes::link_pages::router(gate)
+}
+
+/// `GET /passkeys`: a page to try passkeys in a browser against this server (sign in, add a
+/// passkey, sign in with it). Merged by [`app`]; merge it into your own router to offer it.
+pub fn passkey_page(gate: &MfaGate) -> Router {
+    routes::passkey_page::router(gate)
 }
 
 /// A client's `X-Request-Id` goes into every log line of its request, so only ids of a safe

@@ -199,11 +199,16 @@ impl Gatekeeper {
             .map_err(Error::Internal)?;
         if let (Some(name), None) = (&name, owner) {
             let decoy = self.email_code_key.derive(&format!("passkey decoy {name}"));
-            options["allowCredentials"] = serde_json::json!([{
-                "type": "public-key",
-                "id": BASE64URL_NOPAD.encode(decoy.expose()),
-                "transports": ["internal", "hybrid"],
-            }]);
+            if let Some(fields) = options.as_object_mut() {
+                fields.insert(
+                    "allowCredentials".into(),
+                    serde_json::json!([{
+                        "type": "public-key",
+                        "id": BASE64URL_NOPAD.encode(decoy.expose()),
+                        "transports": ["internal", "hybrid"],
+                    }]),
+                );
+            }
         }
         let token = generate_token();
         let token_hash = hash_token(&token);

@@ -177,6 +177,48 @@ impl Browser {
             .to_string()
     }
 
+    /// Adds a WebDriver virtual authenticator (WebAuthn spec, "Automation"): a platform
+    /// authenticator with resident keys and user verification that always consents. Its id.
+    pub async fn add_virtual_authenticator(&self) -> String {
+        let path = self.session_path("/webauthn/authenticator");
+        let added = self
+            .call(
+                reqwest::Method::POST,
+                &path,
+                json!({
+                    "protocol": "ctap2",
+                    "transport": "internal",
+                    "hasResidentKey": true,
+                    "hasUserVerification": true,
+                    "isUserConsenting": true,
+                    "isUserVerified": true
+                }),
+            )
+            .await;
+        added
+            .as_str()
+            .unwrap_or_else(|| panic!("no virtual authenticator: {added}"))
+            .to_string()
+    }
+
+    /// The credentials the virtual authenticator holds.
+    pub async fn authenticator_credentials(&self, authenticator: &str) -> Vec<Value> {
+        let path = self.session_path(&format!(
+            "/webauthn/authenticator/{authenticator}/credentials"
+        ));
+        let held = self.call(reqwest::Method::GET, &path, Value::Null).await;
+        held.as_array()
+            .unwrap_or_else(|| panic!("no credentials list: {held}"))
+            .clone()
+    }
+
+    /// Empties an input.
+    pub async fn clear(&self, css: &str) {
+        let id = self.element(css).await;
+        let path = self.session_path(&format!("/element/{id}/clear"));
+        self.call(reqwest::Method::POST, &path, json!({})).await;
+    }
+
     /// The element's text once it is not empty and not the "One moment…" placeholder.
     pub async fn settled_text(&self, css: &str) -> String {
         let mut text = String::new();

@@ -263,11 +263,6 @@ async fn bad_enrolments_get_the_contracts_errors() {
     for (body, status, error) in [
         (json!({"kind": "sms", "name": "x"}), 400, "invalid_method"),
         (
-            json!({"kind": "webauthn", "name": "x"}),
-            400,
-            "invalid_method",
-        ),
-        (
             json!({"kind": "totp", "name": "  "}),
             400,
             "validation_error",

@@ -102,6 +102,19 @@ impl Instance {
         )
     }
 
+    /// Registers `username` (an address at example.com, `PASSWORD`); the 201 answer.
+    pub async fn register(&self, username: &str) -> serde_json::Value {
+        let (status, registered) = self
+            .post(
+                "/auth/register",
+                json!({"username": username, "email": format!("{username}@example.com"), "password": PASSWORD}),
+                None,
+            )
+            .await;
+        assert_eq!(status, 201, "{registered}");
+        registered
+    }
+
     pub async fn login(&self, username: &str) -> serde_json::Value {
         self.post(
             "/auth/login",
@@ -667,14 +680,7 @@ async fn enrol_factor(
 #[ignore = "needs PostgreSQL: MFAGATE_TEST_BACKEND=postgres cargo nextest run --workspace --profile postgres --run-ignored all"]
 async fn each_factors_step_works_once_across_two_instances_on_postgres() {
     let (_db, a, b) = two_instances(&[("MFAGATE_MFA_MAX_CHALLENGES", "100")]).await;
-    let (status, registered) = a
-        .post(
-            "/auth/register",
-            json!({"username": "ann", "email": "ann@example.com", "password": PASSWORD}),
-            None,
-        )
-        .await;
-    assert_eq!(status, 201, "{registered}");
+    let registered = a.register("ann").await;
     let step = crate::helpers::fresh_step() - 1;
     // One factor enrolled on each instance; the second needs the first's fresh session.
     let (_, phone, verified) =
@@ -710,4 +716,71 @@ async fn each_factors_step_works_once_across_two_instances_on_postgres() {
     assert!(answers
         .iter()
         .all(|(status, body)| *status == 200 || body["error"] == "invalid_code"));
+}
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL: MFAGATE_TEST_BACKEND=postgres cargo nextest run --workspace --profile postgres --run-ignored all"]
+async fn passkey_ceremonies_begun_on_one_instance_finish_on_the_other_once_on_postgres() {
+    let (_db, a, b) = two_instances(&[]).await;
+    let mut key = crate::passkeys::new_key();
+    let registered = a.register("ann").await;
+    let access = registered["access"].as_str().unwrap();
+    // Enrolment begun on A, finished on B.
+    let (status, begun) = a
+        .post(
+            "/auth/mfa/factors",
+            json!({"kind": "webauthn", "name": "Key"}),
+            Some(access),
+        )
+        .await;
+    assert_eq!(status, 201, "{begun}");
+    let id = begun["factor"]["id"].as_str().unwrap();
+    let credential = key.register(&begun["options"]);
+    let (status, verified) = b
+        .post(
+            &format!("/auth/mfa/factors/{id}/verify"),
+            json!({ "credential": credential }),
+            Some(access),
+        )
+        .await;
+    assert_eq!(status, 200, "{verified}");
+    // The ceremony answered once: the same answer on A finds nothing.
+    let (status, _) = a
+        .post(
+            &format!("/auth/mfa/factors/{id}/verify"),
+            json!({ "credential": credential }),
+            Some(verified["access"].as_str().unwrap()),
+        )
+        .await;
+    assert_eq!(status, 404);
+
+    // A challenge from A answered on B.
+    let challenge = a.login("ann").await;
+    let assertion = key.assert(&challenge["webauthn"]);
+    let (status, tokens) = b
+        .post(
+            "/auth/mfa/verify",
+            json!({"ephemeral_token": challenge["ephemeral_token"], "credential": assertion}),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{tokens}");
+
+    // A passwordless login begun on B, finished on both at once: exactly one wins.
+    let (status, begun) = b.post("/auth/passkey/begin", json!({}), None).await;
+    assert_eq!(status, 200, "{begun}");
+    let body = json!({"passkey_token": begun["passkey_token"], "credential": key.assert(&begun["options"])});
+    let answers = futures::future::join_all((0..8).map(|i| {
+        let instance = if i % 2 == 0 { &a } else { &b };
+        instance.post("/auth/passkey/finish", body.clone(), None)
+    }))
+    .await;
+    let won: Vec<_> = answers
+        .iter()
+        .filter(|(status, _)| *status == 200)
+        .collect();
+    assert_eq!(won.len(), 1, "{answers:?}");
+    assert!(answers
+        .iter()
+        .all(|(status, body)| *status == 200 || body["error"] == "invalid_token"));
 }

@@ -529,6 +529,106 @@ async fn exercise_every_intent(store: &dyn Store) {
     store.record_sealing_key("k", now).await.unwrap();
     store.sealing_key_ids().await.unwrap();
 
+    // Passkeys: an enrolment whose ceremony is taken, verified with its credential, found by
+    // credential id, a counter claimed on its own and at a challenge, a passwordless token.
+    let passkey = NewFactor {
+        id: "pk-u2".into(),
+        user_id: "u2".into(),
+        kind: FactorKind::Webauthn,
+        name: "Key".into(),
+        secret_sealed: Some("k.ceremony".into()),
+        created_at: now,
+        expires_at: now + 600,
+    };
+    assert_eq!(
+        store
+            .begin_factor(&passkey, 10, 10, None, now)
+            .await
+            .unwrap(),
+        FactorBegun::Begun
+    );
+    assert!(store
+        .take_enrolment_state("u2", "pk-u2", now)
+        .await
+        .unwrap()
+        .is_some());
+    let verified = store
+        .verify_factor(
+            &FactorVerification {
+                user_id: "u2".into(),
+                factor_id: "pk-u2".into(),
+                accepted_step: None,
+                passkey: Some(NewPasskey {
+                    credential_id: "Y3JlZA".into(),
+                    record_sealed: "k.record".into(),
+                    transports: "[]".into(),
+                    sign_count: 0,
+                }),
+                recovery_codes_sealed: vec![],
+                setup_token_hash: None,
+                refresh: refresh("enrol-pk", "u2", "f-pk", now),
+                max_factors: 10,
+            },
+            now,
+        )
+        .await
+        .unwrap();
+    assert!(matches!(verified, FactorVerified::Verified { .. }));
+    assert!(store
+        .passkey_by_credential("Y3JlZA")
+        .await
+        .unwrap()
+        .is_some());
+    assert!(store
+        .accept_sign_count("u2", "pk-u2", 1, now)
+        .await
+        .unwrap());
+    store
+        .create_challenge(
+            &NewChallenge {
+                id: "pkc".into(),
+                user_id: "u2".into(),
+                token_hash: "pkct".into(),
+                created_at: now,
+                expires_at: now + 300,
+                webauthn_state: Some("k.login".into()),
+            },
+            3,
+            5,
+            now,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .complete_challenge(
+                "pkc",
+                FactorClaim::SignCount {
+                    factor_id: "pk-u2".into(),
+                    count: 2,
+                },
+                &refresh("login-pk", "u2", "f-pk2", now),
+                None,
+                now,
+            )
+            .await
+            .unwrap(),
+        Completion::Completed
+    );
+    store
+        .create_passkey_token("pkt", "k.state", now + 300, now)
+        .await
+        .unwrap();
+    assert!(store
+        .take_passkey_token("pkt", now)
+        .await
+        .unwrap()
+        .is_some());
+    store
+        .create_passkey_token("pkt-old", "k.state", now - 1, now - 300)
+        .await
+        .unwrap();
+
     // An import of an account with everything it can hold.
     store
         .import_accounts(&[ImportedAccount {

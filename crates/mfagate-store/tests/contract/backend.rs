@@ -100,12 +100,23 @@ pub async fn first_totp(store: &dyn Store, user: &str, factor: &str, codes: &[&s
 
 /// A pending TOTP factor named `name`.
 pub async fn pending(store: &dyn Store, user: &str, id: &str, name: &str) -> FactorBegun {
+    pending_of_kind(store, user, id, name, mfagate_core::FactorKind::Totp).await
+}
+
+/// A pending factor of `kind` named `name` (its sealed secret or ceremony is `k.{id}`).
+pub async fn pending_of_kind(
+    store: &dyn Store,
+    user: &str,
+    id: &str,
+    name: &str,
+    kind: mfagate_core::FactorKind,
+) -> FactorBegun {
     store
         .begin_factor(
             &NewFactor {
                 id: id.into(),
                 user_id: user.into(),
-                kind: mfagate_core::FactorKind::Totp,
+                kind,
                 name: name.into(),
                 secret_sealed: Some(format!("k.{id}")),
                 created_at: NOW,

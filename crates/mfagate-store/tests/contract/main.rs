@@ -14,6 +14,7 @@
 mod backend;
 mod challenges;
 mod factors;
+mod passkeys;
 mod recovery_codes;
 mod throttle;
 mod tokens;

@@ -82,16 +82,15 @@ pub async fn begin(
         .gatekeeper()
         .begin_factor(&enroller, &body.kind, &body.name, &gate.context(client))
         .await?;
-    let mut answer = json!({ "factor": FactorBody::from(begun.factor) });
-    if let (Some(setup), Value::Object(fields)) = (begun.totp, &mut answer) {
-        if let Value::Object(more) = json!(setup) {
-            fields.extend(more);
-        }
+    let mut answer = Map::new();
+    answer.insert("factor".into(), json!(FactorBody::from(begun.factor)));
+    if let Some(Value::Object(more)) = begun.totp.map(|setup| json!(setup)) {
+        answer.extend(more);
     }
     if let Some(options) = begun.webauthn_options {
-        answer["options"] = options;
+        answer.insert("options".into(), options);
     }
-    Ok((StatusCode::CREATED, Json(answer)).into_response())
+    Ok((StatusCode::CREATED, Json(Value::Object(answer))).into_response())
 }
 
 pub async fn verify(

@@ -21,7 +21,7 @@ pub const SCRIPT_PATH: &str = "/mfagate-link-page.js";
 
 /// Scripts from this origin only, requests to this origin only, no framing, no referrer: the
 /// key is in the page's address.
-const POLICY: &str = "default-src 'none'; script-src 'self'; connect-src 'self'; \
+pub(crate) const POLICY: &str = "default-src 'none'; script-src 'self'; connect-src 'self'; \
                       style-src 'unsafe-inline'; form-action 'none'; base-uri 'none'; \
                       frame-ancestors 'none'";
 
@@ -86,6 +86,11 @@ async fn reset_password(State(gate): State<MfaGate>) -> Response {
 }
 
 async fn script() -> Response {
+    script_response(SCRIPT)
+}
+
+/// A page's script: JavaScript, cached an hour, never sniffed as anything else.
+pub(crate) fn script_response(script: &'static str) -> Response {
     (
         [
             (
@@ -101,7 +106,7 @@ async fn script() -> Response {
                 HeaderValue::from_static("nosniff"),
             ),
         ],
-        SCRIPT,
+        script,
     )
         .into_response()
 }
@@ -154,7 +159,7 @@ fn render(gate: &MfaGate, page: &Page) -> Response {
         .into_response()
 }
 
-fn escape(text: &str) -> String {
+pub(crate) fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {

@@ -6,6 +6,7 @@ pub mod email;
 pub mod factors;
 pub mod link_pages;
 pub mod meta;
+pub mod passkey_page;
 pub mod passkeys;
 pub mod second_factor;
 pub mod totp;

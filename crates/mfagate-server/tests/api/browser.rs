@@ -201,6 +201,12 @@ impl Browser {
             .to_string()
     }
 
+    /// Removes a virtual authenticator, with the passkeys it holds.
+    pub async fn remove_virtual_authenticator(&self, authenticator: &str) {
+        let path = self.session_path(&format!("/webauthn/authenticator/{authenticator}"));
+        self.call(reqwest::Method::DELETE, &path, Value::Null).await;
+    }
+
     /// The credentials the virtual authenticator holds.
     pub async fn authenticator_credentials(&self, authenticator: &str) -> Vec<Value> {
         let path = self.session_path(&format!(

@@ -31,7 +31,7 @@ async fn a_passkey_is_enrolled_and_used_in_chromium_after_the_password_and_alone
     let said = browser.settled_text("#result").await;
     assert_eq!(said, "Signed in as ann (pwd)");
 
-    // Two passkeys on one authenticator would replace each other: each name is one device.
+    // The README's walk-through: a passkey on this authenticator, a second on another.
     browser.clear("#name").await;
     browser.type_into("#name", "Laptop").await;
     browser.click("#add").await;
@@ -44,6 +44,18 @@ async fn a_passkey_is_enrolled_and_used_in_chromium_after_the_password_and_alone
         held[0]["isResidentCredential"], true,
         "residentKey preferred"
     );
+    browser.remove_virtual_authenticator(&authenticator).await;
+    let phone = browser.add_virtual_authenticator().await;
+    browser.clear("#name").await;
+    browser.type_into("#name", "Phone").await;
+    browser.click("#add").await;
+    let said = browser.settled_text("#result").await;
+    assert_eq!(said, "Passkey 'Phone' added");
+    assert_eq!(
+        browser.text("#factors").await,
+        "Laptop (webauthn)\nPhone (webauthn)"
+    );
+    assert_eq!(browser.authenticator_credentials(&phone).await.len(), 1);
 
     // Password, then the passkey.
     browser.click("#logout").await;
@@ -58,7 +70,10 @@ async fn a_passkey_is_enrolled_and_used_in_chromium_after_the_password_and_alone
     browser.click("#passkey-login").await;
     let said = browser.settled_text("#result").await;
     assert_eq!(said, "Signed in as ann (hwk mfa)");
-    assert_eq!(browser.text("#factors").await, "Laptop (webauthn)");
+    assert_eq!(
+        browser.text("#factors").await,
+        "Laptop (webauthn)\nPhone (webauthn)"
+    );
     browser.close().await;
 
     // The server saw the same passkey as any client would.

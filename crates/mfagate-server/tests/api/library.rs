@@ -115,3 +115,74 @@ async fn host_routes_take_any_valid_token_or_only_second_factor_tokens() {
     let body: Value = vault.json().await.unwrap();
     assert_eq!(body["secret_for"], registered["user"]["id"]);
 }
+
+#[tokio::test]
+async fn a_passkey_login_without_a_password_opens_the_hosts_second_factor_routes() {
+    let server = spawn_app().await;
+    let settings = server.settings.clone();
+    let store = mfagate_store::open(&settings.database_url).await.unwrap();
+    let keys = mfagate_server::startup::keys(&settings).unwrap();
+    let gate = MfaGate::new(store, settings.config.clone(), keys, settings.gate.clone())
+        .await
+        .unwrap();
+    let host = serve_host_app(gate).await;
+    let client = reqwest::Client::new();
+    let post = |path: &str, body: Value| {
+        let request = client.post(format!("{host}{path}")).json(&body);
+        async move { request.send().await.unwrap().json::<Value>().await.unwrap() }
+    };
+
+    // Enrol a passkey through the host's mounted API, then log in with it alone.
+    let registered = post(
+        "/auth/register",
+        json!({"username": "ann", "email": "ann@example.com", "password": "correct horse battery"}),
+    )
+    .await;
+    let access = registered["access"].as_str().unwrap();
+    let mut key = crate::passkeys::new_key();
+    let begun: Value = client
+        .post(format!("{host}/auth/mfa/factors"))
+        .bearer_auth(access)
+        .json(&json!({"kind": "webauthn", "name": "Key"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let verified = client
+        .post(format!(
+            "{host}/auth/mfa/factors/{}/verify",
+            begun["factor"]["id"].as_str().unwrap()
+        ))
+        .bearer_auth(access)
+        .json(&json!({"credential": key.register(&begun["options"])}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(verified.status(), 200);
+    let begun = post("/auth/passkey/begin", json!({})).await;
+    let tokens = post(
+        "/auth/passkey/finish",
+        json!({"passkey_token": begun["passkey_token"], "credential": key.assert(&begun["options"])}),
+    )
+    .await;
+    let hwk = tokens["access"].as_str().expect("a token pair");
+    let vault = client
+        .get(format!("{host}/vault"))
+        .bearer_auth(hwk)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(vault.status(), 200);
+    let me: Value = client
+        .get(format!("{host}/me"))
+        .bearer_auth(hwk)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["amr"], json!(["hwk", "mfa"]));
+}

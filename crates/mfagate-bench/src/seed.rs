@@ -59,6 +59,8 @@ fn account(
         auth_time: now - 3_600 * n,
         created_at: now - 3_600 * n,
         expires_at,
+        ip: None,
+        user_agent: None,
     };
     let event = |at: i64, event: &'static str| AuditRecord {
         at,
@@ -94,6 +96,7 @@ fn account(
             created_at: now - 4_000,
             expires_at: now - 3_700,
             webauthn_state: None,
+            session_id: None,
         }]
     } else {
         Vec::new()

@@ -101,6 +101,10 @@ pub const ADMIN_GRANTED: &str = "admin_granted";
 pub const ADMIN_REVOKED: &str = "admin_revoked";
 pub const PREFERRED_METHOD_CHANGED: &str = "preferred_method_changed";
 pub const LOGOUT: &str = "logout";
+pub const LOGOUT_ALL: &str = "logout_all";
+pub const SESSION_ENDED: &str = "session_ended";
+/// A password proved again in a session (`POST /auth/reauthenticate` without a factor).
+pub const REAUTHENTICATED: &str = "reauthenticated";
 pub const EMAIL_CODE_SENT: &str = "email_code_sent";
 pub const EMAIL_SEND_FAILED: &str = "email_send_failed";
 pub const EMAIL_VERIFIED: &str = "email_verified";

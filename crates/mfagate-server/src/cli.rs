@@ -79,6 +79,7 @@ fn now_context() -> Context {
     Context {
         now: mfagate::gate::unix_now(),
         ip: None,
+        user_agent: Default::default(),
     }
 }
 

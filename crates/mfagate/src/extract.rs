@@ -1,6 +1,7 @@
 //! Extractors: JSON bodies whose rejections speak the contract, the caller's address, and the
 //! two guards host apps put on their own routes.
 
+use mfagate_core::service::UserAgent;
 use std::net::{IpAddr, SocketAddr};
 
 use axum::extract::rejection::JsonRejection;
@@ -141,9 +142,9 @@ where
 }
 
 /// The client's address: the socket peer, or the forwarded address when the peer is a trusted
-/// proxy. `None` when the app was served without connect info.
+/// proxy (`None` when the app was served without connect info); and its `User-Agent`.
 #[derive(Debug, Clone, Copy)]
-pub struct ClientAddr(pub Option<IpAddr>);
+pub struct ClientAddr(pub Option<IpAddr>, pub UserAgent);
 
 impl<S> FromRequestParts<S> for ClientAddr
 where
@@ -168,8 +169,15 @@ where
             .map(|v| v.to_str().unwrap_or("garbled"))
             .collect();
         let forwarded = (!lines.is_empty()).then(|| lines.join(","));
-        Ok(Self(peer.map(|peer| {
-            client_ip(peer, forwarded.as_deref(), &gate.options().trusted_proxies)
-        })))
+        let user_agent = parts
+            .headers
+            .get(axum::http::header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(UserAgent::new)
+            .unwrap_or_default();
+        Ok(Self(
+            peer.map(|peer| client_ip(peer, forwarded.as_deref(), &gate.options().trusted_proxies)),
+            user_agent,
+        ))
     }
 }

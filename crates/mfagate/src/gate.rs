@@ -109,6 +109,7 @@ impl MfaGate {
         Context {
             now: self.now(),
             ip: client.0,
+            user_agent: client.1,
         }
     }
 

@@ -60,6 +60,7 @@ impl MfaGate {
             .merge(routes::email::router(self))
             .merge(routes::admin::router())
             .merge(routes::passkeys::router(self))
+            .merge(routes::sessions::router(self))
             .merge(second_factor);
         let prefix = self.options().prefix.trim_end_matches('/').to_string();
         let mounted = if prefix.is_empty() {

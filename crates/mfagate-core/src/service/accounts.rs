@@ -37,7 +37,7 @@ impl Gatekeeper {
         let outcome = if self.config.mode == MfaMode::Required {
             LoginOutcome::SetupRequired(self.issue_setup_token(&user.id, ctx).await?)
         } else {
-            LoginOutcome::Tokens(self.issue_tokens(&user.id, &["pwd"], ctx.now).await?)
+            LoginOutcome::Tokens(self.issue_tokens(&user.id, &["pwd"], ctx).await?)
         };
         Ok((user, RegisterOutcome::LoggedIn(outcome)))
     }

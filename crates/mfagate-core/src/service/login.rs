@@ -180,13 +180,13 @@ impl Gatekeeper {
         if self.config.mode == MfaMode::Disabled {
             self.audit(audit::LOGIN_OK, Some(&user.id), ctx, None).await;
             return Ok(LoginOutcome::Tokens(
-                self.issue_tokens(&user.id, &["pwd"], ctx.now).await?,
+                self.issue_tokens(&user.id, &["pwd"], ctx).await?,
             ));
         }
         let methods = self.verify_methods(user).await?;
         if !methods.is_empty() {
             return Ok(LoginOutcome::Challenge(
-                self.issue_challenge(user, methods, ctx).await?,
+                self.issue_challenge(user, methods, None, ctx).await?,
             ));
         }
         if self.config.mode == MfaMode::Required {
@@ -196,7 +196,7 @@ impl Gatekeeper {
         }
         self.audit(audit::LOGIN_OK, Some(&user.id), ctx, None).await;
         Ok(LoginOutcome::Tokens(
-            self.issue_tokens(&user.id, &["pwd"], ctx.now).await?,
+            self.issue_tokens(&user.id, &["pwd"], ctx).await?,
         ))
     }
 
@@ -211,10 +211,13 @@ impl Gatekeeper {
         ))
     }
 
+    /// A challenge for `user`; with `session`, a reauthentication's, whose answer continues
+    /// that session instead of beginning one.
     pub(super) async fn issue_challenge(
         &self,
         user: &User,
         methods: Vec<Method>,
+        session: Option<&str>,
         ctx: &Context,
     ) -> Result<ChallengeIssued> {
         let token = generate_token();
@@ -236,6 +239,7 @@ impl Gatekeeper {
                     created_at: ctx.now,
                     expires_at,
                     webauthn_state,
+                    session_id: session.map(str::to_string),
                 },
                 self.config.max_challenges,
                 self.config.max_attempts,

@@ -47,6 +47,7 @@ mod passkeys;
 mod passwords;
 mod recovery_codes;
 mod second_factor;
+mod sessions;
 mod tokens;
 
 pub use accounts::*;
@@ -57,6 +58,7 @@ pub use login::*;
 pub use methods::*;
 pub use passkeys::*;
 pub use passwords::*;
+pub use sessions::*;
 pub use tokens::*;
 
 /// The keys a deployment runs with. `signing` is the root secret; purpose keys derive from it.
@@ -89,6 +91,55 @@ impl Keys {
 pub struct Context {
     pub now: i64,
     pub ip: Option<IpAddr>,
+    /// The client's `User-Agent`, shown in its sessions.
+    pub user_agent: UserAgent,
+}
+
+/// The most bytes of a `User-Agent` kept.
+const USER_AGENT_MAX: usize = 200;
+
+/// A client's `User-Agent`, cut to 200 bytes at a character boundary and kept inline, so that
+/// a `Context` stays `Copy`.
+#[derive(Clone, Copy)]
+pub struct UserAgent {
+    bytes: [u8; USER_AGENT_MAX],
+    len: usize,
+}
+
+impl UserAgent {
+    pub fn new(text: &str) -> Self {
+        let mut end = text.len().min(USER_AGENT_MAX);
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        let mut bytes = [0u8; USER_AGENT_MAX];
+        let kept = text.as_bytes().get(..end).unwrap_or_default();
+        if let Some(slot) = bytes.get_mut(..kept.len()) {
+            slot.copy_from_slice(kept);
+        }
+        Self {
+            bytes,
+            len: kept.len(),
+        }
+    }
+
+    /// The text, or `None` when the client sent none.
+    pub fn as_str(&self) -> Option<&str> {
+        let text = std::str::from_utf8(self.bytes.get(..self.len)?).ok()?;
+        (!text.is_empty()).then_some(text)
+    }
+}
+
+impl Default for UserAgent {
+    fn default() -> Self {
+        Self::new("")
+    }
+}
+
+impl std::fmt::Debug for UserAgent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", self.as_str())
+    }
 }
 
 pub struct Gatekeeper {

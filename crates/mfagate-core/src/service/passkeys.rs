@@ -299,8 +299,7 @@ impl Gatekeeper {
             Some(format!("passkey factor {}", factor.id)),
         )
         .await;
-        self.issue_tokens(&user.id, &PASSKEY_LOGIN_AMR, ctx.now)
-            .await
+        self.issue_tokens(&user.id, &PASSKEY_LOGIN_AMR, ctx).await
     }
 
     /// Audits a refused passkey (a counter that did not grow as a possible clone) and gives

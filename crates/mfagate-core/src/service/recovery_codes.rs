@@ -14,17 +14,17 @@ impl Gatekeeper {
         (codes, sealed)
     }
 
-    /// The unused codes, to a token that shows a second factor (a token from a password alone,
-    /// perhaps stolen, must not turn into a permanent second factor).
-    pub async fn recovery_codes(&self, claims: &AccessClaims) -> Result<Vec<String>> {
+    /// The unused codes, to a recent authentication with a second factor (API.md v3, "Recent
+    /// authentication"): codes read with a stolen access token would be a permanent second
+    /// factor, so a token from a password alone, or one older than `reauth_max_age`, gets
+    /// `reauthentication_required`.
+    pub async fn recovery_codes(&self, claims: &AccessClaims, now: i64) -> Result<Vec<String>> {
         let user_id = claims.sub.as_str();
         self.user(user_id).await?;
         if self.store.factors(user_id).await?.is_empty() {
             return Err(Error::TotpNotEnabled);
         }
-        if !claims.has_second_factor() {
-            return Err(Error::MfaRequired);
-        }
+        self.require_recent(Some(claims), true, now)?;
         self.store
             .unused_recovery_codes(user_id)
             .await?

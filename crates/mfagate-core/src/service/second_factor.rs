@@ -72,7 +72,11 @@ impl Gatekeeper {
             let amr = ["pwd", "mfa", method.amr()];
             let detail = claim_detail(method, &claim);
             let counter_claim = matches!(claim, FactorClaim::SignCount { .. });
-            let (refresh, record) = self.new_refresh_token(&user_id, &amr, ctx.now);
+            let (refresh, mut record) = self.new_refresh_token(&user_id, &amr, ctx);
+            // A reauthentication's answer continues its session, with a fresh `auth_time`.
+            if let Some(session) = &challenge.session_id {
+                record.family_id = session.clone();
+            }
             match self
                 .store
                 // The user's window counts failures: a right code hands its claim back.
@@ -86,7 +90,7 @@ impl Gatekeeper {
                         self.audit(audit::RECOVERY_CODE_USED, Some(&user_id), ctx, None)
                             .await;
                     }
-                    return self.token_pair(&user_id, &amr, ctx.now, refresh, ctx.now);
+                    return self.token_pair(&record, &amr, refresh, ctx.now);
                 }
                 // Spent by another right answer, or ended by a password reset or a disable.
                 Completion::ChallengeGone => return Err(Error::InvalidToken),

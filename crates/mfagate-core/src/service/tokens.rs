@@ -28,6 +28,10 @@ pub struct AccessClaims {
     /// began this session. Refreshing keeps it.
     #[serde(default)]
     pub auth_time: i64,
+    /// The session (refresh family) the token belongs to: `GET /auth/sessions` marks it
+    /// `current`, and a reauthentication continues it.
+    #[serde(default)]
+    pub sid: String,
 }
 
 impl Expiring for AccessClaims {
@@ -89,22 +93,23 @@ impl Gatekeeper {
         &self,
         user_id: &str,
         amr: &[&str],
-        now: i64,
+        ctx: &Context,
     ) -> Result<TokenPair> {
-        let (refresh, record) = self.new_refresh_token(user_id, amr, now);
+        let (refresh, record) = self.new_refresh_token(user_id, amr, ctx);
         self.store.insert_refresh_token(&record).await?;
-        self.token_pair(user_id, amr, now, refresh, now)
+        self.token_pair(&record, amr, refresh, ctx.now)
     }
 
-    /// The first refresh token of a new session begun by an authentication at `now`, and the
-    /// row that stores its hash.
+    /// The first refresh token of a new session begun by an authentication now (from where
+    /// `ctx` says), and the row that stores its hash.
     pub(super) fn new_refresh_token(
         &self,
         user_id: &str,
         amr: &[&str],
-        now: i64,
+        ctx: &Context,
     ) -> (String, NewRefreshToken) {
         let refresh = generate_token();
+        let now = ctx.now;
         let record = NewRefreshToken {
             token_hash: hash_token(&refresh),
             user_id: user_id.to_string(),
@@ -113,20 +118,42 @@ impl Gatekeeper {
             auth_time: now,
             created_at: now,
             expires_at: now + self.config.refresh_ttl,
+            ip: ctx.ip.map(|ip| ip.to_string()),
+            user_agent: ctx.user_agent.as_str().map(str::to_string),
         };
         (refresh, record)
     }
 
-    /// Signs the access token that goes with a stored refresh token.
+    /// Signs the access token that goes with a stored refresh token (its session and
+    /// `auth_time` are the record's).
     pub(super) fn token_pair(
         &self,
+        record: &NewRefreshToken,
+        amr: &[&str],
+        refresh: String,
+        now: i64,
+    ) -> Result<TokenPair> {
+        self.sign_pair(
+            &record.user_id,
+            &record.family_id,
+            amr,
+            record.auth_time,
+            refresh,
+            now,
+        )
+    }
+
+    fn sign_pair(
+        &self,
         user_id: &str,
+        sid: &str,
         amr: &[&str],
         auth_time: i64,
         refresh: String,
         now: i64,
     ) -> Result<TokenPair> {
         let claims = AccessClaims {
+            sid: sid.to_string(),
             sub: user_id.to_string(),
             iat: now,
             exp: now + self.config.access_ttl,
@@ -166,12 +193,12 @@ impl Gatekeeper {
         {
             RefreshOutcome::Rotated {
                 user_id,
+                family_id,
                 amr,
                 auth_time,
-                ..
             } => {
                 let amr: Vec<&str> = amr.split(' ').filter(|m| !m.is_empty()).collect();
-                self.token_pair(&user_id, &amr, auth_time, refresh, ctx.now)
+                self.sign_pair(&user_id, &family_id, &amr, auth_time, refresh, ctx.now)
             }
             RefreshOutcome::Reused { user_id, family_id } => {
                 self.audit(

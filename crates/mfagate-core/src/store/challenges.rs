@@ -13,6 +13,8 @@ pub struct NewChallenge {
     pub expires_at: i64,
     /// When the user has passkeys: the WebAuthn ceremony of this login, sealed.
     pub webauthn_state: Option<String>,
+    /// A reauthentication's challenge: the session its answer continues (instead of a new one).
+    pub session_id: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -26,6 +28,8 @@ pub struct Challenge {
     pub email_code_hash: Option<String>,
     /// The sealed WebAuthn ceremony, when the challenge offers passkeys.
     pub webauthn_state: Option<String>,
+    /// A reauthentication's challenge: the session it continues.
+    pub session_id: Option<String>,
 }
 
 /// The factor a right code proved, to be claimed as the challenge completes.
@@ -98,6 +102,8 @@ pub trait ChallengeStore: Send + Sync {
     ) -> StoreResult<AttemptClaim>;
     /// Ends a login in one transaction: spends the live challenge of an active user (of
     /// concurrent callers exactly one can), claims the factor, stores the first refresh token.
+    /// A reauthentication's challenge (with a `session_id`) instead continues that session: it
+    /// must be live, its live token is used up, and `refresh` (of that family) replaces it.
     /// Either all of it happens or none: a recovery code is never used up by a login that did
     /// not complete. The attempt was claimed before (`claim_challenge_attempt`); a completed
     /// login hands back its claim on `release` (the user's failure window) in the same

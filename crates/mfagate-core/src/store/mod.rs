@@ -19,6 +19,7 @@ pub trait Store:
     + AdminStore
     + KeyStore
     + TokenStore
+    + SessionStore
     + ThrottleStore
     + AuditStore
     + ImportStore
@@ -35,6 +36,7 @@ impl<T> Store for T where
         + AdminStore
         + KeyStore
         + TokenStore
+        + SessionStore
         + ThrottleStore
         + AuditStore
         + ImportStore
@@ -51,6 +53,7 @@ mod import;
 mod keys;
 mod maintenance;
 mod recovery_codes;
+mod sessions;
 mod throttle;
 mod tokens;
 mod users;
@@ -64,6 +67,7 @@ pub use import::*;
 pub use keys::*;
 pub use maintenance::*;
 pub use recovery_codes::*;
+pub use sessions::*;
 pub use throttle::*;
 pub use tokens::*;
 pub use users::*;

@@ -15,6 +15,9 @@ pub struct NewRefreshToken {
     pub auth_time: i64,
     pub created_at: i64,
     pub expires_at: i64,
+    /// Where the session began (a new family's first token; ignored for later ones).
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
 }
 
 /// The token that replaces a rotated one; it inherits user, family, `amr` and `auth_time`.

@@ -444,6 +444,7 @@ impl TestApp {
         let ctx = mfagate::core::Context {
             now: now(),
             ip: None,
+            user_agent: Default::default(),
         };
         gatekeeper
             .create_user(

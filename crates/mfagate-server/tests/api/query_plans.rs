@@ -145,6 +145,8 @@ async fn import_accounts(store: &dyn Store, count: usize, now: i64) {
             auth_time: created_at,
             created_at,
             expires_at,
+            ip: None,
+            user_agent: None,
         };
         let event = |event: &'static str| AuditRecord {
             at: created_at,
@@ -192,6 +194,7 @@ async fn import_accounts(store: &dyn Store, count: usize, now: i64) {
                     created_at: now - 900,
                     expires_at: now - 600,
                     webauthn_state: None,
+                    session_id: None,
                 }]
             } else {
                 Vec::new()
@@ -232,6 +235,8 @@ fn refresh(hash: &str, user: &str, family: &str, now: i64) -> NewRefreshToken {
         auth_time: now,
         created_at: now,
         expires_at: now + 3600,
+        ip: None,
+        user_agent: None,
     }
 }
 
@@ -371,6 +376,7 @@ async fn exercise_every_intent(store: &dyn Store) {
             created_at: now,
             expires_at: now + 300,
             webauthn_state: None,
+            session_id: None,
         };
         store.create_challenge(&challenge, 5, 5, now).await.unwrap();
         store
@@ -592,6 +598,7 @@ async fn exercise_every_intent(store: &dyn Store) {
                 created_at: now,
                 expires_at: now + 300,
                 webauthn_state: Some("k.login".into()),
+                session_id: None,
             },
             3,
             5,
@@ -652,6 +659,7 @@ async fn exercise_every_intent(store: &dyn Store) {
                 created_at: now,
                 expires_at: now + 300,
                 webauthn_state: None,
+                session_id: None,
             }],
             audit: vec![AuditRecord {
                 at: now,

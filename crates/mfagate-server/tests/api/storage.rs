@@ -324,6 +324,7 @@ async fn the_clean_up_goes_in_batches_and_keeps_what_is_live() {
             created_at: now - 1_000,
             expires_at: now - 700,
             webauthn_state: None,
+            session_id: None,
         };
         store
             .create_challenge(&expired, 100, 5, now - 1_000)

@@ -169,10 +169,14 @@ async fn recovery_codes_can_be_viewed_and_regenerated_with_a_code() {
     .await
     .assert_error(409, "totp_not_enabled");
     let enrolled = app.enable_totp(&access).await;
-    // A token from the password alone (perhaps stolen) must not read the codes.
-    app.get("/auth/mfa/recovery-codes", Some(&access))
-        .await
-        .assert_error(403, "mfa_required");
+    // A token from the password alone (perhaps stolen) must not read the codes (API.md v3:
+    // a recent authentication with a second factor is needed).
+    let refused = app.get("/auth/mfa/recovery-codes", Some(&access)).await;
+    refused.assert_error(401, "reauthentication_required");
+    assert_eq!(
+        refused.header("www-authenticate"),
+        Some("Bearer error=\"insufficient_user_authentication\", max_age=300")
+    );
     let access = enrolled.access.clone();
     let viewed = app.get("/auth/mfa/recovery-codes", Some(&access)).await;
     assert_eq!(viewed.status, 200);

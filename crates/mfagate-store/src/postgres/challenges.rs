@@ -20,8 +20,8 @@ impl ChallengeStore for PgStore {
             .await
             .store()?;
         let inserted = sqlx::query(
-            "INSERT INTO challenges (id, user_id, token_hash, created_at, expires_at, webauthn_state)
-             SELECT $1, $2, $3, $4, $5, $8
+            "INSERT INTO challenges (id, user_id, token_hash, created_at, expires_at, webauthn_state, session_id)
+             SELECT $1, $2, $3, $4, $5, $8, $9
              WHERE (SELECT COUNT(*) FROM challenges
                     WHERE user_id = $2 AND expires_at > $4 AND spent_at IS NULL AND failures < $7) < $6",
         )
@@ -33,6 +33,7 @@ impl ChallengeStore for PgStore {
         .bind(i64::from(max_live))
         .bind(i64::from(max_failures))
         .bind(&challenge.webauthn_state)
+        .bind(&challenge.session_id)
         .execute(&mut *tx)
         .await
         .store()?;
@@ -56,7 +57,7 @@ impl ChallengeStore for PgStore {
     }
 
     async fn challenge_by_token(&self, token_hash: &str) -> StoreResult<Option<Challenge>> {
-        let row = sqlx::query("SELECT id, user_id, expires_at, failures, spent_at, email_code_hash, webauthn_state FROM challenges WHERE token_hash = $1")
+        let row = sqlx::query("SELECT id, user_id, expires_at, failures, spent_at, email_code_hash, webauthn_state, session_id FROM challenges WHERE token_hash = $1")
             .bind(token_hash)
             .fetch_optional(&self.pool)
             .await
@@ -72,6 +73,7 @@ impl ChallengeStore for PgStore {
                 spent: spent_at.is_some(),
                 email_code_hash: row.try_get("email_code_hash").store()?,
                 webauthn_state: row.try_get("webauthn_state").store()?,
+                session_id: row.try_get("session_id").store()?,
             })
         })
         .transpose()
@@ -144,18 +146,18 @@ impl ChallengeStore for PgStore {
         // Dropping the transaction before commit rolls every step back. The attempt was claimed
         // before the code was checked, so the attempt count is not looked at here.
         let mut tx = self.pool.begin().await.store()?;
-        let spent: Option<String> = sqlx::query_scalar(
+        let spent: Option<(String, Option<String>)> = sqlx::query_as(
             "UPDATE challenges SET spent_at = $2
              WHERE id = $1 AND spent_at IS NULL AND expires_at > $2
                AND EXISTS (SELECT 1 FROM users u WHERE u.id = challenges.user_id AND NOT u.disabled)
-             RETURNING user_id",
+             RETURNING user_id, session_id",
         )
         .bind(challenge_id)
         .bind(now)
         .fetch_optional(&mut *tx)
         .await
         .store()?;
-        let Some(user_id) = spent else {
+        let Some((user_id, continued)) = spent else {
             return Ok(Completion::ChallengeGone);
         };
         let claimed = match claim {
@@ -192,7 +194,20 @@ impl ChallengeStore for PgStore {
         if !claimed {
             return Ok(Completion::FactorRefused);
         }
-        insert_token(&mut tx, refresh).await.store()?;
+        match continued {
+            // A reauthentication continues its session, which must still be live; dropping
+            // the transaction undoes the claim.
+            Some(session) => {
+                if session != refresh.family_id
+                    || !super::tokens::continue_family(&mut tx, refresh, now)
+                        .await
+                        .store()?
+                {
+                    return Ok(Completion::ChallengeGone);
+                }
+            }
+            None => insert_token(&mut tx, refresh).await.store()?,
+        }
         if let Some(window) = release {
             release_in_window(&mut tx, &window.key, now).await.store()?;
         }

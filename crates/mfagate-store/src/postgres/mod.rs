@@ -52,6 +52,11 @@ const MIGRATIONS: Steps = &[
         "passkeys",
         include_str!("../../migrations/postgres/0007_passkeys.sql"),
     ),
+    (
+        8,
+        "sessions",
+        include_str!("../../migrations/postgres/0008_sessions.sql"),
+    ),
 ];
 
 #[derive(Debug, Clone)]
@@ -264,6 +269,7 @@ mod import;
 mod keys;
 mod maintenance;
 mod recovery_codes;
+mod sessions;
 mod throttle;
 mod tokens;
 mod users;

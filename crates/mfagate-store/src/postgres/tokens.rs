@@ -2,6 +2,7 @@
 
 use super::*;
 
+/// See the SQLite store's `insert_token`: the token, and its session.
 pub(super) async fn insert_token(
     c: &mut sqlx::PgConnection,
     token: &NewRefreshToken,
@@ -19,7 +20,52 @@ pub(super) async fn insert_token(
     .bind(token.expires_at)
     .execute(&mut *c)
     .await?;
+    sqlx::query(
+        "INSERT INTO sessions (id, user_id, amr, ip, user_agent, created_at, last_used_at, expires_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $6, $7)
+         ON CONFLICT (id) DO UPDATE SET last_used_at = excluded.last_used_at,
+                                        expires_at = excluded.expires_at",
+    )
+    .bind(&token.family_id)
+    .bind(&token.user_id)
+    .bind(&token.amr)
+    .bind(&token.ip)
+    .bind(&token.user_agent)
+    .bind(token.created_at)
+    .bind(token.expires_at)
+    .execute(&mut *c)
+    .await?;
     Ok(())
+}
+
+/// See the SQLite store's `continue_family`. The UPDATE's row locks order it against a
+/// concurrent rotation or revocation of the same tokens.
+pub(super) async fn continue_family(
+    c: &mut sqlx::PgConnection,
+    token: &NewRefreshToken,
+    now: i64,
+) -> Result<bool, sqlx::Error> {
+    let used = sqlx::query(
+        "UPDATE refresh_tokens SET used_at = $3
+         WHERE family_id = $1 AND user_id = $2 AND used_at IS NULL AND revoked_at IS NULL
+           AND expires_at > $3
+           AND EXISTS (SELECT 1 FROM users WHERE id = $2 AND NOT disabled)",
+    )
+    .bind(&token.family_id)
+    .bind(&token.user_id)
+    .bind(now)
+    .execute(&mut *c)
+    .await?;
+    if used.rows_affected() == 0 {
+        return Ok(false);
+    }
+    insert_token(c, token).await?;
+    sqlx::query("UPDATE sessions SET amr = $2 WHERE id = $1")
+        .bind(&token.family_id)
+        .bind(&token.amr)
+        .execute(&mut *c)
+        .await?;
+    Ok(true)
 }
 
 #[async_trait]
@@ -56,6 +102,8 @@ impl TokenStore for PgStore {
                 auth_time: row.try_get("auth_time").store()?,
                 created_at: successor.created_at,
                 expires_at: successor.expires_at,
+                ip: None,
+                user_agent: None,
             };
             // In the same transaction: a reuse that revokes the family waits on the parent's
             // row lock, and its revocation then sees the successor too.

@@ -14,16 +14,33 @@ pub(super) fn complete_login(
     release: Option<&str>,
     now: i64,
 ) -> rusqlite::Result<Completion> {
-    let live = query_opt(
+    let live: Option<Option<String>> = query_opt(
         c,
-        "SELECT 1 FROM challenges
+        "SELECT session_id FROM challenges
          WHERE id = ?1 AND user_id = ?2 AND spent_at IS NULL AND expires_at > ?3
            AND EXISTS (SELECT 1 FROM users WHERE id = ?2 AND disabled = 0)",
         params![challenge_id, refresh.user_id, now],
-        |_| Ok(()),
+        |row| row.get(0),
     )?;
-    if live.is_none() {
+    let Some(continued) = live else {
         return Ok(Completion::ChallengeGone);
+    };
+    // A reauthentication continues its session, which must still be live (checked before any
+    // change: a job that returns early must have changed nothing).
+    if let Some(session) = &continued {
+        let live_session = session == &refresh.family_id
+            && query_opt(
+                c,
+                "SELECT 1 FROM refresh_tokens
+                 WHERE family_id = ?1 AND user_id = ?2 AND used_at IS NULL AND revoked_at IS NULL
+                   AND expires_at > ?3",
+                params![session, refresh.user_id, now],
+                |_| Ok(()),
+            )?
+            .is_some();
+        if !live_session {
+            return Ok(Completion::ChallengeGone);
+        }
     }
     let user = refresh.user_id.as_str();
     let factor_claimed = match claim {
@@ -51,12 +68,17 @@ pub(super) fn complete_login(
     if factor_claimed != 1 {
         return Ok(Completion::FactorRefused);
     }
+    if continued.is_some() {
+        // Checked live above, and nothing ran in between on the one writer.
+        continue_family(c, refresh, now)?;
+    } else {
+        insert_token(c, refresh)?;
+    }
     execute(
         c,
         "UPDATE challenges SET spent_at = ?2 WHERE id = ?1",
         params![challenge_id, now],
     )?;
-    insert_token(c, refresh)?;
     // The login's throttle claim goes back with the login, in the same transaction.
     if let Some(keys) = release {
         release_in_windows(c, keys, now)?;
@@ -74,10 +96,10 @@ impl ChallengeStore for SqliteStore {
         now: i64,
     ) -> StoreResult<ChallengeCreated> {
         let new = challenge.clone();
-        let inserted = self.write(move |c| execute(c, "INSERT INTO challenges (id, user_id, token_hash, created_at, expires_at, webauthn_state)
-                 SELECT ?1, ?2, ?3, ?4, ?5, ?8
+        let inserted = self.write(move |c| execute(c, "INSERT INTO challenges (id, user_id, token_hash, created_at, expires_at, webauthn_state, session_id)
+                 SELECT ?1, ?2, ?3, ?4, ?5, ?8, ?9
                  WHERE (SELECT COUNT(*) FROM challenges
-                        WHERE user_id = ?2 AND expires_at > ?4 AND spent_at IS NULL AND failures < ?7) < ?6", params![new.id, new.user_id, new.token_hash, now, new.expires_at, i64::from(max_live), i64::from(max_failures), new.webauthn_state]))
+                        WHERE user_id = ?2 AND expires_at > ?4 AND spent_at IS NULL AND failures < ?7) < ?6", params![new.id, new.user_id, new.token_hash, now, new.expires_at, i64::from(max_live), i64::from(max_failures), new.webauthn_state, new.session_id]))
             .await?;
         if inserted == 1 {
             return Ok(ChallengeCreated::Created);
@@ -105,7 +127,7 @@ impl ChallengeStore for SqliteStore {
             .read(|c| {
                 query_opt(
                     c,
-                    "SELECT id, user_id, expires_at, failures, spent_at, email_code_hash, webauthn_state FROM challenges WHERE token_hash = ?1",
+                    "SELECT id, user_id, expires_at, failures, spent_at, email_code_hash, webauthn_state, session_id FROM challenges WHERE token_hash = ?1",
                     [token_hash],
                     |row| {
                         let failures: i64 = row.get("failures")?;
@@ -118,6 +140,7 @@ impl ChallengeStore for SqliteStore {
                             spent: spent_at.is_some(),
                             email_code_hash: row.get("email_code_hash")?,
                             webauthn_state: row.get("webauthn_state")?,
+                            session_id: row.get("session_id")?,
                         })
                     },
                 )

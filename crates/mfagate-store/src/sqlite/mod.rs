@@ -69,6 +69,11 @@ const MIGRATIONS: Steps = &[
         "passkeys",
         include_str!("../../migrations/sqlite/0008_passkeys.sql"),
     ),
+    (
+        9,
+        "sessions",
+        include_str!("../../migrations/sqlite/0009_sessions.sql"),
+    ),
 ];
 
 #[derive(Debug, Clone)]
@@ -247,6 +252,7 @@ mod keys;
 mod maintenance;
 pub(crate) mod readers;
 mod recovery_codes;
+mod sessions;
 pub(crate) mod statements;
 mod throttle;
 mod tokens;

@@ -2,6 +2,8 @@
 
 use super::*;
 
+/// Stores a refresh token, and its session: a new family's row (where and how it began), or
+/// for a later token of the family the time it was used and its new expiry.
 pub(super) fn insert_token(
     c: &rusqlite::Connection,
     token: &NewRefreshToken,
@@ -19,8 +21,52 @@ pub(super) fn insert_token(
             token.created_at,
             token.expires_at
         ],
+    )?;
+    execute(
+        c,
+        "INSERT INTO sessions (id, user_id, amr, ip, user_agent, created_at, last_used_at, expires_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7)
+         ON CONFLICT (id) DO UPDATE SET last_used_at = excluded.last_used_at,
+                                        expires_at = excluded.expires_at",
+        params![
+            token.family_id,
+            token.user_id,
+            token.amr,
+            token.ip,
+            token.user_agent,
+            token.created_at,
+            token.expires_at
+        ],
     )
     .map(drop)
+}
+
+/// Continues a live session of an active user with `token` (a reauthentication): the
+/// family's live token is used up, `token` joins the family, the session takes its `amr`.
+/// False when the session is over or the user disabled; nothing changed then.
+pub(super) fn continue_family(
+    c: &rusqlite::Connection,
+    token: &NewRefreshToken,
+    now: i64,
+) -> rusqlite::Result<bool> {
+    let used = execute(
+        c,
+        "UPDATE refresh_tokens SET used_at = ?3
+         WHERE family_id = ?1 AND user_id = ?2 AND used_at IS NULL AND revoked_at IS NULL
+           AND expires_at > ?3
+           AND EXISTS (SELECT 1 FROM users WHERE id = ?2 AND disabled = 0)",
+        params![token.family_id, token.user_id, now],
+    )?;
+    if used == 0 {
+        return Ok(false);
+    }
+    insert_token(c, token)?;
+    execute(
+        c,
+        "UPDATE sessions SET amr = ?2 WHERE id = ?1",
+        params![token.family_id, token.amr],
+    )?;
+    Ok(true)
 }
 
 pub(super) fn revoke_family(
@@ -67,6 +113,8 @@ impl TokenStore for SqliteStore {
                         auth_time: row.get("auth_time")?,
                         created_at: successor.created_at,
                         expires_at: successor.expires_at,
+                        ip: None,
+                        user_agent: None,
                     })
                 },
             )?;

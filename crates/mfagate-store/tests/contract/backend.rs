@@ -72,6 +72,8 @@ pub fn refresh(hash: &str, user: &str) -> NewRefreshToken {
         auth_time: NOW,
         created_at: NOW,
         expires_at: NOW + 3600,
+        ip: None,
+        user_agent: None,
     }
 }
 

@@ -15,6 +15,7 @@ fn challenge(id: &str, user: &str) -> NewChallenge {
         created_at: NOW,
         expires_at: NOW + 300,
         webauthn_state: None,
+        session_id: None,
     }
 }
 

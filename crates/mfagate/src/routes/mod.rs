@@ -9,6 +9,7 @@ pub mod meta;
 pub mod passkey_page;
 pub mod passkeys;
 pub mod second_factor;
+pub mod sessions;
 pub mod totp;
 
 use crate::wire::Json;

@@ -103,7 +103,10 @@ pub async fn recovery_codes(
     auth: AuthenticatedUser,
 ) -> ApiResult<Json<RecoveryCodesBody>> {
     Ok(Json(RecoveryCodesBody {
-        recovery_codes: gate.gatekeeper().recovery_codes(&auth.claims).await?,
+        recovery_codes: gate
+            .gatekeeper()
+            .recovery_codes(&auth.claims, gate.now())
+            .await?,
     }))
 }
 

@@ -111,7 +111,7 @@ impl Gatekeeper {
     /// "Recent authentication"): a token from an authentication within `reauth_max_age` that
     /// used a second factor. Without a factor there is nothing to protect yet; a setup token
     /// is a login in progress.
-    fn require_recent(
+    pub(in crate::service) fn require_recent(
         &self,
         caller: Option<&super::AccessClaims>,
         has_factor: bool,
@@ -282,7 +282,7 @@ impl Gatekeeper {
         };
         let (codes, sealed_codes) = self.new_recovery_codes(user_id);
         let amr = ["pwd", "mfa", pending.kind.method().amr()];
-        let (refresh, record) = self.new_refresh_token(user_id, &amr, ctx.now);
+        let (refresh, record) = self.new_refresh_token(user_id, &amr, ctx);
         let verification = FactorVerification {
             user_id: user_id.to_string(),
             factor_id: factor_id.to_string(),
@@ -293,7 +293,7 @@ impl Gatekeeper {
                 Enroller::Setup { token_hash, .. } => Some(token_hash.clone()),
                 Enroller::Access(_) => None,
             },
-            refresh: record,
+            refresh: record.clone(),
             max_factors: self.config.max_factors,
         };
         let first = match self.store.verify_factor(&verification, ctx.now).await? {
@@ -325,7 +325,7 @@ impl Gatekeeper {
                 ..FactorView::from(&pending)
             },
             recovery_codes: first.then_some(codes),
-            tokens: self.token_pair(user_id, &amr, ctx.now, refresh, ctx.now)?,
+            tokens: self.token_pair(&record, &amr, refresh, ctx.now)?,
         })
     }
 

@@ -186,7 +186,7 @@ impl Gatekeeper {
         let (codes, sealed_codes) = self.new_recovery_codes(user_id);
         let sealed_secret = self.sealer.seal(&secret, &totp_context(user_id));
         let amr = ["pwd", "mfa", Method::Totp.amr()];
-        let (refresh, record) = self.new_refresh_token(user_id, &amr, ctx.now);
+        let (refresh, record) = self.new_refresh_token(user_id, &amr, ctx);
         let factor_id = new_id();
         let enrolment = TotpEnrolment {
             user_id: user_id.to_string(),
@@ -201,7 +201,7 @@ impl Gatekeeper {
             secret_sealed: sealed_secret,
             accepted_step: step,
             recovery_codes_sealed: sealed_codes,
-            refresh: record,
+            refresh: record.clone(),
         };
         match self.store.enable_totp(&enrolment, ctx.now).await? {
             TotpEnabled::Enabled => {}
@@ -225,7 +225,7 @@ impl Gatekeeper {
         self.audit_enrolment_login(enroller, ctx).await;
         Ok(TotpActivated {
             recovery_codes: codes,
-            tokens: self.token_pair(user_id, &amr, ctx.now, refresh, ctx.now)?,
+            tokens: self.token_pair(&record, &amr, refresh, ctx.now)?,
         })
     }
 

@@ -1,0 +1,80 @@
+//! Sessions on PostgreSQL (see `SessionStore`).
+
+use async_trait::async_trait;
+use mfagate_core::store::{NewRefreshToken, Session, SessionStore, StoreResult};
+use sqlx::Row;
+
+use super::{PgStore, SqlResult};
+
+#[async_trait]
+impl SessionStore for PgStore {
+    async fn live_sessions(&self, user_id: &str, now: i64) -> StoreResult<Vec<Session>> {
+        let rows = sqlx::query(
+            "SELECT id, amr, ip, user_agent, created_at, last_used_at, expires_at
+             FROM sessions s
+             WHERE s.user_id = $1 AND s.expires_at > $2
+               AND EXISTS (SELECT 1 FROM refresh_tokens t
+                           WHERE t.family_id = s.id AND t.used_at IS NULL
+                             AND t.revoked_at IS NULL AND t.expires_at > $2)
+             ORDER BY s.created_at DESC, s.id",
+        )
+        .bind(user_id)
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await
+        .store()?;
+        rows.iter()
+            .map(|row| {
+                Ok(Session {
+                    id: row.try_get("id").store()?,
+                    amr: row.try_get("amr").store()?,
+                    ip: row.try_get("ip").store()?,
+                    user_agent: row.try_get("user_agent").store()?,
+                    created_at: row.try_get("created_at").store()?,
+                    last_used_at: row.try_get("last_used_at").store()?,
+                    expires_at: row.try_get("expires_at").store()?,
+                })
+            })
+            .collect()
+    }
+
+    async fn end_session(&self, user_id: &str, session_id: &str, now: i64) -> StoreResult<bool> {
+        let ended = sqlx::query(
+            "UPDATE refresh_tokens SET revoked_at = $3
+             WHERE family_id = $1 AND user_id = $2 AND revoked_at IS NULL
+               AND used_at IS NULL AND expires_at > $3",
+        )
+        .bind(session_id)
+        .bind(user_id)
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .store()?;
+        Ok(ended.rows_affected() > 0)
+    }
+
+    async fn end_all_sessions(&self, user_id: &str, now: i64) -> StoreResult<u64> {
+        let ended = sqlx::query(
+            "UPDATE refresh_tokens SET revoked_at = $2
+             WHERE user_id = $1 AND revoked_at IS NULL AND used_at IS NULL AND expires_at > $2",
+        )
+        .bind(user_id)
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .store()?;
+        Ok(ended.rows_affected())
+    }
+
+    async fn continue_session(&self, token: &NewRefreshToken, now: i64) -> StoreResult<bool> {
+        let mut tx = self.pool.begin().await.store()?;
+        if !super::tokens::continue_family(&mut tx, token, now)
+            .await
+            .store()?
+        {
+            return Ok(false);
+        }
+        tx.commit().await.store()?;
+        Ok(true)
+    }
+}

@@ -1,0 +1,73 @@
+//! Sessions on SQLite (see `SessionStore`).
+
+use super::*;
+
+fn session_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Session> {
+    Ok(Session {
+        id: row.get("id")?,
+        amr: row.get("amr")?,
+        ip: row.get("ip")?,
+        user_agent: row.get("user_agent")?,
+        created_at: row.get("created_at")?,
+        last_used_at: row.get("last_used_at")?,
+        expires_at: row.get("expires_at")?,
+    })
+}
+
+#[async_trait]
+impl SessionStore for SqliteStore {
+    async fn live_sessions(&self, user_id: &str, now: i64) -> StoreResult<Vec<Session>> {
+        self.readers
+            .read(|c| {
+                query_all(
+                    c,
+                    "SELECT id, amr, ip, user_agent, created_at, last_used_at, expires_at
+                     FROM sessions s
+                     WHERE s.user_id = ?1 AND s.expires_at > ?2
+                       AND EXISTS (SELECT 1 FROM refresh_tokens t
+                                   WHERE t.family_id = s.id AND t.used_at IS NULL
+                                     AND t.revoked_at IS NULL AND t.expires_at > ?2)
+                     ORDER BY s.created_at DESC, s.id",
+                    params![user_id, now],
+                    session_from_row,
+                )
+            })
+            .await
+    }
+
+    async fn end_session(&self, user_id: &str, session_id: &str, now: i64) -> StoreResult<bool> {
+        let (user_id, session_id) = (user_id.to_owned(), session_id.to_owned());
+        let ended = self
+            .write(move |c| {
+                execute(
+                    c,
+                    "UPDATE refresh_tokens SET revoked_at = ?3
+                     WHERE family_id = ?1 AND user_id = ?2 AND revoked_at IS NULL
+                       AND used_at IS NULL AND expires_at > ?3",
+                    params![session_id, user_id, now],
+                )
+            })
+            .await?;
+        Ok(ended > 0)
+    }
+
+    async fn end_all_sessions(&self, user_id: &str, now: i64) -> StoreResult<u64> {
+        let user_id = user_id.to_owned();
+        let ended = self
+            .write(move |c| {
+                execute(
+                    c,
+                    "UPDATE refresh_tokens SET revoked_at = ?2
+                     WHERE user_id = ?1 AND revoked_at IS NULL AND used_at IS NULL AND expires_at > ?2",
+                    params![user_id, now],
+                )
+            })
+            .await?;
+        Ok(ended as u64)
+    }
+
+    async fn continue_session(&self, token: &NewRefreshToken, now: i64) -> StoreResult<bool> {
+        let token = token.clone();
+        self.write(move |c| continue_family(c, &token, now)).await
+    }
+}

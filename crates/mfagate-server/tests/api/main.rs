@@ -22,6 +22,7 @@ mod passkeys;
 mod query_plans;
 mod revocation;
 mod second_factor;
+mod sessions;
 mod smtp;
 pub mod soft_passkey;
 mod startup;

@@ -636,6 +636,50 @@ async fn exercise_every_intent(store: &dyn Store) {
         .await
         .unwrap();
 
+    // Sessions: listed, continued by a reauthentication (with a password, and through a
+    // challenge), one ended, all ended.
+    store
+        .insert_refresh_token(&refresh("sess-1", "u1", "sess-f1", now))
+        .await
+        .unwrap();
+    store.live_sessions("u1", now).await.unwrap();
+    assert!(store
+        .continue_session(&refresh("sess-2", "u1", "sess-f1", now), now)
+        .await
+        .unwrap());
+    store
+        .create_challenge(
+            &NewChallenge {
+                id: "reauth".into(),
+                user_id: "u1".into(),
+                token_hash: "reauth-t".into(),
+                created_at: now,
+                expires_at: now + 300,
+                webauthn_state: None,
+                session_id: Some("sess-f1".into()),
+            },
+            100,
+            5,
+            now,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .complete_challenge(
+                "reauth",
+                FactorClaim::EmailCode,
+                &refresh("sess-3", "u1", "sess-f1", now),
+                None,
+                now,
+            )
+            .await
+            .unwrap(),
+        Completion::Completed
+    );
+    store.end_session("u1", "sess-f1", now).await.unwrap();
+    store.end_all_sessions("u1", now).await.unwrap();
+
     // An import of an account with everything it can hold.
     store
         .import_accounts(&[ImportedAccount {

@@ -122,6 +122,35 @@ where
     }
 }
 
+/// Like [`AuthenticatedUser`], but only for a recent authentication: `auth_time` at most
+/// `MAX_AGE` seconds ago and, for a user with a second factor, one that used it. Others get
+/// `401 reauthentication_required` with `WWW-Authenticate: Bearer
+/// error="insufficient_user_authentication", max_age=MAX_AGE` (RFC 9470), the same answer
+/// mfagate's own sensitive calls give; the client then calls `POST /auth/reauthenticate`.
+///
+/// ```ignore
+/// async fn close_account(RecentlyAuthenticated(user): RecentlyAuthenticated<300>) { .. }
+/// ```
+#[derive(Debug, Clone)]
+pub struct RecentlyAuthenticated<const MAX_AGE: i64>(pub AuthenticatedUser);
+
+impl<S, const MAX_AGE: i64> FromRequestParts<S> for RecentlyAuthenticated<MAX_AGE>
+where
+    MfaGate: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let user = AuthenticatedUser::from_request_parts(parts, state).await?;
+        let gate = MfaGate::from_ref(state);
+        gate.gatekeeper()
+            .require_recent_authentication(&user.claims, MAX_AGE, gate.now())
+            .await?;
+        Ok(Self(user))
+    }
+}
+
 /// The caller, when the database says they are an administrator (`403 forbidden` otherwise;
 /// `401` without a valid token). Read on every call, so a withdrawn right takes effect at once.
 #[derive(Debug, Clone)]

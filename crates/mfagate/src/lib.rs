@@ -34,7 +34,9 @@ use tower_http::request_id::{
 use tower_http::trace::TraceLayer;
 
 pub use error::{ApiError, ApiResult};
-pub use extract::{AdminUser, AuthenticatedUser, ClientAddr, JsonBody, MfaVerifiedUser};
+pub use extract::{
+    AdminUser, AuthenticatedUser, ClientAddr, JsonBody, MfaVerifiedUser, RecentlyAuthenticated,
+};
 pub use gate::{GateOptions, MfaGate};
 pub use mfagate_core as core;
 pub use mfagate_core::{Config, Keys, MfaMode, SecretBytes};

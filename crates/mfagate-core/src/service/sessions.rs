@@ -91,6 +91,24 @@ impl Gatekeeper {
         Ok(ended)
     }
 
+    /// The step-up rule for a host app's own sensitive routes: a token from an authentication
+    /// within `max_age` seconds that, for a user with a second factor switched on, used one.
+    /// Else `ReauthenticationRequired` (the RFC 9470 challenge); the cure is
+    /// `POST /auth/reauthenticate`.
+    pub async fn require_recent_authentication(
+        &self,
+        caller: &AccessClaims,
+        max_age: i64,
+        now: i64,
+    ) -> Result<()> {
+        let user = self.user(&caller.sub).await?;
+        let recent = now - caller.auth_time <= max_age;
+        if recent && (!self.mfa_enabled(&user) || caller.has_second_factor()) {
+            return Ok(());
+        }
+        Err(Error::ReauthenticationRequired { max_age })
+    }
+
     /// Proves who the caller is again, in the caller's session: a user with a second factor
     /// gets a challenge (the password may be left out; the factor is the proof), whose answer
     /// at `mfa/verify` continues this session with a fresh `auth_time`; a user without one must

@@ -3,7 +3,7 @@
 
 use axum::routing::get;
 use axum::{Json, Router};
-use mfagate::{AuthenticatedUser, MfaGate, MfaVerifiedUser};
+use mfagate::{AuthenticatedUser, MfaGate, MfaVerifiedUser, RecentlyAuthenticated};
 use serde_json::{json, Value};
 
 use crate::helpers::{code, spawn_app};
@@ -16,11 +16,16 @@ async fn vault(MfaVerifiedUser(user): MfaVerifiedUser) -> Json<Value> {
     Json(json!({"secret_for": user.user_id}))
 }
 
+async fn close_account(RecentlyAuthenticated(user): RecentlyAuthenticated<60>) -> Json<Value> {
+    Json(json!({"closed": user.user_id}))
+}
+
 /// Serves `gate`'s API beside the host's own routes on a random port.
 async fn serve_host_app(gate: MfaGate) -> String {
     let app = Router::new()
         .route("/me", get(me))
         .route("/vault", get(vault))
+        .route("/close-account", axum::routing::post(close_account))
         .with_state(gate.clone())
         .merge(gate.router());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -185,4 +190,56 @@ async fn a_passkey_login_without_a_password_opens_the_hosts_second_factor_routes
         .await
         .unwrap();
     assert_eq!(me["amr"], json!(["hwk", "mfa"]));
+}
+
+#[tokio::test]
+async fn a_hosts_sensitive_route_asks_for_a_recent_authentication_like_mfagates_own() {
+    let server = spawn_app().await;
+    let settings = server.settings.clone();
+    let store = mfagate_store::open(&settings.database_url).await.unwrap();
+    let keys = mfagate_server::startup::keys(&settings).unwrap();
+    // The same clock as the server's: moving it ages the tokens for both.
+    let gate = MfaGate::new(store, settings.config.clone(), keys, settings.gate.clone())
+        .await
+        .unwrap();
+    let host = serve_host_app(gate).await;
+    let client = reqwest::Client::new();
+    let close = |token: String| {
+        let request = client
+            .post(format!("{host}/close-account"))
+            .bearer_auth(token);
+        async move { request.send().await.unwrap() }
+    };
+    // A user with a second factor must have used it, however recent the password.
+    let bobs_password = server.register_and_token("bob").await;
+    let enrolled = server.enable_totp(&bobs_password).await;
+    assert_eq!(close(enrolled.access.clone()).await.status(), 200);
+    assert_eq!(close(bobs_password).await.status(), 401);
+
+    let token = server.register_and_token("ann").await;
+    assert_eq!(close(token.clone()).await.status(), 200);
+    server.clock.advance(61);
+    let stale = close(token.clone()).await;
+    assert_eq!(stale.status(), 401);
+    assert_eq!(
+        stale.headers()["www-authenticate"],
+        "Bearer error=\"insufficient_user_authentication\", max_age=60"
+    );
+    let body: Value = stale.json().await.unwrap();
+    assert_eq!(body["error"], "reauthentication_required");
+    let renewed: Value = client
+        .post(format!("{host}/auth/reauthenticate"))
+        .bearer_auth(&token)
+        .json(&json!({"password": "correct horse battery"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let fresh = renewed["access"]
+        .as_str()
+        .expect("a token pair")
+        .to_string();
+    assert_eq!(close(fresh).await.status(), 200);
 }

@@ -20,6 +20,18 @@ async fn close_account(RecentlyAuthenticated(user): RecentlyAuthenticated<60>) -
     Json(json!({"closed": user.user_id}))
 }
 
+/// A host app with its own gate over the test server's database, keys and clock (moving the
+/// server's clock ages tokens for both); its address.
+async fn host_app_beside(server: &crate::helpers::TestApp) -> String {
+    let settings = server.settings.clone();
+    let store = mfagate_store::open(&settings.database_url).await.unwrap();
+    let keys = mfagate_server::startup::keys(&settings).unwrap();
+    let gate = MfaGate::new(store, settings.config.clone(), keys, settings.gate.clone())
+        .await
+        .unwrap();
+    serve_host_app(gate).await
+}
+
 /// Serves `gate`'s API beside the host's own routes on a random port.
 async fn serve_host_app(gate: MfaGate) -> String {
     let app = Router::new()
@@ -39,13 +51,7 @@ async fn host_routes_take_any_valid_token_or_only_second_factor_tokens() {
     // The server under test gives us a real store and keys; the host app mounts its own gate
     // over the same database.
     let server = spawn_app().await;
-    let settings = server.settings.clone();
-    let store = mfagate_store::open(&settings.database_url).await.unwrap();
-    let keys = mfagate_server::startup::keys(&settings).unwrap();
-    let gate = MfaGate::new(store, settings.config.clone(), keys, settings.gate.clone())
-        .await
-        .unwrap();
-    let host = serve_host_app(gate).await;
+    let host = host_app_beside(&server).await;
     let client = reqwest::Client::new();
 
     // Register through the host app's mounted API.
@@ -124,13 +130,7 @@ async fn host_routes_take_any_valid_token_or_only_second_factor_tokens() {
 #[tokio::test]
 async fn a_passkey_login_without_a_password_opens_the_hosts_second_factor_routes() {
     let server = spawn_app().await;
-    let settings = server.settings.clone();
-    let store = mfagate_store::open(&settings.database_url).await.unwrap();
-    let keys = mfagate_server::startup::keys(&settings).unwrap();
-    let gate = MfaGate::new(store, settings.config.clone(), keys, settings.gate.clone())
-        .await
-        .unwrap();
-    let host = serve_host_app(gate).await;
+    let host = host_app_beside(&server).await;
     let client = reqwest::Client::new();
     let post = |path: &str, body: Value| {
         let request = client.post(format!("{host}{path}")).json(&body);
@@ -195,14 +195,7 @@ async fn a_passkey_login_without_a_password_opens_the_hosts_second_factor_routes
 #[tokio::test]
 async fn a_hosts_sensitive_route_asks_for_a_recent_authentication_like_mfagates_own() {
     let server = spawn_app().await;
-    let settings = server.settings.clone();
-    let store = mfagate_store::open(&settings.database_url).await.unwrap();
-    let keys = mfagate_server::startup::keys(&settings).unwrap();
-    // The same clock as the server's: moving it ages the tokens for both.
-    let gate = MfaGate::new(store, settings.config.clone(), keys, settings.gate.clone())
-        .await
-        .unwrap();
-    let host = serve_host_app(gate).await;
+    let host = host_app_beside(&server).await;
     let client = reqwest::Client::new();
     let close = |token: String| {
         let request = client

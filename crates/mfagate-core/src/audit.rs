@@ -102,6 +102,9 @@ pub const ADMIN_REVOKED: &str = "admin_revoked";
 pub const PREFERRED_METHOD_CHANGED: &str = "preferred_method_changed";
 pub const LOGOUT: &str = "logout";
 pub const LOGOUT_ALL: &str = "logout_all";
+/// A device was remembered at `mfa/verify`; a login then skipped the second factor with it.
+pub const DEVICE_REMEMBERED: &str = "device_remembered";
+pub const DEVICE_LOGIN: &str = "device_login";
 pub const SESSION_ENDED: &str = "session_ended";
 /// A password proved again in a session (`POST /auth/reauthenticate` without a factor).
 pub const REAUTHENTICATED: &str = "reauthenticated";

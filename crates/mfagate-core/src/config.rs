@@ -85,6 +85,8 @@ pub struct Config {
     pub reset_mails_per_hour: u32,
     /// How recent an authentication must be for the calls that need one (seconds).
     pub reauth_max_age: i64,
+    /// How long a remembered device skips the second factor (seconds).
+    pub remember_device_ttl: i64,
     /// Days audit events are kept; 0 keeps them forever.
     pub audit_retention_days: u32,
     /// Password hashes one client IP may have queued or running at once; past it, `429`.
@@ -145,6 +147,7 @@ impl Default for Config {
             }),
             reset_mails_per_hour: 5,
             reauth_max_age: 300,
+            remember_device_ttl: 30 * 24 * 3600,
             audit_retention_days: 400,
             hash_queue_per_ip: 4,
             hash_queue_max: 256,
@@ -199,6 +202,9 @@ impl Config {
         }
         if self.reauth_max_age <= 0 {
             return Err("reauth_max_age must be a positive number of seconds".into());
+        }
+        if self.remember_device_ttl <= 0 {
+            return Err("remember_device_ttl must be a positive number of seconds".into());
         }
         if self.hash_queue_per_ip == 0 || self.hash_queue_max == 0 {
             return Err("hash_queue_per_ip and hash_queue_max must be at least 1".into());

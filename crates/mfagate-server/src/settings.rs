@@ -126,6 +126,7 @@ const KNOWN: &[&str] = &[
     "login_account_throttle",
     "reset_mails_per_hour",
     "reauth_max_age",
+    "remember_device_ttl",
     "hash_queue_per_ip",
     "hash_queue_max",
     "http_header_timeout",
@@ -381,6 +382,7 @@ impl Settings {
             reset_mails_per_hour: raw
                 .number("reset_mails_per_hour", defaults.reset_mails_per_hour)?,
             reauth_max_age: raw.number("reauth_max_age", defaults.reauth_max_age)?,
+            remember_device_ttl: raw.number("remember_device_ttl", defaults.remember_device_ttl)?,
             audit_retention_days: raw
                 .number("audit_retention_days", defaults.audit_retention_days)?,
             hash_queue_per_ip: raw.number("hash_queue_per_ip", defaults.hash_queue_per_ip)?,

@@ -18,6 +18,8 @@ mfagate_core::debug_showing!(RegisterRequest { username, email });
 pub struct LoginRequest {
     pub username: String,
     pub password: String,
+    /// A remembered device's token (in cookie mode, the `mfagate_device` cookie instead).
+    pub device_token: Option<String>,
 }
 mfagate_core::debug_showing!(LoginRequest { username });
 
@@ -34,8 +36,11 @@ pub struct VerifyRequest {
     pub ephemeral_token: String,
     pub code: Option<String>,
     pub credential: Option<serde_json::Value>,
+    /// Ask for a device token that skips the second factor at later logins.
+    #[serde(default)]
+    pub remember_device: bool,
 }
-mfagate_core::debug_showing!(VerifyRequest {});
+mfagate_core::debug_showing!(VerifyRequest { remember_device });
 
 /// The proof a body carries: `credential` (an object) if present, else `code`; neither is a
 /// `400 invalid_request` naming both.

@@ -38,11 +38,24 @@ pub enum LoginOutcome {
     SetupRequired(SetupIssued),
 }
 
+/// The `amr` value of a second factor a remembered device stood in for (RFC 8176 `swk`:
+/// a software-secured key the browser holds).
+pub const REMEMBERED_DEVICE_AMR: &str = "swk";
+
 /// Longest username or e-mail worth looking up.
 pub(super) const LOGIN_MAX_CHARS: usize = 320;
 
 impl Gatekeeper {
-    pub async fn login(&self, login: &str, password: &str, ctx: &Context) -> Result<LoginOutcome> {
+    /// A password login. `device_token`, from an earlier `mfa/verify` with `remember_device`,
+    /// stands in for the second factor while it is live and the user's; otherwise it is
+    /// ignored.
+    pub async fn login(
+        &self,
+        login: &str,
+        password: &str,
+        device_token: Option<&str>,
+        ctx: &Context,
+    ) -> Result<LoginOutcome> {
         // NUL can be in no stored name (and PostgreSQL refuses it in text): such a login is
         // simply unknown.
         let login = login.trim().to_lowercase().replace('\0', "\u{fffd}");
@@ -78,7 +91,7 @@ impl Gatekeeper {
         if self.config.email_verification && !user.email_verified {
             return Err(Error::EmailNotVerified);
         }
-        self.after_password(&user, ctx).await
+        self.after_password(&user, device_token, ctx).await
     }
 
     /// Counts one request from `ip` in the per-IP request window (`rate`), which every
@@ -175,8 +188,14 @@ impl Gatekeeper {
         Ok(verified && stored.is_some() && password.len() <= crate::config::PASSWORD_MAX_BYTES)
     }
 
-    /// What a user who proved their password gets: tokens, a challenge, or a setup token.
-    pub async fn after_password(&self, user: &User, ctx: &Context) -> Result<LoginOutcome> {
+    /// What a user who proved their password gets: tokens, a challenge, or a setup token. A
+    /// live device token of the user's skips the challenge.
+    pub async fn after_password(
+        &self,
+        user: &User,
+        device_token: Option<&str>,
+        ctx: &Context,
+    ) -> Result<LoginOutcome> {
         if self.config.mode == MfaMode::Disabled {
             self.audit(audit::LOGIN_OK, Some(&user.id), ctx, None).await;
             return Ok(LoginOutcome::Tokens(
@@ -184,6 +203,20 @@ impl Gatekeeper {
             ));
         }
         let methods = self.verify_methods(user).await?;
+        if let (false, Some(device)) = (methods.is_empty(), device_token) {
+            if self
+                .store
+                .use_remembered_device(&hash_token(device), &user.id, ctx.now)
+                .await?
+            {
+                self.audit(audit::DEVICE_LOGIN, Some(&user.id), ctx, None)
+                    .await;
+                let amr = ["pwd", "mfa", REMEMBERED_DEVICE_AMR];
+                return Ok(LoginOutcome::Tokens(
+                    self.issue_tokens(&user.id, &amr, ctx).await?,
+                ));
+            }
+        }
         if !methods.is_empty() {
             return Ok(LoginOutcome::Challenge(
                 self.issue_challenge(user, methods, None, ctx).await?,

@@ -16,13 +16,41 @@ pub(super) fn claim_detail(method: Method, claim: &FactorClaim) -> String {
     }
 }
 
+/// A challenge answered: the token pair, and the device token when one was asked for.
+#[derive(Clone)]
+pub struct SecondFactorPassed {
+    pub tokens: TokenPair,
+    pub device_token: Option<String>,
+}
+
+crate::debug_showing!(SecondFactorPassed { tokens });
+
 impl Gatekeeper {
+    /// A new device token for the user: only its hash is stored.
+    async fn remember_device(&self, user_id: &str, ctx: &Context) -> Result<String> {
+        let token = generate_token();
+        self.store
+            .remember_device(
+                &hash_token(&token),
+                user_id,
+                ctx.now + self.config.remember_device_ttl,
+                ctx.now,
+            )
+            .await?;
+        self.audit(audit::DEVICE_REMEMBERED, Some(user_id), ctx, None)
+            .await;
+        Ok(token)
+    }
+
+    /// Answers a challenge. With `remember_device`, a right answer also gives a device token
+    /// that lets this user's later password logins skip the challenge (`login`).
     pub async fn verify_second_factor(
         &self,
         ephemeral_token: &str,
         answer: &Proof,
+        remember_device: bool,
         ctx: &Context,
-    ) -> Result<TokenPair> {
+    ) -> Result<SecondFactorPassed> {
         if self.config.mode == MfaMode::Disabled {
             return Err(Error::MfaDisabled);
         }
@@ -90,7 +118,16 @@ impl Gatekeeper {
                         self.audit(audit::RECOVERY_CODE_USED, Some(&user_id), ctx, None)
                             .await;
                     }
-                    return self.token_pair(&record, &amr, refresh, ctx.now);
+                    let tokens = self.token_pair(&record, &amr, refresh, ctx.now)?;
+                    let device_token = if remember_device {
+                        Some(self.remember_device(&user_id, ctx).await?)
+                    } else {
+                        None
+                    };
+                    return Ok(SecondFactorPassed {
+                        tokens,
+                        device_token,
+                    });
                 }
                 // Spent by another right answer, or ended by a password reset or a disable.
                 Completion::ChallengeGone => return Err(Error::InvalidToken),

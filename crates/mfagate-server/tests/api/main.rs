@@ -20,6 +20,7 @@ mod modes;
 mod passkey_page;
 mod passkeys;
 mod query_plans;
+mod remembered_devices;
 mod revocation;
 mod second_factor;
 mod sessions;

@@ -677,6 +677,14 @@ async fn exercise_every_intent(store: &dyn Store) {
             .unwrap(),
         Completion::Completed
     );
+    store
+        .remember_device("device-1", "u1", now + 600, now)
+        .await
+        .unwrap();
+    assert!(store
+        .use_remembered_device("device-1", "u1", now)
+        .await
+        .unwrap());
     store.end_session("u1", "sess-f1", now).await.unwrap();
     store.end_all_sessions("u1", now).await.unwrap();
 

@@ -159,10 +159,17 @@ async fn finish_enrolment(
     refresh: &NewRefreshToken,
     now: i64,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query("DELETE FROM setup_tokens WHERE user_id = $1")
-        .bind(user_id)
-        .execute(&mut *c)
-        .await?;
+    // The login's setup tokens, and devices remembered before this factor existed (they
+    // would skip it).
+    for statement in [
+        "DELETE FROM setup_tokens WHERE user_id = $1",
+        "DELETE FROM remembered_devices WHERE user_id = $1",
+    ] {
+        sqlx::query(statement)
+            .bind(user_id)
+            .execute(&mut *c)
+            .await?;
+    }
     if let Some(codes) = codes {
         replace_codes(c, user_id, codes).await?;
     }
@@ -197,6 +204,10 @@ async fn after_removal(
     user_id: &str,
     fallback: Option<Method>,
 ) -> Result<bool, sqlx::Error> {
+    sqlx::query("DELETE FROM remembered_devices WHERE user_id = $1")
+        .bind(user_id)
+        .execute(&mut *c)
+        .await?;
     let last = verified_count(c, user_id).await? == 0;
     if last {
         sqlx::query("DELETE FROM recovery_codes WHERE user_id = $1")

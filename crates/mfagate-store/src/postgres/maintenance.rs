@@ -27,6 +27,8 @@ pub(super) const CLEANUP: &[&str] = &[
     "DELETE FROM factors WHERE ctid = ANY(ARRAY(
      SELECT ctid FROM factors WHERE verified_at IS NULL AND pending_expires_at <= $1
      ORDER BY pending_expires_at LIMIT $2))",
+    "DELETE FROM remembered_devices WHERE ctid = ANY(ARRAY(
+     SELECT ctid FROM remembered_devices WHERE expires_at <= $1 ORDER BY expires_at LIMIT $2))",
     "DELETE FROM sessions WHERE ctid = ANY(ARRAY(
      SELECT ctid FROM sessions WHERE expires_at <= $1 ORDER BY expires_at LIMIT $2))",
     "DELETE FROM passkey_tokens WHERE ctid = ANY(ARRAY(

@@ -57,6 +57,11 @@ const MIGRATIONS: Steps = &[
         "sessions",
         include_str!("../../migrations/postgres/0008_sessions.sql"),
     ),
+    (
+        9,
+        "remembered_devices",
+        include_str!("../../migrations/postgres/0009_remembered_devices.sql"),
+    ),
 ];
 
 #[derive(Debug, Clone)]

@@ -54,16 +54,63 @@ impl SessionStore for PgStore {
     }
 
     async fn end_all_sessions(&self, user_id: &str, now: i64) -> StoreResult<u64> {
+        let mut tx = self.pool.begin().await.store()?;
         let ended = sqlx::query(
             "UPDATE refresh_tokens SET revoked_at = $2
              WHERE user_id = $1 AND revoked_at IS NULL AND used_at IS NULL AND expires_at > $2",
         )
         .bind(user_id)
         .bind(now)
+        .execute(&mut *tx)
+        .await
+        .store()?;
+        sqlx::query("DELETE FROM remembered_devices WHERE user_id = $1")
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await
+            .store()?;
+        tx.commit().await.store()?;
+        Ok(ended.rows_affected())
+    }
+
+    async fn remember_device(
+        &self,
+        token_hash: &str,
+        user_id: &str,
+        expires_at: i64,
+        now: i64,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO remembered_devices (token_hash, user_id, created_at, expires_at)
+             SELECT $1, $2, $3, $4 WHERE EXISTS (SELECT 1 FROM users WHERE id = $2 AND NOT disabled)",
+        )
+        .bind(token_hash)
+        .bind(user_id)
+        .bind(now)
+        .bind(expires_at)
         .execute(&self.pool)
         .await
         .store()?;
-        Ok(ended.rows_affected())
+        Ok(())
+    }
+
+    async fn use_remembered_device(
+        &self,
+        token_hash: &str,
+        user_id: &str,
+        now: i64,
+    ) -> StoreResult<bool> {
+        let used = sqlx::query(
+            "UPDATE remembered_devices SET last_used_at = $3
+             WHERE token_hash = $1 AND user_id = $2 AND expires_at > $3",
+        )
+        .bind(token_hash)
+        .bind(user_id)
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .store()?;
+        Ok(used.rows_affected() == 1)
     }
 
     async fn continue_session(&self, token: &NewRefreshToken, now: i64) -> StoreResult<bool> {

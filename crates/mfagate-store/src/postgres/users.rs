@@ -140,6 +140,7 @@ impl UserStore for PgStore {
         for statement in [
             "UPDATE challenges SET spent_at = $2 WHERE user_id = $1 AND spent_at IS NULL AND expires_at > $2",
             "DELETE FROM setup_tokens WHERE user_id = $1 AND $2 = $2",
+            "DELETE FROM remembered_devices WHERE user_id = $1 AND $2 = $2",
             // Pending enrolments die with the rest.
             "DELETE FROM factors WHERE user_id = $1 AND verified_at IS NULL AND $2 = $2",
             "UPDATE refresh_tokens SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL",

@@ -140,6 +140,8 @@ fn finish_enrolment(
     now: i64,
 ) -> rusqlite::Result<()> {
     execute(c, "DELETE FROM setup_tokens WHERE user_id = ?1", [user_id])?;
+    // A device remembered before this factor existed would skip it.
+    super::forget_devices(c, user_id)?;
     if let Some(codes) = codes {
         replace_codes(c, user_id, codes)?;
     }
@@ -177,6 +179,7 @@ fn after_removal(
     user_id: &str,
     fallback: Option<Method>,
 ) -> rusqlite::Result<bool> {
+    super::forget_devices(c, user_id)?;
     let last = verified_count(c, user_id)? == 0;
     if last {
         execute(

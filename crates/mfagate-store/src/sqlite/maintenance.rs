@@ -20,6 +20,8 @@ pub(super) const CLEANUP: &[&str] = &[
     "DELETE FROM factors WHERE rowid IN
      (SELECT rowid FROM factors WHERE verified_at IS NULL AND pending_expires_at <= ?1
       ORDER BY pending_expires_at LIMIT ?2)",
+    "DELETE FROM remembered_devices WHERE rowid IN
+     (SELECT rowid FROM remembered_devices WHERE expires_at <= ?1 ORDER BY expires_at LIMIT ?2)",
     "DELETE FROM sessions WHERE rowid IN
      (SELECT rowid FROM sessions WHERE expires_at <= ?1 ORDER BY expires_at LIMIT ?2)",
     "DELETE FROM passkey_tokens WHERE rowid IN

@@ -74,6 +74,11 @@ const MIGRATIONS: Steps = &[
         "sessions",
         include_str!("../../migrations/sqlite/0009_sessions.sql"),
     ),
+    (
+        10,
+        "remembered_devices",
+        include_str!("../../migrations/sqlite/0010_remembered_devices.sql"),
+    ),
 ];
 
 #[derive(Debug, Clone)]
@@ -262,6 +267,7 @@ pub(crate) mod writer;
 use factors::*;
 use import::*;
 use recovery_codes::*;
+use sessions::forget_devices;
 use throttle::*;
 use tokens::*;
 

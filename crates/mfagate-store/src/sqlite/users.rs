@@ -17,7 +17,8 @@ pub(super) fn remove_second_factors(
 }
 
 /// Ends every credential of a user but the second factors themselves: live challenges, setup
-/// tokens, pending enrolments (the epoch moves on), refresh tokens, invitation and reset keys.
+/// tokens, remembered devices, pending enrolments (the epoch moves on), refresh tokens,
+/// invitation and reset keys.
 pub(super) fn end_credentials(
     c: &rusqlite::Connection,
     user_id: &str,
@@ -34,6 +35,7 @@ pub(super) fn end_credentials(
         params![user_id, now],
     )?;
     execute(c, "DELETE FROM setup_tokens WHERE user_id = ?1", [user_id])?;
+    forget_devices(c, user_id)?;
     execute(
         c,
         "DELETE FROM factors WHERE user_id = ?1 AND verified_at IS NULL",

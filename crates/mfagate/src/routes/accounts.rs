@@ -47,12 +47,16 @@ pub async fn register(
 pub async fn login(
     State(gate): State<MfaGate>,
     client: ClientAddr,
+    headers: HeaderMap,
     JsonBody(body): JsonBody<LoginRequest>,
 ) -> ApiResult<Response> {
     let ctx = gate.context(client);
+    let device = body
+        .device_token
+        .or_else(|| super::cookie(&gate, &headers, super::DEVICE_COOKIE));
     let outcome = gate
         .gatekeeper()
-        .login(&body.username, &body.password, &ctx)
+        .login(&body.username, &body.password, device.as_deref(), &ctx)
         .await?;
     Ok(login_response(&gate, StatusCode::OK, outcome, Map::new()))
 }

@@ -26,6 +26,8 @@ use crate::gate::MfaGate;
 use crate::wire::{ChallengeBody, SetupBody};
 
 pub const REFRESH_COOKIE: &str = "mfagate_refresh";
+/// The remembered device's token, in cookie mode.
+pub const DEVICE_COOKIE: &str = "mfagate_device";
 
 /// A body carrying a token pair beside `fields`. In cookie mode the refresh token goes into an
 /// HttpOnly cookie instead of the body.
@@ -67,6 +69,11 @@ pub(crate) fn cookie_path(gate: &MfaGate) -> String {
 
 /// The refresh token from the cookie, in cookie mode.
 pub(crate) fn refresh_from_cookie(gate: &MfaGate, headers: &HeaderMap) -> Option<String> {
+    cookie(gate, headers, REFRESH_COOKIE)
+}
+
+/// The cookie `name`, in cookie mode.
+pub(crate) fn cookie(gate: &MfaGate, headers: &HeaderMap, name: &str) -> Option<String> {
     if !gate.options().refresh_cookie {
         return None;
     }
@@ -76,8 +83,35 @@ pub(crate) fn refresh_from_cookie(gate: &MfaGate, headers: &HeaderMap) -> Option
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == REFRESH_COOKIE)
+        .find(|(cookie, _)| *cookie == name)
         .map(|(_, value)| value.to_string())
+}
+
+/// A body carrying a token pair and, when one was asked for, a remembered device's token:
+/// in the body, or in cookie mode as the `mfagate_device` cookie.
+pub(crate) fn token_response_with_device(
+    gate: &MfaGate,
+    pair: TokenPair,
+    device_token: Option<String>,
+) -> Response {
+    let mut fields = Map::new();
+    let cookie = match device_token {
+        Some(token) if gate.options().refresh_cookie => Some(format!(
+            "{DEVICE_COOKIE}={token}; HttpOnly; Secure; SameSite=Strict; Path={}; Max-Age={}",
+            cookie_path(gate),
+            gate.config().remember_device_ttl
+        )),
+        Some(token) => {
+            fields.insert("device_token".into(), json!(token));
+            None
+        }
+        None => None,
+    };
+    let mut response = token_response(gate, StatusCode::OK, pair, fields);
+    if let Some(value) = cookie.and_then(|c| HeaderValue::from_str(&c).ok()) {
+        response.headers_mut().append(header::SET_COOKIE, value);
+    }
+    response
 }
 
 /// The answer to a correct password: tokens, a challenge, or a setup token.

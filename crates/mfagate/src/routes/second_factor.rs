@@ -5,9 +5,9 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::post;
 use axum::Router;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
-use super::{counted_per_ip, token_response};
+use super::{counted_per_ip, token_response_with_device};
 use crate::error::ApiResult;
 use crate::extract::{ClientAddr, JsonBody};
 use crate::gate::MfaGate;
@@ -26,15 +26,20 @@ pub async fn verify(
     client: ClientAddr,
     JsonBody(body): JsonBody<VerifyRequest>,
 ) -> ApiResult<Response> {
-    let pair = gate
+    let passed = gate
         .gatekeeper()
         .verify_second_factor(
             &body.ephemeral_token,
             &proof(body.code, body.credential)?,
+            body.remember_device,
             &gate.context(client),
         )
         .await?;
-    Ok(token_response(&gate, StatusCode::OK, pair, Map::new()))
+    Ok(token_response_with_device(
+        &gate,
+        passed.tokens,
+        passed.device_token,
+    ))
 }
 
 pub async fn send_email_code(

@@ -105,6 +105,8 @@ pub const LOGOUT_ALL: &str = "logout_all";
 /// A device was remembered at `mfa/verify`; a login then skipped the second factor with it.
 pub const DEVICE_REMEMBERED: &str = "device_remembered";
 pub const DEVICE_LOGIN: &str = "device_login";
+/// A security e-mail could not be sent (the action it reported stands).
+pub const SECURITY_EMAIL_FAILED: &str = "security_email_failed";
 pub const SESSION_ENDED: &str = "session_ended";
 /// A password proved again in a session (`POST /auth/reauthenticate` without a factor).
 pub const REAUTHENTICATED: &str = "reauthenticated";

@@ -87,6 +87,8 @@ pub struct Config {
     pub reauth_max_age: i64,
     /// How long a remembered device skips the second factor (seconds).
     pub remember_device_ttl: i64,
+    /// Security e-mails: a factor added or removed, recovery codes, password, MFA reset.
+    pub security_emails: bool,
     /// Days audit events are kept; 0 keeps them forever.
     pub audit_retention_days: u32,
     /// Password hashes one client IP may have queued or running at once; past it, `429`.
@@ -148,6 +150,7 @@ impl Default for Config {
             reset_mails_per_hour: 5,
             reauth_max_age: 300,
             remember_device_ttl: 30 * 24 * 3600,
+            security_emails: true,
             audit_retention_days: 400,
             hash_queue_per_ip: 4,
             hash_queue_max: 256,

@@ -86,14 +86,31 @@ pub enum MessageKind {
     Verification,
     Invitation,
     PasswordReset,
+    // Security notices (`MFAGATE_SECURITY_EMAILS`): something changed how the user signs in.
+    FactorAdded,
+    FactorRemoved,
+    RecoveryCodesRegenerated,
+    RecoveryCodeUsed,
+    PasswordChanged,
+    PasswordWasReset,
+    MfaReset,
+    DeviceLogin,
 }
 
 impl MessageKind {
-    pub const ALL: [MessageKind; 4] = [
+    pub const ALL: [MessageKind; 12] = [
         Self::EmailCode,
         Self::Verification,
         Self::Invitation,
         Self::PasswordReset,
+        Self::FactorAdded,
+        Self::FactorRemoved,
+        Self::RecoveryCodesRegenerated,
+        Self::RecoveryCodeUsed,
+        Self::PasswordChanged,
+        Self::PasswordWasReset,
+        Self::MfaReset,
+        Self::DeviceLogin,
     ];
 
     /// The file-name stem of this message's templates.
@@ -103,19 +120,30 @@ impl MessageKind {
             Self::Verification => "verification",
             Self::Invitation => "invitation",
             Self::PasswordReset => "password_reset",
+            Self::FactorAdded => "factor_added",
+            Self::FactorRemoved => "factor_removed",
+            Self::RecoveryCodesRegenerated => "recovery_codes_regenerated",
+            Self::RecoveryCodeUsed => "recovery_code_used",
+            Self::PasswordChanged => "password_changed",
+            Self::PasswordWasReset => "password_was_reset",
+            Self::MfaReset => "mfa_reset",
+            Self::DeviceLogin => "device_login",
         }
     }
 
-    /// The path under the link base URL that takes the key.
+    /// The path under the link base URL that takes the key (none for the other messages).
     pub fn link_path(self) -> &'static str {
         match self {
-            Self::EmailCode => "",
             Self::Verification => "verify-email",
             Self::Invitation => "set-password",
             Self::PasswordReset => "reset-password",
+            _ => "",
         }
     }
 }
+
+/// What every security notice ends with: what to do if it was not the user.
+const NOT_YOU: &str = "If this was not you, your password may be known to someone else: change it now (or reset it from the sign-in page), then sign out everywhere, which also forgets every remembered device. If you cannot sign in, contact your administrator.";
 
 /// A key's or code's lifetime as a reader says it: "3 days", "1 hour", "5 minutes".
 pub fn lifetime_in_words(seconds: i64) -> String {
@@ -143,38 +171,77 @@ struct Template {
 
 /// Subject, text and HTML per message; `{{name}}` placeholders: `product`, `username`, `code`,
 /// `key`, `link`, `lifetime` (in words: "3 days") and `minutes` (the same as a number, kept for
-/// templates written before `lifetime`).
+/// templates written before `lifetime`); the security notices have `when` (RFC 3339, UTC), `ip`
+/// (the client's address) and `detail` (which factor; how many codes are left).
 #[derive(Debug, Clone)]
 pub struct Templates {
     templates: HashMap<MessageKind, Template>,
 }
 
 fn default_template(kind: MessageKind) -> Template {
-    let (subject, text) = match kind {
+    let notice = |subject: &str, what: &str| {
+        (
+            subject.to_string(),
+            format!("Hello {{{{username}}}},\n\n{what}\n\nWhen: {{{{when}}}} (UTC)\nFrom: {{{{ip}}}}\n\n{NOT_YOU}\n"),
+        )
+    };
+    let (subject, text): (String, String) = match kind {
         MessageKind::EmailCode => (
-            "{{product}} sign-in code",
-            "Hello {{username}},\n\nYour {{product}} sign-in code is:\n\n    {{code}}\n\nIt expires in {{lifetime}}. If you did not try to sign in, change your password.\n",
+            "{{product}} sign-in code".into(),
+            "Hello {{username}},\n\nYour {{product}} sign-in code is:\n\n    {{code}}\n\nIt expires in {{lifetime}}. If you did not try to sign in, change your password.\n".into(),
         ),
         MessageKind::Verification => (
-            "Confirm your e-mail address for {{product}}",
-            "Hello {{username}},\n\nConfirm your e-mail address for {{product}}:\n\n    {{link}}\n\nor send this key to /auth/register/verify-email:\n\n    {{key}}\n\nThe key works once and expires in {{lifetime}}.\n",
+            "Confirm your e-mail address for {{product}}".into(),
+            "Hello {{username}},\n\nConfirm your e-mail address for {{product}}:\n\n    {{link}}\n\nor send this key to /auth/register/verify-email:\n\n    {{key}}\n\nThe key works once and expires in {{lifetime}}.\n".into(),
         ),
         MessageKind::Invitation => (
-            "You are invited to {{product}}",
-            "Hello {{username}},\n\nYou are invited to {{product}}. Choose your password here:\n\n    {{link}}\n\nor send this key with your new password to /auth/register/set-password:\n\n    {{key}}\n\nThe key works once and expires in {{lifetime}}.\n",
+            "You are invited to {{product}}".into(),
+            "Hello {{username}},\n\nYou are invited to {{product}}. Choose your password here:\n\n    {{link}}\n\nor send this key with your new password to /auth/register/set-password:\n\n    {{key}}\n\nThe key works once and expires in {{lifetime}}.\n".into(),
         ),
         MessageKind::PasswordReset => (
-            "Reset your {{product}} password",
-            "Hello {{username}},\n\nSomeone asked to reset your {{product}} password. If it was you, choose a new one here:\n\n    {{link}}\n\nor send this key with your new password to /auth/password/reset/confirm:\n\n    {{key}}\n\nThe key works once and expires in {{lifetime}}. Your second factor stays on. If it was not you, ignore this message.\n",
+            "Reset your {{product}} password".into(),
+            "Hello {{username}},\n\nSomeone asked to reset your {{product}} password. If it was you, choose a new one here:\n\n    {{link}}\n\nor send this key with your new password to /auth/password/reset/confirm:\n\n    {{key}}\n\nThe key works once and expires in {{lifetime}}. Your second factor stays on. If it was not you, ignore this message.\n".into(),
+        ),
+        MessageKind::FactorAdded => notice(
+            "A second factor was added to your {{product}} account",
+            "A second factor, {{detail}}, was added to your {{product}} account. It can now be used to sign in.",
+        ),
+        MessageKind::FactorRemoved => notice(
+            "A second factor was removed from your {{product}} account",
+            "A second factor, {{detail}}, was removed from your {{product}} account. It can no longer be used to sign in.",
+        ),
+        MessageKind::RecoveryCodesRegenerated => notice(
+            "Your {{product}} recovery codes were replaced",
+            "New recovery codes were made for your {{product}} account; the earlier ones no longer work.",
+        ),
+        MessageKind::RecoveryCodeUsed => notice(
+            "A recovery code was used on your {{product}} account",
+            "A recovery code was used on your {{product}} account instead of your second factor ({{detail}}).",
+        ),
+        MessageKind::PasswordChanged => notice(
+            "Your {{product}} password was changed",
+            "The password of your {{product}} account was changed, and every session was ended.",
+        ),
+        MessageKind::PasswordWasReset => notice(
+            "Your {{product}} password was reset",
+            "The password of your {{product}} account was reset with a key from an e-mail, and every session was ended. Your second factor stays on.",
+        ),
+        MessageKind::MfaReset => notice(
+            "The second factors of your {{product}} account were reset",
+            "An administrator removed every second factor and recovery code of your {{product}} account; the password alone signs you in until you enrol a new factor.",
+        ),
+        MessageKind::DeviceLogin => notice(
+            "A sign-in to {{product}} skipped your second factor",
+            "Your {{product}} account was signed in to with your password on a remembered device, so the second factor was not asked for.",
         ),
     };
     Template {
-        subject: subject.into(),
         html: format!(
             "<!doctype html><html><body><pre style=\"font-family:sans-serif\">{}</pre></body></html>",
             text
         ),
-        text: text.into(),
+        subject,
+        text,
     }
 }
 

@@ -127,6 +127,7 @@ const KNOWN: &[&str] = &[
     "reset_mails_per_hour",
     "reauth_max_age",
     "remember_device_ttl",
+    "security_emails",
     "hash_queue_per_ip",
     "hash_queue_max",
     "http_header_timeout",
@@ -383,6 +384,7 @@ impl Settings {
                 .number("reset_mails_per_hour", defaults.reset_mails_per_hour)?,
             reauth_max_age: raw.number("reauth_max_age", defaults.reauth_max_age)?,
             remember_device_ttl: raw.number("remember_device_ttl", defaults.remember_device_ttl)?,
+            security_emails: raw.parsed("security_emails", defaults.security_emails, parse_bool)?,
             audit_retention_days: raw
                 .number("audit_retention_days", defaults.audit_retention_days)?,
             hash_queue_per_ip: raw.number("hash_queue_per_ip", defaults.hash_queue_per_ip)?,

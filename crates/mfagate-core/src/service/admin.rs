@@ -88,6 +88,7 @@ impl Gatekeeper {
             Some(how.into()),
         )
         .await;
+        self.notify(notices::Notice::MfaReset, &user.id, ctx).await;
         Ok(())
     }
 

@@ -43,6 +43,7 @@ mod email;
 mod factors;
 mod login;
 mod methods;
+mod notices;
 mod passkeys;
 mod passwords;
 mod recovery_codes;

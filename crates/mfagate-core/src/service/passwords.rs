@@ -109,6 +109,8 @@ impl Gatekeeper {
             .await?;
         self.audit(audit::PASSWORD_CHANGED, Some(&user.id), ctx, None)
             .await;
+        self.notify(notices::Notice::PasswordChanged, &user.id, ctx)
+            .await;
         Ok(())
     }
 
@@ -161,6 +163,8 @@ impl Gatekeeper {
             .set_password_by_key(key, KeyPurpose::PasswordReset, new, "new_password", ctx)
             .await?;
         self.audit(audit::PASSWORD_RESET, Some(&user.id), ctx, None)
+            .await;
+        self.notify(notices::Notice::PasswordReset, &user.id, ctx)
             .await;
         Ok(())
     }

@@ -56,6 +56,8 @@ impl Gatekeeper {
         }
         self.audit(audit::RECOVERY_CODES_REGENERATED, Some(user_id), ctx, None)
             .await;
+        self.notify(notices::Notice::RecoveryCodesRegenerated, user_id, ctx)
+            .await;
         Ok(codes)
     }
 }

@@ -26,6 +26,16 @@ pub struct SecondFactorPassed {
 crate::debug_showing!(SecondFactorPassed { tokens });
 
 impl Gatekeeper {
+    async fn notify_recovery_code_used(&self, user_id: &str, ctx: &Context) {
+        let left = self
+            .store
+            .count_unused_recovery_codes(user_id)
+            .await
+            .unwrap_or_default();
+        self.notify(notices::Notice::RecoveryCodeUsed(left), user_id, ctx)
+            .await;
+    }
+
     /// A new device token for the user: only its hash is stored.
     async fn remember_device(&self, user_id: &str, ctx: &Context) -> Result<String> {
         let token = generate_token();
@@ -117,6 +127,7 @@ impl Gatekeeper {
                     if method == Method::RecoveryCode {
                         self.audit(audit::RECOVERY_CODE_USED, Some(&user_id), ctx, None)
                             .await;
+                        self.notify_recovery_code_used(&user_id, ctx).await;
                     }
                     let tokens = self.token_pair(&record, &amr, refresh, ctx.now)?;
                     let device_token = if remember_device {
@@ -318,6 +329,7 @@ impl Gatekeeper {
                 if factor == Method::RecoveryCode {
                     self.audit(audit::RECOVERY_CODE_USED, Some(user_id), ctx, None)
                         .await;
+                    self.notify_recovery_code_used(user_id, ctx).await;
                 }
                 Ok(factor)
             }

@@ -65,6 +65,10 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
     let mail = MailBox::default();
     let smtp_port = mail.listen(0).await;
     settings.smtp_url = Some(Redacted(format!("smtp://127.0.0.1:{smtp_port}")));
+    // Security notices are on by default; the tests that count a user's mail would see them
+    // arrive between the messages they wait for, so they are off here and switched on by the
+    // tests of the notices themselves (security_emails.rs).
+    settings.config.security_emails = false;
     configure(&mut settings);
     start(dir, settings, mail, pg, clock).await
 }

@@ -23,6 +23,7 @@ mod query_plans;
 mod remembered_devices;
 mod revocation;
 mod second_factor;
+mod security_emails;
 mod sessions;
 mod smtp;
 pub mod soft_passkey;

@@ -319,6 +319,9 @@ impl Gatekeeper {
         )
         .await;
         self.audit_enrolment_login(enroller, ctx).await;
+        let label = super::notices::factor_label(&pending.name, pending.kind);
+        self.notify(super::notices::Notice::FactorAdded(label), user_id, ctx)
+            .await;
         Ok(FactorVerifiedOutcome {
             factor: FactorView {
                 verified: true,
@@ -388,6 +391,9 @@ impl Gatekeeper {
             Some(format!("factor {factor_id} ({})", factor.kind.as_str())),
         )
         .await;
+        let label = super::notices::factor_label(&factor.name, factor.kind);
+        self.notify(super::notices::Notice::FactorRemoved(label), user_id, ctx)
+            .await;
         Ok(())
     }
 }

@@ -223,6 +223,13 @@ impl Gatekeeper {
         )
         .await;
         self.audit_enrolment_login(enroller, ctx).await;
+        let label = super::super::notices::factor_label(FIRST_TOTP_NAME, FactorKind::Totp);
+        self.notify(
+            super::super::notices::Notice::FactorAdded(label),
+            user_id,
+            ctx,
+        )
+        .await;
         Ok(TotpActivated {
             recovery_codes: codes,
             tokens: self.token_pair(&record, &amr, refresh, ctx.now)?,
@@ -249,6 +256,13 @@ impl Gatekeeper {
             Some(user_id),
             ctx,
             Some(format!("factors {}", removed.join(","))),
+        )
+        .await;
+        let every = "every authenticator app".to_string();
+        self.notify(
+            super::super::notices::Notice::FactorRemoved(every),
+            user_id,
+            ctx,
         )
         .await;
         Ok(())

@@ -164,6 +164,8 @@ pub struct Gatekeeper {
     throttle_keys: ThrottleKeys,
     /// The passkey relying party, when `webauthn` is among the methods.
     relying_party: Option<crate::webauthn::RelyingParty>,
+    /// Security e-mails being sent (see `notices`), awaited by `flush_audit`.
+    notices_in_flight: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
 impl std::fmt::Debug for Gatekeeper {
@@ -269,6 +271,7 @@ impl Gatekeeper {
         };
         Ok(Self {
             relying_party,
+            notices_in_flight: std::sync::Mutex::new(Vec::new()),
             audit_writer: audit::AuditWriter::spawn(store.clone()),
             hasher: password::Hasher::with_queue(
                 config.argon2,
@@ -340,7 +343,17 @@ impl Gatekeeper {
     }
 
     /// Waits until every audit event so far is in the database (at shutdown, and in tests).
+    /// Also waits for the security e-mails under way (each bounded by the mailer's timeout),
+    /// so a command that exits right after its action still sends them.
     pub async fn flush_audit(&self) {
+        let sending: Vec<_> = self
+            .notices_in_flight
+            .lock()
+            .map(|mut handles| std::mem::take(&mut *handles))
+            .unwrap_or_default();
+        for handle in sending {
+            let _ = handle.await;
+        }
         self.audit_writer.flush().await;
     }
 

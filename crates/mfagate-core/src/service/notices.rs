@@ -101,7 +101,7 @@ impl Gatekeeper {
             detail: None,
         };
         let name = notice.kind().name();
-        tokio::spawn(async move {
+        let sending = tokio::spawn(async move {
             if let Err(error) = mailer.send(&message).await {
                 tracing::warn!(
                     notice = name,
@@ -116,5 +116,9 @@ impl Gatekeeper {
                     .await;
             }
         });
+        if let Ok(mut in_flight) = self.notices_in_flight.lock() {
+            in_flight.retain(|handle| !handle.is_finished());
+            in_flight.push(sending);
+        }
     }
 }

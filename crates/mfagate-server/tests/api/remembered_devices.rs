@@ -112,6 +112,7 @@ async fn device_tokens_die_with_each_event_that_changes_how_the_user_proves_who_
         "add a factor",
         "remove a factor",
         "change the password",
+        "reset the password",
         "logout/all",
         "admin MFA reset",
     ] {
@@ -165,6 +166,24 @@ async fn device_tokens_die_with_each_event_that_changes_how_the_user_proves_who_
                     .await;
                 assert_eq!(back.status, 200, "{}", back.body);
                 password = PASSWORD.to_string();
+            }
+            "reset the password" => {
+                let before = app.mail.to("ann@example.com").len();
+                app.post(
+                    "/auth/password/reset",
+                    json!({"email": "ann@example.com"}),
+                    None,
+                )
+                .await;
+                let key = app.mail.wait_for("ann@example.com", before + 1).await.key();
+                let reset = app
+                    .post(
+                        "/auth/password/reset/confirm",
+                        json!({"key": key, "new_password": PASSWORD}),
+                        None,
+                    )
+                    .await;
+                assert_eq!(reset.status, 200, "{}", reset.body);
             }
             "logout/all" => {
                 let all = app.post("/auth/logout/all", json!({}), Some(&fresh)).await;

@@ -114,6 +114,23 @@ async fn a_stale_token_is_stepped_up_on_each_listed_call_and_a_totp_challenge_re
             .status,
         200
     );
+    let begun = app
+        .post(
+            "/auth/mfa/factors",
+            json!({"kind": "totp", "name": "Second"}),
+            Some(&renewed),
+        )
+        .await;
+    assert_eq!(begun.status, 201, "{}", begun.body);
+    let removed = app
+        .send(
+            Method::DELETE,
+            &format!("/auth/mfa/factors/{factor_id}"),
+            None,
+            Some(&renewed),
+        )
+        .await;
+    assert_eq!(removed.status, 200, "{}", removed.body);
     // Still one session, and its new refresh token keeps the new auth_time.
     let sessions = app.get("/auth/sessions", Some(&renewed)).await.body;
     assert_eq!(sessions["sessions"].as_array().unwrap().len(), 1);

@@ -107,6 +107,33 @@ impl ImportStore for PgStore {
         .execute(&mut *tx)
         .await
         .store()?;
+        // Each imported family becomes a session (no IP or user agent known).
+        sqlx::query(
+            "INSERT INTO sessions (id, user_id, amr, created_at, last_used_at, expires_at)
+             SELECT family, MIN(user_id), MIN(amr), MIN(created), MAX(created), MAX(expires)
+             FROM UNNEST($1::TEXT[], $2::TEXT[], $3::TEXT[], $4::BIGINT[], $5::BIGINT[])
+                  AS t(family, user_id, amr, created, expires)
+             GROUP BY family
+             ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(
+            tokens
+                .iter()
+                .map(|t| t.family_id.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            tokens
+                .iter()
+                .map(|t| t.user_id.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(tokens.iter().map(|t| t.amr.as_str()).collect::<Vec<_>>())
+        .bind(tokens.iter().map(|t| t.created_at).collect::<Vec<_>>())
+        .bind(tokens.iter().map(|t| t.expires_at).collect::<Vec<_>>())
+        .execute(&mut *tx)
+        .await
+        .store()?;
 
         let keys: Vec<(&str, &str, &'static str, i64)> = accounts
             .iter()

@@ -2,8 +2,44 @@
 
 use super::*;
 
-/// See the SQLite store's `insert_token`: the token, and its session.
+/// See the SQLite store's `insert_token`: a new session's first token, and the session.
 pub(super) async fn insert_token(
+    c: &mut sqlx::PgConnection,
+    token: &NewRefreshToken,
+) -> Result<(), sqlx::Error> {
+    insert_token_row(c, token).await?;
+    sqlx::query(
+        "INSERT INTO sessions (id, user_id, amr, ip, user_agent, created_at, last_used_at, expires_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $6, $7)",
+    )
+    .bind(&token.family_id)
+    .bind(&token.user_id)
+    .bind(&token.amr)
+    .bind(&token.ip)
+    .bind(&token.user_agent)
+    .bind(token.created_at)
+    .bind(token.expires_at)
+    .execute(&mut *c)
+    .await?;
+    Ok(())
+}
+
+/// See the SQLite store's `insert_successor`: a later token of a session.
+pub(super) async fn insert_successor(
+    c: &mut sqlx::PgConnection,
+    token: &NewRefreshToken,
+) -> Result<(), sqlx::Error> {
+    insert_token_row(c, token).await?;
+    sqlx::query("UPDATE sessions SET last_used_at = $2, expires_at = $3 WHERE id = $1")
+        .bind(&token.family_id)
+        .bind(token.created_at)
+        .bind(token.expires_at)
+        .execute(&mut *c)
+        .await?;
+    Ok(())
+}
+
+async fn insert_token_row(
     c: &mut sqlx::PgConnection,
     token: &NewRefreshToken,
 ) -> Result<(), sqlx::Error> {
@@ -16,21 +52,6 @@ pub(super) async fn insert_token(
     .bind(&token.family_id)
     .bind(&token.amr)
     .bind(token.auth_time)
-    .bind(token.created_at)
-    .bind(token.expires_at)
-    .execute(&mut *c)
-    .await?;
-    sqlx::query(
-        "INSERT INTO sessions (id, user_id, amr, ip, user_agent, created_at, last_used_at, expires_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $6, $7)
-         ON CONFLICT (id) DO UPDATE SET last_used_at = excluded.last_used_at,
-                                        expires_at = excluded.expires_at",
-    )
-    .bind(&token.family_id)
-    .bind(&token.user_id)
-    .bind(&token.amr)
-    .bind(&token.ip)
-    .bind(&token.user_agent)
     .bind(token.created_at)
     .bind(token.expires_at)
     .execute(&mut *c)
@@ -59,7 +80,7 @@ pub(super) async fn continue_family(
     if used.rows_affected() == 0 {
         return Ok(false);
     }
-    insert_token(c, token).await?;
+    insert_successor(c, token).await?;
     sqlx::query("UPDATE sessions SET amr = $2 WHERE id = $1")
         .bind(&token.family_id)
         .bind(&token.amr)
@@ -107,7 +128,7 @@ impl TokenStore for PgStore {
             };
             // In the same transaction: a reuse that revokes the family waits on the parent's
             // row lock, and its revocation then sees the successor too.
-            insert_token(&mut tx, &child).await.store()?;
+            insert_successor(&mut tx, &child).await.store()?;
             tx.commit().await.store()?;
             return Ok(RefreshOutcome::Rotated {
                 user_id: child.user_id,

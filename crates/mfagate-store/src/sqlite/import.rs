@@ -70,7 +70,8 @@ impl ImportStore for SqliteStore {
             (IMPORT_USERS, users),
             (IMPORT_DEVICES, devices),
             (IMPORT_CODES, codes),
-            (IMPORT_TOKENS, tokens),
+            (IMPORT_TOKENS, tokens.clone()),
+            (IMPORT_SESSIONS, tokens),
             (IMPORT_KEYS, keys),
             (IMPORT_CHALLENGES, challenges),
         ]
@@ -111,6 +112,12 @@ pub(super) const IMPORT_CODES: &str = "INSERT INTO recovery_codes (user_id, code
 pub(super) const IMPORT_TOKENS: &str = "INSERT INTO refresh_tokens (token_hash, user_id, family_id, amr, auth_time, created_at, expires_at)
      SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, value ->> 6
      FROM json_each(?1) ORDER BY key";
+
+/// Each imported family becomes a session (from its tokens; no IP or user agent known).
+pub(super) const IMPORT_SESSIONS: &str = "INSERT INTO sessions (id, user_id, amr, created_at, last_used_at, expires_at)
+     SELECT value ->> 2, MIN(value ->> 1), MIN(value ->> 3), MIN(value ->> 5), MAX(value ->> 5), MAX(value ->> 6)
+     FROM json_each(?1) WHERE true GROUP BY value ->> 2
+     ON CONFLICT (id) DO NOTHING";
 
 pub(super) const IMPORT_KEYS: &str =
     "INSERT INTO email_keys (key_hash, user_id, purpose, expires_at)

@@ -98,10 +98,8 @@ pub struct SqliteStore {
 macro_rules! user_columns {
     () => {
         "id, username, email, password_hash, email_verified, is_admin, disabled, preferred_method, email_otp, created_at, credential_epoch,
-         EXISTS (SELECT 1 FROM factors f
-                 WHERE f.user_id = users.id AND f.kind = 'totp' AND f.verified_at IS NOT NULL) AS has_totp,
-         EXISTS (SELECT 1 FROM factors f
-                 WHERE f.user_id = users.id AND f.kind = 'webauthn' AND f.verified_at IS NOT NULL) AS has_webauthn"
+         (SELECT COALESCE(MAX(f.kind = 'totp'), 0) | (COALESCE(MAX(f.kind = 'webauthn'), 0) << 1)
+          FROM factors f WHERE f.user_id = users.id AND f.verified_at IS NOT NULL) AS factor_kinds"
     };
 }
 
@@ -116,8 +114,9 @@ fn user_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<User> {
         disabled: row.get("disabled")?,
         preferred_method: preferred(&row.get::<_, String>("preferred_method")?),
         email_otp: row.get("email_otp")?,
-        has_totp: row.get("has_totp")?,
-        has_webauthn: row.get("has_webauthn")?,
+        // One read of the user's factors gives both flags (bit 0 TOTP, bit 1 passkey).
+        has_totp: row.get::<_, i64>("factor_kinds")? & 1 != 0,
+        has_webauthn: row.get::<_, i64>("factor_kinds")? & 2 != 0,
         credential_epoch: row.get("credential_epoch")?,
         created_at: row.get("created_at")?,
     })

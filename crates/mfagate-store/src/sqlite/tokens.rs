@@ -2,12 +2,46 @@
 
 use super::*;
 
-/// Stores a refresh token, and its session: a new family's row (where and how it began), or
-/// for a later token of the family the time it was used and its new expiry.
+/// Stores the first refresh token of a new session, and the session's row (where and how it
+/// began).
 pub(super) fn insert_token(
     c: &rusqlite::Connection,
     token: &NewRefreshToken,
 ) -> rusqlite::Result<()> {
+    insert_token_row(c, token)?;
+    execute(
+        c,
+        "INSERT INTO sessions (id, user_id, amr, ip, user_agent, created_at, last_used_at, expires_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7)",
+        params![
+            token.family_id,
+            token.user_id,
+            token.amr,
+            token.ip,
+            token.user_agent,
+            token.created_at,
+            token.expires_at
+        ],
+    )
+    .map(drop)
+}
+
+/// Stores a later refresh token of a session (a rotation's successor, a reauthentication's
+/// token): the session records its use and its new expiry.
+pub(super) fn insert_successor(
+    c: &rusqlite::Connection,
+    token: &NewRefreshToken,
+) -> rusqlite::Result<()> {
+    insert_token_row(c, token)?;
+    execute(
+        c,
+        "UPDATE sessions SET last_used_at = ?2, expires_at = ?3 WHERE id = ?1",
+        params![token.family_id, token.created_at, token.expires_at],
+    )
+    .map(drop)
+}
+
+fn insert_token_row(c: &rusqlite::Connection, token: &NewRefreshToken) -> rusqlite::Result<()> {
     execute(
         c,
         "INSERT INTO refresh_tokens (token_hash, user_id, family_id, amr, auth_time, created_at, expires_at)
@@ -18,22 +52,6 @@ pub(super) fn insert_token(
             token.family_id,
             token.amr,
             token.auth_time,
-            token.created_at,
-            token.expires_at
-        ],
-    )?;
-    execute(
-        c,
-        "INSERT INTO sessions (id, user_id, amr, ip, user_agent, created_at, last_used_at, expires_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7)
-         ON CONFLICT (id) DO UPDATE SET last_used_at = excluded.last_used_at,
-                                        expires_at = excluded.expires_at",
-        params![
-            token.family_id,
-            token.user_id,
-            token.amr,
-            token.ip,
-            token.user_agent,
             token.created_at,
             token.expires_at
         ],
@@ -60,7 +78,7 @@ pub(super) fn continue_family(
     if used == 0 {
         return Ok(false);
     }
-    insert_token(c, token)?;
+    insert_successor(c, token)?;
     execute(
         c,
         "UPDATE sessions SET amr = ?2 WHERE id = ?1",
@@ -121,7 +139,7 @@ impl TokenStore for SqliteStore {
             if let Some(child) = rotated {
                 // In the same job: a reuse that revokes the family after this revokes the
                 // successor too.
-                insert_token(c, &child)?;
+                insert_successor(c, &child)?;
                 return Ok(RefreshOutcome::Rotated {
                     user_id: child.user_id,
                     family_id: child.family_id,

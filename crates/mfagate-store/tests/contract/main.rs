@@ -16,6 +16,7 @@ mod challenges;
 mod factors;
 mod passkeys;
 mod recovery_codes;
+mod sessions;
 mod throttle;
 mod tokens;
 mod users;

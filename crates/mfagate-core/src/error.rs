@@ -100,8 +100,14 @@ impl From<StoreError> for Error {
     fn from(error: StoreError) -> Self {
         match error {
             StoreError::Conflict(what) => Error::AlreadyExists(what),
-            StoreError::Unavailable(_) => Error::Unavailable,
-            StoreError::Other(detail) => Error::Internal(detail),
+            StoreError::Unavailable(_) => {
+                crate::metrics::database_error();
+                Error::Unavailable
+            }
+            StoreError::Other(detail) => {
+                crate::metrics::database_error();
+                Error::Internal(detail)
+            }
         }
     }
 }

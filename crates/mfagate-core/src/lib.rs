@@ -16,6 +16,7 @@ pub mod email;
 pub mod error;
 pub mod factors;
 pub mod jwt;
+pub mod metrics;
 pub mod password;
 pub mod qr;
 pub mod rate;

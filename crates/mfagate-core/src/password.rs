@@ -167,12 +167,16 @@ impl Hasher {
 
     pub async fn hash(&self, password: String, ip: Option<IpAddr>) -> Result<String, Error> {
         let _place = self.enter(ip)?;
+        let queued = std::time::Instant::now();
         let _permit = self
             .permits
             .acquire()
             .await
             .map_err(|e| Error::Internal(e.to_string()))?;
-        hash_password(password, self.params).await
+        let started = timed(queued);
+        let hashed = hash_password(password, self.params).await;
+        metrics::histogram!(crate::metrics::HASH_SECONDS).record(started.elapsed().as_secs_f64());
+        hashed
     }
 
     pub async fn verify(
@@ -182,13 +186,25 @@ impl Hasher {
         ip: Option<IpAddr>,
     ) -> Result<bool, Error> {
         let _place = self.enter(ip)?;
+        let queued = std::time::Instant::now();
         let _permit = self
             .permits
             .acquire()
             .await
             .map_err(|e| Error::Internal(e.to_string()))?;
-        verify_password(password, phc).await
+        let started = timed(queued);
+        let verified = verify_password(password, phc).await;
+        metrics::histogram!(crate::metrics::HASH_SECONDS).record(started.elapsed().as_secs_f64());
+        verified
     }
+}
+
+/// Records how long a hash waited for a core; the moment it got one.
+fn timed(queued: std::time::Instant) -> std::time::Instant {
+    let started = std::time::Instant::now();
+    metrics::histogram!(crate::metrics::HASH_WAIT_SECONDS)
+        .record(started.duration_since(queued).as_secs_f64());
+    started
 }
 
 /// Whether a stored hash is a password hash at all (an invited user's marker is not).

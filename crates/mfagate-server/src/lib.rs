@@ -2,6 +2,7 @@
 
 pub mod cli;
 pub mod connections;
+pub mod metrics;
 pub mod settings;
 pub mod startup;
 pub mod telemetry;

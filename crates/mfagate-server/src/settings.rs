@@ -67,6 +67,8 @@ impl Default for HttpLimits {
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub listen: String,
+    /// Where `GET /metrics` is served (Prometheus text format); off when unset.
+    pub metrics_listen: Option<String>,
     pub database_url: String,
     pub secret_key: Option<SecretBytes>,
     pub encryption_key: Option<SecretBytes>,
@@ -96,6 +98,7 @@ pub struct Settings {
 /// Every name this version understands (without the `MFAGATE_` prefix, lower case).
 const KNOWN: &[&str] = &[
     "listen",
+    "metrics_listen",
     "database_url",
     "secret_key",
     "encryption_key",
@@ -439,6 +442,7 @@ impl Settings {
 
         Ok(Self {
             listen: raw.parsed("listen", "127.0.0.1:8080".to_string(), parse_listen)?,
+            metrics_listen: raw.parsed("metrics_listen", None, |v| parse_listen(v).map(Some))?,
             database_url: raw.string("database_url", "sqlite://mfagate.db"),
             secret_key: raw.secret("secret_key")?,
             encryption_key: raw.secret("encryption_key")?,

@@ -33,6 +33,8 @@ pub enum StartupError {
     Core(#[from] mfagate::core::Error),
     #[error("e-mail: {0}")]
     Mail(String),
+    #[error("metrics: {0}")]
+    Metrics(String),
 }
 
 fn store_message(error: &mfagate::core::StoreError) -> String {
@@ -162,6 +164,8 @@ pub fn mailer(settings: &Settings) -> Result<Arc<dyn Mailer>, StartupError> {
 
 pub struct Application {
     listener: TcpListener,
+    /// `MFAGATE_METRICS_LISTEN`, bound.
+    metrics: Option<TcpListener>,
     gate: MfaGate,
     cleanup_interval: Duration,
     http: crate::settings::HttpLimits,
@@ -190,12 +194,21 @@ impl Application {
                 address: settings.listen.clone(),
                 source,
             })?;
+        let metrics = match &settings.metrics_listen {
+            Some(address) => Some(
+                crate::metrics::bind(address)
+                    .await
+                    .map_err(StartupError::Metrics)?,
+            ),
+            None => None,
+        };
         crate::connections::raise_open_files_limit(settings.http.max_connections);
         if settings.smtp_url.is_none() {
             tracing::warn!("MFAGATE_SMTP_URL is unset: e-mails are written to this log instead of sent, codes and keys included; this is for development only: set MFAGATE_SMTP_URL to deliver them");
         }
         Ok(Self {
             listener,
+            metrics,
             gate,
             cleanup_interval: Duration::from_secs(settings.cleanup_interval_seconds.max(1)),
             http: settings.http,
@@ -204,6 +217,11 @@ impl Application {
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.listener.local_addr()
+    }
+
+    /// Where `GET /metrics` is served, when `MFAGATE_METRICS_LISTEN` is set.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().and_then(|l| l.local_addr().ok())
     }
 
     pub fn gate(&self) -> &MfaGate {
@@ -215,6 +233,9 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
+        let metrics = self
+            .metrics
+            .map(|listener| tokio::spawn(crate::metrics::serve(listener)));
         let gate = self.gate.clone();
         let interval = self.cleanup_interval;
         let cleanup = tokio::spawn(async move {
@@ -243,6 +264,9 @@ impl Application {
             ));
         let result = crate::connections::serve(self.listener, app, self.http, shutdown).await;
         cleanup.abort();
+        if let Some(metrics) = metrics {
+            metrics.abort();
+        }
         self.gate.gatekeeper().flush_audit().await;
         result
     }

@@ -124,11 +124,18 @@ impl MfaGate {
             return Ok(());
         };
         let now = self.now();
-        counter.hit(ip, now).map_err(ApiError::throttled)?;
-        self.0
-            .gatekeeper
-            .claim_ip_request(rate, ip, now)
-            .await
-            .map_err(ApiError::from)
+        let counted = match counter.hit(ip, now) {
+            Ok(()) => self
+                .0
+                .gatekeeper
+                .claim_ip_request(rate, ip, now)
+                .await
+                .map_err(ApiError::from),
+            Err(retry_after) => Err(ApiError::throttled(retry_after)),
+        };
+        if counted.as_ref().is_err_and(|e| e.code() == "throttled") {
+            mfagate_core::metrics::throttled("ip");
+        }
+        counted
     }
 }

@@ -97,6 +97,7 @@ pub fn app_with(gate: &MfaGate, routes: Router) -> Router {
             get(routes::meta::healthz).with_state(gate.clone()),
         )
         .fallback(not_found)
+        .layer(middleware::from_fn(count_request))
         .layer(middleware::map_response(framework_errors_as_json))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(
@@ -140,6 +141,40 @@ pub fn app_with(gate: &MfaGate, routes: Router) -> Router {
 /// pages of its own for these paths.
 pub fn link_pages(gate: &MfaGate) -> Router {
     routes::link_pages::router(gate)
+}
+
+/// Counts each request by its route (the pattern, never the path: `/auth/sessions/{id}`),
+/// method and status, with its duration: `mfagate_http_requests_total` and
+/// `mfagate_http_request_duration_seconds`.
+async fn count_request(
+    request: axum::extract::Request,
+    next: middleware::Next,
+) -> axum::response::Response {
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or_else(|| "unmatched".to_string(), |path| path.as_str().to_string());
+    // The methods HTTP defines; anything else one label, so a client cannot mint labels.
+    let method: &'static str = match request.method().as_str() {
+        "GET" => "GET",
+        "POST" => "POST",
+        "PUT" => "PUT",
+        "PATCH" => "PATCH",
+        "DELETE" => "DELETE",
+        "HEAD" => "HEAD",
+        "OPTIONS" => "OPTIONS",
+        _ => "other",
+    };
+    let started = std::time::Instant::now();
+    let response = next.run(request).await;
+    let status = response.status().as_u16().to_string();
+    metrics::counter!("mfagate_http_requests_total",
+        "route" => route.clone(), "method" => method, "status" => status)
+    .increment(1);
+    metrics::histogram!("mfagate_http_request_duration_seconds",
+        "route" => route, "method" => method)
+    .record(started.elapsed().as_secs_f64());
+    response
 }
 
 /// `GET /passkeys`: a page to try passkeys in a browser against this server (sign in, add a

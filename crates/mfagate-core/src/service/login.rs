@@ -56,6 +56,27 @@ impl Gatekeeper {
         device_token: Option<&str>,
         ctx: &Context,
     ) -> Result<LoginOutcome> {
+        let outcome = self.login_counted(login, password, device_token, ctx).await;
+        crate::metrics::login(match &outcome {
+            Ok(LoginOutcome::Tokens(_)) => "tokens",
+            Ok(LoginOutcome::Challenge(_)) => "challenge",
+            Ok(LoginOutcome::SetupRequired(_)) => "setup_required",
+            Err(Error::InvalidCredentials) => "invalid_credentials",
+            Err(Error::Throttled { .. }) => "throttled",
+            Err(Error::EmailNotVerified) => "email_not_verified",
+            Err(Error::Overloaded { .. }) => "overloaded",
+            Err(_) => "error",
+        });
+        outcome
+    }
+
+    async fn login_counted(
+        &self,
+        login: &str,
+        password: &str,
+        device_token: Option<&str>,
+        ctx: &Context,
+    ) -> Result<LoginOutcome> {
         // NUL can be in no stored name (and PostgreSQL refuses it in text): such a login is
         // simply unknown.
         let login = login.trim().to_lowercase().replace('\0', "\u{fffd}");

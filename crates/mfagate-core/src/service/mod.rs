@@ -325,6 +325,7 @@ impl Gatekeeper {
         ctx: &Context,
         detail: Option<String>,
     ) {
+        crate::metrics::audit_event(event);
         tracing::info!(
             target: "mfagate::audit",
             event,

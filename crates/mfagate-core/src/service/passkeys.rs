@@ -239,6 +239,25 @@ impl Gatekeeper {
         credential: &Value,
         ctx: &Context,
     ) -> Result<TokenPair> {
+        let outcome = self
+            .passkey_finish_counted(passkey_token, credential, ctx)
+            .await;
+        crate::metrics::login(match &outcome {
+            Ok(_) => "passkey",
+            Err(Error::PasskeyRefused) => "passkey_refused",
+            Err(Error::InvalidToken) => "passkey_token_invalid",
+            Err(Error::EmailNotVerified) => "email_not_verified",
+            Err(_) => "error",
+        });
+        outcome
+    }
+
+    async fn passkey_finish_counted(
+        &self,
+        passkey_token: &str,
+        credential: &Value,
+        ctx: &Context,
+    ) -> Result<TokenPair> {
         let rp = self.relying_party()?;
         let token_hash = hash_token(passkey_token);
         let sealed = self

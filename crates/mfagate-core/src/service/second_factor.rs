@@ -21,9 +21,11 @@ pub(super) fn claim_detail(method: Method, claim: &FactorClaim) -> String {
 pub struct SecondFactorPassed {
     pub tokens: TokenPair,
     pub device_token: Option<String>,
+    /// The method that answered.
+    pub method: Method,
 }
 
-crate::debug_showing!(SecondFactorPassed { tokens });
+crate::debug_showing!(SecondFactorPassed { tokens, method });
 
 impl Gatekeeper {
     async fn notify_recovery_code_used(&self, user_id: &str, ctx: &Context) {
@@ -55,6 +57,39 @@ impl Gatekeeper {
     /// Answers a challenge. With `remember_device`, a right answer also gives a device token
     /// that lets this user's later password logins skip the challenge (`login`).
     pub async fn verify_second_factor(
+        &self,
+        ephemeral_token: &str,
+        answer: &Proof,
+        remember_device: bool,
+        ctx: &Context,
+    ) -> Result<SecondFactorPassed> {
+        let outcome = self
+            .verify_counted(ephemeral_token, answer, remember_device, ctx)
+            .await;
+        // Which method a wrong answer meant is not known: a code, or a passkey.
+        let tried = match answer {
+            Proof::Code(_) => "code",
+            Proof::Credential(_) => Method::Webauthn.as_str(),
+        };
+        let (method, result) = match &outcome {
+            Ok(passed) => (passed.method.as_str(), "ok"),
+            Err(Error::InvalidCode { attempts_remaining })
+            | Err(Error::InvalidCredential { attempts_remaining }) => {
+                if *attempts_remaining == Some(0) {
+                    crate::metrics::challenge("dead");
+                }
+                (tried, "invalid")
+            }
+            Err(Error::TooManyAttempts { .. }) => (tried, "too_many_attempts"),
+            Err(Error::Throttled { .. }) => (tried, "throttled"),
+            Err(Error::InvalidToken) => (tried, "invalid_token"),
+            Err(_) => (tried, "error"),
+        };
+        crate::metrics::second_factor(method, result);
+        outcome
+    }
+
+    async fn verify_counted(
         &self,
         ephemeral_token: &str,
         answer: &Proof,
@@ -138,6 +173,7 @@ impl Gatekeeper {
                     return Ok(SecondFactorPassed {
                         tokens,
                         device_token,
+                        method,
                     });
                 }
                 // Spent by another right answer, or ended by a password reset or a disable.

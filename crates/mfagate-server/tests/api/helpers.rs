@@ -32,6 +32,8 @@ fn init_tracing() {
 
 pub struct TestApp {
     pub addr: String,
+    /// `http://HOST:PORT` of `GET /metrics`, when the test set `metrics_listen`.
+    pub metrics: Option<String>,
     /// The server's clock: `advance` it instead of sleeping until something expires.
     pub clock: MovableClock,
     /// Every message the server sent.
@@ -85,6 +87,7 @@ async fn start(
         .await
         .expect("server builds");
     let addr = format!("http://{}", app.local_addr().expect("bound"));
+    let metrics = app.metrics_addr().map(|a| format!("http://{a}"));
     let (tx, rx) = oneshot::channel::<()>();
     let server = tokio::spawn(async move {
         app.run_until(async {
@@ -95,6 +98,7 @@ async fn start(
     });
     TestApp {
         addr,
+        metrics,
         clock,
         mail,
         client: reqwest::Client::new(),
@@ -192,6 +196,17 @@ impl TestApp {
             request = request.bearer_auth(token);
         }
         Answer::from(request.send().await.expect("request")).await
+    }
+
+    /// The status of a GET, whatever its body.
+    pub async fn get_status(&self, path: &str) -> u16 {
+        self.client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("request")
+            .status()
+            .as_u16()
     }
 
     pub async fn raw(&self, request: reqwest::RequestBuilder) -> Answer {

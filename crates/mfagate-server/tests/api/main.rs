@@ -16,6 +16,7 @@ mod library;
 mod limits;
 mod link_pages;
 mod logs;
+mod metrics;
 mod modes;
 mod passkey_page;
 mod passkeys;

@@ -299,7 +299,12 @@ fn run_batches(
             }
         }
         if !jobs.is_empty() {
+            // What an operator watches for a writer falling behind: batch sizes and commit time.
+            metrics::histogram!("mfagate_sqlite_writer_batch_size").record(jobs.len() as f64);
+            let started = std::time::Instant::now();
             run_batch(&connection, jobs.drain(..));
+            metrics::histogram!("mfagate_sqlite_writer_batch_seconds")
+                .record(started.elapsed().as_secs_f64());
         }
         if tail_ready.swap(false, Ordering::Acquire) {
             checkpoint(&connection, "writer");

@@ -529,3 +529,87 @@ async fn passkeys_are_refused_where_the_server_does_not_offer_them() {
         .await
         .assert_error(400, "invalid_method");
 }
+
+/// Credentials that are not what a browser sends: each gets the contract's 4xx, never a 500.
+fn garbage_credentials(key: &SoftPasskey, options: &Value) -> Vec<Value> {
+    let mut key = key.clone();
+    let good = key.assert(options);
+    let mut out = vec![
+        json!({}),
+        json!({"id": "", "rawId": "", "type": "public-key", "response": {}}),
+        json!({"id": 7, "rawId": [1, 2], "type": null, "response": "x"}),
+        json!({"id": "x", "rawId": "!!!not base64!!!", "type": "public-key",
+               "response": {"clientDataJSON": "e30", "authenticatorData": "", "signature": ""}}),
+        json!({"id": "x", "rawId": "A".repeat(20_000), "type": "public-key",
+               "response": {"clientDataJSON": "A".repeat(20_000), "authenticatorData": "AA", "signature": "AA"}}),
+    ];
+    for (field, junk) in [
+        ("clientDataJSON", json!("bm90IGpzb24")),
+        ("authenticatorData", json!("AAAA")),
+        ("signature", json!("AAAA")),
+        ("userHandle", json!("\u{0}\u{fffd}")),
+        ("clientDataJSON", json!(null)),
+    ] {
+        let mut broken = good.clone();
+        broken["response"][field] = junk;
+        out.push(broken);
+    }
+    out
+}
+
+#[tokio::test]
+async fn malformed_credentials_get_the_contracts_errors_never_a_500() {
+    let app = spawn_app().await;
+    let token = access(&app.register("ann").await);
+    let mut key = new_key();
+    // The enrolment's new session is recent enough to add more.
+    let token = access(&enrol(&app, &token, "Key", &mut key).await);
+
+    // At a challenge: 400 invalid_credential (each spends an attempt; new challenges as needed).
+    let mut challenge_body = challenge(&app, "ann").await;
+    let mut used = 0;
+    for junk in garbage_credentials(&key, &challenge_body["webauthn"]) {
+        if used == 4 {
+            challenge_body = challenge(&app, "ann").await;
+            used = 0;
+        }
+        used += 1;
+        let answer = verify_with(&app, &challenge_body, junk).await;
+        answer.assert_error(400, "invalid_credential");
+    }
+    // Without a password: 401 invalid_credential.
+    for junk in garbage_credentials(&key, &begin_passwordless(&app, None).await["options"]) {
+        let begun = begin_passwordless(&app, None).await;
+        finish(&app, &begun, junk)
+            .await
+            .assert_error(401, "invalid_credential");
+    }
+    // At enrolment: 400 invalid_credential, once (the ceremony is spent with it).
+    let registration = key
+        .clone()
+        .register(&begin(&app, &token, "x").await.body["options"]);
+    for field in ["attestationObject", "clientDataJSON"] {
+        let begun = begin(&app, &token, "Another").await;
+        let id = begun.body["factor"]["id"].as_str().unwrap().to_string();
+        let mut broken = registration.clone();
+        broken["response"][field] = json!("AAAA");
+        app.post(
+            &format!("/auth/mfa/factors/{id}/verify"),
+            json!({ "credential": broken }),
+            Some(&token),
+        )
+        .await
+        .assert_error(400, "invalid_credential");
+    }
+    // Wrong JSON types around the credential: 400 invalid_request.
+    app.post(
+        "/auth/passkey/finish",
+        json!({"passkey_token": 5, "credential": {}}),
+        None,
+    )
+    .await
+    .assert_error(400, "invalid_request");
+    app.post("/auth/passkey/begin", json!({"username": ["ann"]}), None)
+        .await
+        .assert_error(400, "invalid_request");
+}

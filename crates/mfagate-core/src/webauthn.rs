@@ -159,7 +159,7 @@ impl Refusal {
 }
 
 fn refusal(error: WebauthnError) -> Refusal {
-    tracing::debug!(%error, "a WebAuthn response was refused");
+    tracing::info!(%error, "a WebAuthn response was refused");
     match error {
         WebauthnError::CredentialPossibleCompromise => Refusal::PossibleClone,
         _ => Refusal::Invalid,

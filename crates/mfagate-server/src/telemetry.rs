@@ -7,9 +7,12 @@ use tracing_subscriber::EnvFilter;
 
 use crate::settings::LogFormat;
 
-/// The server's logging: `info` unless `RUST_LOG` says otherwise.
+/// The server's logging: `info` unless `RUST_LOG` says otherwise. The WebAuthn library logs
+/// some refusals of what a client sent at `error`, which a client can repeat at will; mfagate
+/// logs each refusal itself (`mfagate_core::webauthn`, at `info`, with the library's reason), so
+/// the library's own lines are off by default (`RUST_LOG=webauthn_rs_core=debug` shows them).
 pub fn init(format: LogFormat) {
-    init_with_default(format, "info,sqlx=warn");
+    init_with_default(format, "info,sqlx=warn,webauthn_rs_core=off");
 }
 
 /// Logging with another default level (the command line uses `warn`, so that audit lines do not

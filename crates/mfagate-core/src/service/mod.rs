@@ -371,3 +371,22 @@ impl Gatekeeper {
         policy::mfa_enabled(&self.config, &holdings(user, false))
     }
 }
+
+#[cfg(test)]
+mod user_agent_tests {
+    use super::UserAgent;
+
+    #[test]
+    fn a_user_agent_is_kept_whole_or_cut_at_a_character_boundary() {
+        assert_eq!(UserAgent::new("curl/8.5").as_str(), Some("curl/8.5"));
+        assert_eq!(UserAgent::new("").as_str(), None);
+        assert_eq!(UserAgent::default().as_str(), None);
+        // 199 ASCII bytes, then a 3-byte character across the 200-byte limit: it is left out.
+        let long = format!("{}€tail", "a".repeat(199));
+        let cut = UserAgent::new(&long);
+        assert_eq!(cut.as_str(), Some("a".repeat(199).as_str()));
+        let exact = "é".repeat(100);
+        assert_eq!(UserAgent::new(&exact).as_str(), Some(exact.as_str()));
+        assert_eq!(format!("{:?}", UserAgent::new("x")), "Some(\"x\")");
+    }
+}

@@ -9,6 +9,7 @@
 //! at 1,000,000 users on SQLite and on PostgreSQL and writes `bench/results/scale-*.json`.
 
 mod load;
+mod passkeys;
 mod seed;
 mod server;
 
@@ -714,6 +715,13 @@ async fn suite(
     }
 
     // S6: an administrator pages through the user list and reads users' audit trails.
+    // S8: logins with a passkey alone.
+    let s8 = if wants("S8") {
+        passkeys::passkey_levels(plan, &base).await?
+    } else {
+        Vec::new()
+    };
+
     let mut s6 = Vec::new();
     if wants("S6") {
         let admin_name = "benchadmin";
@@ -903,6 +911,7 @@ async fn suite(
         ("S4 refresh", &s4),
         ("S5 recovery-code regeneration", &s5),
         ("S6 admin user list + audit", &s6),
+        ("S8 passkey login, no password (flows)", &s8),
         (
             "mixed: logins, refreshes, enrolments, protected calls",
             &mixed,
@@ -957,6 +966,7 @@ async fn suite(
             "S4_refresh": scenario(&s4, "rps"),
             "S5_regenerate": scenario(&s5, "rps"),
             "S6_admin": scenario(&s6, "rps"),
+            "S8_passkey_login": scenario(&s8, "flows_per_s"),
             "mixed": scenario(&mixed, "rps"),
         },
         "rss_mib": { "idle": rss_idle, "peak": rss_peak },

@@ -92,3 +92,27 @@ mod tests {
         );
     }
 }
+
+/// How an enrolment changes the user's preferred method (each store runs its dialect's
+/// statement for it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Prefer {
+    /// The user's first TOTP factor: TOTP becomes the preferred method (v1's activation).
+    Totp,
+    /// A passkey: preferred when the user had no preference.
+    WebauthnIfNone,
+    Unchanged,
+}
+
+impl Prefer {
+    /// For a verified factor of `kind` (as stored); `first_totp` when it is the user's first.
+    pub(crate) fn after_enrolment(kind: &str, first_totp: bool) -> Self {
+        if kind == mfagate_core::FactorKind::Webauthn.as_str() {
+            Self::WebauthnIfNone
+        } else if first_totp {
+            Self::Totp
+        } else {
+            Self::Unchanged
+        }
+    }
+}

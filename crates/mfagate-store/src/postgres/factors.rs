@@ -14,6 +14,7 @@ use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Row};
 
 use super::{insert_token, replace_codes, PgStore, SqlResult};
+use crate::Prefer;
 
 const FACTOR_COLUMNS: &str =
     "id, user_id, kind, name, secret_sealed, credential_id, sign_count, last_step, created_at, last_used_at, verified_at";
@@ -132,24 +133,6 @@ async fn spend_setup_token(
     Ok(spent.rows_affected() == 1)
 }
 
-/// How an enrolment changes the preferred method (see the SQLite store's `Prefer`).
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Prefer {
-    Totp,
-    WebauthnIfNone,
-    Unchanged,
-}
-
-fn prefer_for(kind: &str, first_totp: bool) -> Prefer {
-    if kind == FactorKind::Webauthn.as_str() {
-        Prefer::WebauthnIfNone
-    } else if first_totp {
-        Prefer::Totp
-    } else {
-        Prefer::Unchanged
-    }
-}
-
 /// See the SQLite store's `finish_enrolment`.
 async fn finish_enrolment(
     c: &mut PgConnection,
@@ -159,17 +142,12 @@ async fn finish_enrolment(
     refresh: &NewRefreshToken,
     now: i64,
 ) -> Result<(), sqlx::Error> {
-    // The login's setup tokens, and devices remembered before this factor existed (they
-    // would skip it).
-    for statement in [
-        "DELETE FROM setup_tokens WHERE user_id = $1",
-        "DELETE FROM remembered_devices WHERE user_id = $1",
-    ] {
-        sqlx::query(statement)
-            .bind(user_id)
-            .execute(&mut *c)
-            .await?;
-    }
+    sqlx::query("DELETE FROM setup_tokens WHERE user_id = $1")
+        .bind(user_id)
+        .execute(&mut *c)
+        .await?;
+    // A device remembered before this factor existed would skip it.
+    super::sessions::forget_devices(c, user_id).await?;
     if let Some(codes) = codes {
         replace_codes(c, user_id, codes).await?;
     }
@@ -198,16 +176,13 @@ async fn finish_enrolment(
     insert_token(c, refresh).await
 }
 
-/// See the SQLite store's `after_removal`.
+/// See the SQLite store's `after_removal` (and its `FALL_BACK`).
 async fn after_removal(
     c: &mut PgConnection,
     user_id: &str,
     fallback: Option<Method>,
 ) -> Result<bool, sqlx::Error> {
-    sqlx::query("DELETE FROM remembered_devices WHERE user_id = $1")
-        .bind(user_id)
-        .execute(&mut *c)
-        .await?;
+    super::sessions::forget_devices(c, user_id).await?;
     let last = verified_count(c, user_id).await? == 0;
     if last {
         sqlx::query("DELETE FROM recovery_codes WHERE user_id = $1")
@@ -215,30 +190,16 @@ async fn after_removal(
             .execute(&mut *c)
             .await?;
     }
-    if !has_totp(c, user_id).await? {
-        sqlx::query(
-            "UPDATE users SET preferred_method = $2 WHERE id = $1 AND preferred_method = 'totp'",
-        )
-        .bind(user_id)
-        .bind(preference_name(fallback))
-        .execute(&mut *c)
-        .await?;
-    }
-    let passkey: Option<i32> = sqlx::query_scalar(
-        "SELECT 1 FROM factors WHERE user_id = $1 AND kind = 'webauthn' AND verified_at IS NOT NULL LIMIT 1",
+    sqlx::query(
+        "UPDATE users SET preferred_method = $2
+         WHERE id = $1 AND preferred_method IN ('totp', 'webauthn')
+           AND NOT EXISTS (SELECT 1 FROM factors f WHERE f.user_id = $1
+                           AND f.kind = users.preferred_method AND f.verified_at IS NOT NULL)",
     )
     .bind(user_id)
-    .fetch_optional(&mut *c)
+    .bind(preference_name(fallback))
+    .execute(&mut *c)
     .await?;
-    if passkey.is_none() {
-        sqlx::query(
-            "UPDATE users SET preferred_method = $2 WHERE id = $1 AND preferred_method = 'webauthn'",
-        )
-        .bind(user_id)
-        .bind(preference_name(fallback))
-        .execute(&mut *c)
-        .await?;
-    }
     Ok(last)
 }
 
@@ -455,7 +416,7 @@ impl FactorStore for PgStore {
             &mut tx,
             user,
             codes,
-            prefer_for(&kind, first_totp),
+            Prefer::after_enrolment(&kind, first_totp),
             &v.refresh,
             now,
         )

@@ -6,6 +6,18 @@ use sqlx::Row;
 
 use super::{PgStore, SqlResult};
 
+/// Forgets every remembered device of the user (inside the caller's transaction).
+pub(super) async fn forget_devices(
+    c: &mut sqlx::PgConnection,
+    user_id: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM remembered_devices WHERE user_id = $1")
+        .bind(user_id)
+        .execute(&mut *c)
+        .await?;
+    Ok(())
+}
+
 #[async_trait]
 impl SessionStore for PgStore {
     async fn live_sessions(&self, user_id: &str, now: i64) -> StoreResult<Vec<Session>> {
@@ -64,11 +76,7 @@ impl SessionStore for PgStore {
         .execute(&mut *tx)
         .await
         .store()?;
-        sqlx::query("DELETE FROM remembered_devices WHERE user_id = $1")
-            .bind(user_id)
-            .execute(&mut *tx)
-            .await
-            .store()?;
+        forget_devices(&mut tx, user_id).await.store()?;
         tx.commit().await.store()?;
         Ok(ended.rows_affected())
     }

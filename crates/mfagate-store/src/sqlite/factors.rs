@@ -12,6 +12,7 @@ use rusqlite::params;
 
 use super::{insert_token, replace_codes, SqliteStore};
 use crate::sqlite::statements::{execute, exists, query_all, query_opt};
+use crate::Prefer;
 
 /// The columns `factor_from_row` reads.
 macro_rules! factor_columns {
@@ -107,26 +108,6 @@ fn setup_token_live(
     )
 }
 
-/// How an enrolment changes the user's preferred method.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Prefer {
-    /// The user's first TOTP factor: TOTP becomes the preferred method (v1's activation).
-    Totp,
-    /// A passkey: preferred when the user had no preference.
-    WebauthnIfNone,
-    Unchanged,
-}
-
-fn prefer_for(kind: &str, first_totp: bool) -> Prefer {
-    if kind == FactorKind::Webauthn.as_str() {
-        Prefer::WebauthnIfNone
-    } else if first_totp {
-        Prefer::Totp
-    } else {
-        Prefer::Unchanged
-    }
-}
-
 /// The changes that end every enrolment: the setup tokens of the login it completes go, the
 /// recovery codes are stored (`codes`, for a first factor), the preferred method follows
 /// `prefer`, sessions without a second factor end, and the new session's first token is
@@ -172,8 +153,16 @@ fn finish_enrolment(
     insert_token(c, refresh)
 }
 
-/// After factors went: the recovery codes go with the last one, and a preference for TOTP
-/// falls back to `fallback` (or `none`) when no TOTP factor is left. Whether none is left.
+/// A preference for a factor kind (`totp`, `webauthn`) of which the user holds none any more
+/// falls back to `?2`. The kind names are the methods' names.
+const FALL_BACK: &str = "UPDATE users SET preferred_method = ?2
+     WHERE id = ?1 AND preferred_method IN ('totp', 'webauthn')
+       AND NOT EXISTS (SELECT 1 FROM factors f WHERE f.user_id = ?1
+                       AND f.kind = users.preferred_method AND f.verified_at IS NOT NULL)";
+
+/// After factors went: remembered devices are forgotten, the recovery codes go with the last
+/// factor, and a preference for a kind no longer held falls back to `fallback` (or `none`).
+/// Whether no factor is left.
 fn after_removal(
     c: &rusqlite::Connection,
     user_id: &str,
@@ -188,25 +177,7 @@ fn after_removal(
             [user_id],
         )?;
     }
-    if !has_totp(c, user_id)? {
-        execute(
-            c,
-            "UPDATE users SET preferred_method = ?2 WHERE id = ?1 AND preferred_method = 'totp'",
-            params![user_id, preference_name(fallback)],
-        )?;
-    }
-    let has_passkey = exists(
-        c,
-        "SELECT 1 FROM factors WHERE user_id = ?1 AND kind = 'webauthn' AND verified_at IS NOT NULL LIMIT 1",
-        [user_id],
-    )?;
-    if !has_passkey {
-        execute(
-            c,
-            "UPDATE users SET preferred_method = ?2 WHERE id = ?1 AND preferred_method = 'webauthn'",
-            params![user_id, preference_name(fallback)],
-        )?;
-    }
+    execute(c, FALL_BACK, params![user_id, preference_name(fallback)])?;
     Ok(last)
 }
 
@@ -378,7 +349,7 @@ impl FactorStore for SqliteStore {
             }
             let first = count == 0;
             let codes = first.then_some(v.recovery_codes_sealed.as_slice());
-            finish_enrolment(c, user, codes, prefer_for(&kind, first_totp), &v.refresh, now)?;
+            finish_enrolment(c, user, codes, Prefer::after_enrolment(&kind, first_totp), &v.refresh, now)?;
             Ok(FactorVerified::Verified { first })
         })
         .await

@@ -271,8 +271,8 @@ impl RelyingParty {
         response: &Value,
         state: &str,
     ) -> Result<Registered, Refusal> {
-        let response: RegisterPublicKeyCredential =
-            serde_json::from_value(response.clone()).map_err(|_| Refusal::Malformed)?;
+        let response =
+            RegisterPublicKeyCredential::deserialize(response).map_err(|_| Refusal::Malformed)?;
         let state: RegistrationState = serde_json::from_str(state).map_err(|_| Refusal::Invalid)?;
         let credential = self
             .core
@@ -339,12 +339,12 @@ impl RelyingParty {
     /// verification, and a counter that grew. The new counter, for the store to claim.
     pub fn finish_login(
         &self,
-        response: &Value,
+        assertion: &Assertion,
         ceremony: &LoginCeremony,
         passkey: &StoredPasskey,
         owner: &str,
     ) -> Result<u32, Refusal> {
-        let response = parse_assertion(response)?;
+        let response = &assertion.0;
         // The authenticator's user handle, where it sends one, must be the owner's: a
         // credential cannot sign in as someone else.
         if let Some(handle) = response.get_user_unique_id() {
@@ -355,19 +355,27 @@ impl RelyingParty {
         let credential = credential(passkey).map_err(|_| Refusal::Invalid)?;
         let result = self
             .core
-            .authenticate_single_credential(&response, &ceremony.state.state, &credential)
+            .authenticate_single_credential(response, &ceremony.state.state, &credential)
             .map_err(refusal)?;
         Ok(result.counter())
     }
 }
 
-fn parse_assertion(response: &Value) -> Result<PublicKeyCredential, Refusal> {
-    serde_json::from_value(response.clone()).map_err(|_| Refusal::Malformed)
-}
+/// A login's `credential.toJSON()`, parsed once: its id finds the passkey it claims to be, and
+/// `RelyingParty::finish_login` checks it.
+pub struct Assertion(PublicKeyCredential);
 
-/// The credential id an assertion names (`rawId`), to find the passkey it claims to be.
-pub fn assertion_credential_id(response: &Value) -> Result<Vec<u8>, Refusal> {
-    Ok(parse_assertion(response)?.raw_id)
+impl Assertion {
+    pub fn parse(response: &Value) -> Result<Self, Refusal> {
+        PublicKeyCredential::deserialize(response)
+            .map(Self)
+            .map_err(|_| Refusal::Malformed)
+    }
+
+    /// The credential id it names (`rawId`).
+    pub fn credential_id(&self) -> &[u8] {
+        self.0.get_credential_id()
+    }
 }
 
 /// The library's credential record with the store's counter.
@@ -459,7 +467,7 @@ mod tests {
                 rp.finish_registration(&junk, &state).err(),
                 Some(Refusal::Malformed)
             );
-            assert!(assertion_credential_id(&junk).is_err());
+            assert!(Assertion::parse(&junk).is_err());
         }
     }
 }

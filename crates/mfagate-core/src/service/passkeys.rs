@@ -12,7 +12,7 @@ use data_encoding::BASE64URL_NOPAD;
 use serde_json::Value;
 
 use super::*;
-use crate::webauthn::{self, Refusal, StoredPasskey, Verification};
+use crate::webauthn::{self, Assertion, Refusal, StoredPasskey, Verification};
 
 /// How a user answers: a code (TOTP, recovery, e-mailed), or a passkey's
 /// `credential.toJSON()`.
@@ -139,13 +139,13 @@ impl Gatekeeper {
         let Some(sealed) = &challenge.webauthn_state else {
             return Ok(Err(Refusal::Invalid));
         };
-        let id = match webauthn::assertion_credential_id(credential) {
-            Ok(id) => id,
+        let assertion = match Assertion::parse(credential) {
+            Ok(assertion) => assertion,
             Err(refusal) => return Ok(Err(refusal)),
         };
         let factor = self
             .store
-            .passkey_by_credential(&BASE64URL_NOPAD.encode(&id))
+            .passkey_by_credential(&BASE64URL_NOPAD.encode(assertion.credential_id()))
             .await?;
         // A passkey of another user is refused like a wrong code.
         let Some(factor) = factor.filter(|f| f.user_id == challenge.user_id) else {
@@ -159,7 +159,7 @@ impl Gatekeeper {
             .map_err(Error::Internal)?;
         let passkey = self.stored_passkey(&factor)?;
         Ok(rp
-            .finish_login(credential, &ceremony, &passkey, &challenge.user_id)
+            .finish_login(&assertion, &ceremony, &passkey, &challenge.user_id)
             .map(|count| FactorClaim::SignCount {
                 factor_id: factor.id.clone(),
                 count,
@@ -271,14 +271,13 @@ impl Gatekeeper {
         let ceremony = rp
             .login_ceremony(&String::from_utf8_lossy(&state))
             .map_err(Error::Internal)?;
-        let factor = match webauthn::assertion_credential_id(credential) {
-            Ok(id) => {
-                self.store
-                    .passkey_by_credential(&BASE64URL_NOPAD.encode(&id))
-                    .await?
-            }
-            Err(_) => None,
+        let Ok(assertion) = Assertion::parse(credential) else {
+            return Err(self.passkey_refused(None, Refusal::Malformed, ctx).await);
         };
+        let factor = self
+            .store
+            .passkey_by_credential(&BASE64URL_NOPAD.encode(assertion.credential_id()))
+            .await?;
         // Begun for a name: only that user's passkeys count.
         let factor = factor.filter(|f| match ceremony.intended_user() {
             None => true,
@@ -296,7 +295,7 @@ impl Gatekeeper {
             return Err(self.passkey_refused(None, Refusal::Invalid, ctx).await);
         };
         let passkey = self.stored_passkey(&factor)?;
-        let count = match rp.finish_login(credential, &ceremony, &passkey, &user.id) {
+        let count = match rp.finish_login(&assertion, &ceremony, &passkey, &user.id) {
             Ok(count) => count,
             Err(refusal) => return Err(self.passkey_refused(Some(&user.id), refusal, ctx).await),
         };

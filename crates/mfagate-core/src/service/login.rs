@@ -77,14 +77,7 @@ impl Gatekeeper {
         device_token: Option<&str>,
         ctx: &Context,
     ) -> Result<LoginOutcome> {
-        // NUL can be in no stored name (and PostgreSQL refuses it in text): such a login is
-        // simply unknown.
-        let login = login.trim().to_lowercase().replace('\0', "\u{fffd}");
-        let user = if login.chars().count() > LOGIN_MAX_CHARS || login.contains('\u{fffd}') {
-            None
-        } else {
-            self.store.user_by_login(&login).await?
-        };
+        let (login, user) = self.lookup_login(login).await?;
         let windows = self.login_windows(&login, user.as_ref(), ctx);
         // A disabled account is checked against the decoy: same time, and a failure like any.
         let active = user.as_ref().filter(|u| !u.disabled);
@@ -113,6 +106,19 @@ impl Gatekeeper {
             return Err(Error::EmailNotVerified);
         }
         self.after_password(&user, device_token, ctx).await
+    }
+
+    /// A login name as typed (username or address), normalised (trimmed, lowercase), and its
+    /// user if there is one. NUL can be in no stored name (and PostgreSQL refuses it in text),
+    /// and names over 320 characters in none either: such a name is simply unknown.
+    pub(super) async fn lookup_login(&self, typed: &str) -> Result<(String, Option<User>)> {
+        let name = typed.trim().to_lowercase().replace('\0', "\u{fffd}");
+        let user = if name.chars().count() > LOGIN_MAX_CHARS || name.contains('\u{fffd}') {
+            None
+        } else {
+            self.store.user_by_login(&name).await?
+        };
+        Ok((name, user))
     }
 
     /// Counts one request from `ip` in the per-IP request window (`rate`), which every

@@ -175,14 +175,12 @@ impl Gatekeeper {
         ctx: &Context,
     ) -> Result<PasskeyBegun> {
         let rp = self.relying_party()?;
-        let name = username.map(|n| n.trim().to_lowercase().replace('\0', "\u{fffd}"));
-        let user = match &name {
-            Some(name) if name.chars().count() <= LOGIN_MAX_CHARS => self
-                .store
-                .user_by_login(name)
-                .await?
-                .filter(|u| !u.disabled),
-            _ => None,
+        let (name, user) = match username {
+            Some(typed) => {
+                let (name, user) = self.lookup_login(typed).await?;
+                (Some(name), user.filter(|u| !u.disabled))
+            }
+            None => (None, None),
         };
         let passkeys = match &user {
             Some(user) => self.stored_passkeys(&user.id).await?,

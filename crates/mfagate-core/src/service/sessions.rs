@@ -35,12 +35,7 @@ impl Gatekeeper {
             .into_iter()
             .map(|s| SessionView {
                 current: s.id == caller.sid,
-                amr: s
-                    .amr
-                    .split(' ')
-                    .filter(|m| !m.is_empty())
-                    .map(str::to_string)
-                    .collect(),
+                amr: stored_amr(&s.amr).map(str::to_string).collect(),
                 id: s.id,
                 created_at: s.created_at,
                 last_used_at: s.last_used_at,

@@ -54,6 +54,11 @@ impl AccessClaims {
 
 pub(super) const ACCESS_TOKEN_TYPE: &str = "JWT";
 
+/// The `amr` values a session stores (space-separated, as `new_refresh_token` joins them).
+pub(super) fn stored_amr(stored: &str) -> impl Iterator<Item = &str> {
+    stored.split(' ').filter(|m| !m.is_empty())
+}
+
 pub(super) fn signing_key_context(kid: &str) -> String {
     format!("signing-key:{kid}")
 }
@@ -197,7 +202,7 @@ impl Gatekeeper {
                 amr,
                 auth_time,
             } => {
-                let amr: Vec<&str> = amr.split(' ').filter(|m| !m.is_empty()).collect();
+                let amr: Vec<&str> = stored_amr(&amr).collect();
                 self.sign_pair(&user_id, &family_id, &amr, auth_time, refresh, ctx.now)
             }
             RefreshOutcome::Reused { user_id, family_id } => {

@@ -97,7 +97,12 @@ async fn a_remembered_device_skips_the_challenge_for_its_user_only() {
     app.clock.advance(30 * 24 * 3600 + 1);
     let expired = login_with_device(&app, "ann", Some(&token)).await;
     assert_eq!(expired.body["mfa_required"], true, "{}", expired.body);
-    let _ = remembered_login(&app, "bob", &mut bobs).await;
+    // bob's own device token lets bob in, and not ann.
+    let bobs_token = device(&remembered_login(&app, "bob", &mut bobs).await);
+    let bob_in = login_with_device(&app, "bob", Some(&bobs_token)).await;
+    assert_eq!(amr(&access(&bob_in)), ["pwd", "mfa", "swk"]);
+    let ann = login_with_device(&app, "ann", Some(&bobs_token)).await;
+    assert_eq!(ann.body["mfa_required"], true, "{}", ann.body);
 }
 
 #[tokio::test]

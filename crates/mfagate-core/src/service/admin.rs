@@ -88,7 +88,7 @@ impl Gatekeeper {
             Some(how.into()),
         )
         .await;
-        self.notify(notices::Notice::MfaReset, &user.id, ctx).await;
+        self.notify(notices::Notice::MfaReset, user, ctx).await;
         Ok(())
     }
 

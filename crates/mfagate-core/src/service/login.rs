@@ -238,8 +238,7 @@ impl Gatekeeper {
             {
                 self.audit(audit::DEVICE_LOGIN, Some(&user.id), ctx, None)
                     .await;
-                self.notify(notices::Notice::DeviceLogin, &user.id, ctx)
-                    .await;
+                self.notify(notices::Notice::DeviceLogin, user, ctx).await;
                 let amr = ["pwd", "mfa", REMEMBERED_DEVICE_AMR];
                 return Ok(LoginOutcome::Tokens(
                     self.issue_tokens(&user.id, &amr, ctx).await?,

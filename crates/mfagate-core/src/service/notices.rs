@@ -60,19 +60,25 @@ pub(super) fn factor_label(name: &str, kind: FactorKind) -> String {
 }
 
 impl Gatekeeper {
-    /// Sends the user a security notice, unless they are off; never fails the caller.
-    pub(super) async fn notify(&self, notice: Notice, user_id: &str, ctx: &Context) {
+    /// `notify` for a caller that has only the user's id: reads the user first.
+    pub(super) async fn notify_by_id(&self, notice: Notice, user_id: &str, ctx: &Context) {
         if !self.config.security_emails {
             return;
         }
-        let user = match self.store.user_by_id(user_id).await {
-            Ok(Some(user)) => user,
-            Ok(None) => return,
+        match self.store.user_by_id(user_id).await {
+            Ok(Some(user)) => self.notify(notice, &user, ctx).await,
+            Ok(None) => {}
             Err(error) => {
                 tracing::warn!(%error, "could not read the user for a security e-mail; none sent");
-                return;
             }
-        };
+        }
+    }
+
+    /// Sends the user a security notice, unless they are off; never fails the caller.
+    pub(super) async fn notify(&self, notice: Notice, user: &User, ctx: &Context) {
+        if !self.config.security_emails {
+            return;
+        }
         let when = OffsetDateTime::from_unix_timestamp(ctx.now)
             .ok()
             .and_then(|t| t.format(&Rfc3339).ok())

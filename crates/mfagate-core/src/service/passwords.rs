@@ -109,7 +109,7 @@ impl Gatekeeper {
             .await?;
         self.audit(audit::PASSWORD_CHANGED, Some(&user.id), ctx, None)
             .await;
-        self.notify(notices::Notice::PasswordChanged, &user.id, ctx)
+        self.notify(notices::Notice::PasswordChanged, &user, ctx)
             .await;
         Ok(())
     }
@@ -164,7 +164,7 @@ impl Gatekeeper {
             .await?;
         self.audit(audit::PASSWORD_RESET, Some(&user.id), ctx, None)
             .await;
-        self.notify(notices::Notice::PasswordReset, &user.id, ctx)
+        self.notify(notices::Notice::PasswordReset, &user, ctx)
             .await;
         Ok(())
     }

@@ -44,7 +44,7 @@ impl Gatekeeper {
         code: &str,
         ctx: &Context,
     ) -> Result<Vec<String>> {
-        self.user(user_id).await?;
+        let user = self.user(user_id).await?;
         if self.store.factors(user_id).await?.is_empty() {
             return Err(Error::TotpNotEnabled);
         }
@@ -56,7 +56,7 @@ impl Gatekeeper {
         }
         self.audit(audit::RECOVERY_CODES_REGENERATED, Some(user_id), ctx, None)
             .await;
-        self.notify(notices::Notice::RecoveryCodesRegenerated, user_id, ctx)
+        self.notify(notices::Notice::RecoveryCodesRegenerated, &user, ctx)
             .await;
         Ok(codes)
     }

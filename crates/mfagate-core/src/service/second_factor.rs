@@ -34,7 +34,7 @@ impl Gatekeeper {
             .count_unused_recovery_codes(user_id)
             .await
             .unwrap_or_default();
-        self.notify(notices::Notice::RecoveryCodeUsed(left), user_id, ctx)
+        self.notify_by_id(notices::Notice::RecoveryCodeUsed(left), user_id, ctx)
             .await;
     }
 

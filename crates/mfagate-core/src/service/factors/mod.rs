@@ -243,7 +243,7 @@ impl Gatekeeper {
         ctx: &Context,
     ) -> Result<FactorVerifiedOutcome> {
         let user_id = enroller.user_id();
-        self.user(user_id).await?;
+        let user = self.user(user_id).await?;
         let pending = self
             .store
             .pending_factor(user_id, factor_id, ctx.now)
@@ -320,7 +320,7 @@ impl Gatekeeper {
         .await;
         self.audit_enrolment_login(enroller, ctx).await;
         let label = super::notices::factor_label(&pending.name, pending.kind);
-        self.notify(super::notices::Notice::FactorAdded(label), user_id, ctx)
+        self.notify(super::notices::Notice::FactorAdded(label), &user, ctx)
             .await;
         Ok(FactorVerifiedOutcome {
             factor: FactorView {
@@ -392,7 +392,7 @@ impl Gatekeeper {
         )
         .await;
         let label = super::notices::factor_label(&factor.name, factor.kind);
-        self.notify(super::notices::Notice::FactorRemoved(label), user_id, ctx)
+        self.notify(super::notices::Notice::FactorRemoved(label), &user, ctx)
             .await;
         Ok(())
     }

@@ -224,7 +224,7 @@ impl Gatekeeper {
         .await;
         self.audit_enrolment_login(enroller, ctx).await;
         let label = super::super::notices::factor_label(FIRST_TOTP_NAME, FactorKind::Totp);
-        self.notify(
+        self.notify_by_id(
             super::super::notices::Notice::FactorAdded(label),
             user_id,
             ctx,
@@ -261,7 +261,7 @@ impl Gatekeeper {
         let every = "every authenticator app".to_string();
         self.notify(
             super::super::notices::Notice::FactorRemoved(every),
-            user_id,
+            &user,
             ctx,
         )
         .await;

@@ -22,6 +22,17 @@ fn claim(token: &str, name: &str) -> Value {
     jwt_claims(token)[name].clone()
 }
 
+/// Asserts the token's `auth_time` is a moment between `from` and now (the server's clock runs
+/// on while a request is answered, so "now" is a range, not a second).
+fn assert_fresh(app: &TestApp, token: &str, from: i64) {
+    let auth_time = claim(token, "auth_time").as_i64().expect("auth_time");
+    assert!(
+        (from..=app.clock.now()).contains(&auth_time),
+        "auth_time {auth_time} not in {from}..={}",
+        app.clock.now()
+    );
+}
+
 /// A TOTP code for the server's current step (the tests move its clock).
 fn code_now(app: &TestApp, secret: &[u8]) -> String {
     code(secret, app.clock.now() / 30)
@@ -95,6 +106,7 @@ async fn a_stale_token_is_stepped_up_on_each_listed_call_and_a_totp_challenge_re
     }
 
     // Reauthenticate: a user with a factor gets a challenge (no password needed).
+    let reauthenticated_from = app.clock.now();
     let challenge = reauthenticate(&app, &stale, json!({})).await;
     assert_eq!(challenge.status, 200, "{}", challenge.body);
     assert_eq!(challenge.body["mfa_required"], true);
@@ -107,7 +119,7 @@ async fn a_stale_token_is_stepped_up_on_each_listed_call_and_a_totp_challenge_re
     assert_eq!(answer.status, 200, "{}", answer.body);
     let renewed = access(&answer);
     assert_eq!(claim(&renewed, "sid"), sid, "the same session");
-    assert_eq!(claim(&renewed, "auth_time"), json!(app.clock.now()));
+    assert_fresh(&app, &renewed, reauthenticated_from);
     assert_eq!(
         app.get("/auth/mfa/recovery-codes", Some(&renewed))
             .await
@@ -141,7 +153,11 @@ async fn a_stale_token_is_stepped_up_on_each_listed_call_and_a_totp_challenge_re
             None,
         )
         .await;
-    assert_eq!(claim(&access(&again), "auth_time"), json!(app.clock.now()));
+    assert_eq!(
+        claim(&access(&again), "auth_time"),
+        claim(&renewed, "auth_time"),
+        "kept across the refresh"
+    );
     // The refresh token the reauthentication replaced is used up: presenting it is a reuse.
     app.post(
         "/auth/token/refresh",
@@ -164,11 +180,12 @@ async fn a_user_without_a_factor_reauthenticates_with_the_password() {
     reauthenticate(&app, &token, json!({"password": "wrong password"}))
         .await
         .assert_error(401, "invalid_credentials");
+    let reauthenticated_from = app.clock.now();
     let answer = reauthenticate(&app, &token, json!({"password": PASSWORD})).await;
     assert_eq!(answer.status, 200, "{}", answer.body);
     let renewed = access(&answer);
     assert_eq!(claim(&renewed, "sid"), claim(&token, "sid"));
-    assert_eq!(claim(&renewed, "auth_time"), json!(app.clock.now()));
+    assert_fresh(&app, &renewed, reauthenticated_from);
     assert_eq!(claim(&renewed, "amr"), json!(["pwd"]));
     // Throttled like a login: past the limit even the right password is refused.
     for _ in 0..10 {

@@ -117,6 +117,7 @@ const KNOWN: &[&str] = &[
     "access_ttl",
     "refresh_ttl",
     "refresh_cookie",
+    "ui",
     "setup_token_ttl",
     "password_min_length",
     "mfa_max_attempts",
@@ -428,6 +429,7 @@ impl Settings {
                 }
             })?,
             refresh_cookie: raw.parsed("refresh_cookie", false, parse_bool)?,
+            ui: raw.parsed("ui", gate_defaults.ui, parse_bool)?,
             trusted_proxies: raw.parsed("trusted_proxies", Vec::new(), client_ip::parse_list)?,
             ip_throttle: raw.parsed("ip_throttle", gate_defaults.ip_throttle, rate)?,
             clock: gate_defaults.clock.clone(),

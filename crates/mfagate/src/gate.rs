@@ -17,6 +17,8 @@ pub struct GateOptions {
     pub prefix: String,
     /// Send refresh tokens as an HttpOnly cookie instead of in the body.
     pub refresh_cookie: bool,
+    /// Serve the account portal at `/ui/` ([`crate::app`] only; `MFAGATE_UI`).
+    pub ui: bool,
     /// Peers whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<IpNet>,
     /// Requests per client IP over the sensitive endpoints; `None` switches it off.
@@ -30,6 +32,7 @@ impl Default for GateOptions {
         Self {
             prefix: "/auth".into(),
             refresh_cookie: false,
+            ui: true,
             trusted_proxies: Vec::new(),
             ip_throttle: Some(Rate {
                 limit: 300,

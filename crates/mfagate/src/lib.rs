@@ -17,6 +17,7 @@ pub mod error;
 pub mod extract;
 pub mod gate;
 pub mod mail;
+pub mod openapi;
 #[cfg(feature = "remote-jwks")]
 pub mod remote;
 pub mod routes;
@@ -26,12 +27,13 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{header, HeaderValue, Request, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use axum::Router;
 use tower_http::request_id::{
     MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
 };
 use tower_http::trace::TraceLayer;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 pub use error::{ApiError, ApiResult};
 pub use extract::{
@@ -47,9 +49,25 @@ pub const BODY_LIMIT_BYTES: usize = 64 * 1024;
 impl MfaGate {
     /// The API under the configured prefix (default `/auth`), plus `/.well-known/jwks.json`.
     pub fn router(&self) -> Router {
+        let (router, _) = self.documented_router().split_for_parts();
+        router
+            .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
+            .layer(middleware::map_response(framework_errors_as_json))
+            .with_state(self.clone())
+    }
+
+    /// The OpenAPI 3.1 document of [`MfaGate::router`]'s calls (served by [`app`] at
+    /// `/openapi.json`).
+    pub fn openapi(&self) -> utoipa::openapi::OpenApi {
+        openapi::finish(self.documented_router().into_openapi())
+    }
+
+    /// The API's routes with their documentation: each is registered from its handler's
+    /// annotation, which adds the route and the operation together.
+    fn documented_router(&self) -> OpenApiRouter<MfaGate> {
         // Every `/mfa/*` call answers `403 mfa_disabled` in `disabled` mode, before anything
         // else is checked (this layer runs first).
-        let second_factor = Router::new()
+        let second_factor = OpenApiRouter::new()
             .merge(routes::second_factor::router(self))
             .merge(routes::totp::router())
             .merge(routes::factors::router())
@@ -57,7 +75,7 @@ impl MfaGate {
                 self.clone(),
                 reject_when_mfa_disabled,
             ));
-        let api = Router::new()
+        let api = OpenApiRouter::new()
             .merge(routes::accounts::router(self))
             .merge(routes::email::router(self))
             .merge(routes::admin::router())
@@ -68,18 +86,14 @@ impl MfaGate {
         let mounted = if prefix.is_empty() {
             api
         } else {
-            Router::new().nest(&prefix, api)
+            OpenApiRouter::new().nest(&prefix, api)
         };
-        mounted
-            .route("/.well-known/jwks.json", get(routes::meta::jwks))
-            .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
-            .layer(middleware::map_response(framework_errors_as_json))
-            .with_state(self.clone())
+        mounted.routes(routes!(routes::meta::jwks))
     }
 }
 
 /// The whole HTTP server: [`MfaGate::router`], `/healthz`, the pages behind the e-mails' links
-/// ([`link_pages`]), the passkey page ([`passkey_page`]), a JSON 404 for unknown paths, a request id (`x-request-id`, taken from the
+/// ([`link_pages`]), the account portal at `/ui/` (unless [`GateOptions::ui`] is off), `/openapi.json`, a JSON 404 for unknown paths, a request id (`x-request-id`, taken from the
 /// client or generated) on every log line and response, and a log line per answer.
 pub fn app(gate: &MfaGate) -> Router {
     app_with(gate, Router::new())
@@ -88,14 +102,27 @@ pub fn app(gate: &MfaGate) -> Router {
 /// [`app`] with a host app's own routes merged in before the layers, so that they get the
 /// request ids, the log line per answer and the JSON 404 too.
 pub fn app_with(gate: &MfaGate, routes: Router) -> Router {
-    gate.router()
+    let mut documented = gate.documented_router();
+    if gate.options().ui {
+        documented = documented.merge(routes::ui::router());
+    }
+    let (site, document) = documented
+        .merge(routes::link_pages::router())
+        .routes(routes!(routes::meta::healthz))
+        .routes(routes!(routes::meta::openapi_json))
+        .split_for_parts();
+    let document = openapi::finish(document).to_json().unwrap_or_else(|error| {
+        // Our own types: a failure is a bug, and the server still serves everything else.
+        tracing::error!(%error, "the OpenAPI document did not serialise");
+        "{}".into()
+    });
+    site.layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
+        .layer(middleware::map_response(framework_errors_as_json))
+        .layer(axum::Extension(routes::meta::OpenApiDocument(
+            std::sync::Arc::new(document),
+        )))
+        .with_state(gate.clone())
         .merge(routes)
-        .merge(link_pages(gate))
-        .merge(passkey_page(gate))
-        .route(
-            "/healthz",
-            get(routes::meta::healthz).with_state(gate.clone()),
-        )
         .fallback(not_found)
         .layer(middleware::from_fn(count_request))
         .layer(middleware::map_response(framework_errors_as_json))
@@ -140,7 +167,8 @@ pub fn app_with(gate: &MfaGate, routes: Router) -> Router {
 /// into your router when the links in e-mails (`link_base_url`) point at your app and it has no
 /// pages of its own for these paths.
 pub fn link_pages(gate: &MfaGate) -> Router {
-    routes::link_pages::router(gate)
+    let (pages, _) = routes::link_pages::router().split_for_parts();
+    pages.with_state(gate.clone())
 }
 
 /// Counts each request by its route (the pattern, never the path: `/auth/sessions/{id}`),
@@ -175,12 +203,6 @@ async fn count_request(
         "route" => route, "method" => method)
     .record(started.elapsed().as_secs_f64());
     response
-}
-
-/// `GET /passkeys`: a page to try passkeys in a browser against this server (sign in, add a
-/// passkey, sign in with it). Merged by [`app`]; merge it into your own router to offer it.
-pub fn passkey_page(gate: &MfaGate) -> Router {
-    routes::passkey_page::router(gate)
 }
 
 /// A client's `X-Request-Id` goes into every log line of its request, so only ids of a safe

@@ -5,8 +5,9 @@ use mfagate_core::store::User;
 use serde::{Deserialize, Serialize};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
+use utoipa::{IntoParams, ToSchema};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct RegisterRequest {
     pub username: String,
     pub email: String,
@@ -14,7 +15,7 @@ pub struct RegisterRequest {
 }
 mfagate_core::debug_showing!(RegisterRequest { username, email });
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct LoginRequest {
     pub username: String,
     pub password: String,
@@ -24,14 +25,14 @@ pub struct LoginRequest {
 mfagate_core::debug_showing!(LoginRequest { username });
 
 /// `refresh` may be absent when the refresh cookie carries it.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct RefreshRequest {
     pub refresh: Option<String>,
 }
 mfagate_core::debug_showing!(RefreshRequest {});
 
 /// `code`, or for a passkey `credential` (what `credential.toJSON()` gives).
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct VerifyRequest {
     pub ephemeral_token: String,
     pub code: Option<String>,
@@ -61,87 +62,88 @@ pub fn proof(
 }
 
 /// `POST /passkey/begin`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct PasskeyBeginRequest {
     pub username: Option<String>,
 }
 
 /// `POST /passkey/finish`.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct PasskeyFinishRequest {
     pub passkey_token: String,
     pub credential: serde_json::Value,
 }
 mfagate_core::debug_showing!(PasskeyFinishRequest {});
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct ActivateRequest {
     pub activation_token: String,
     pub code: String,
 }
 mfagate_core::debug_showing!(ActivateRequest {});
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct CodeRequest {
     pub code: String,
 }
 mfagate_core::debug_showing!(CodeRequest {});
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct MethodRequest {
     pub method: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct EphemeralRequest {
     pub ephemeral_token: String,
 }
 mfagate_core::debug_showing!(EphemeralRequest {});
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct KeyRequest {
     pub key: String,
 }
 mfagate_core::debug_showing!(KeyRequest {});
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct OptionalEmailRequest {
     pub email: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct EmailRequest {
     pub email: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct SetPasswordRequest {
     pub key: String,
     pub password: String,
 }
 mfagate_core::debug_showing!(SetPasswordRequest {});
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct PasswordChangeRequest {
     pub old_password: String,
     pub new_password: String,
 }
 mfagate_core::debug_showing!(PasswordChangeRequest {});
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct PasswordResetConfirmRequest {
     pub key: String,
     pub new_password: String,
 }
 mfagate_core::debug_showing!(PasswordResetConfirmRequest {});
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct InvitationRequest {
     pub email: String,
     pub username: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PageQuery {
     pub limit: Option<u32>,
     pub offset: Option<u32>,
@@ -149,14 +151,15 @@ pub struct PageQuery {
     pub after: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AuditQuery {
     pub user_id: Option<String>,
     pub limit: Option<u32>,
 }
 
 /// An audit event as administrators see it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct AuditEventBody {
     pub at: Option<String>,
     pub user_id: Option<String>,
@@ -193,7 +196,7 @@ pub fn parse_user_cursor(cursor: &str) -> Option<mfagate_core::store::UserPageSt
 }
 
 /// A user as administrators see them.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct AdminUserBody {
     pub id: String,
     pub username: String,
@@ -223,7 +226,7 @@ impl From<User> for AdminUserBody {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct UserBody {
     pub id: String,
     pub username: String,
@@ -244,14 +247,14 @@ impl UserBody {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ChallengeBody {
     pub mfa_required: bool,
     #[serde(flatten)]
     pub challenge: ChallengeIssued,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct SetupBody {
     pub mfa_setup_required: bool,
     #[serde(flatten)]
@@ -264,7 +267,7 @@ pub fn rfc3339(unix_seconds: i64) -> Option<String> {
         .and_then(|t| t.format(&Rfc3339).ok())
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct StatusBody {
     pub mfa_enabled: bool,
     pub methods: Vec<&'static str>,
@@ -287,15 +290,64 @@ impl From<MfaStatus> for StatusBody {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct RecoveryCodesBody {
     pub recovery_codes: Vec<String>,
 }
 mfagate_core::debug_showing!(RecoveryCodesBody {});
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct DetailBody {
     pub detail: &'static str,
+}
+
+/// `{"detail"}` with a sentence made for the call (it names the user, say).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MessageBody {
+    pub detail: String,
+}
+
+/// `POST /admin/invitations`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct InvitationBody {
+    pub detail: &'static str,
+    pub id: String,
+    pub username: String,
+    pub email: String,
+}
+
+/// A page of `GET /admin/users`; `next` is the `after` of the following page, `null` on the last.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UsersPageBody {
+    pub users: Vec<AdminUserBody>,
+    pub next: Option<String>,
+}
+
+/// `GET /admin/audit`, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditEventsBody {
+    pub events: Vec<AuditEventBody>,
+}
+
+/// `POST /mfa/email/send`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EmailCodeSentBody {
+    pub detail: &'static str,
+    /// Seconds the mailed code is valid.
+    pub expires_in: i64,
+}
+
+/// `POST /mfa/method`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PreferredMethodBody {
+    pub preferred_method: String,
+}
+
+/// `GET /healthz`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HealthBody {
+    /// `ok`, or `unavailable` (with a 503) when the database does not answer.
+    pub status: &'static str,
 }
 
 /// A JSON answer. Like `axum::Json`, with a newline after the document, so that an answer

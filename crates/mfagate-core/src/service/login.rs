@@ -4,8 +4,11 @@ use super::*;
 use crate::password;
 
 #[derive(Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ChallengeIssued {
     pub ephemeral_token: String,
+    /// What `mfa/verify` accepts, preferred first: `totp`, `webauthn`, `email`, `recovery_code`.
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<String>))]
     pub methods: Vec<Method>,
     pub expires_in: i64,
     /// Present when e-mail is the preferred or only method: whether login sent the first code.
@@ -23,6 +26,7 @@ crate::debug_showing!(ChallengeIssued {
 });
 
 #[derive(Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SetupIssued {
     pub setup_token: String,
     pub expires_in: i64,

@@ -34,6 +34,7 @@ impl std::fmt::Debug for Proof {
 /// A passwordless login begun: the request options for `navigator.credentials.get`, and the
 /// token that finishes it.
 #[derive(Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PasskeyBegun {
     pub options: Value,
     pub passkey_token: String,

@@ -139,19 +139,27 @@ impl Browser {
             .to_string()
     }
 
+    /// The id of the first element matching `css`, if there is one.
+    async fn find(&self, css: &str) -> Option<String> {
+        let found = self.locate("/element", css).await;
+        found[ELEMENT].as_str().map(str::to_string)
+    }
+
+    /// WebDriver's `/element` (the first match) or `/elements` (all) for a CSS selector.
+    async fn locate(&self, endpoint: &str, css: &str) -> Value {
+        let path = self.session_path(endpoint);
+        self.call(
+            reqwest::Method::POST,
+            &path,
+            json!({"using": "css selector", "value": css}),
+        )
+        .await
+    }
+
     async fn element(&self, css: &str) -> String {
-        let path = self.session_path("/element");
-        let found = self
-            .call(
-                reqwest::Method::POST,
-                &path,
-                json!({"using": "css selector", "value": css}),
-            )
-            .await;
-        found[ELEMENT]
-            .as_str()
-            .unwrap_or_else(|| panic!("no element '{css}': {found}"))
-            .to_string()
+        self.find(css)
+            .await
+            .unwrap_or_else(|| panic!("no element '{css}'"))
     }
 
     pub async fn type_into(&self, css: &str, text: &str) {
@@ -216,6 +224,147 @@ impl Browser {
         held.as_array()
             .unwrap_or_else(|| panic!("no credentials list: {held}"))
             .clone()
+    }
+
+    /// Sizes the window (a phone: 390 x 844).
+    pub async fn resize(&self, width: u32, height: u32) {
+        let path = self.session_path("/window/rect");
+        self.call(
+            reqwest::Method::POST,
+            &path,
+            json!({ "width": width, "height": height }),
+        )
+        .await;
+    }
+
+    /// Waits until the element exists and is shown; panics with the page's visible error
+    /// otherwise, so a failed flow says what the page said.
+    pub async fn wait_visible(&self, css: &str) {
+        for _ in 0..200 {
+            if self.is_visible(css).await {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!(
+            "'{css}' never showed; the page's error: {}",
+            self.page_error().await
+        );
+    }
+
+    /// Whether the element exists and is shown.
+    pub async fn is_visible(&self, css: &str) -> bool {
+        let Some(id) = self.find(css).await else {
+            return false;
+        };
+        let path = self.session_path(&format!("/element/{id}/displayed"));
+        self.call(reqwest::Method::GET, &path, Value::Null).await == Value::Bool(true)
+    }
+
+    /// What the page's `#error` says, if it is shown (for failure messages).
+    async fn page_error(&self) -> Value {
+        self.script(
+            "var e = document.getElementById('error'); return e && !e.hidden ? e.textContent : '';",
+        )
+        .await
+    }
+
+    /// Waits until the element's text contains `needle`; its last text otherwise.
+    pub async fn wait_text(&self, css: &str, needle: &str) -> String {
+        let mut text = String::new();
+        for _ in 0..200 {
+            if self.is_visible(css).await {
+                text = self.text(css).await;
+                if text.contains(needle) {
+                    return text;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!(
+            "'{css}' never said '{needle}'; it says '{text}'; the page's error: {}",
+            self.page_error().await
+        );
+    }
+
+    /// An element's property (e.g. `src`, `value`).
+    pub async fn property(&self, css: &str, name: &str) -> String {
+        let id = self.element(css).await;
+        let path = self.session_path(&format!("/element/{id}/property/{name}"));
+        self.call(reqwest::Method::GET, &path, Value::Null)
+            .await
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    /// The texts of every element matching `css`.
+    pub async fn texts(&self, css: &str) -> Vec<String> {
+        let found = self.locate("/elements", css).await;
+        let mut texts = Vec::new();
+        for element in found.as_array().cloned().unwrap_or_default() {
+            let id = element[ELEMENT].as_str().unwrap_or_default().to_string();
+            let path = self.session_path(&format!("/element/{id}/text"));
+            let text = self.call(reqwest::Method::GET, &path, Value::Null).await;
+            texts.push(text.as_str().unwrap_or_default().to_string());
+        }
+        texts
+    }
+
+    /// Runs `body` (a function body) in the page; what it returns.
+    pub async fn script(&self, body: &str) -> Value {
+        let path = self.session_path("/execute/sync");
+        self.call(
+            reqwest::Method::POST,
+            &path,
+            json!({ "script": body, "args": [] }),
+        )
+        .await
+    }
+
+    /// The element that has the keyboard focus: its id.
+    pub async fn focused_id(&self) -> String {
+        self.script("return document.activeElement ? document.activeElement.id : '';")
+            .await
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    /// Presses keys in the focused element (WebDriver key codes, e.g. "\u{E007}" for Enter).
+    pub async fn keys(&self, text: &str) {
+        let path = self.session_path("/actions");
+        let actions: Vec<Value> = text
+            .chars()
+            .flat_map(|c| {
+                [
+                    json!({"type": "keyDown", "value": c.to_string()}),
+                    json!({"type": "keyUp", "value": c.to_string()}),
+                ]
+            })
+            .collect();
+        self.call(
+            reqwest::Method::POST,
+            &path,
+            json!({"actions": [{"type": "key", "id": "keyboard", "actions": actions}]}),
+        )
+        .await;
+    }
+
+    /// A screenshot of the page, saved as `NAME.png` in the test artefacts' folder
+    /// (`MFAGATE_TEST_ARTIFACTS`, default `target/test-artifacts`), under `folder`.
+    pub async fn screenshot(&self, folder: &str, name: &str) {
+        let path = self.session_path("/screenshot");
+        let png = self.call(reqwest::Method::GET, &path, Value::Null).await;
+        let bytes = data_encoding::BASE64
+            .decode(png.as_str().unwrap_or_default().as_bytes())
+            .expect("a base64 PNG");
+        let root = std::env::var("MFAGATE_TEST_ARTIFACTS").unwrap_or_else(|_| {
+            concat!(env!("CARGO_MANIFEST_DIR"), "/../../target/test-artifacts").to_string()
+        });
+        let dir = std::path::Path::new(&root).join(folder);
+        std::fs::create_dir_all(&dir).expect("artefacts folder");
+        std::fs::write(dir.join(format!("{name}.png")), bytes).expect("screenshot written");
     }
 
     /// Empties an input.

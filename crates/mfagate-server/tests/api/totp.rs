@@ -4,7 +4,7 @@ use serde_json::json;
 
 use crate::helpers::{code, fresh_step, spawn_app};
 
-fn decode_png_qr(data_uri: &str) -> String {
+pub(crate) fn decode_png_qr(data_uri: &str) -> String {
     let base64 = data_uri
         .strip_prefix("data:image/png;base64,")
         .expect("PNG data URI");

@@ -7,18 +7,28 @@ use axum::response::{IntoResponse, Response};
 use mfagate_core::service::RegisterOutcome;
 use serde_json::{json, Map};
 
-use axum::routing::{get, post};
-use axum::Router;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use super::{counted_per_ip, login_response, refresh_from_cookie, token_response, REFRESH_COOKIE};
+use super::{counted_per_ip, login_response, token_response, Delivery, REFRESH_COOKIE};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{AuthenticatedUser, ClientAddr, JsonBody};
 use crate::gate::MfaGate;
+use crate::openapi::{ErrorBody, LoginAnswer, RegisteredBody, TokenPairBody};
 use crate::wire::{DetailBody, LoginRequest, RefreshRequest, RegisterRequest, UserBody};
 
+#[utoipa::path(post, path = "/register", tag = "accounts", operation_id = "register",
+    request_body = RegisterRequest,
+    responses(
+        (status = 201, description = "The account, and tokens, a setup token (`required` mode) or a note that the verification e-mail is sent", body = RegisteredBody),
+        (status = 400, description = "`validation_error` (see `fields`), `invalid_request`", body = ErrorBody),
+        (status = 409, description = "`already_exists`: the username or e-mail is taken", body = ErrorBody),
+        (status = 429, description = "`throttled` (per IP); see `Retry-After`", body = ErrorBody),
+    ))]
 pub async fn register(
     State(gate): State<MfaGate>,
     client: ClientAddr,
+    delivery: Delivery,
     JsonBody(body): JsonBody<RegisterRequest>,
 ) -> ApiResult<Response> {
     let ctx = gate.context(client);
@@ -30,7 +40,7 @@ pub async fn register(
     fields.insert("user".into(), json!(UserBody::new(user, false)));
     Ok(match outcome {
         RegisterOutcome::LoggedIn(outcome) => {
-            login_response(&gate, StatusCode::CREATED, outcome, fields)
+            login_response(&gate, delivery, StatusCode::CREATED, outcome, fields)
         }
         RegisterOutcome::VerificationSent { sent } => {
             let detail = if sent {
@@ -44,50 +54,101 @@ pub async fn register(
     })
 }
 
+#[utoipa::path(post, path = "/login", tag = "accounts", operation_id = "login",
+    request_body = LoginRequest,
+    responses(
+        (status = 200, description = "Tokens (no second factor due, or a remembered device), a challenge, or a setup token", body = LoginAnswer),
+        (status = 400, description = "`invalid_request`", body = ErrorBody),
+        (status = 401, description = "`invalid_credentials`: unknown user or wrong password (the same answer)", body = ErrorBody),
+        (status = 403, description = "`email_not_verified`; `cross_origin` (a device cookie sent from another site's page)", body = ErrorBody),
+        (status = 429, description = "`throttled` (per account or IP); see `Retry-After`", body = ErrorBody),
+    ))]
 pub async fn login(
     State(gate): State<MfaGate>,
     client: ClientAddr,
+    delivery: Delivery,
     headers: HeaderMap,
     JsonBody(body): JsonBody<LoginRequest>,
 ) -> ApiResult<Response> {
     let ctx = gate.context(client);
-    let device = body
-        .device_token
-        .or_else(|| super::cookie(&gate, &headers, super::DEVICE_COOKIE));
+    let device = match body.device_token {
+        Some(token) => Some(token),
+        None => delivery.cookie(&headers, super::DEVICE_COOKIE)?,
+    };
     let outcome = gate
         .gatekeeper()
         .login(&body.username, &body.password, device.as_deref(), &ctx)
         .await?;
-    Ok(login_response(&gate, StatusCode::OK, outcome, Map::new()))
+    Ok(login_response(
+        &gate,
+        delivery,
+        StatusCode::OK,
+        outcome,
+        Map::new(),
+    ))
 }
 
-fn refresh_token(gate: &MfaGate, headers: &HeaderMap, body: RefreshRequest) -> ApiResult<String> {
-    body.refresh
-        .or_else(|| refresh_from_cookie(gate, headers))
-        .ok_or_else(|| ApiError::invalid_request("missing field `refresh`"))
+/// The refresh token: the body's, or in cookie mode the cookie's.
+fn refresh_token(
+    delivery: Delivery,
+    headers: &HeaderMap,
+    body: RefreshRequest,
+) -> ApiResult<String> {
+    match body.refresh {
+        Some(token) => Ok(token),
+        None => delivery
+            .cookie(headers, REFRESH_COOKIE)?
+            .ok_or_else(|| ApiError::invalid_request("missing field `refresh`")),
+    }
 }
 
+#[utoipa::path(post, path = "/token/refresh", tag = "accounts", operation_id = "refresh",
+    request_body(content = RefreshRequest, description = "`{\"refresh\"}`, or `{}` in cookie mode"),
+    security((), ("refresh_cookie" = [])),
+    responses(
+        (status = 200, description = "A new token pair; the old refresh token is spent", body = TokenPairBody),
+        (status = 400, description = "`invalid_request`: no refresh token", body = ErrorBody),
+        (status = 401, description = "`invalid_token`: unknown, expired, revoked or reused (reuse revokes the whole session)", body = ErrorBody),
+        (status = 403, description = "`cross_origin`: a cookie sent from another site's page", body = ErrorBody),
+    ))]
 pub async fn refresh(
     State(gate): State<MfaGate>,
     client: ClientAddr,
+    delivery: Delivery,
     headers: HeaderMap,
     JsonBody(body): JsonBody<RefreshRequest>,
 ) -> ApiResult<Response> {
-    let token = refresh_token(&gate, &headers, body)?;
+    let token = refresh_token(delivery, &headers, body)?;
     let pair = gate
         .gatekeeper()
         .refresh(&token, &gate.context(client))
         .await?;
-    Ok(token_response(&gate, StatusCode::OK, pair, Map::new()))
+    Ok(token_response(
+        &gate,
+        delivery,
+        StatusCode::OK,
+        pair,
+        Map::new(),
+    ))
 }
 
+#[utoipa::path(post, path = "/logout", tag = "accounts", operation_id = "logout",
+    request_body(content = RefreshRequest, description = "`{\"refresh\"}`, or `{}` in cookie mode"),
+    security((), ("refresh_cookie" = [])),
+    responses(
+        (status = 200, description = "The session's refresh tokens are revoked", body = DetailBody),
+        (status = 400, description = "`invalid_request`: no refresh token", body = ErrorBody),
+        (status = 401, description = "`invalid_token`", body = ErrorBody),
+        (status = 403, description = "`cross_origin`: a cookie sent from another site's page", body = ErrorBody),
+    ))]
 pub async fn logout(
     State(gate): State<MfaGate>,
     client: ClientAddr,
+    delivery: Delivery,
     headers: HeaderMap,
     JsonBody(body): JsonBody<RefreshRequest>,
 ) -> ApiResult<Response> {
-    let token = refresh_token(&gate, &headers, body)?;
+    let token = refresh_token(delivery, &headers, body)?;
     gate.gatekeeper()
         .logout(&token, &gate.context(client))
         .await?;
@@ -95,7 +156,7 @@ pub async fn logout(
         detail: "logged out: this session's refresh tokens are revoked",
     })
     .into_response();
-    if gate.options().refresh_cookie {
+    if delivery.cookies() {
         let clear = format!(
             "{REFRESH_COOKIE}=; HttpOnly; Secure; SameSite=Strict; Path={}; Max-Age=0",
             super::cookie_path(&gate)
@@ -109,6 +170,12 @@ pub async fn logout(
     Ok(response)
 }
 
+#[utoipa::path(get, path = "/user", tag = "accounts", operation_id = "current_user",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The caller", body = UserBody),
+        (status = 401, description = "`not_authenticated`, `invalid_token`", body = ErrorBody),
+    ))]
 pub async fn current_user(
     State(gate): State<MfaGate>,
     auth: AuthenticatedUser,
@@ -120,12 +187,12 @@ pub async fn current_user(
 
 /// Registering and logging in cost a password hash each: they count against the caller's
 /// per-IP budget.
-pub(crate) fn router(gate: &MfaGate) -> Router<MfaGate> {
-    let counted = Router::new()
-        .route("/register", post(register))
-        .route("/login", post(login));
+pub(crate) fn router(gate: &MfaGate) -> OpenApiRouter<MfaGate> {
+    let counted = OpenApiRouter::new()
+        .routes(routes!(register))
+        .routes(routes!(login));
     counted_per_ip(gate, counted)
-        .route("/token/refresh", post(refresh))
-        .route("/logout", post(logout))
-        .route("/user", get(current_user))
+        .routes(routes!(refresh))
+        .routes(routes!(logout))
+        .routes(routes!(current_user))
 }

@@ -7,8 +7,8 @@
 use axum::extract::State;
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::Router;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::gate::MfaGate;
 
@@ -64,39 +64,49 @@ const RESET_PASSWORD: Page = Page {
 };
 
 /// The three pages and their script, for [`crate::app`] (or a host app's own router).
-pub fn router(gate: &MfaGate) -> Router {
-    Router::new()
-        .route("/verify-email", get(verify_email))
-        .route("/set-password", get(set_password))
-        .route("/reset-password", get(reset_password))
-        .route(SCRIPT_PATH, get(script))
-        .with_state(gate.clone())
+pub(crate) fn router() -> OpenApiRouter<MfaGate> {
+    OpenApiRouter::new()
+        .routes(routes!(verify_email))
+        .routes(routes!(set_password))
+        .routes(routes!(reset_password))
+        .routes(routes!(script))
 }
 
+/// `?key=` from the e-mail's link; the page's script reads it from the address.
+#[utoipa::path(get, path = "/verify-email", tag = "pages", operation_id = "page_verify_email",
+    responses((status = 200, description = "The page behind the verification e-mail's link (`?key=`)", content_type = "text/html")))]
 async fn verify_email(State(gate): State<MfaGate>) -> Response {
     render(&gate, &VERIFY_EMAIL)
 }
 
+#[utoipa::path(get, path = "/set-password", tag = "pages", operation_id = "page_set_password",
+    responses((status = 200, description = "The page behind an invitation's link (`?key=`)", content_type = "text/html")))]
 async fn set_password(State(gate): State<MfaGate>) -> Response {
     render(&gate, &SET_PASSWORD)
 }
 
+#[utoipa::path(get, path = "/reset-password", tag = "pages", operation_id = "page_reset_password",
+    responses((status = 200, description = "The page behind the password-reset e-mail's link (`?key=`)", content_type = "text/html")))]
 async fn reset_password(State(gate): State<MfaGate>) -> Response {
     render(&gate, &RESET_PASSWORD)
 }
 
+#[utoipa::path(get, path = "/mfagate-link-page.js", tag = "pages", operation_id = "page_link_script",
+    responses((status = 200, description = "The link pages' script", content_type = "text/javascript")))]
 async fn script() -> Response {
     script_response(SCRIPT)
 }
 
 /// A page's script: JavaScript, cached an hour, never sniffed as anything else.
 pub(crate) fn script_response(script: &'static str) -> Response {
+    asset_response("text/javascript; charset=utf-8", script)
+}
+
+/// A file a page loads (script, style sheet), cached an hour, never sniffed as anything else.
+pub(crate) fn asset_response(content_type: &'static str, body: &'static str) -> Response {
     (
         [
-            (
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("text/javascript; charset=utf-8"),
-            ),
+            (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
             (
                 header::CACHE_CONTROL,
                 HeaderValue::from_static("public, max-age=3600"),
@@ -106,7 +116,7 @@ pub(crate) fn script_response(script: &'static str) -> Response {
                 HeaderValue::from_static("nosniff"),
             ),
         ],
-        script,
+        body,
     )
         .into_response()
 }
@@ -134,6 +144,12 @@ fn render(gate: &MfaGate, page: &Page) -> Response {
         .replace("{{button}}", &escape(page.button))
         .replace("{{script}}", SCRIPT_PATH)
         .replace("{{inputs}}", &inputs);
+    page_response(POLICY, html)
+}
+
+/// A page: HTML under `policy`, never framed, never cached, no referrer (keys and tokens may be
+/// in its address), never sniffed as anything else.
+pub(crate) fn page_response(policy: &'static str, html: String) -> Response {
     (
         [
             (
@@ -142,8 +158,9 @@ fn render(gate: &MfaGate, page: &Page) -> Response {
             ),
             (
                 header::CONTENT_SECURITY_POLICY,
-                HeaderValue::from_static(POLICY),
+                HeaderValue::from_static(policy),
             ),
+            (header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")),
             (
                 header::REFERRER_POLICY,
                 HeaderValue::from_static("no-referrer"),

@@ -5,19 +5,31 @@ use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::routing::{get, post};
-use axum::Router;
 use mfagate_core::service::{Enroller, TotpEnrollment};
 use mfagate_core::Error;
+use serde::Serialize;
 use serde_json::{json, Map};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use super::token_response;
+use super::{token_response, Delivery};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{bearer_token, AuthenticatedUser, ClientAddr, JsonBody};
 use crate::gate::MfaGate;
+use crate::openapi::{ErrorBody, TokenPairBody};
 use crate::wire::{
-    ActivateRequest, CodeRequest, DetailBody, MethodRequest, RecoveryCodesBody, StatusBody,
+    ActivateRequest, CodeRequest, DetailBody, MethodRequest, PreferredMethodBody,
+    RecoveryCodesBody, StatusBody,
 };
+
+/// `POST /mfa/totp/activate`: the new session's tokens and the recovery codes, shown once.
+#[derive(Serialize, ToSchema)]
+pub struct ActivatedBody {
+    #[serde(flatten)]
+    pub tokens: TokenPairBody,
+    pub recovery_codes: Vec<String>,
+}
 
 /// The caller of the activation endpoints: an access token, or in `required` mode a setup token.
 pub struct EnrollerAuth(pub Enroller);
@@ -38,6 +50,14 @@ impl FromRequestParts<MfaGate> for EnrollerAuth {
     }
 }
 
+#[utoipa::path(get, path = "/mfa/totp/activate", tag = "totp", operation_id = "totp_begin",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "A new secret, its `otpauth://` URL and QR code, and the activation token", body = TotpEnrollment),
+        (status = 401, description = "`not_authenticated`, `invalid_token` (an access token, or a setup token in `required` mode)", body = ErrorBody),
+        (status = 403, description = "`mfa_disabled` (mode `disabled`)", body = ErrorBody),
+        (status = 409, description = "`totp_already_enabled`", body = ErrorBody),
+    ))]
 pub async fn begin_activation(
     State(gate): State<MfaGate>,
     client: ClientAddr,
@@ -50,9 +70,19 @@ pub async fn begin_activation(
     ))
 }
 
+#[utoipa::path(post, path = "/mfa/totp/activate", tag = "totp", operation_id = "totp_activate",
+    security(("bearer" = [])), request_body = ActivateRequest,
+    responses(
+        (status = 200, description = "TOTP is on: recovery codes (shown once) and a new session with the factor", body = ActivatedBody),
+        (status = 400, description = "`invalid_code`, `invalid_activation_token`", body = ErrorBody),
+        (status = 401, description = "`not_authenticated`, `invalid_token` (an access token, or a setup token in `required` mode)", body = ErrorBody),
+        (status = 403, description = "`mfa_disabled` (mode `disabled`)", body = ErrorBody),
+        (status = 409, description = "`totp_already_enabled`", body = ErrorBody),
+    ))]
 pub async fn activate(
     State(gate): State<MfaGate>,
     client: ClientAddr,
+    delivery: Delivery,
     EnrollerAuth(enroller): EnrollerAuth,
     JsonBody(body): JsonBody<ActivateRequest>,
 ) -> ApiResult<Response> {
@@ -71,12 +101,22 @@ pub async fn activate(
     // (the caller's too) and opened a new one with it.
     Ok(token_response(
         &gate,
+        delivery,
         StatusCode::OK,
         activated.tokens,
         fields,
     ))
 }
 
+#[utoipa::path(post, path = "/mfa/totp/deactivate", tag = "totp", operation_id = "totp_deactivate",
+    security(("bearer" = [])), request_body = CodeRequest,
+    responses(
+        (status = 200, description = "TOTP is off; its secret and the recovery codes are deleted", body = DetailBody),
+        (status = 400, description = "`invalid_code`", body = ErrorBody),
+        (status = 401, description = "`not_authenticated`, `invalid_token`", body = ErrorBody),
+        (status = 403, description = "`mfa_enforced` (mode `required`), `mfa_disabled`", body = ErrorBody),
+        (status = 409, description = "`totp_not_enabled`", body = ErrorBody),
+    ))]
 pub async fn deactivate(
     State(gate): State<MfaGate>,
     client: ClientAddr,
@@ -91,6 +131,13 @@ pub async fn deactivate(
     }))
 }
 
+#[utoipa::path(get, path = "/mfa/status", tag = "totp", operation_id = "mfa_status",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The caller's second factors", body = StatusBody),
+        (status = 401, description = "`not_authenticated`, `invalid_token`", body = ErrorBody),
+        (status = 403, description = "`mfa_disabled` (mode `disabled`)", body = ErrorBody),
+    ))]
 pub async fn status(
     State(gate): State<MfaGate>,
     auth: AuthenticatedUser,
@@ -98,6 +145,13 @@ pub async fn status(
     Ok(Json(gate.gatekeeper().status(&auth.user_id).await?.into()))
 }
 
+#[utoipa::path(get, path = "/mfa/recovery-codes", tag = "totp", operation_id = "recovery_codes",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The unused recovery codes", body = RecoveryCodesBody),
+        (status = 401, description = "`not_authenticated`, `invalid_token`; `reauthentication_required` when the second factor is not recent (see `WWW-Authenticate`, RFC 9470)", body = ErrorBody),
+        (status = 403, description = "`mfa_disabled` (mode `disabled`)", body = ErrorBody),
+    ))]
 pub async fn recovery_codes(
     State(gate): State<MfaGate>,
     auth: AuthenticatedUser,
@@ -110,6 +164,15 @@ pub async fn recovery_codes(
     }))
 }
 
+#[utoipa::path(post, path = "/mfa/recovery-codes/regenerate", tag = "totp", operation_id = "regenerate_recovery_codes",
+    security(("bearer" = [])), request_body(content = CodeRequest, description = "A current TOTP code"),
+    responses(
+        (status = 200, description = "A new set; the old codes are dead", body = RecoveryCodesBody),
+        (status = 400, description = "`invalid_code`", body = ErrorBody),
+        (status = 401, description = "`not_authenticated`, `invalid_token`", body = ErrorBody),
+        (status = 403, description = "`mfa_disabled` (mode `disabled`)", body = ErrorBody),
+        (status = 409, description = "`totp_not_enabled`", body = ErrorBody),
+    ))]
 pub async fn regenerate_recovery_codes(
     State(gate): State<MfaGate>,
     client: ClientAddr,
@@ -125,28 +188,35 @@ pub async fn regenerate_recovery_codes(
     }))
 }
 
+#[utoipa::path(post, path = "/mfa/method", tag = "totp", operation_id = "set_preferred_method",
+    security(("bearer" = [])), request_body = MethodRequest,
+    responses(
+        (status = 200, description = "The method offered first at login", body = PreferredMethodBody),
+        (status = 400, description = "`invalid_method`", body = ErrorBody),
+        (status = 401, description = "`not_authenticated`, `invalid_token`", body = ErrorBody),
+        (status = 403, description = "`mfa_disabled` (mode `disabled`)", body = ErrorBody),
+    ))]
 pub async fn set_method(
     State(gate): State<MfaGate>,
     client: ClientAddr,
     auth: AuthenticatedUser,
     JsonBody(body): JsonBody<MethodRequest>,
-) -> ApiResult<Json<serde_json::Value>> {
+) -> ApiResult<Json<PreferredMethodBody>> {
     let chosen = gate
         .gatekeeper()
         .set_preferred_method(&auth.claims, &body.method, &gate.context(client))
         .await?;
-    Ok(Json(json!({ "preferred_method": chosen })))
+    Ok(Json(PreferredMethodBody {
+        preferred_method: chosen,
+    }))
 }
 
-pub(crate) fn router() -> Router<MfaGate> {
-    Router::new()
-        .route("/mfa/totp/activate", get(begin_activation).post(activate))
-        .route("/mfa/totp/deactivate", post(deactivate))
-        .route("/mfa/status", get(status))
-        .route("/mfa/recovery-codes", get(recovery_codes))
-        .route(
-            "/mfa/recovery-codes/regenerate",
-            post(regenerate_recovery_codes),
-        )
-        .route("/mfa/method", post(set_method))
+pub(crate) fn router() -> OpenApiRouter<MfaGate> {
+    OpenApiRouter::new()
+        .routes(routes!(begin_activation, activate))
+        .routes(routes!(deactivate))
+        .routes(routes!(status))
+        .routes(routes!(recovery_codes))
+        .routes(routes!(regenerate_recovery_codes))
+        .routes(routes!(set_method))
 }

@@ -46,6 +46,7 @@ impl Enroller {
 }
 
 #[derive(Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TotpEnrollment {
     pub secret: String,
     pub totp_url: String,

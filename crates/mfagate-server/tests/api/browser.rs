@@ -240,7 +240,7 @@ impl Browser {
     /// Waits until the element exists and is shown; panics with the page's visible error
     /// otherwise, so a failed flow says what the page said.
     pub async fn wait_visible(&self, css: &str) {
-        for _ in 0..200 {
+        for _ in 0..400 {
             if self.is_visible(css).await {
                 return;
             }
@@ -272,7 +272,7 @@ impl Browser {
     /// Waits until the element's text contains `needle`; its last text otherwise.
     pub async fn wait_text(&self, css: &str, needle: &str) -> String {
         let mut text = String::new();
-        for _ in 0..200 {
+        for _ in 0..400 {
             if self.is_visible(css).await {
                 text = self.text(css).await;
                 if text.contains(needle) {

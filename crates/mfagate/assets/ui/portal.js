@@ -111,8 +111,10 @@
         .then(setTokens)
         .catch(function (error) {
           access = null;
-          error.signedOut = true;
-          throw error;
+          var ended = new Error("Your session has ended. Sign in again.");
+          ended.signedOut = true;
+          ended.cause = error;
+          throw ended;
         })
         .then(function () { refreshing = null; }, function (error) {
           refreshing = null;
@@ -396,9 +398,9 @@
     return b;
   }
 
+  // The account page appears once its data is in, never half filled.
   function enterAccount() {
-    show("account");
-    return loadAccount();
+    return loadAccount().then(function () { show("account"); });
   }
 
   function loadAccount() {
@@ -440,7 +442,9 @@
       ? status.recovery_codes_remaining + " unused recovery codes."
       : "Recovery codes come with your first second factor.";
     $("codes-show").hidden = !status.mfa_enabled;
-    $("codes-regenerate-form").hidden = status.methods.indexOf("totp") < 0;
+    // Replacing them needs a factor (an app or a passkey) and a code from the app or the set.
+    $("codes-regenerate-form").hidden =
+      status.methods.indexOf("totp") < 0 && status.methods.indexOf("webauthn") < 0;
   }
 
   function renderFactors(answer) {

@@ -104,7 +104,9 @@ pub fn app(gate: &MfaGate) -> Router {
 pub fn app_with(gate: &MfaGate, routes: Router) -> Router {
     let mut documented = gate.documented_router();
     if gate.options().ui {
-        documented = documented.merge(routes::ui::router());
+        documented = documented
+            .merge(routes::ui::router())
+            .merge(routes::docs::router());
     }
     let (site, document) = documented
         .merge(routes::link_pages::router())

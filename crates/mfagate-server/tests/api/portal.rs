@@ -642,3 +642,30 @@ async fn cookie_mode_per_request_keeps_the_refresh_token_out_of_bodies_and_refus
         .json(&json!({}));
     app.raw(plain).await.assert_error(400, "invalid_request");
 }
+
+/// `/docs` renders the OpenAPI document with the vendored RapiDoc, under its strict policy.
+#[tokio::test]
+async fn the_api_reference_renders_the_document_in_a_browser() {
+    let (app, origin) = portal_app(|_| {}).await;
+    let browser = Browser::start().await;
+    browser.open(&format!("{origin}/docs")).await;
+    let mut rendered = String::new();
+    for _ in 0..200 {
+        rendered = browser
+            .script("var d = document.querySelector('rapi-doc'); return d && d.shadowRoot ? d.shadowRoot.textContent : '';")
+            .await
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        if rendered.contains("/auth/mfa/verify") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(rendered.contains("/auth/mfa/verify"), "{rendered:.300}");
+    browser.screenshot("portal/docs", "01-reference").await;
+    browser.close().await;
+    let page = app.client.get(app.url("/docs")).send().await.unwrap();
+    let policy = page.headers()["content-security-policy"].to_str().unwrap();
+    assert!(policy.contains("script-src 'self'") && !policy.contains("unsafe-eval"));
+}

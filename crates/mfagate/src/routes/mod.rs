@@ -2,6 +2,7 @@
 
 pub mod accounts;
 pub mod admin;
+pub mod docs;
 pub mod email;
 pub mod factors;
 pub mod link_pages;

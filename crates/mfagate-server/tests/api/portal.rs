@@ -604,7 +604,7 @@ async fn cookie_mode_per_request_keeps_the_refresh_token_out_of_bodies_and_refus
     for (o, s) in [
         (Some("https://evil.example"), None),
         (Some("null"), None),
-        (Some(origin.as_str()), Some("cross-site")),
+        (Some("http://localhost:1"), Some("cross-site")),
         (None, Some("same-site")),
     ] {
         let answer = app.raw(refresh(o, s, &cookie)).await;
@@ -626,6 +626,19 @@ async fn cookie_mode_per_request_keeps_the_refresh_token_out_of_bodies_and_refus
         .await;
     assert_eq!(answer.status, 200, "{}", answer.body);
     assert!(answer.body.get("refresh").is_none());
+    // A page on one of the configured origins (MFAGATE_WEBAUTHN_ORIGINS), e.g. a front end on
+    // a sibling host: accepted although the browser calls it same-site, not same-origin.
+    let cookie = answer
+        .header("set-cookie")
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let answer = app
+        .raw(refresh(Some(&origin), Some("same-site"), &cookie))
+        .await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
     // Without the header the server is in body mode (its default): the cookie is not read.
     let plain = app
         .client
@@ -668,4 +681,21 @@ async fn the_api_reference_renders_the_document_in_a_browser() {
     let page = app.client.get(app.url("/docs")).send().await.unwrap();
     let policy = page.headers()["content-security-policy"].to_str().unwrap();
     assert!(policy.contains("script-src 'self'") && !policy.contains("unsafe-eval"));
+}
+
+#[tokio::test]
+async fn in_disabled_mode_the_account_page_offers_no_second_factor() {
+    let (app, origin) = portal_app(|s| s.config.mode = mfagate::core::MfaMode::Disabled).await;
+    assert_eq!(app.register("eve").await.status, 201);
+    let browser = Browser::start().await;
+    browser.open(&format!("{origin}/ui/")).await;
+    browser.wait_visible("#view-signin").await;
+    sign_in(&browser, "eve", PASSWORD).await;
+    browser.wait_visible("#view-account").await;
+    assert!(!browser.is_visible("#factor-list").await);
+    assert!(!browser.is_visible("#codes-show").await);
+    assert!(browser.is_visible("#session-list").await);
+    assert!(browser.is_visible("#password-form").await);
+    browser.screenshot("portal/disabled", "01-account").await;
+    browser.close().await;
 }

@@ -418,8 +418,11 @@
       ]);
     });
   }
+  // Mode `disabled`: no second factors here, so their sections go.
   function mfaOff(error) {
     if (error.code !== "mfa_disabled") { throw error; }
+    var parts = document.querySelectorAll(".mfa-only");
+    for (var i = 0; i < parts.length; i++) { parts[i].hidden = true; }
   }
 
   var PREFERENCES = { totp: "A code from my authenticator app", webauthn: "A passkey",

@@ -73,7 +73,7 @@ pub async fn login(
     let ctx = gate.context(client);
     let device = match body.device_token {
         Some(token) => Some(token),
-        None => delivery.cookie(&headers, super::DEVICE_COOKIE)?,
+        None => delivery.cookie(&gate, &headers, super::DEVICE_COOKIE)?,
     };
     let outcome = gate
         .gatekeeper()
@@ -90,6 +90,7 @@ pub async fn login(
 
 /// The refresh token: the body's, or in cookie mode the cookie's.
 fn refresh_token(
+    gate: &MfaGate,
     delivery: Delivery,
     headers: &HeaderMap,
     body: RefreshRequest,
@@ -97,7 +98,7 @@ fn refresh_token(
     match body.refresh {
         Some(token) => Ok(token),
         None => delivery
-            .cookie(headers, REFRESH_COOKIE)?
+            .cookie(gate, headers, REFRESH_COOKIE)?
             .ok_or_else(|| ApiError::invalid_request("missing field `refresh`")),
     }
 }
@@ -118,7 +119,7 @@ pub async fn refresh(
     headers: HeaderMap,
     JsonBody(body): JsonBody<RefreshRequest>,
 ) -> ApiResult<Response> {
-    let token = refresh_token(delivery, &headers, body)?;
+    let token = refresh_token(&gate, delivery, &headers, body)?;
     let pair = gate
         .gatekeeper()
         .refresh(&token, &gate.context(client))
@@ -148,7 +149,7 @@ pub async fn logout(
     headers: HeaderMap,
     JsonBody(body): JsonBody<RefreshRequest>,
 ) -> ApiResult<Response> {
-    let token = refresh_token(delivery, &headers, body)?;
+    let token = refresh_token(&gate, delivery, &headers, body)?;
     gate.gatekeeper()
         .logout(&token, &gate.context(client))
         .await?;

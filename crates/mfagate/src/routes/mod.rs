@@ -67,9 +67,15 @@ impl Delivery {
 
     /// The cookie `name`, in cookie mode. A cookie is a credential the browser attaches by
     /// itself, so one sent from another site's page is refused (`403 cross_origin`): the
-    /// request must be same-origin by `Sec-Fetch-Site`, or by `Origin` against `Host` when the
-    /// browser sends no fetch metadata; a request with neither is not from a browser page.
-    pub fn cookie(self, headers: &HeaderMap, name: &str) -> Result<Option<String>, ApiError> {
+    /// request must come from one of the configured page origins (`MFAGATE_WEBAUTHN_ORIGINS`),
+    /// or be same-origin by `Sec-Fetch-Site`, or by `Origin` against `Host` when the browser
+    /// sends no fetch metadata; a request with neither is not from a browser page.
+    pub fn cookie(
+        self,
+        gate: &MfaGate,
+        headers: &HeaderMap,
+        name: &str,
+    ) -> Result<Option<String>, ApiError> {
         if !self.cookies {
             return Ok(None);
         }
@@ -81,7 +87,7 @@ impl Delivery {
             .filter_map(|pair| pair.trim().split_once('='))
             .find(|(cookie, _)| *cookie == name)
             .map(|(_, value)| value.to_string());
-        if value.is_some() && !same_origin(headers) {
+        if value.is_some() && !from_our_pages(&gate.config().webauthn.origins, headers) {
             return Err(ApiError::new(
                 StatusCode::FORBIDDEN,
                 "cross_origin",
@@ -93,12 +99,16 @@ impl Delivery {
     }
 }
 
-/// Whether a request comes from a page of this origin (or from no page at all).
-fn same_origin(headers: &HeaderMap) -> bool {
+/// Whether a request comes from one of `our_origins`, a page of this origin, or no page at all.
+fn from_our_pages(our_origins: &[String], headers: &HeaderMap) -> bool {
+    let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
+    if origin.is_some_and(|o| our_origins.iter().any(|ours| ours.eq_ignore_ascii_case(o))) {
+        return true;
+    }
     if let Some(site) = headers.get("sec-fetch-site") {
         return site == "same-origin" || site == "none";
     }
-    let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
+    let Some(origin) = origin else {
         return true;
     };
     let Some(host) = headers.get(header::HOST).and_then(|v| v.to_str().ok()) else {

@@ -92,15 +92,18 @@ impl MfaGate {
     }
 }
 
-/// The whole HTTP server: [`MfaGate::router`], `/healthz`, the pages behind the e-mails' links
-/// ([`link_pages`]), the account portal at `/ui/` (unless [`GateOptions::ui`] is off), `/openapi.json`, a JSON 404 for unknown paths, a request id (`x-request-id`, taken from the
-/// client or generated) on every log line and response, and a log line per answer.
+/// The whole HTTP server: [`MfaGate::router`], `/healthz`, `/openapi.json`, the pages behind the
+/// e-mails' links ([`link_pages`]), the account portal at `/ui/` and the API reference at
+/// `/docs` (unless [`GateOptions::ui`] is off), a JSON 404 for unknown paths, a request id
+/// (`x-request-id`, taken from the client or generated) on every log line and response, and a
+/// log line per answer.
 pub fn app(gate: &MfaGate) -> Router {
     app_with(gate, Router::new())
 }
 
 /// [`app`] with a host app's own routes merged in before the layers, so that they get the
-/// request ids, the log line per answer and the JSON 404 too.
+/// request ids, the log line per answer and the JSON 404 too. (`/openapi.json` describes
+/// mfagate's routes, not the host's.)
 pub fn app_with(gate: &MfaGate, routes: Router) -> Router {
     let mut documented = gate.documented_router();
     if gate.options().ui {
@@ -113,6 +116,7 @@ pub fn app_with(gate: &MfaGate, routes: Router) -> Router {
         .routes(routes!(routes::meta::healthz))
         .routes(routes!(routes::meta::openapi_json))
         .split_for_parts();
+    // Made once: each request for it is a copy of a reference.
     let document = openapi::finish(document).to_json().unwrap_or_else(|error| {
         // Our own types: a failure is a bug, and the server still serves everything else.
         tracing::error!(%error, "the OpenAPI document did not serialise");
@@ -121,7 +125,7 @@ pub fn app_with(gate: &MfaGate, routes: Router) -> Router {
     site.layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
         .layer(middleware::map_response(framework_errors_as_json))
         .layer(axum::Extension(routes::meta::OpenApiDocument(
-            std::sync::Arc::new(document),
+            axum::body::Bytes::from(document),
         )))
         .with_state(gate.clone())
         .merge(routes)

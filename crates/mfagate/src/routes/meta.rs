@@ -36,7 +36,7 @@ pub async fn healthz(State(gate): State<MfaGate>) -> Response {
 
 /// The document [`crate::app`] serves, made once when the app is built.
 #[derive(Clone)]
-pub(crate) struct OpenApiDocument(pub std::sync::Arc<String>);
+pub(crate) struct OpenApiDocument(pub axum::body::Bytes);
 
 /// This document: every route the server answers, made from the handlers' annotations.
 #[utoipa::path(get, path = "/openapi.json", tag = "operations", operation_id = "openapi",
@@ -49,7 +49,7 @@ pub(crate) async fn openapi_json(
             axum::http::header::CONTENT_TYPE,
             axum::http::HeaderValue::from_static("application/json"),
         )],
-        document.as_str().to_owned(),
+        document,
     )
         .into_response()
 }

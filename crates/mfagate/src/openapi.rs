@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::openapi::{InfoBuilder, OpenApi};
+use utoipa::openapi::{ContentBuilder, InfoBuilder, OpenApi, Ref, RefOr, ResponseBuilder};
 use utoipa::ToSchema;
 
 use crate::wire::{ChallengeBody, SetupBody, UserBody};
@@ -117,5 +117,64 @@ pub(crate) fn finish(mut document: OpenApi) -> OpenApi {
             "In cookie mode: the refresh token, HttpOnly, SameSite=Strict, on the API's path",
         ))),
     );
+    add_shared_errors(&mut document);
     document
+}
+
+/// The errors every call may meet before its handler runs, added to each operation here
+/// rather than repeated in each annotation: a body that is not JSON (`415`), too big (`413`)
+/// or not an object of the right fields (`400`); the database out of reach (`503`).
+fn add_shared_errors(document: &mut OpenApi) {
+    let error = |description: &str| {
+        RefOr::T(
+            ResponseBuilder::new()
+                .description(description)
+                .content(
+                    "application/json",
+                    ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name("ErrorBody")))
+                        .build(),
+                )
+                .build(),
+        )
+    };
+    for (path, item) in document.paths.paths.iter_mut() {
+        if !path.starts_with("/auth/") {
+            continue;
+        }
+        let operations = [
+            &mut item.get,
+            &mut item.post,
+            &mut item.put,
+            &mut item.patch,
+            &mut item.delete,
+        ];
+        for operation in operations.into_iter().flatten() {
+            let responses = &mut operation.responses.responses;
+            if operation.request_body.is_some() {
+                responses.entry("400".into()).or_insert_with(|| {
+                    error("`invalid_request`: the body is not a JSON object of these fields")
+                });
+                responses.insert(
+                    "413".into(),
+                    error("`payload_too_large`: the body is over 64 KiB"),
+                );
+                responses.insert(
+                    "415".into(),
+                    error("`unsupported_media_type`: send the body with `Content-Type: application/json`"),
+                );
+            }
+            const UNAVAILABLE: &str =
+                "`unavailable`: the database does not answer; try again shortly";
+            match responses.get_mut("503") {
+                Some(RefOr::T(own)) => {
+                    own.description = format!("{}; {UNAVAILABLE}", own.description);
+                }
+                Some(RefOr::Ref(_)) => {}
+                None => {
+                    responses.insert("503".into(), error(UNAVAILABLE));
+                }
+            }
+        }
+    }
 }

@@ -12,6 +12,7 @@ mod load;
 mod passkeys;
 mod seed;
 mod server;
+mod soak;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -58,8 +59,10 @@ struct Args {
     /// for profiling one flow. A results file from such a run lacks the others.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
-    #[arg(long, default_value = "bench/results/latest.json")]
-    output: PathBuf,
+    /// Where the results go (default `bench/results/latest.json`; a soak's
+    /// `bench/results/soak-DATABASE.json`).
+    #[arg(long)]
+    output: Option<PathBuf>,
     /// Accounts seeded before the scenarios run (default 30,000; 120,000 in full runs).
     #[arg(long)]
     users: Option<usize>,
@@ -81,6 +84,10 @@ struct Args {
     /// time to attach a profiler, e.g. `--only S2 --seconds 20` with `perf record -a -g`.
     #[arg(long)]
     seconds: Option<u64>,
+    /// Mixed traffic for MINUTES while the server is killed and restarted at random moments;
+    /// invariants checked throughout and at the end (`bench/results/soak-DATABASE.json`).
+    #[arg(long, value_name = "MINUTES")]
+    soak: Option<f64>,
     /// Internal: run the bare ceiling server on this port.
     #[arg(long, hide = true)]
     bare_server: Option<u16>,
@@ -1015,6 +1022,17 @@ async fn main() -> Result<(), String> {
         server::run_bare_server(port).await;
         return Ok(());
     }
+    if let Some(minutes) = args.soak {
+        let kind = args.database.clone();
+        let (database, url) = Database::create(&args, &kind).await?;
+        let binary = server::mfagate_binary()?;
+        let report = soak::soak(&binary, database, url, minutes, &kind).await?;
+        let output = args
+            .output
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(format!("bench/results/soak-{kind}.json")));
+        return write_json(&output, &report);
+    }
     let quick = Plan {
         levels: vec![32],
         duration: Duration::from_secs(args.seconds.unwrap_or(3)),
@@ -1050,5 +1068,9 @@ async fn main() -> Result<(), String> {
         .unwrap_or(if args.quick { 30_000 } else { 120_000 });
     let (report, table) = suite(&args, &args.database.clone(), users, &plan).await?;
     println!("{table}");
-    write_json(&args.output, &report)
+    let output = args
+        .output
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("bench/results/latest.json"));
+    write_json(&output, &report)
 }

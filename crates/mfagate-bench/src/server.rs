@@ -78,23 +78,24 @@ impl ServerProcess {
     }
 }
 
-/// The release server binary beside this one; built first if it is missing.
+/// The server binary beside this one (release, or debug for a debug build of this one, as the
+/// soak in CI runs); built first if it is missing.
 pub fn mfagate_binary() -> Result<PathBuf, String> {
     let here = std::env::current_exe().map_err(|e| e.to_string())?;
     let binary = here.with_file_name("mfagate");
     // Under `cargo run` the server is rebuilt when stale (a no-op when it is not): a binary
     // older than its migrations would measure the wrong code, or not start.
     if std::env::var_os("CARGO").is_some() || !binary.exists() {
-        eprintln!("building the release server (cargo build --release -p mfagate-server) ...");
+        let profile: &[&str] = if cfg!(debug_assertions) {
+            &[]
+        } else {
+            &["--release"]
+        };
+        eprintln!("building the server (cargo build {profile:?} -p mfagate-server) ...");
         let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-            .args([
-                "build",
-                "--release",
-                "-p",
-                "mfagate-server",
-                "--bin",
-                "mfagate",
-            ])
+            .arg("build")
+            .args(profile)
+            .args(["-p", "mfagate-server", "--bin", "mfagate"])
             .status()
             .map_err(|e| format!("cannot run cargo: {e}"))?;
         if !status.success() || !binary.exists() {

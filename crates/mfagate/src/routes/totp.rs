@@ -150,6 +150,7 @@ pub async fn status(
     responses(
         (status = 200, description = "The unused recovery codes", body = RecoveryCodesBody),
         (status = 401, description = "`not_authenticated`, `invalid_token`; `reauthentication_required` when the second factor is not recent (see `WWW-Authenticate`, RFC 9470)", body = ErrorBody),
+        (status = 409, description = "`totp_not_enabled`: no second factor, so no recovery codes", body = ErrorBody),
         (status = 403, description = "`mfa_disabled` (mode `disabled`)", body = ErrorBody),
     ))]
 pub async fn recovery_codes(

@@ -27,6 +27,7 @@ struct Counters {
     unreachable: AtomicU64,
     checks: AtomicU64,
     kills: AtomicU64,
+    database_cuts: AtomicU64,
 }
 
 struct Shared {
@@ -200,7 +201,8 @@ async fn answer_with(shared: &Shared, account: &Account, code: &str) -> Option<(
         .await
 }
 
-/// `code` was accepted once: on a new challenge it must be refused.
+/// `code` was accepted once: on a new challenge it must not be (a refusal, a throttle, or a
+/// `503` while the database is away are all not accepting it).
 async fn replay_is_refused(
     shared: &Shared,
     account: &Account,
@@ -208,7 +210,7 @@ async fn replay_is_refused(
     invariant: &'static str,
 ) {
     if let Some((status, body)) = answer_with(shared, account, code).await {
-        shared.check(invariant, status == 400 || status == 429, || {
+        shared.check(invariant, status != 200, || {
             format!(
                 "{invariant}: {}'s code {code} was accepted again: {status} {body}",
                 account.username
@@ -270,7 +272,7 @@ async fn refresh(shared: &Shared, account: &mut Account, replay: bool) {
             .call("/auth/token/refresh", Some(json!({"refresh": old})), None)
             .await
         {
-            shared.check("refresh token rotated once", status == 401, || {
+            shared.check("refresh token rotated once", status != 200, || {
                 format!(
                     "a rotated refresh token of {} was taken again: {status} {body}",
                     account.username
@@ -391,9 +393,18 @@ pub async fn soak(
 ) -> Result<Value, String> {
     let port = free_port();
     let secret = SecretBytes::generate(32);
+    // On PostgreSQL the server reaches the database through a proxy that can cut it away.
+    let (proxy, server_url) = if kind == "postgres" {
+        let (_, upstream) = through_proxy(&url, 0).ok_or("cannot read the database URL")?;
+        let proxy = DatabaseProxy::start(upstream).await?;
+        let (proxied, _) = through_proxy(&url, proxy.port).ok_or("cannot read the database URL")?;
+        (Some(Arc::new(proxy)), proxied)
+    } else {
+        (None, url.clone())
+    };
     let env: Vec<(String, String)> = [
         ("MFAGATE_LISTEN", format!("127.0.0.1:{port}")),
-        ("MFAGATE_DATABASE_URL", url.clone()),
+        ("MFAGATE_DATABASE_URL", server_url),
         ("MFAGATE_SECRET_KEY", secret.to_hex()),
         ("MFAGATE_ARGON2_PROFILE", "low-cost".to_string()),
         ("MFAGATE_IP_THROTTLE", "off".to_string()),
@@ -434,11 +445,12 @@ pub async fn soak(
         5.0..20.0
     };
     let killer = {
-        let (server, shared, binary, env) = (
+        let (server, shared, binary, env, proxy) = (
             server.clone(),
             shared.clone(),
             binary.to_path_buf(),
             env.clone(),
+            proxy.clone(),
         );
         tokio::spawn(async move {
             let mut rss = Vec::new();
@@ -446,8 +458,33 @@ pub async fn soak(
             loop {
                 let wait = rand::thread_rng().gen_range(between_kills.clone());
                 tokio::time::sleep(Duration::from_secs_f64(wait)).await;
-                if Instant::now() + Duration::from_secs(3) >= shared.stop_at {
+                if Instant::now() + Duration::from_secs(10) >= shared.stop_at {
                     return (rss, downtimes);
+                }
+                // On PostgreSQL every other fault is the database going away for 2 to 6 s:
+                // the server answers 503 meanwhile and must recover without a restart.
+                if let Some(proxy) = proxy.as_ref().filter(|_| rand::thread_rng().gen_bool(0.5)) {
+                    proxy.cut();
+                    shared
+                        .counters
+                        .database_cuts
+                        .fetch_add(1, Ordering::Relaxed);
+                    let away = rand::thread_rng().gen_range(2.0..6.0);
+                    tokio::time::sleep(Duration::from_secs_f64(away)).await;
+                    proxy.restore();
+                    let back = Instant::now();
+                    let mut recovered = false;
+                    while back.elapsed() < Duration::from_secs(30) {
+                        if let Some((200, _)) = shared.call("/healthz", None, None).await {
+                            recovered = true;
+                            break;
+                        }
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                    shared.check("recovery from a database outage without a restart", recovered, || {
+                        "the server did not answer /healthz within 30 s of the database's return".into()
+                    });
+                    continue;
                 }
                 let mut guard = server.lock().await;
                 if let Some(running) = guard.as_ref() {
@@ -506,6 +543,7 @@ pub async fn soak(
         "database": kind,
         "minutes": began.elapsed().as_secs_f64() / 60.0,
         "kills": c.kills.load(Ordering::Relaxed),
+        "database_cuts": c.database_cuts.load(Ordering::Relaxed),
         "restart_seconds_max": downtimes.iter().cloned().fold(0.0, f64::max),
         "requests": c.requests.load(Ordering::Relaxed),
         "answered": c.answered.load(Ordering::Relaxed),
@@ -533,4 +571,62 @@ pub async fn soak(
         ));
     }
     Ok(report)
+}
+
+/// A TCP proxy between the server and PostgreSQL that can take the database away: a cut drops
+/// every open connection and refuses new ones until the database is given back.
+struct DatabaseProxy {
+    port: u16,
+    up: Arc<std::sync::atomic::AtomicBool>,
+    cuts: tokio::sync::watch::Sender<u64>,
+}
+
+impl DatabaseProxy {
+    async fn start(upstream: String) -> Result<Self, String> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .map_err(|e| e.to_string())?;
+        let port = listener.local_addr().map_err(|e| e.to_string())?.port();
+        let up = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let (cuts, _) = tokio::sync::watch::channel(0u64);
+        let (accepting, watching) = (up.clone(), cuts.clone());
+        tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                if !accepting.load(Ordering::SeqCst) {
+                    continue; // dropped: the database is away
+                }
+                let upstream = upstream.clone();
+                let mut cut = watching.subscribe();
+                tokio::spawn(async move {
+                    let Ok(mut server) = tokio::net::TcpStream::connect(&upstream).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                        _ = cut.changed() => {}
+                    }
+                });
+            }
+        });
+        Ok(Self { port, up, cuts })
+    }
+
+    fn cut(&self) {
+        self.up.store(false, Ordering::SeqCst);
+        self.cuts.send_modify(|n| *n += 1);
+    }
+
+    fn restore(&self) {
+        self.up.store(true, Ordering::SeqCst);
+    }
+}
+
+/// `postgres://user@host:port/db` with `host:port` replaced; the `host:port` it had.
+fn through_proxy(url: &str, port: u16) -> Option<(String, String)> {
+    let (scheme_user, rest) = url.split_once('@')?;
+    let (authority, path) = rest.split_once('/')?;
+    Some((
+        format!("{scheme_user}@127.0.0.1:{port}/{path}"),
+        authority.to_string(),
+    ))
 }

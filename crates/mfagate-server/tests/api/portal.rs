@@ -153,6 +153,11 @@ async fn register_enrol_totp_sign_in_step_up_codes_sessions_and_password_on_a_ph
         .await
         .contains("a code from your authenticator app"));
     shot(&browser, t, "06-challenge").await;
+    // Cancel goes back to the sign-in page, and signing in again works (its button is free).
+    browser.click("#challenge-cancel").await;
+    browser.wait_visible("#view-signin").await;
+    sign_in(&browser, "ann", PASSWORD).await;
+    browser.wait_visible("#view-challenge").await;
     browser.type_into("#challenge-code", "000000").await;
     browser.click("#challenge-submit").await;
     let said = browser.wait_text("#error", "left").await;

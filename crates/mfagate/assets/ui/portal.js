@@ -214,7 +214,10 @@
                        email: "a code we e-mail you", recovery_code: "a recovery code" };
 
   // Shows `answer`'s challenge and resolves with the token pair its answer earns.
+  var abandonChallenge = null;  // the challenge on screen, if any, so a new one replaces it
+
   function challenge(answer, purpose) {
+    if (abandonChallenge) { abandonChallenge(); }
     return new Promise(function (resolve, reject) {
       var methods = answer.methods || [];
       var codes = methods.filter(function (m) { return m !== "webauthn"; });
@@ -258,12 +261,23 @@
         return request("POST", "/mfa/email/send", { ephemeral_token: answer.ephemeral_token })
           .then(function () { showNotice("We e-mailed you a code."); $("challenge-code").focus(); });
       });
-      var onCancel = function () { detach(); var e = new Error("cancelled"); e.cancelled = true; reject(e); };
+      // Given up: by the Cancel button (back where the user came from), or because the page
+      // moved on (another challenge, another view), which leaves the view alone.
+      function giveUp(toView) {
+        detach();
+        if (toView) { show(purpose === "stepup" ? "account" : "signin"); }
+        var e = new Error("cancelled");
+        e.cancelled = true;
+        reject(e);
+      }
+      var onCancel = function () { giveUp(true); };
       $("challenge-form").addEventListener("submit", onCode);
       $("challenge-passkey").addEventListener("click", onPasskey);
       $("challenge-email").addEventListener("click", onEmail);
       $("challenge-cancel").addEventListener("click", onCancel);
+      abandonChallenge = function () { giveUp(false); };
       function detach() {
+        abandonChallenge = null;
         $("challenge-form").removeEventListener("submit", onCode);
         $("challenge-passkey").removeEventListener("click", onPasskey);
         $("challenge-email").removeEventListener("click", onEmail);
@@ -280,7 +294,7 @@
         setTokens(tokens);
         show("account");
       }, function (error) {
-        show("account");
+        if (!error.cancelled) { show("account"); }
         throw error;
       });
     });
@@ -293,7 +307,10 @@
       return challenge(answer, "signin").then(function (tokens) {
         setTokens(tokens);
         return enterAccount();
-      }, function (error) { show("signin"); throw error; });
+      }, function (error) {
+        if (!error.cancelled) { show("signin"); }
+        throw error;
+      });
     }
     if (answer.mfa_setup_required) {
       setupToken = answer.setup_token;
@@ -620,6 +637,7 @@
   // #register and #forgot are pages of their own; anything else is the account or sign-in.
   function route() {
     clearMessages();
+    if (abandonChallenge) { abandonChallenge(); }
     var hash = location.hash.replace("#", "");
     if (hash === "register" || hash === "forgot") { show(hash); return Promise.resolve(); }
     if (access) { return enterAccount(); }

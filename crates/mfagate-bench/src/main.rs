@@ -1,5 +1,6 @@
 //! `cargo run --release -p mfagate-bench -- [--quick] [--database sqlite|postgres] [--users N]`
 //! `cargo run --release -p mfagate-bench -- --scale`
+//! `cargo run --release -p mfagate-bench -- --soak MINUTES [--database postgres]` (see `soak.rs`)
 //!
 //! Starts the release server on a database seeded as ordinary use grows one (through the
 //! store's import intent: factors, recovery codes, sessions, audit history, keys, expired rows),

@@ -1,6 +1,7 @@
 //! The soak (`--soak MINUTES`): mixed traffic for as long as asked against the server on a
 //! fresh database, while the server is killed with SIGKILL at random moments and restarted on
-//! the same database. As the traffic runs, each worker checks from the client side what must
+//! the same database (on PostgreSQL every other fault is the database going away for a few
+//! seconds through a proxy, and the server must recover without a restart). As the traffic runs, each worker checks from the client side what must
 //! never happen: a recovery code or a TOTP step accepted twice, a rotated refresh token taken
 //! again, a 5xx other than `503`. At the end every answered registration, enrolment and
 //! password change must still be in effect. The report goes to `bench/results/soak-KIND.json`.

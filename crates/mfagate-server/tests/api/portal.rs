@@ -60,6 +60,19 @@ async fn sign_in(browser: &Browser, username: &str, password: &str) {
     browser.click("#signin-submit").await;
 }
 
+/// Waits for the account page and checks what it says this sign-in used.
+async fn assert_signed_in_with(browser: &Browser, used: &str) {
+    browser.wait_visible("#view-account").await;
+    let summary = browser.wait_text("#account-summary", used).await;
+    assert!(summary.contains(used), "{summary}");
+}
+
+/// Presses "Sign out" and waits for the sign-in page.
+async fn sign_out(browser: &Browser) {
+    browser.click("#logout").await;
+    browser.wait_visible("#view-signin").await;
+}
+
 async fn shot(browser: &Browser, test: &str, name: &str) {
     browser.screenshot(&format!("portal/{test}"), name).await;
 }
@@ -167,11 +180,7 @@ async fn register_enrol_totp_sign_in_step_up_codes_sessions_and_password_on_a_ph
         .type_into("#challenge-code", &app_code(&app, &secret))
         .await;
     browser.click("#challenge-submit").await;
-    browser.wait_visible("#view-account").await;
-    assert!(browser
-        .wait_text("#account-summary", "authenticator app.")
-        .await
-        .contains("password, authenticator app."));
+    assert_signed_in_with(&browser, "password, authenticator app.").await;
 
     // Rename the factor.
     browser.click("#factor-list .rename").await;
@@ -255,17 +264,12 @@ async fn register_enrol_totp_sign_in_step_up_codes_sessions_and_password_on_a_ph
     dead.assert_error(401, "invalid_token");
 
     // Sign in with a recovery code.
-    browser.click("#logout").await;
-    browser.wait_visible("#view-signin").await;
+    sign_out(&browser).await;
     sign_in(&browser, "ann", PASSWORD).await;
     browser.wait_visible("#view-challenge").await;
     browser.type_into("#challenge-code", &new_codes[1]).await;
     browser.click("#challenge-submit").await;
-    browser.wait_visible("#view-account").await;
-    assert!(browser
-        .wait_text("#account-summary", "recovery code.")
-        .await
-        .contains("password, recovery code."));
+    assert_signed_in_with(&browser, "password, recovery code.").await;
     browser.wait_text("#codes-remaining", "8 unused").await;
 
     // Change the password: every session ends, the new one works.
@@ -341,38 +345,23 @@ async fn passkeys_are_enrolled_named_used_after_the_password_and_alone_and_remov
     shot(&browser, t, "01-two-passkeys").await;
 
     // Password, then the passkey; and remember this device.
-    browser.click("#logout").await;
-    browser.wait_visible("#view-signin").await;
+    sign_out(&browser).await;
     sign_in(&browser, "ann", PASSWORD).await;
     browser.wait_visible("#challenge-passkey").await;
     shot(&browser, t, "02-challenge-passkey").await;
     browser.click("#challenge-remember").await;
     browser.click("#challenge-passkey").await;
-    browser.wait_visible("#view-account").await;
-    assert!(browser
-        .wait_text("#account-summary", "passkey.")
-        .await
-        .contains("password, passkey."));
+    assert_signed_in_with(&browser, "password, passkey.").await;
 
     // The remembered device (an HttpOnly cookie) skips the second step next time.
-    browser.click("#logout").await;
-    browser.wait_visible("#view-signin").await;
+    sign_out(&browser).await;
     sign_in(&browser, "ann", PASSWORD).await;
-    browser.wait_visible("#view-account").await;
-    assert!(browser
-        .wait_text("#account-summary", "remembered device.")
-        .await
-        .contains("password, remembered device."));
+    assert_signed_in_with(&browser, "password, remembered device.").await;
 
     // The passkey alone, discoverable: no name typed.
-    browser.click("#logout").await;
-    browser.wait_visible("#view-signin").await;
+    sign_out(&browser).await;
     browser.click("#passkey-signin").await;
-    browser.wait_visible("#view-account").await;
-    assert!(browser
-        .wait_text("#account-summary", "passkey.")
-        .await
-        .contains("This sign-in used: passkey."));
+    assert_signed_in_with(&browser, "This sign-in used: passkey.").await;
     assert_eq!(browser.authenticator_credentials(&phone).await.len(), 1);
 
     // Remove one: the button asks once more before it removes.
@@ -422,11 +411,7 @@ async fn required_mode_sets_up_a_factor_before_the_first_sign_in_completes() {
     browser.wait_visible("#view-codes").await;
     assert_eq!(browser.texts("#codes-list li").await.len(), 10);
     browser.click("#codes-done").await;
-    browser.wait_visible("#view-account").await;
-    assert!(browser
-        .wait_text("#account-summary", "authenticator app.")
-        .await
-        .contains("Signed in as bob"));
+    assert_signed_in_with(&browser, "Signed in as bob").await;
     browser.close().await;
     assert_eq!(app.login("bob").await.body["mfa_required"], true);
 }
@@ -475,8 +460,7 @@ async fn an_e_mailed_code_signs_in_and_mailed_links_verify_the_address_and_reset
     browser
         .wait_text("#notice", "Saved: A code by e-mail")
         .await;
-    browser.click("#logout").await;
-    browser.wait_visible("#view-signin").await;
+    sign_out(&browser).await;
     let before = app.mail.to("cyd@example.com").len();
     sign_in(&browser, "cyd", PASSWORD).await;
     browser.wait_visible("#view-challenge").await;
@@ -485,13 +469,8 @@ async fn an_e_mailed_code_signs_in_and_mailed_links_verify_the_address_and_reset
     let mail = app.mail.wait_for("cyd@example.com", before + 1).await;
     browser.type_into("#challenge-code", &mail.code()).await;
     browser.click("#challenge-submit").await;
-    browser.wait_visible("#view-account").await;
-    assert!(browser
-        .wait_text("#account-summary", "e-mailed code.")
-        .await
-        .contains("password, e-mailed code."));
-    browser.click("#logout").await;
-    browser.wait_visible("#view-signin").await;
+    assert_signed_in_with(&browser, "password, e-mailed code.").await;
+    sign_out(&browser).await;
 
     // Forgotten password: the page asks for the address, the mailed link sets a new one.
     browser.click("#to-forgot").await;

@@ -1,6 +1,6 @@
 //! `cargo run --release -p mfagate-bench -- [--quick] [--database sqlite|postgres] [--users N]`
 //! `cargo run --release -p mfagate-bench -- --scale`
-//! `cargo run --release -p mfagate-bench -- --soak MINUTES [--database postgres]` (see `soak.rs`)
+//! `cargo run --release -p mfagate-bench -- --soak MINUTES [--database postgres] [--calm]` (see `soak.rs`)
 //!
 //! Starts the release server on a database seeded as ordinary use grows one (through the
 //! store's import intent: factors, recovery codes, sessions, audit history, keys, expired rows),
@@ -89,6 +89,10 @@ struct Args {
     /// invariants checked throughout and at the end (`bench/results/soak-DATABASE.json`).
     #[arg(long, value_name = "MINUTES")]
     soak: Option<f64>,
+    /// With `--soak`: no faults, one server life for the whole run, to see its resident memory
+    /// level off (`bench/results/soak-DATABASE-calm.json`).
+    #[arg(long, requires = "soak")]
+    calm: bool,
     /// Internal: run the bare ceiling server on this port.
     #[arg(long, hide = true)]
     bare_server: Option<u16>,
@@ -1027,11 +1031,12 @@ async fn main() -> Result<(), String> {
         let kind = args.database.clone();
         let (database, url) = Database::create(&args, &kind).await?;
         let binary = server::mfagate_binary()?;
-        let report = soak::soak(&binary, database, url, minutes, &kind).await?;
+        let report = soak::soak(&binary, database, url, minutes, &kind, args.calm).await?;
+        let calm = if args.calm { "-calm" } else { "" };
         let output = args
             .output
             .clone()
-            .unwrap_or_else(|| PathBuf::from(format!("bench/results/soak-{kind}.json")));
+            .unwrap_or_else(|| PathBuf::from(format!("bench/results/soak-{kind}{calm}.json")));
         return write_json(&output, &report);
     }
     let quick = Plan {

@@ -1,11 +1,23 @@
 //! The soak (`--soak MINUTES`): mixed traffic for as long as asked against the server on a
-//! fresh database, while the server is killed with SIGKILL at random moments and restarted on
-//! the same database (on PostgreSQL every other fault is the database going away for a few
-//! seconds through a proxy, and the server must recover without a restart). As the traffic runs, each worker checks from the client side what must
-//! never happen: a recovery code or a TOTP step accepted twice, a rotated refresh token taken
-//! again, a 5xx other than `503`. At the end every answered registration, enrolment and
-//! password change must still be in effect. The report goes to `bench/results/soak-KIND.json`.
+//! fresh database, while faults are injected at random moments, one at a time:
+//!
+//! - every database: the server is killed with SIGKILL and restarted on the same database;
+//! - PostgreSQL: two instances share the database behind a client-side balancer (a connection
+//!   refused goes to the other one), one of them is killed and restarted while the other must
+//!   keep serving, and the database goes away for a few seconds through a proxy (the servers
+//!   answer `503` meanwhile and must recover without a restart);
+//! - SQLite: the database lives on a small tmpfs mount, which is filled to the last byte for a
+//!   few seconds and then freed (writes answer `503` meanwhile and resume without a restart);
+//!   this needs the right to mount (root), and the report says when it could not be done.
+//!
+//! As the traffic runs, each worker checks from the client side what must never happen: a
+//! recovery code or a TOTP step accepted twice, a rotated refresh token taken again, a 5xx other
+//! than `503`. At the end every answered registration, enrolment and password change must still
+//! be in effect. `--calm` injects no faults, so that one server life lasts the whole run and its
+//! resident memory can be seen to level off (checked in runs of 10 minutes or more). The report
+//! goes to `bench/results/soak-KIND.json`.
 
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -27,18 +39,23 @@ struct Counters {
     unavailable: AtomicU64,
     unreachable: AtomicU64,
     checks: AtomicU64,
+    failed_over: AtomicU64,
     kills: AtomicU64,
     database_cuts: AtomicU64,
+    disk_full: AtomicU64,
 }
 
 struct Shared {
-    base: String,
+    /// One base URL per instance; each request goes to one at random, as behind a balancer.
+    bases: Vec<String>,
     client: reqwest::Client,
     stop_at: Instant,
     counters: Counters,
     /// How many times each invariant was checked.
     checked: Mutex<std::collections::BTreeMap<&'static str, u64>>,
     violations: Mutex<Vec<String>>,
+    /// Accounts registered by the fault injector to prove writes resumed; checked at the end.
+    probes: Mutex<Vec<Account>>,
 }
 
 impl Shared {
@@ -60,7 +77,8 @@ impl Shared {
     }
 
     /// A request; `None` when the server could not be reached (it is being killed). A 5xx other
-    /// than `503` is a violation.
+    /// than `503` is a violation. With two instances the request goes to either; when the one
+    /// chosen refuses the connection (nothing was sent) it goes to the other, as a balancer does.
     async fn call(
         &self,
         path: &str,
@@ -68,15 +86,29 @@ impl Shared {
         token: Option<&str>,
     ) -> Option<(u16, Value)> {
         self.counters.requests.fetch_add(1, Ordering::Relaxed);
-        let url = format!("{}{path}", self.base);
-        let mut request = match &body {
-            Some(body) => self.client.post(&url).json(body),
-            None => self.client.get(&url),
-        };
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
+        let first = rand::thread_rng().gen_range(0..self.bases.len());
+        let mut sent = None;
+        for attempt in 0..self.bases.len() {
+            let url = format!("{}{path}", self.bases[(first + attempt) % self.bases.len()]);
+            let mut request = match &body {
+                Some(body) => self.client.post(&url).json(body),
+                None => self.client.get(&url),
+            };
+            if let Some(token) = token {
+                request = request.bearer_auth(token);
+            }
+            match request.send().await {
+                Ok(response) => {
+                    sent = Some(response);
+                    break;
+                }
+                Err(error) if error.is_connect() && attempt + 1 < self.bases.len() => {
+                    self.counters.failed_over.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(_) => break,
+            }
         }
-        let Ok(response) = request.send().await else {
+        let Some(response) = sent else {
             self.counters.unreachable.fetch_add(1, Ordering::Relaxed);
             return None;
         };
@@ -385,16 +417,270 @@ async fn final_checks(shared: &Shared, accounts: &[Account]) {
     }
 }
 
+/// One server process of the deployment, restarted in place after a kill.
+struct Instance {
+    port: u16,
+    env: Vec<(String, String)>,
+    process: tokio::sync::Mutex<Option<ServerProcess>>,
+}
+
+impl Instance {
+    async fn start(binary: &Path, env: &[(String, String)]) -> Result<Self, String> {
+        let port = free_port();
+        let mut env = env.to_vec();
+        env.push(("MFAGATE_LISTEN".into(), format!("127.0.0.1:{port}")));
+        let process = ServerProcess::spawn(binary, &["serve"], &env, port).await?;
+        Ok(Self {
+            port,
+            env,
+            process: tokio::sync::Mutex::new(Some(process)),
+        })
+    }
+
+    fn base(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    async fn rss_mib(&self) -> f64 {
+        self.process
+            .lock()
+            .await
+            .as_ref()
+            .map_or(0.0, ServerProcess::rss_mib)
+    }
+
+    /// SIGKILL, then the same server again on the same database. Answers the resident memory
+    /// it had before the kill and how long it was down (seconds).
+    async fn kill_and_restart(&self, binary: &Path) -> Result<(f64, f64), String> {
+        let mut guard = self.process.lock().await;
+        let rss = guard.as_ref().map_or(0.0, ServerProcess::rss_mib);
+        *guard = None; // dropping it sends SIGKILL and reaps it
+        let down = Instant::now();
+        *guard = Some(ServerProcess::spawn(binary, &["serve"], &self.env, self.port).await?);
+        Ok((rss, down.elapsed().as_secs_f64()))
+    }
+}
+
+/// What the fault injector can do to this deployment.
+struct Faults {
+    binary: PathBuf,
+    instances: Arc<Vec<Instance>>,
+    proxy: Option<Arc<DatabaseProxy>>,
+    disk: Option<Arc<DiskFiller>>,
+}
+
+#[derive(Default)]
+struct FaultLog {
+    rss_before_kills: Vec<f64>,
+    restart_seconds: Vec<f64>,
+}
+
+impl Faults {
+    /// One fault at a time, at random moments (every 5 to 20 s in short runs; every 1 to 3
+    /// minutes in runs of 10 minutes or more, so that each server life is long enough to see
+    /// its memory settle), each kind as likely as the others.
+    async fn run(self, shared: Arc<Shared>, minutes: f64) -> FaultLog {
+        let between = if minutes >= 10.0 {
+            60.0..180.0
+        } else {
+            5.0..20.0
+        };
+        let mut log = FaultLog::default();
+        let mut faults = 0u64;
+        loop {
+            let wait = rand::thread_rng().gen_range(between.clone());
+            tokio::time::sleep(Duration::from_secs_f64(wait)).await;
+            if Instant::now() + Duration::from_secs(10) >= shared.stop_at {
+                return log;
+            }
+            faults += 1;
+            let mut kinds = vec!["kill"];
+            if self.proxy.is_some() {
+                kinds.push("database away");
+            }
+            if self.disk.is_some() {
+                kinds.push("disk full");
+            }
+            let kind = kinds[rand::thread_rng().gen_range(0..kinds.len())];
+            let done = match kind {
+                "database away" => self.database_away(&shared).await,
+                "disk full" => self.disk_full(&shared, faults).await,
+                _ => self.kill_one(&shared, &mut log).await,
+            };
+            if let Err(error) = done {
+                shared.violation(error);
+                return log;
+            }
+        }
+    }
+
+    /// SIGKILL one instance and restart it; with two, the other must keep answering meanwhile.
+    async fn kill_one(&self, shared: &Shared, log: &mut FaultLog) -> Result<(), String> {
+        let victim = rand::thread_rng().gen_range(0..self.instances.len());
+        let restart = self.instances[victim].kill_and_restart(&self.binary);
+        let other = (victim + 1) % self.instances.len();
+        let others_health = async {
+            if other == victim {
+                return None;
+            }
+            // Asked while the victim is down (its restart takes a few hundred ms at least).
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            let url = format!("{}/healthz", self.instances[other].base());
+            Some(
+                shared
+                    .client
+                    .get(url)
+                    .send()
+                    .await
+                    .is_ok_and(|r| r.status().is_success()),
+            )
+        };
+        let (restarted, other_answered) = tokio::join!(restart, others_health);
+        shared.counters.kills.fetch_add(1, Ordering::Relaxed);
+        let (rss, seconds) = restarted.map_err(|e| format!("no recovery after a kill: {e}"))?;
+        log.rss_before_kills.push(rss);
+        log.restart_seconds.push(seconds);
+        if let Some(answered) = other_answered {
+            shared.check(
+                "the other instance serves while one restarts",
+                answered,
+                || format!("instance {other} did not answer /healthz while instance {victim} restarted"),
+            );
+        }
+        Ok(())
+    }
+
+    /// The database goes away for 2 to 6 s: the servers answer 503 meanwhile and must recover
+    /// without a restart.
+    async fn database_away(&self, shared: &Shared) -> Result<(), String> {
+        let Some(proxy) = &self.proxy else {
+            return Ok(());
+        };
+        proxy.cut();
+        shared
+            .counters
+            .database_cuts
+            .fetch_add(1, Ordering::Relaxed);
+        let away = rand::thread_rng().gen_range(2.0..6.0);
+        tokio::time::sleep(Duration::from_secs_f64(away)).await;
+        proxy.restore();
+        for instance in self.instances.iter() {
+            let recovered = poll_for(Duration::from_secs(30), || async {
+                let url = format!("{}/healthz", instance.base());
+                shared
+                    .client
+                    .get(url)
+                    .send()
+                    .await
+                    .is_ok_and(|r| r.status().is_success())
+            })
+            .await;
+            shared.check(
+                "recovery from a database outage without a restart",
+                recovered,
+                || "a server did not answer /healthz within 30 s of the database's return".into(),
+            );
+        }
+        Ok(())
+    }
+
+    /// The disk under SQLite fills to the last byte for 2 to 6 s, then is freed: writes answer
+    /// 503 meanwhile, and must resume without a restart (a new account is registered to prove
+    /// it; the final checks log in to it).
+    async fn disk_full(&self, shared: &Shared, n: u64) -> Result<(), String> {
+        let Some(disk) = &self.disk else {
+            return Ok(());
+        };
+        let filled = disk
+            .fill()
+            .await
+            .map_err(|e| format!("cannot fill the disk: {e}"))?;
+        shared.counters.disk_full.fetch_add(1, Ordering::Relaxed);
+        let full = rand::thread_rng().gen_range(2.0..6.0);
+        tokio::time::sleep(Duration::from_secs_f64(full)).await;
+        disk.free()
+            .map_err(|e| format!("cannot free the disk ({filled} bytes written): {e}"))?;
+        let username = format!("soak-probe-{n}");
+        let probe = Mutex::new(None);
+        let resumed = poll_for(Duration::from_secs(30), || async {
+            // A retry after a lost answer may find the name taken: then it was written.
+            match register(shared, username.clone()).await {
+                Some(account) => {
+                    if let Ok(mut probe) = probe.lock() {
+                        *probe = Some(account);
+                    }
+                    true
+                }
+                None => false,
+            }
+        })
+        .await;
+        shared.check(
+            "writes resume after a full disk is freed, without a restart",
+            resumed,
+            || "no registration succeeded within 30 s of the disk being freed".into(),
+        );
+        if let (Ok(Some(account)), Ok(mut probes)) = (probe.into_inner(), shared.probes.lock()) {
+            probes.push(account);
+        }
+        Ok(())
+    }
+}
+
+/// Polls `ok` every 100 ms until it says yes (true) or `limit` passes (false).
+async fn poll_for<F, Fut>(limit: Duration, mut ok: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let began = Instant::now();
+    while began.elapsed() < limit {
+        if ok().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
+/// Resident memory levels off: the highest sample of the run's last quarter is within 20 %
+/// (plus 8 MiB of allocator slack) of the highest of its second quarter, by when pools and
+/// caches have filled. A leak of one allocation per request grows without end and fails it.
+fn memory_levels_off(samples: &[f64]) -> Result<String, String> {
+    let quarter = samples.len() / 4;
+    if quarter < 3 {
+        return Err(format!(
+            "not made: {} samples (at least 12, a run of 2 minutes or more)",
+            samples.len()
+        ));
+    }
+    let settled = samples[quarter..2 * quarter]
+        .iter()
+        .cloned()
+        .fold(0.0, f64::max);
+    let late = samples[3 * quarter..].iter().cloned().fold(0.0, f64::max);
+    let limit = settled * 1.2 + 8.0;
+    if late <= limit {
+        Ok(format!(
+            "levelled off: {settled:.1} MiB at most in the second quarter, {late:.1} MiB in the last (limit {limit:.1})"
+        ))
+    } else {
+        Err(format!(
+            "grew: {settled:.1} MiB at most in the second quarter, {late:.1} MiB in the last (limit {limit:.1})"
+        ))
+    }
+}
+
 pub async fn soak(
-    binary: &std::path::Path,
+    binary: &Path,
     database: Database,
     url: String,
     minutes: f64,
     kind: &str,
+    calm: bool,
 ) -> Result<Value, String> {
-    let port = free_port();
     let secret = SecretBytes::generate(32);
-    // On PostgreSQL the server reaches the database through a proxy that can cut it away.
+    // On PostgreSQL the servers reach the database through a proxy that can cut it away.
     let (proxy, server_url) = if kind == "postgres" {
         let (_, upstream) = through_proxy(&url, 0).ok_or("cannot read the database URL")?;
         let proxy = DatabaseProxy::start(upstream).await?;
@@ -403,8 +689,22 @@ pub async fn soak(
     } else {
         (None, url.clone())
     };
+    // On SQLite the database's directory becomes a small file system of its own to fill.
+    let (disk, disk_note) = match (&database, calm) {
+        (Database::Sqlite { dir }, false) => match DiskFiller::mount(dir) {
+            Ok(disk) => (
+                Some(Arc::new(disk)),
+                "injected: tmpfs of 2 GiB under the database".to_string(),
+            ),
+            Err(error) => {
+                eprintln!("soak: no full-disk faults: {error}");
+                (None, format!("not injected: {error}"))
+            }
+        },
+        (Database::Sqlite { .. }, true) => (None, "not injected: a calm run".into()),
+        (Database::Postgres { .. }, _) => (None, "not injected: PostgreSQL".into()),
+    };
     let env: Vec<(String, String)> = [
-        ("MFAGATE_LISTEN", format!("127.0.0.1:{port}")),
         ("MFAGATE_DATABASE_URL", server_url),
         ("MFAGATE_SECRET_KEY", secret.to_hex()),
         ("MFAGATE_ARGON2_PROFILE", "low-cost".to_string()),
@@ -420,11 +720,15 @@ pub async fn soak(
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
     .collect();
-    let server = Arc::new(tokio::sync::Mutex::new(Some(
-        ServerProcess::spawn(binary, &["serve"], &env, port).await?,
-    )));
+    // Two instances where the database can be shared; SQLite has one writer process.
+    let count = if kind == "postgres" { 2 } else { 1 };
+    let mut instances = Vec::new();
+    for _ in 0..count {
+        instances.push(Instance::start(binary, &env).await?);
+    }
+    let instances = Arc::new(instances);
     let shared = Arc::new(Shared {
-        base: format!("http://127.0.0.1:{port}"),
+        bases: instances.iter().map(Instance::base).collect(),
         client: reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
             .build()
@@ -433,89 +737,43 @@ pub async fn soak(
         counters: Counters::default(),
         checked: Mutex::new(Default::default()),
         violations: Mutex::new(Vec::new()),
+        probes: Mutex::new(Vec::new()),
     });
-    eprintln!("soak: {minutes} min on {kind}, killing the server at random moments");
+    eprintln!(
+        "soak: {minutes} min on {kind}, {count} instance(s), {}",
+        if calm {
+            "no faults"
+        } else {
+            "faults at random moments"
+        }
+    );
     let began = Instant::now();
 
-    // The killer: SIGKILL at a random moment (every 5 to 20 s in short runs; every 1 to 3
-    // minutes in runs of 10 minutes or more, so that each server life is long enough to see its
-    // memory settle), then start the server again on the same database.
-    let between_kills = if minutes >= 10.0 {
-        60.0..180.0
+    // The proxy and the mount live to the end of the run, after the injector has stopped.
+    let faults = Faults {
+        binary: binary.to_path_buf(),
+        instances: instances.clone(),
+        proxy: proxy.clone(),
+        disk: disk.clone(),
+    };
+    let injector = if calm {
+        None
     } else {
-        5.0..20.0
+        Some(tokio::spawn(faults.run(shared.clone(), minutes)))
     };
-    let killer = {
-        let (server, shared, binary, env, proxy) = (
-            server.clone(),
-            shared.clone(),
-            binary.to_path_buf(),
-            env.clone(),
-            proxy.clone(),
-        );
-        tokio::spawn(async move {
-            let mut rss = Vec::new();
-            let mut downtimes = Vec::new();
-            loop {
-                let wait = rand::thread_rng().gen_range(between_kills.clone());
-                tokio::time::sleep(Duration::from_secs_f64(wait)).await;
-                if Instant::now() + Duration::from_secs(10) >= shared.stop_at {
-                    return (rss, downtimes);
-                }
-                // On PostgreSQL every other fault is the database going away for 2 to 6 s:
-                // the server answers 503 meanwhile and must recover without a restart.
-                if let Some(proxy) = proxy.as_ref().filter(|_| rand::thread_rng().gen_bool(0.5)) {
-                    proxy.cut();
-                    shared
-                        .counters
-                        .database_cuts
-                        .fetch_add(1, Ordering::Relaxed);
-                    let away = rand::thread_rng().gen_range(2.0..6.0);
-                    tokio::time::sleep(Duration::from_secs_f64(away)).await;
-                    proxy.restore();
-                    let back = Instant::now();
-                    let mut recovered = false;
-                    while back.elapsed() < Duration::from_secs(30) {
-                        if let Some((200, _)) = shared.call("/healthz", None, None).await {
-                            recovered = true;
-                            break;
-                        }
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                    }
-                    shared.check("recovery from a database outage without a restart", recovered, || {
-                        "the server did not answer /healthz within 30 s of the database's return".into()
-                    });
-                    continue;
-                }
-                let mut guard = server.lock().await;
-                if let Some(running) = guard.as_ref() {
-                    rss.push(running.rss_mib());
-                }
-                *guard = None; // dropping it sends SIGKILL and reaps it
-                shared.counters.kills.fetch_add(1, Ordering::Relaxed);
-                let down = Instant::now();
-                match ServerProcess::spawn(&binary, &["serve"], &env, port).await {
-                    Ok(restarted) => *guard = Some(restarted),
-                    Err(error) => {
-                        shared.violation(format!("no recovery after a kill: {error}"));
-                        return (rss, downtimes);
-                    }
-                }
-                downtimes.push(down.elapsed().as_secs_f64());
-            }
-        })
-    };
-    // Resident memory every 10 s, whichever life of the server is running: a leak shows as
-    // growth within a life that the next kill hides.
+    // Resident memory every 10 s, of each instance's current life: a leak shows as growth
+    // within a life (a calm run has one life).
     let sampler = {
-        let (server, shared) = (server.clone(), shared.clone());
+        let (instances, shared) = (instances.clone(), shared.clone());
         tokio::spawn(async move {
             let mut samples = Vec::new();
             while Instant::now() < shared.stop_at {
                 tokio::time::sleep(Duration::from_secs(10)).await;
-                if let Some(running) = server.lock().await.as_ref() {
-                    samples.push(json!([began.elapsed().as_secs(), running.rss_mib()]));
+                let mut sample = vec![json!(began.elapsed().as_secs())];
+                for instance in instances.iter() {
+                    sample.push(json!(instance.rss_mib().await));
                 }
+                samples.push(Value::Array(sample));
             }
             samples
         })
@@ -527,13 +785,37 @@ pub async fn soak(
     for w in workers {
         accounts.extend(w.await.map_err(|e| e.to_string())?);
     }
-    let (rss, downtimes) = killer.await.map_err(|e| e.to_string())?;
+    let log = match injector {
+        Some(injector) => injector.await.map_err(|e| e.to_string())?,
+        None => FaultLog::default(),
+    };
     let rss_samples = sampler.await.map_err(|e| e.to_string())?;
+    let probes = std::mem::take(&mut *shared.probes.lock().map_err(|e| e.to_string())?);
     final_checks(&shared, &accounts).await;
-    let final_rss = server.lock().await.as_ref().map_or(0.0, |s| s.rss_mib());
-    drop(server.lock().await.take());
-    database.remove().await;
-
+    final_checks(&shared, &probes).await;
+    let mut final_rss = Vec::new();
+    for instance in instances.iter() {
+        final_rss.push(instance.rss_mib().await);
+    }
+    let memory_check = if calm && minutes >= 10.0 {
+        let first: Vec<f64> = rss_samples
+            .iter()
+            .filter_map(|s| s.get(1).and_then(Value::as_f64))
+            .collect();
+        let verdict = memory_levels_off(&first);
+        shared.check("resident memory levels off", verdict.is_ok(), || {
+            format!(
+                "resident memory {}",
+                verdict.clone().err().unwrap_or_default()
+            )
+        });
+        verdict.unwrap_or_else(|e| e)
+    } else {
+        "not made: runs of 10 minutes or more with --calm (kills restart the server)".into()
+    };
+    for instance in instances.iter() {
+        drop(instance.process.lock().await.take());
+    }
     let c = &shared.counters;
     let violations = shared
         .violations
@@ -542,22 +824,31 @@ pub async fn soak(
         .unwrap_or_default();
     let report = json!({
         "database": kind,
+        "instances": count,
+        "calm": calm,
         "minutes": began.elapsed().as_secs_f64() / 60.0,
         "kills": c.kills.load(Ordering::Relaxed),
         "database_cuts": c.database_cuts.load(Ordering::Relaxed),
-        "restart_seconds_max": downtimes.iter().cloned().fold(0.0, f64::max),
+        "disk_full": c.disk_full.load(Ordering::Relaxed),
+        "disk_full_faults": disk_note,
+        "restart_seconds_max": log.restart_seconds.iter().cloned().fold(0.0, f64::max),
         "requests": c.requests.load(Ordering::Relaxed),
         "answered": c.answered.load(Ordering::Relaxed),
         "unavailable_503": c.unavailable.load(Ordering::Relaxed),
         "unreachable_during_kills": c.unreachable.load(Ordering::Relaxed),
-        "accounts": accounts.len(),
+        "failed_over_to_the_other_instance": c.failed_over.load(Ordering::Relaxed),
+        "accounts": accounts.len() + probes.len(),
         "invariant_checks": c.checks.load(Ordering::Relaxed),
         "invariant_checks_by_kind": shared.checked.lock().map(|m| json!(*m)).unwrap_or_default(),
         "violations": violations,
-        "rss_mib_before_each_kill": rss,
+        "memory_check": memory_check,
+        "rss_mib_before_each_kill": log.rss_before_kills,
         "rss_mib_at_end": final_rss,
         "rss_mib_every_10s": rss_samples,
     });
+    // The servers are gone: the proxy may stop and the mount go before its directory does.
+    drop((proxy, disk));
+    database.remove().await;
     eprintln!(
         "{}",
         serde_json::to_string_pretty(&report).unwrap_or_default()
@@ -630,4 +921,67 @@ fn through_proxy(url: &str, port: u16) -> Option<(String, String)> {
         format!("{scheme_user}@127.0.0.1:{port}/{path}"),
         authority.to_string(),
     ))
+}
+
+/// The database's directory as a file system of its own (tmpfs, 2 GiB) that can be filled to
+/// the last byte and freed: SQLite then fails its writes with "database or disk is full", as it
+/// would on a real disk. Unmounted when dropped.
+struct DiskFiller {
+    dir: PathBuf,
+}
+
+impl DiskFiller {
+    const FILLER: &'static str = "soak-filler";
+
+    fn mount(dir: &Path) -> Result<Self, String> {
+        let output = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=2g,mode=0700", "mfagate-soak"])
+            .arg(dir)
+            .output()
+            .map_err(|e| format!("cannot run mount: {e}"))?;
+        if !output.status.success() {
+            return Err(format!(
+                "mounting a tmpfs on {} failed (it needs root): {}",
+                dir.display(),
+                String::from_utf8_lossy(&output.stderr).trim()
+            ));
+        }
+        Ok(Self {
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    /// Writes a file until the file system says it is full; answers the bytes written.
+    async fn fill(&self) -> std::io::Result<u64> {
+        let path = self.dir.join(Self::FILLER);
+        tokio::task::spawn_blocking(move || {
+            use std::io::Write;
+            let mut file = std::fs::File::create(path)?;
+            let chunk = vec![0u8; 1 << 20];
+            let mut written = 0u64;
+            loop {
+                match file.write(&chunk) {
+                    Ok(0) => return Ok(written),
+                    Ok(n) => written += n as u64,
+                    Err(e) if e.raw_os_error() == Some(28) => return Ok(written), // ENOSPC
+                    Err(e) => return Err(e),
+                }
+            }
+        })
+        .await
+        .map_err(std::io::Error::other)?
+    }
+
+    fn free(&self) -> std::io::Result<()> {
+        std::fs::remove_file(self.dir.join(Self::FILLER))
+    }
+}
+
+impl Drop for DiskFiller {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("--lazy")
+            .arg(&self.dir)
+            .status();
+    }
 }

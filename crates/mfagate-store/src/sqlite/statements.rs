@@ -40,6 +40,15 @@ pub(crate) fn map_error(error: rusqlite::Error) -> StoreError {
         {
             crate::conflict(message.as_deref().unwrap_or_default())
         }
+        // Said so that an operator knows what to do; writes resume by themselves once there
+        // is room again (the soak's full-disk faults check it).
+        rusqlite::Error::SqliteFailure(failure, _) if failure.code == ErrorCode::DiskFull => {
+            StoreError::Unavailable(
+                "SQLite: the disk holding the database is full; free space there and writes \
+                 resume by themselves (reads go on meanwhile)"
+                    .into(),
+            )
+        }
         rusqlite::Error::SqliteFailure(failure, _)
             if matches!(
                 failure.code,

@@ -468,6 +468,58 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_full_disk_answers_unavailable_saying_so_and_writes_resume_when_there_is_room() {
+        let (_dir, writer) = writer_on_a_fresh_file().await;
+        // A cap on the database's pages fails a write as SQLITE_FULL, as a full disk does
+        // (the soak fills a real file system too).
+        let cap = |pages: i64| {
+            let writer = writer.clone();
+            async move {
+                writer
+                    .write(move |c| {
+                        c.query_row(&format!("PRAGMA max_page_count = {pages}"), [], |_| Ok(()))
+                    })
+                    .await
+                    .unwrap()
+            }
+        };
+        let pages: i64 = writer
+            .write(|c| c.query_row("PRAGMA page_count", [], |row| row.get(0)))
+            .await
+            .unwrap();
+        cap(pages).await;
+        let wide = |v: i64| {
+            let writer = writer.clone();
+            async move {
+                writer
+                    .write(move |c| {
+                        execute(
+                            c,
+                            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 500) \
+                             INSERT INTO t (v) SELECT ?1 * 1000 + i FROM n",
+                            [v],
+                        )
+                    })
+                    .await
+            }
+        };
+        let full = wide(1).await;
+        match &full {
+            Err(StoreError::Unavailable(message)) => {
+                assert!(
+                    message.contains("disk holding the database is full"),
+                    "{message}"
+                )
+            }
+            other => panic!("a full disk answered {other:?}"),
+        }
+        assert_eq!(count(&writer).await, 0, "the failed write left rows behind");
+        cap(1_000_000).await;
+        assert_eq!(wide(2).await.unwrap(), 500);
+        assert_eq!(count(&writer).await, 500);
+    }
+
+    #[tokio::test]
     async fn an_answered_write_is_seen_by_another_connection_and_a_stopped_writer_refuses_more() {
         let (dir, writer) = writer_on_a_fresh_file().await;
         for v in 0..10 {

@@ -600,18 +600,21 @@ impl Faults {
         tokio::time::sleep(Duration::from_secs_f64(full)).await;
         disk.free()
             .map_err(|e| format!("cannot free the disk ({filled} bytes written): {e}"))?;
-        let username = format!("soak-probe-{n}");
         let probe = Mutex::new(None);
-        let resumed = poll_for(Duration::from_secs(30), || async {
-            // A retry after a lost answer may find the name taken: then it was written.
-            match register(shared, username.clone()).await {
-                Some(account) => {
-                    if let Ok(mut probe) = probe.lock() {
-                        *probe = Some(account);
-                    }
-                    true
+        let mut attempt = 0;
+        let resumed = poll_for(Duration::from_secs(30), || {
+            // A new name each time: an attempt whose answer was lost may have taken its name.
+            attempt += 1;
+            let username = format!("soak-probe-{n}-{attempt}");
+            let probe = &probe;
+            async move {
+                let Some(account) = register(shared, username).await else {
+                    return false;
+                };
+                if let Ok(mut probe) = probe.lock() {
+                    *probe = Some(account);
                 }
-                None => false,
+                true
             }
         })
         .await;

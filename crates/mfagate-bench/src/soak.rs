@@ -523,7 +523,8 @@ impl Faults {
             if other == victim {
                 return None;
             }
-            // Asked while the victim is down (its restart takes a few hundred ms at least).
+            // Asked while the victim is down: a restart takes 50 ms or more (process start,
+            // migrations checked, the first /healthz poll).
             tokio::time::sleep(Duration::from_millis(20)).await;
             let url = format!("{}/healthz", self.instances[other].base());
             Some(

@@ -6,8 +6,9 @@
 //!   refused goes to the other one), one of them is killed and restarted while the other must
 //!   keep serving, and the database goes away for a few seconds through a proxy (the servers
 //!   answer `503` meanwhile and must recover without a restart);
-//! - SQLite: the database lives on a small tmpfs mount, which is filled to the last byte for a
-//!   few seconds and then freed (writes answer `503` meanwhile and resume without a restart);
+//! - SQLite: the database lives on a tmpfs mount whose limit is cut to what it holds for a few
+//!   seconds, a full disk, and then given back (writes answer `503` meanwhile and resume
+//!   without a restart);
 //!   this needs the right to mount (root), and the report says when it could not be done.
 //!
 //! As the traffic runs, each worker checks from the client side what must never happen: a
@@ -585,22 +586,19 @@ impl Faults {
         Ok(())
     }
 
-    /// The disk under SQLite fills to the last byte for 2 to 6 s, then is freed: writes answer
+    /// The disk under SQLite is full for 2 to 6 s, then is freed: writes answer
     /// 503 meanwhile, and must resume without a restart (a new account is registered to prove
     /// it; the final checks log in to it).
     async fn disk_full(&self, shared: &Shared, n: u64) -> Result<(), String> {
         let Some(disk) = &self.disk else {
             return Ok(());
         };
-        let filled = disk
-            .fill()
-            .await
-            .map_err(|e| format!("cannot fill the disk: {e}"))?;
+        let held = disk.fill()?;
         shared.counters.disk_full.fetch_add(1, Ordering::Relaxed);
         let full = rand::thread_rng().gen_range(2.0..6.0);
         tokio::time::sleep(Duration::from_secs_f64(full)).await;
         disk.free()
-            .map_err(|e| format!("cannot free the disk ({filled} bytes written): {e}"))?;
+            .map_err(|e| format!("cannot free the disk (full at {held} bytes): {e}"))?;
         let probe = Mutex::new(None);
         let mut attempt = 0;
         let resumed = poll_for(Duration::from_secs(30), || {
@@ -698,7 +696,7 @@ pub async fn soak(
         (Database::Sqlite { dir }, false) => match DiskFiller::mount(dir) {
             Ok(disk) => (
                 Some(Arc::new(disk)),
-                "injected: tmpfs of 2 GiB under the database".to_string(),
+                "injected: a tmpfs under the database, its limit cut to what it holds".to_string(),
             ),
             Err(error) => {
                 eprintln!("soak: no full-disk faults: {error}");
@@ -927,19 +925,21 @@ fn through_proxy(url: &str, port: u16) -> Option<(String, String)> {
     ))
 }
 
-/// The database's directory as a file system of its own (tmpfs, 2 GiB) that can be filled to
-/// the last byte and freed: SQLite then fails its writes with "database or disk is full", as it
-/// would on a real disk. Unmounted when dropped.
+/// The database's directory as a file system of its own (tmpfs) that can be made full and
+/// freed: SQLite then fails its writes with "database or disk is full", as on a real disk. It
+/// is mounted with a large limit (tmpfs takes memory only for what it holds); to fill it, the
+/// limit is cut to what it holds, so no filler file takes memory. Unmounted when dropped.
 struct DiskFiller {
     dir: PathBuf,
 }
 
 impl DiskFiller {
-    const FILLER: &'static str = "soak-filler";
+    const ROOMY: &'static str = "size=64g";
 
     fn mount(dir: &Path) -> Result<Self, String> {
         let output = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", "size=2g,mode=0700", "mfagate-soak"])
+            .args(["-t", "tmpfs", "-o", &format!("{},mode=0700", Self::ROOMY)])
+            .arg("mfagate-soak")
             .arg(dir)
             .output()
             .map_err(|e| format!("cannot run mount: {e}"))?;
@@ -955,29 +955,49 @@ impl DiskFiller {
         })
     }
 
-    /// Writes a file until the file system says it is full; answers the bytes written.
-    async fn fill(&self) -> std::io::Result<u64> {
-        let path = self.dir.join(Self::FILLER);
-        tokio::task::spawn_blocking(move || {
-            use std::io::Write;
-            let mut file = std::fs::File::create(path)?;
-            let chunk = vec![0u8; 1 << 20];
-            let mut written = 0u64;
-            loop {
-                match file.write(&chunk) {
-                    Ok(0) => return Ok(written),
-                    Ok(n) => written += n as u64,
-                    Err(e) if e.raw_os_error() == Some(28) => return Ok(written), // ENOSPC
-                    Err(e) => return Err(e),
-                }
-            }
-        })
-        .await
-        .map_err(std::io::Error::other)?
+    fn remount(&self, size: &str) -> Result<(), String> {
+        let output = std::process::Command::new("mount")
+            .args(["-o", &format!("remount,{size}")])
+            .arg(&self.dir)
+            .output()
+            .map_err(|e| format!("cannot run mount: {e}"))?;
+        if output.status.success() {
+            Ok(())
+        } else {
+            Err(String::from_utf8_lossy(&output.stderr).trim().to_string())
+        }
     }
 
-    fn free(&self) -> std::io::Result<()> {
-        std::fs::remove_file(self.dir.join(Self::FILLER))
+    /// Cuts the file system's limit to what it holds: the next page SQLite writes finds no
+    /// room. Answers the bytes held.
+    fn fill(&self) -> Result<u64, String> {
+        // The server writes on meanwhile; a limit under what is held is refused, so try again.
+        let mut last = String::new();
+        for _ in 0..20 {
+            let used = self.used()?;
+            match self.remount(&format!("size={used}")) {
+                Ok(()) => return Ok(used),
+                Err(error) => last = error,
+            }
+        }
+        Err(format!("cannot cut the tmpfs to what it holds: {last}"))
+    }
+
+    fn used(&self) -> Result<u64, String> {
+        let output = std::process::Command::new("df")
+            .args(["-B1", "--output=used"])
+            .arg(&self.dir)
+            .output()
+            .map_err(|e| format!("cannot run df: {e}"))?;
+        String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .nth(1)
+            .and_then(|line| line.trim().parse().ok())
+            .ok_or_else(|| "df did not say what the tmpfs holds".to_string())
+    }
+
+    fn free(&self) -> Result<(), String> {
+        self.remount(Self::ROOMY)
     }
 }
 

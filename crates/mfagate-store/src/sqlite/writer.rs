@@ -282,6 +282,7 @@ fn run_batches(
 ) {
     let mut jobs = Vec::with_capacity(MAX_BATCH);
     let mut stop = None;
+    let mut failures = FailureLog::default();
     while stop.is_none() {
         let Some(first) = queue.blocking_recv() else {
             break;
@@ -302,7 +303,7 @@ fn run_batches(
             // What an operator watches for a writer falling behind: batch sizes and commit time.
             metrics::histogram!("mfagate_sqlite_writer_batch_size").record(jobs.len() as f64);
             let started = std::time::Instant::now();
-            run_batch(&connection, jobs.drain(..));
+            run_batch(&connection, jobs.drain(..), &mut failures);
             metrics::histogram!("mfagate_sqlite_writer_batch_seconds")
                 .record(started.elapsed().as_secs_f64());
         }
@@ -316,7 +317,34 @@ fn run_batches(
     }
 }
 
-fn run_batch(connection: &Connection, jobs: impl Iterator<Item = Job>) {
+/// A lasting fault (a full disk, a failing device) fails every batch until it ends: it is
+/// logged when it begins and when writes succeed again, with the count of batches it failed,
+/// not once per batch (thousands a second under load).
+#[derive(Default)]
+struct FailureLog {
+    current: Option<String>,
+    failed_batches: u64,
+}
+
+impl FailureLog {
+    fn failed(&mut self, error: &StoreError, what: &str) {
+        self.failed_batches += 1;
+        let text = error.to_string();
+        if self.current.as_deref() != Some(text.as_str()) {
+            tracing::error!(%error, "{what}; its callers get the error (until writes succeed again, repeats of it are counted, not logged)");
+            self.current = Some(text);
+        }
+    }
+
+    fn succeeded(&mut self) {
+        if self.current.take().is_some() {
+            tracing::warn!(failed_batches = self.failed_batches, "writes succeed again");
+            self.failed_batches = 0;
+        }
+    }
+}
+
+fn run_batch(connection: &Connection, jobs: impl Iterator<Item = Job>, failures: &mut FailureLog) {
     let control = |sql: &str| {
         connection
             .prepare_cached(sql)
@@ -327,7 +355,7 @@ fn run_batch(connection: &Connection, jobs: impl Iterator<Item = Job>) {
     // IMMEDIATE: take the write lock now (waiting out another process, such as the CLI, for up
     // to the busy timeout) rather than fail half-way through the batch.
     if let Err(error) = control("BEGIN IMMEDIATE") {
-        tracing::error!(%error, "cannot begin a write transaction; the writes of this batch fail");
+        failures.failed(&error, "cannot begin a write transaction");
         // Dropping a job drops its reply channel: its caller gets `Unavailable`.
         return;
     }
@@ -373,8 +401,11 @@ fn run_batch(connection: &Connection, jobs: impl Iterator<Item = Job>) {
         None => control("COMMIT"),
         Some(error) => Err(error),
     };
-    if let Err(error) = &committed {
-        tracing::error!(%error, "a batch of writes was rolled back; its callers get the error");
+    match &committed {
+        Ok(()) => failures.succeeded(),
+        Err(error) => failures.failed(error, "a batch of writes was rolled back"),
+    }
+    if committed.is_err() {
         // After a failed COMMIT SQLite may still be inside the transaction.
         if !connection.is_autocommit() {
             let _ = connection.execute_batch("ROLLBACK");

@@ -327,20 +327,28 @@ struct FailureLog {
 }
 
 impl FailureLog {
-    fn failed(&mut self, error: &StoreError, what: &str) {
+    /// Counts a failed batch; logs it when it is not the fault already being counted.
+    /// Answers whether it logged.
+    fn failed(&mut self, error: &StoreError, what: &str) -> bool {
         self.failed_batches += 1;
         let text = error.to_string();
-        if self.current.as_deref() != Some(text.as_str()) {
-            tracing::error!(%error, "{what}; its callers get the error (until writes succeed again, repeats of it are counted, not logged)");
-            self.current = Some(text);
+        if self.current.as_deref() == Some(text.as_str()) {
+            return false;
         }
+        tracing::error!(%error, "{what}; its callers get the error (until writes succeed again, repeats of it are counted, not logged)");
+        self.current = Some(text);
+        true
     }
 
-    fn succeeded(&mut self) {
-        if self.current.take().is_some() {
-            tracing::warn!(failed_batches = self.failed_batches, "writes succeed again");
-            self.failed_batches = 0;
+    /// A committed batch: ends the fault being counted, if any, and says so. Answers whether
+    /// it logged.
+    fn succeeded(&mut self) -> bool {
+        if self.current.take().is_none() {
+            return false;
         }
+        tracing::warn!(failed_batches = self.failed_batches, "writes succeed again");
+        self.failed_batches = 0;
+        true
     }
 }
 
@@ -404,7 +412,7 @@ fn run_batch(connection: &Connection, jobs: impl Iterator<Item = Job>, failures:
     match &committed {
         Ok(()) => failures.succeeded(),
         Err(error) => failures.failed(error, "a batch of writes was rolled back"),
-    }
+    };
     if committed.is_err() {
         // After a failed COMMIT SQLite may still be inside the transaction.
         if !connection.is_autocommit() {
@@ -496,6 +504,26 @@ mod tests {
         );
         assert_eq!(insert(&writer, 1).await.unwrap(), 1);
         assert_eq!(count(&writer).await, 1);
+    }
+
+    #[test]
+    fn a_lasting_fault_is_logged_when_it_begins_and_ends_not_once_per_batch() {
+        let mut log = FailureLog::default();
+        let full = StoreError::Unavailable("disk full".into());
+        let io = StoreError::Unavailable("I/O error".into());
+        assert!(!log.succeeded(), "nothing to end");
+        assert!(log.failed(&full, "a batch"));
+        assert!(!log.failed(&full, "a batch"));
+        assert!(!log.failed(&full, "a batch"));
+        assert!(log.failed(&io, "a batch"), "another fault is logged");
+        assert_eq!(log.failed_batches, 4);
+        assert!(log.succeeded());
+        assert_eq!(log.failed_batches, 0);
+        assert!(!log.succeeded());
+        assert!(
+            log.failed(&full, "a batch"),
+            "the same fault again, after a success"
+        );
     }
 
     #[tokio::test]

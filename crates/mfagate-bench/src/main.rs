@@ -98,6 +98,17 @@ struct Args {
     bare_server: Option<u16>,
 }
 
+/// A connection of the benchmark's own to the SQLite file a `sqlite://` URL names.
+fn sqlite_connection(url: &str) -> Result<rusqlite::Connection, String> {
+    let path = mfagate_store::sqlite::SqliteStore::database_path(url)
+        .ok_or_else(|| format!("{url} names no SQLite file"))?;
+    let connection = rusqlite::Connection::open(path).map_err(|e| e.to_string())?;
+    connection
+        .busy_timeout(Duration::from_secs(10))
+        .map_err(|e| e.to_string())?;
+    Ok(connection)
+}
+
 /// A fresh database for one deployment, removed afterwards.
 enum Database {
     Sqlite { dir: PathBuf },
@@ -111,7 +122,7 @@ impl Database {
             let mut conn = sqlx::PgConnection::connect(&args.postgres_url)
                 .await
                 .map_err(|e| e.to_string())?;
-            conn.execute(format!("CREATE DATABASE {name}").as_str())
+            conn.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
                 .await
                 .map_err(|e| e.to_string())?;
             let base = args
@@ -142,7 +153,9 @@ impl Database {
             Database::Postgres { admin_url, name } => {
                 if let Ok(mut conn) = sqlx::PgConnection::connect(&admin_url).await {
                     let _ = conn
-                        .execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
+                        .execute(sqlx::AssertSqlSafe(format!(
+                            "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                        )))
                         .await;
                 }
             }
@@ -179,12 +192,8 @@ async fn deploy(
     // a WAL of everything just seeded (which the server would spend the first scenarios
     // copying back).
     if url.starts_with("sqlite:") {
-        let mut connection = sqlx::SqliteConnection::connect(&url)
-            .await
-            .map_err(|e| e.to_string())?;
-        connection
-            .execute("PRAGMA wal_checkpoint(TRUNCATE)")
-            .await
+        sqlite_connection(&url)?
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
             .map_err(|e| format!("checkpoint after seeding: {e}"))?;
     } else {
         let mut connection = sqlx::PgConnection::connect(&url)
@@ -250,13 +259,8 @@ async fn wait_for_cleanup(url: &str) -> Result<(), String> {
                              + (SELECT COUNT(*) FROM recovery_codes WHERE used_at IS NOT NULL)";
     for _ in 0..3600 {
         let left: i64 = if url.starts_with("sqlite:") {
-            let mut c = sqlx::SqliteConnection::connect(url)
-                .await
-                .map_err(|e| e.to_string())?;
-            sqlx::query_scalar(&LEFT.replace("$1", "?1"))
-                .bind(now())
-                .fetch_one(&mut c)
-                .await
+            sqlite_connection(url)?
+                .query_row(&LEFT.replace("$1", "?1"), [now()], |row| row.get(0))
                 .map_err(|e| e.to_string())?
         } else {
             let mut c = sqlx::PgConnection::connect(url)

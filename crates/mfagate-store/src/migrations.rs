@@ -7,6 +7,7 @@ use std::future::Future;
 use std::pin::Pin;
 
 use sqlx::migrate::{Migration, MigrationSource, MigrationType};
+use sqlx::SqlStr;
 
 /// Version, name, SQL.
 pub(crate) type Steps = &'static [(i64, &'static str, &'static str)];
@@ -29,7 +30,7 @@ impl<'s> MigrationSource<'s> for EmbeddedMigrations {
                         *version,
                         Cow::Borrowed(*name),
                         MigrationType::Simple,
-                        Cow::Borrowed(*sql),
+                        SqlStr::from_static(sql),
                         false,
                     )
                 })

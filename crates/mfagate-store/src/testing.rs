@@ -2,7 +2,8 @@
 //! suite): a PostgreSQL database created for one test and dropped, with its connections, when
 //! the value is dropped.
 
-use sqlx::{Connection, Executor, PgConnection};
+// Database names are made here (a fixed prefix and hex), never taken from input.
+use sqlx::{AssertSqlSafe, Connection, Executor, PgConnection};
 
 #[derive(Debug)]
 pub struct TempPgDatabase {
@@ -26,7 +27,7 @@ impl TempPgDatabase {
     pub async fn create(admin_url: &str) -> Result<Self, sqlx::Error> {
         let name = format!("mfagate_test_{}", mfagate_core::secret::new_id());
         let mut conn = PgConnection::connect(admin_url).await?;
-        conn.execute(format!("CREATE DATABASE {name}").as_str())
+        conn.execute(AssertSqlSafe(format!("CREATE DATABASE {name}")))
             .await?;
         Ok(Self {
             url: with_database(admin_url, &name),
@@ -47,9 +48,11 @@ impl Drop for TempPgDatabase {
                 .ok()?;
             runtime.block_on(async {
                 let mut conn = PgConnection::connect(&admin_url).await.ok()?;
-                conn.execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
-                    .await
-                    .ok()
+                conn.execute(AssertSqlSafe(format!(
+                    "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                )))
+                .await
+                .ok()
             })
         })
         .join();

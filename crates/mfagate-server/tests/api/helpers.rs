@@ -346,10 +346,12 @@ impl TestApp {
                 .unwrap();
         let mut out = Vec::new();
         for table in tables {
-            for row in sqlx::query(&format!("SELECT row_to_json(t)::TEXT AS j FROM {table} t"))
-                .fetch_all(&mut conn)
-                .await
-                .unwrap()
+            for row in sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT row_to_json(t)::TEXT AS j FROM {table} t"
+            )))
+            .fetch_all(&mut conn)
+            .await
+            .unwrap()
             {
                 out.extend_from_slice(row.get::<String, _>("j").as_bytes());
             }

@@ -109,18 +109,17 @@ async fn a_database_from_before_key_checks_learns_its_key_from_its_data_on_sqlit
     app.stop().await;
     // Make the database look as the previous release left it: no record of the key.
     {
-        use sqlx::{Connection, Executor};
-        let mut conn = sqlx::SqliteConnection::connect(&app.settings.database_url)
-            .await
-            .unwrap();
-        conn.execute("DROP TABLE sealing_keys").await.unwrap();
-        conn.execute("DELETE FROM _sqlx_migrations WHERE version = 5")
-            .await
-            .unwrap();
-        // Migration 5 reads the TOTP devices of that time, which later became `factors`.
-        conn.execute("CREATE TABLE totp_devices AS SELECT user_id, secret_sealed FROM factors")
-            .await
-            .unwrap();
+        let path = mfagate_store::sqlite::SqliteStore::database_path(&app.settings.database_url)
+            .unwrap()
+            .to_path_buf();
+        let conn = rusqlite::Connection::open(path).unwrap();
+        conn.execute_batch(
+            "DROP TABLE sealing_keys;
+             DELETE FROM _sqlx_migrations WHERE version = 5;
+             -- Migration 5 reads the TOTP devices of that time, which later became `factors`.
+             CREATE TABLE totp_devices AS SELECT user_id, secret_sealed FROM factors;",
+        )
+        .unwrap();
     }
     let mut settings = app.settings.clone();
     settings.secret_key = Some(SecretBytes::generate(32));

@@ -3,6 +3,7 @@
 //! hold until it commits, on every instance, and it is ordered against a password reset, MFA
 //! reset or disable, which change the same row first.
 
+// AssertSqlSafe: only constant column lists are formatted into this file's SQL; values are bound.
 use async_trait::async_trait;
 use mfagate_core::factors::{name_key, preference_name, FactorKind, Method};
 use mfagate_core::store::{
@@ -11,6 +12,7 @@ use mfagate_core::store::{
 };
 use mfagate_core::StoreError;
 use sqlx::postgres::PgRow;
+use sqlx::AssertSqlSafe;
 use sqlx::{PgConnection, Row};
 
 use super::{insert_token, replace_codes, PgStore, SqlResult};
@@ -245,10 +247,10 @@ pub(super) async fn accept_step(
 #[async_trait]
 impl FactorStore for PgStore {
     async fn factors(&self, user_id: &str) -> StoreResult<Vec<Factor>> {
-        let rows = sqlx::query(&format!(
+        let rows = sqlx::query(AssertSqlSafe(format!(
             "SELECT {FACTOR_COLUMNS} FROM factors
              WHERE user_id = $1 AND verified_at IS NOT NULL ORDER BY seq"
-        ))
+        )))
         .bind(user_id)
         .fetch_all(&self.pool)
         .await
@@ -262,10 +264,10 @@ impl FactorStore for PgStore {
         factor_id: &str,
         now: i64,
     ) -> StoreResult<Option<Factor>> {
-        let row = sqlx::query(&format!(
+        let row = sqlx::query(AssertSqlSafe(format!(
             "SELECT {FACTOR_COLUMNS} FROM factors
              WHERE id = $1 AND user_id = $2 AND verified_at IS NULL AND pending_expires_at > $3"
-        ))
+        )))
         .bind(factor_id)
         .bind(user_id)
         .bind(now)
@@ -525,10 +527,10 @@ impl FactorStore for PgStore {
     }
 
     async fn passkey_by_credential(&self, credential_id: &str) -> StoreResult<Option<Factor>> {
-        let row = sqlx::query(&format!(
+        let row = sqlx::query(AssertSqlSafe(format!(
             "SELECT {FACTOR_COLUMNS} FROM factors
              WHERE credential_id = $1 AND kind = 'webauthn' AND verified_at IS NOT NULL"
-        ))
+        )))
         .bind(credential_id)
         .fetch_optional(&self.pool)
         .await
@@ -571,10 +573,10 @@ impl FactorStore for PgStore {
         drop_pending_named(&mut tx, user_id, &name_lower)
             .await
             .store()?;
-        let row = sqlx::query(&format!(
+        let row = sqlx::query(AssertSqlSafe(format!(
             "UPDATE factors SET name = $3, name_lower = $4 WHERE id = $1 AND user_id = $2
              RETURNING {FACTOR_COLUMNS}"
-        ))
+        )))
         .bind(factor_id)
         .bind(user_id)
         .bind(name)

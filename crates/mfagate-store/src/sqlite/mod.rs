@@ -3,21 +3,16 @@
 //! conditional `UPDATE ... WHERE` below is atomic against every other connection.
 //!
 //! Statements run through rusqlite: writes as jobs of the group-committing writer
-//! (`sqlite_writer`), reads on lent read-only connections (`sqlite_readers`). sqlx only applies
-//! the migrations.
+//! (`sqlite_writer`), reads on lent read-only connections (`sqlite_readers`), migrations on a
+//! connection of their own at start (`migrate`).
 
-use std::path::Path;
-use std::str::FromStr;
-use std::time::Duration;
+use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
 use mfagate_core::store::*;
 use mfagate_core::StoreError;
-use sqlx::migrate::Migrator;
 
-use crate::migrations::{EmbeddedMigrations, Steps};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
-use sqlx::{ConnectOptions, Connection};
+use crate::migrations::Steps;
 
 use rusqlite::params;
 
@@ -89,9 +84,9 @@ pub struct SqliteStore {
     /// here is far cheaper than letting them collide on the database lock and sleep in SQLite's
     /// busy handler. Writes that queue up while a commit syncs share the next commit.
     writer: GroupWriter,
-    /// For the migrations (sqlx's migrator), which manage their own transactions outside the
-    /// writer's batches.
-    options: SqliteConnectOptions,
+    /// The database file, for the migrations, which run on a connection of their own with
+    /// their own transactions, outside the writer's batches.
+    path: PathBuf,
 }
 
 /// The columns `user_from_row` reads, as a literal so that each statement is one constant.
@@ -150,17 +145,6 @@ impl SqliteStore {
     /// `full_sync: false` trades the last commits on power loss (never on a process crash or
     /// kill: WAL keeps those) for far fewer fsyncs; see `MFAGATE_SQLITE_SYNCHRONOUS`.
     pub async fn connect_with(url: &str, full_sync: bool) -> Result<Self, StoreError> {
-        let options = SqliteConnectOptions::from_str(url)
-            .map_err(|e| StoreError::Other(format!("bad SQLite URL '{url}': {e}")))?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(if full_sync {
-                SqliteSynchronous::Full
-            } else {
-                SqliteSynchronous::Normal
-            })
-            .busy_timeout(Duration::from_secs(10))
-            .foreign_keys(true);
         if let Some(path) = Self::database_path(url) {
             // A mistyped path must not quietly become a new empty database (and, in the server,
             // a new key): the directory has to exist.
@@ -196,7 +180,7 @@ impl SqliteStore {
         Ok(Self {
             readers,
             writer,
-            options,
+            path: path.to_path_buf(),
         })
     }
 
@@ -210,19 +194,10 @@ impl SqliteStore {
     }
 
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        let migrator = Migrator::new(EmbeddedMigrations(MIGRATIONS))
+        let path = self.path.clone();
+        tokio::task::spawn_blocking(move || migrate::migrate(&path, MIGRATIONS))
             .await
-            .map_err(|e| StoreError::Other(format!("loading migrations: {e}")))?;
-        let mut connection =
-            self.options.connect().await.map_err(|e| {
-                StoreError::Unavailable(format!("opening SQLite for migrations: {e}"))
-            })?;
-        let applied = migrator
-            .run(&mut connection)
-            .await
-            .map_err(|e| StoreError::Other(format!("applying migrations: {e}")));
-        let _ = connection.close().await;
-        applied
+            .map_err(|e| StoreError::Other(format!("applying migrations: {e}")))?
     }
 
     /// Runs `job` on the writer connection, in the next group commit (see `sqlite_writer`).
@@ -254,6 +229,7 @@ mod factors;
 mod import;
 mod keys;
 mod maintenance;
+mod migrate;
 pub(crate) mod readers;
 mod recovery_codes;
 mod sessions;

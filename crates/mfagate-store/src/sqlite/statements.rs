@@ -2,8 +2,8 @@
 //! (prepared once, timed, reported), and what a SQLite error means to the store's callers.
 //!
 //! The store talks to SQLite through rusqlite on the calling thread: the writer on its own
-//! thread (`sqlite_writer`), reads on the request's (`sqlite_readers`). sqlx only runs the
-//! migrations; it and rusqlite link the one `libsqlite3-sys`.
+//! thread (`sqlite_writer`), reads on the request's (`sqlite_readers`), migrations at start
+//! (`migrate`). sqlx serves PostgreSQL only.
 
 use std::path::Path;
 use std::time::{Duration, Instant};

@@ -507,6 +507,18 @@ mod tests {
     }
 
     #[test]
+    fn the_linked_sqlite_has_the_wal_reset_fix() {
+        // https://sqlite.org/wal.html#walresetbug: before 3.51.3 a checkpoint racing a commit
+        // that resets the WAL on another connection could corrupt the file; the checkpointer
+        // and this writer are two such connections. A dependency update must not undo it.
+        assert!(
+            rusqlite::version_number() >= 3_051_003,
+            "SQLite {} is linked; mfagate needs 3.51.3 or later",
+            rusqlite::version()
+        );
+    }
+
+    #[test]
     fn a_lasting_fault_is_logged_when_it_begins_and_ends_not_once_per_batch() {
         let mut log = FailureLog::default();
         let full = StoreError::Unavailable("disk full".into());

@@ -442,6 +442,15 @@ impl Instance {
         format!("http://127.0.0.1:{}", self.port)
     }
 
+    /// `/healthz` answers 200: the server is up and reaches its database.
+    async fn is_healthy(&self, client: &reqwest::Client) -> bool {
+        client
+            .get(format!("{}/healthz", self.base()))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+    }
+
     async fn rss_mib(&self) -> f64 {
         self.process
             .lock()
@@ -470,6 +479,13 @@ struct Faults {
     disk: Option<Arc<DiskFiller>>,
 }
 
+/// The faults a deployment can be given (the database decides which: see `Faults::run`).
+enum Fault {
+    Kill,
+    DatabaseAway,
+    DiskFull,
+}
+
 #[derive(Default)]
 struct FaultLog {
     rss_before_kills: Vec<f64>,
@@ -495,18 +511,18 @@ impl Faults {
                 return log;
             }
             faults += 1;
-            let mut kinds = vec!["kill"];
+            let mut kinds = vec![Fault::Kill];
             if self.proxy.is_some() {
-                kinds.push("database away");
+                kinds.push(Fault::DatabaseAway);
             }
             if self.disk.is_some() {
-                kinds.push("disk full");
+                kinds.push(Fault::DiskFull);
             }
-            let kind = kinds[rand::thread_rng().gen_range(0..kinds.len())];
-            let done = match kind {
-                "database away" => self.database_away(&shared).await,
-                "disk full" => self.disk_full(&shared, faults).await,
-                _ => self.kill_one(&shared, &mut log).await,
+            let pick = rand::thread_rng().gen_range(0..kinds.len());
+            let done = match kinds[pick] {
+                Fault::Kill => self.kill_one(&shared, &mut log).await,
+                Fault::DatabaseAway => self.database_away(&shared).await,
+                Fault::DiskFull => self.disk_full(&shared, faults).await,
             };
             if let Err(error) = done {
                 shared.violation(error);
@@ -527,15 +543,7 @@ impl Faults {
             // Asked while the victim is down: a restart takes 50 ms or more (process start,
             // migrations checked, the first /healthz poll).
             tokio::time::sleep(Duration::from_millis(20)).await;
-            let url = format!("{}/healthz", self.instances[other].base());
-            Some(
-                shared
-                    .client
-                    .get(url)
-                    .send()
-                    .await
-                    .is_ok_and(|r| r.status().is_success()),
-            )
+            Some(self.instances[other].is_healthy(&shared.client).await)
         };
         let (restarted, other_answered) = tokio::join!(restart, others_health);
         shared.counters.kills.fetch_add(1, Ordering::Relaxed);
@@ -567,14 +575,8 @@ impl Faults {
         tokio::time::sleep(Duration::from_secs_f64(away)).await;
         proxy.restore();
         for instance in self.instances.iter() {
-            let recovered = poll_for(Duration::from_secs(30), || async {
-                let url = format!("{}/healthz", instance.base());
-                shared
-                    .client
-                    .get(url)
-                    .send()
-                    .await
-                    .is_ok_and(|r| r.status().is_success())
+            let recovered = poll_for(Duration::from_secs(30), || {
+                instance.is_healthy(&shared.client)
             })
             .await;
             shared.check(
@@ -799,19 +801,32 @@ pub async fn soak(
     for instance in instances.iter() {
         final_rss.push(instance.rss_mib().await);
     }
+    // Each instance's column of the samples (column 0 is the time).
     let memory_check = if calm && minutes >= 10.0 {
-        let first: Vec<f64> = rss_samples
-            .iter()
-            .filter_map(|s| s.get(1).and_then(Value::as_f64))
+        let verdicts: Vec<Result<String, String>> = (1..=instances.len())
+            .map(|column| {
+                let samples: Vec<f64> = rss_samples
+                    .iter()
+                    .filter_map(|s| s.get(column).and_then(Value::as_f64))
+                    .collect();
+                memory_levels_off(&samples)
+                    .map(|ok| format!("instance {}: {ok}", column - 1))
+                    .map_err(|grew| format!("instance {}: {grew}", column - 1))
+            })
             .collect();
-        let verdict = memory_levels_off(&first);
-        shared.check("resident memory levels off", verdict.is_ok(), || {
-            format!(
-                "resident memory {}",
-                verdict.clone().err().unwrap_or_default()
-            )
-        });
-        verdict.unwrap_or_else(|e| e)
+        for verdict in &verdicts {
+            shared.check("resident memory levels off", verdict.is_ok(), || {
+                format!(
+                    "resident memory {}",
+                    verdict.clone().err().unwrap_or_default()
+                )
+            });
+        }
+        verdicts
+            .into_iter()
+            .map(|v| v.unwrap_or_else(|e| e))
+            .collect::<Vec<_>>()
+            .join("; ")
     } else {
         "not made: runs of 10 minutes or more with --calm (kills restart the server)".into()
     };

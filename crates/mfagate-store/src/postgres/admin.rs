@@ -1,22 +1,24 @@
 //! The administrators' user list and enabling users.
 
-// AssertSqlSafe: only constant column lists are formatted into this file's SQL; values are bound.
 use super::*;
-use sqlx::AssertSqlSafe;
 
 #[async_trait]
 impl AdminStore for PgStore {
     async fn list_users(&self, limit: u32, start: &UserPageStart) -> StoreResult<Vec<User>> {
         let sql = match start {
-            UserPageStart::After { .. } => format!(
-                "SELECT {USER_COLUMNS} FROM users WHERE (created_at, id) > ($2, $3)
+            UserPageStart::After { .. } => concat!(
+                "SELECT ",
+                user_columns!(),
+                " FROM users WHERE (created_at, id) > ($2, $3)
                  ORDER BY created_at, id LIMIT $1"
             ),
-            UserPageStart::Offset(_) => format!(
-                "SELECT {USER_COLUMNS} FROM users ORDER BY created_at, id LIMIT $1 OFFSET $2"
+            UserPageStart::Offset(_) => concat!(
+                "SELECT ",
+                user_columns!(),
+                " FROM users ORDER BY created_at, id LIMIT $1 OFFSET $2"
             ),
         };
-        let query = sqlx::query(AssertSqlSafe(sql)).bind(i64::from(limit));
+        let query = sqlx::query(sql).bind(i64::from(limit));
         let query = match start {
             UserPageStart::After { created_at, id } => query.bind(*created_at).bind(id.clone()),
             UserPageStart::Offset(offset) => query.bind(i64::from(*offset)),

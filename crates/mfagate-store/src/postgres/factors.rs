@@ -3,7 +3,6 @@
 //! hold until it commits, on every instance, and it is ordered against a password reset, MFA
 //! reset or disable, which change the same row first.
 
-// AssertSqlSafe: only constant column lists are formatted into this file's SQL; values are bound.
 use async_trait::async_trait;
 use mfagate_core::factors::{name_key, preference_name, FactorKind, Method};
 use mfagate_core::store::{
@@ -12,14 +11,17 @@ use mfagate_core::store::{
 };
 use mfagate_core::StoreError;
 use sqlx::postgres::PgRow;
-use sqlx::AssertSqlSafe;
 use sqlx::{PgConnection, Row};
 
 use super::{insert_token, replace_codes, PgStore, SqlResult};
 use crate::Prefer;
 
-const FACTOR_COLUMNS: &str =
-    "id, user_id, kind, name, secret_sealed, credential_id, sign_count, last_step, created_at, last_used_at, verified_at";
+/// The columns `factor_from_row` reads, as a literal (see `user_columns!`).
+macro_rules! factor_columns {
+    () => {
+        "id, user_id, kind, name, secret_sealed, credential_id, sign_count, last_step, created_at, last_used_at, verified_at"
+    };
+}
 
 fn factor_from_row(row: &PgRow) -> Result<Factor, StoreError> {
     let kind: String = row.try_get("kind").store()?;
@@ -247,10 +249,12 @@ pub(super) async fn accept_step(
 #[async_trait]
 impl FactorStore for PgStore {
     async fn factors(&self, user_id: &str) -> StoreResult<Vec<Factor>> {
-        let rows = sqlx::query(AssertSqlSafe(format!(
-            "SELECT {FACTOR_COLUMNS} FROM factors
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            factor_columns!(),
+            " FROM factors
              WHERE user_id = $1 AND verified_at IS NOT NULL ORDER BY seq"
-        )))
+        ))
         .bind(user_id)
         .fetch_all(&self.pool)
         .await
@@ -264,10 +268,12 @@ impl FactorStore for PgStore {
         factor_id: &str,
         now: i64,
     ) -> StoreResult<Option<Factor>> {
-        let row = sqlx::query(AssertSqlSafe(format!(
-            "SELECT {FACTOR_COLUMNS} FROM factors
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            factor_columns!(),
+            " FROM factors
              WHERE id = $1 AND user_id = $2 AND verified_at IS NULL AND pending_expires_at > $3"
-        )))
+        ))
         .bind(factor_id)
         .bind(user_id)
         .bind(now)
@@ -527,10 +533,12 @@ impl FactorStore for PgStore {
     }
 
     async fn passkey_by_credential(&self, credential_id: &str) -> StoreResult<Option<Factor>> {
-        let row = sqlx::query(AssertSqlSafe(format!(
-            "SELECT {FACTOR_COLUMNS} FROM factors
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            factor_columns!(),
+            " FROM factors
              WHERE credential_id = $1 AND kind = 'webauthn' AND verified_at IS NOT NULL"
-        )))
+        ))
         .bind(credential_id)
         .fetch_optional(&self.pool)
         .await
@@ -573,10 +581,11 @@ impl FactorStore for PgStore {
         drop_pending_named(&mut tx, user_id, &name_lower)
             .await
             .store()?;
-        let row = sqlx::query(AssertSqlSafe(format!(
+        let row = sqlx::query(concat!(
             "UPDATE factors SET name = $3, name_lower = $4 WHERE id = $1 AND user_id = $2
-             RETURNING {FACTOR_COLUMNS}"
-        )))
+             RETURNING ",
+            factor_columns!()
+        ))
         .bind(factor_id)
         .bind(user_id)
         .bind(name)

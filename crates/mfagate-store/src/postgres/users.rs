@@ -1,8 +1,6 @@
 //! Accounts: creation, lookups, and the changes that end a user's credentials.
 
-// AssertSqlSafe: only constant column lists are formatted into this file's SQL; values are bound.
 use super::*;
-use sqlx::AssertSqlSafe;
 
 /// Advisory lock keys (arbitrary, fixed): one for user creation, one for the clean-up.
 pub(super) const USERS_LOCK: i64 = 0x6d66_6167_0001;
@@ -48,9 +46,11 @@ impl UserStore for PgStore {
     }
 
     async fn user_by_id(&self, id: &str) -> StoreResult<Option<User>> {
-        let row = sqlx::query(AssertSqlSafe(format!(
-            "SELECT {USER_COLUMNS} FROM users WHERE id = $1"
-        )))
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            user_columns!(),
+            " FROM users WHERE id = $1"
+        ))
         .bind(id)
         .fetch_optional(&self.pool)
         .await
@@ -60,9 +60,11 @@ impl UserStore for PgStore {
 
     async fn user_by_login(&self, login: &str) -> StoreResult<Option<User>> {
         let login = login.to_lowercase();
-        let row = sqlx::query(AssertSqlSafe(format!(
-            "SELECT {USER_COLUMNS} FROM users WHERE username_lower = $1 OR email_lower = $1 LIMIT 1"
-        )))
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            user_columns!(),
+            " FROM users WHERE username_lower = $1 OR email_lower = $1 LIMIT 1"
+        ))
         .bind(&login)
         .fetch_optional(&self.pool)
         .await

@@ -144,6 +144,8 @@ mod tests {
         assert_eq!((rows[1].0, rows[1].1.as_str(), rows[1].3), (2, "two", true));
         // SHA-384 of the SQL, as sqlx computes it (FIPS 180-2 test vector for "abc").
         assert_eq!(rows[0].2.len(), 48);
+        assert_eq!(rows[0].2, checksum(STEPS[0].2));
+        assert_eq!(rows[1].2, checksum(STEPS[1].2));
         assert_eq!(
             checksum("abc")[..8],
             [0xcb, 0x00, 0x75, 0x3f, 0x45, 0xa3, 0x5e, 0x8b]

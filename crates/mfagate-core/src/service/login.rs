@@ -85,8 +85,10 @@ impl Gatekeeper {
         let windows = self.login_windows(&login, user.as_ref(), ctx);
         // A disabled account is checked against the decoy: same time, and a failure like any.
         let active = user.as_ref().filter(|u| !u.disabled);
+        // A right password's claim is handed back by the login's next write (see
+        // `after_password`), not by a write of its own.
         let matched = self
-            .attempt_password(&windows, active, password, ctx)
+            .claim_and_check_password(&windows, active, password, ctx)
             .await?;
         let user = match user {
             Some(user) if matched => user,
@@ -107,9 +109,11 @@ impl Gatekeeper {
             }
         };
         if self.config.email_verification && !user.email_verified {
+            self.hand_back(&windows, ctx).await?;
             return Err(Error::EmailNotVerified);
         }
-        self.after_password(&user, device_token, ctx).await
+        self.after_password(&user, device_token, &windows, ctx)
+            .await
     }
 
     /// A login name as typed (username or address), normalised (trimmed, lowercase), and its
@@ -178,6 +182,24 @@ impl Gatekeeper {
         password: &str,
         ctx: &Context,
     ) -> Result<bool> {
+        let matched = self
+            .claim_and_check_password(windows, user, password, ctx)
+            .await?;
+        if matched {
+            self.hand_back(windows, ctx).await?;
+        }
+        Ok(matched)
+    }
+
+    /// `attempt_password` without the hand-back of a right password's claim: the caller hands
+    /// it back itself, in its next write (`hand_back`, or a challenge's insert).
+    pub(super) async fn claim_and_check_password(
+        &self,
+        windows: &[WindowLimit],
+        user: Option<&User>,
+        password: &str,
+        ctx: &Context,
+    ) -> Result<bool> {
         let user_id = user.map(|u| u.id.as_str());
         if !windows.is_empty() {
             if let Claim::Refused { retry_after } =
@@ -190,10 +212,19 @@ impl Gatekeeper {
             }
         }
         let checked = self.check_password(user, password, ctx).await;
-        if !matches!(checked, Ok(false)) && !windows.is_empty() {
-            self.store.release_windows(windows, ctx.now).await?;
+        if checked.is_err() {
+            // Never checked (the hash queue refused it): not a failure.
+            self.hand_back(windows, ctx).await?;
         }
         checked
+    }
+
+    /// Hands back a right password's claim on its login windows (they count failures).
+    pub(super) async fn hand_back(&self, windows: &[WindowLimit], ctx: &Context) -> Result<()> {
+        if !windows.is_empty() {
+            self.store.release_windows(windows, ctx.now).await?;
+        }
+        Ok(())
     }
 
     /// One full argon2 verification, whoever asks: an unknown user and one without a password
@@ -221,25 +252,35 @@ impl Gatekeeper {
 
     /// What a user who proved their password gets: tokens, a challenge, or a setup token. A
     /// live device token of the user's skips the challenge.
+    ///
+    /// `hand_back`: the login windows the password was counted in, handed back here: in the
+    /// challenge's insert when one is issued (the usual login with a second factor writes
+    /// once fewer), else by a write before the tokens or setup token. Should a read fail
+    /// first, the attempt stays counted, as a failure would be.
     pub async fn after_password(
         &self,
         user: &User,
         device_token: Option<&str>,
+        hand_back: &[WindowLimit],
         ctx: &Context,
     ) -> Result<LoginOutcome> {
         if self.config.mode == MfaMode::Disabled {
+            self.hand_back(hand_back, ctx).await?;
             self.audit(audit::LOGIN_OK, Some(&user.id), ctx, None).await;
             return Ok(LoginOutcome::Tokens(
                 self.issue_tokens(&user.id, &["pwd"], ctx).await?,
             ));
         }
         let methods = self.verify_methods(user).await?;
-        if let (false, Some(device)) = (methods.is_empty(), device_token) {
+        if methods.is_empty() {
+            self.hand_back(hand_back, ctx).await?;
+        } else if let Some(device) = device_token {
             if self
                 .store
                 .use_remembered_device(&hash_token(device), &user.id, ctx.now)
                 .await?
             {
+                self.hand_back(hand_back, ctx).await?;
                 self.audit(audit::DEVICE_LOGIN, Some(&user.id), ctx, None)
                     .await;
                 self.notify(notices::Notice::DeviceLogin, user, ctx).await;
@@ -251,7 +292,8 @@ impl Gatekeeper {
         }
         if !methods.is_empty() {
             return Ok(LoginOutcome::Challenge(
-                self.issue_challenge(user, methods, None, ctx).await?,
+                self.issue_challenge(user, methods, None, hand_back, ctx)
+                    .await?,
             ));
         }
         if self.config.mode == MfaMode::Required {
@@ -283,6 +325,7 @@ impl Gatekeeper {
         user: &User,
         methods: Vec<Method>,
         session: Option<&str>,
+        hand_back: &[WindowLimit],
         ctx: &Context,
     ) -> Result<ChallengeIssued> {
         let token = generate_token();
@@ -308,6 +351,7 @@ impl Gatekeeper {
                 },
                 self.config.max_challenges,
                 self.config.max_attempts,
+                hand_back,
                 ctx.now,
             )
             .await?;

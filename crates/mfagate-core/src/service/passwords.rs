@@ -21,7 +21,7 @@ impl Gatekeeper {
         self.audit(audit::INVITATION_ACCEPTED, Some(&user.id), ctx, None)
             .await;
         let user = self.user(&user.id).await?;
-        self.after_password(&user, None, ctx).await
+        self.after_password(&user, None, &[], ctx).await
     }
 
     /// Sets a password with a mailed key (`field` names the password in a validation error).

@@ -143,7 +143,7 @@ impl Gatekeeper {
         };
         if !methods.is_empty() {
             let challenge = self
-                .issue_challenge(&user, methods, Some(&caller.sid), ctx)
+                .issue_challenge(&user, methods, Some(&caller.sid), &[], ctx)
                 .await?;
             return Ok(LoginOutcome::Challenge(challenge));
         }

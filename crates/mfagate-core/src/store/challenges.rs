@@ -81,12 +81,16 @@ pub enum AttemptClaim {
 
 #[async_trait]
 pub trait ChallengeStore: Send + Sync {
-    /// Inserts the challenge unless the user already has `max_live` live ones.
+    /// Inserts the challenge unless the user already has `max_live` live ones. In the same
+    /// transaction, created or not, hands back one claimed unit of each of `hand_back` (the
+    /// login windows a right password was counted in, see `ThrottleStore::release_windows`):
+    /// a login's hand-back costs no write of its own.
     async fn create_challenge(
         &self,
         challenge: &NewChallenge,
         max_live: u32,
         max_failures: u32,
+        hand_back: &[WindowLimit],
         now: i64,
     ) -> StoreResult<ChallengeCreated>;
     async fn challenge_by_token(&self, token_hash: &str) -> StoreResult<Option<Challenge>>;

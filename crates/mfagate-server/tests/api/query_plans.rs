@@ -378,7 +378,10 @@ async fn exercise_every_intent(store: &dyn Store) {
             webauthn_state: None,
             session_id: None,
         };
-        store.create_challenge(&challenge, 5, 5, now).await.unwrap();
+        store
+            .create_challenge(&challenge, 5, 5, &[], now)
+            .await
+            .unwrap();
         store
             .challenge_by_token(&challenge.token_hash)
             .await
@@ -602,6 +605,7 @@ async fn exercise_every_intent(store: &dyn Store) {
             },
             3,
             5,
+            &[],
             now,
         )
         .await
@@ -660,6 +664,7 @@ async fn exercise_every_intent(store: &dyn Store) {
             },
             100,
             5,
+            &[],
             now,
         )
         .await

@@ -327,7 +327,7 @@ async fn the_clean_up_goes_in_batches_and_keeps_what_is_live() {
             session_id: None,
         };
         store
-            .create_challenge(&expired, 100, 5, now - 1_000)
+            .create_challenge(&expired, 100, 5, &[], now - 1_000)
             .await
             .unwrap();
     }

@@ -9,11 +9,16 @@ impl ChallengeStore for PgStore {
         challenge: &NewChallenge,
         max_live: u32,
         max_failures: u32,
+        hand_back: &[WindowLimit],
         now: i64,
     ) -> StoreResult<ChallengeCreated> {
         // Counting live challenges and inserting must not interleave with another instance doing
         // the same for this user: the user's row lock serialises them.
         let mut tx = self.pool.begin().await.store()?;
+        // The password's claim goes back in this transaction: one commit fewer per login.
+        if !hand_back.is_empty() {
+            release_in_windows(&mut tx, hand_back, now).await.store()?;
+        }
         sqlx::query("SELECT 1 FROM users WHERE id = $1 FOR UPDATE")
             .bind(&challenge.user_id)
             .execute(&mut *tx)

@@ -75,6 +75,24 @@ pub(super) async fn release_in_window(
     Ok(())
 }
 
+/// Hands back one claimed unit of each of `windows` that is still current at `now`.
+pub(super) async fn release_in_windows(
+    connection: &mut sqlx::PgConnection,
+    windows: &[WindowLimit],
+    now: i64,
+) -> sqlx::Result<()> {
+    let keys: Vec<&str> = windows.iter().map(|w| w.key.as_str()).collect();
+    sqlx::query(
+        "UPDATE throttle_windows SET count = count - 1
+         WHERE key = ANY($1) AND count > 0 AND window_end > $2",
+    )
+    .bind(&keys)
+    .bind(now)
+    .execute(connection)
+    .await
+    .map(drop)
+}
+
 /// Seconds until a full window ends.
 pub(super) async fn window_retry_after(
     c: &mut sqlx::PgConnection,
@@ -125,16 +143,9 @@ impl ThrottleStore for PgStore {
     }
 
     async fn release_windows(&self, windows: &[WindowLimit], now: i64) -> StoreResult<()> {
-        let keys: Vec<&str> = windows.iter().map(|w| w.key.as_str()).collect();
-        sqlx::query(
-            "UPDATE throttle_windows SET count = count - 1
-             WHERE key = ANY($1) AND count > 0 AND window_end > $2",
-        )
-        .bind(&keys)
-        .bind(now)
-        .execute(&self.pool)
-        .await
-        .store()?;
-        Ok(())
+        let mut connection = self.pool.acquire().await.store()?;
+        release_in_windows(&mut connection, windows, now)
+            .await
+            .store()
     }
 }

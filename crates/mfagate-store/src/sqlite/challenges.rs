@@ -93,13 +93,24 @@ impl ChallengeStore for SqliteStore {
         challenge: &NewChallenge,
         max_live: u32,
         max_failures: u32,
+        hand_back: &[WindowLimit],
         now: i64,
     ) -> StoreResult<ChallengeCreated> {
         let new = challenge.clone();
-        let inserted = self.write(move |c| execute(c, "INSERT INTO challenges (id, user_id, token_hash, created_at, expires_at, webauthn_state, session_id)
+        let hand_back =
+            (!hand_back.is_empty()).then(|| keys_json(hand_back.iter().map(|w| w.key.as_str())));
+        let inserted = self
+            .write(move |c| {
+                // The password's claim goes back in this job: a login writes once fewer, and
+                // on SQLite every write of a login is a commit it waits for.
+                if let Some(keys) = &hand_back {
+                    release_in_windows(c, keys, now)?;
+                }
+                execute(c, "INSERT INTO challenges (id, user_id, token_hash, created_at, expires_at, webauthn_state, session_id)
                  SELECT ?1, ?2, ?3, ?4, ?5, ?8, ?9
                  WHERE (SELECT COUNT(*) FROM challenges
-                        WHERE user_id = ?2 AND expires_at > ?4 AND spent_at IS NULL AND failures < ?7) < ?6", params![new.id, new.user_id, new.token_hash, now, new.expires_at, i64::from(max_live), i64::from(max_failures), new.webauthn_state, new.session_id]))
+                        WHERE user_id = ?2 AND expires_at > ?4 AND spent_at IS NULL AND failures < ?7) < ?6", params![new.id, new.user_id, new.token_hash, now, new.expires_at, i64::from(max_live), i64::from(max_failures), new.webauthn_state, new.session_id])
+            })
             .await?;
         if inserted == 1 {
             return Ok(ChallengeCreated::Created);

@@ -28,7 +28,7 @@ async fn at_most_the_limit_of_live_challenges_is_created_under_a_race() {
         let store = Arc::clone(&store);
         async move {
             store
-                .create_challenge(&challenge(&format!("c{n}"), "ann"), 3, 5, NOW)
+                .create_challenge(&challenge(&format!("c{n}"), "ann"), 3, 5, &[], NOW)
                 .await
                 .unwrap()
         }
@@ -50,7 +50,7 @@ async fn at_most_the_limit_of_live_challenges_is_created_under_a_race() {
 async fn at_most_the_maximum_of_attempts_is_claimed_under_a_race() {
     let s = store().await;
     user(&*s, "ann").await;
-    s.create_challenge(&challenge("c", "ann"), 3, 5, NOW)
+    s.create_challenge(&challenge("c", "ann"), 3, 5, &[], NOW)
         .await
         .unwrap();
     let window = WindowLimit {
@@ -84,7 +84,7 @@ async fn at_most_the_maximum_of_attempts_is_claimed_under_a_race() {
 async fn a_challenge_completes_once_under_a_race_and_stores_one_session() {
     let s = store().await;
     user(&*s, "ann").await;
-    s.create_challenge(&challenge("c", "ann"), 3, 5, NOW)
+    s.create_challenge(&challenge("c", "ann"), 3, 5, &[], NOW)
         .await
         .unwrap();
     let store = s.store.clone();
@@ -139,7 +139,7 @@ async fn a_totp_step_completes_one_login_per_factor_and_a_refused_claim_changes_
     user(&*s, "ann").await;
     first_totp(&*s, "ann", "phone", &[]).await;
     for n in 0..RACERS {
-        s.create_challenge(&challenge(&format!("c{n}"), "ann"), 100, 5, NOW)
+        s.create_challenge(&challenge(&format!("c{n}"), "ann"), 100, 5, &[], NOW)
             .await
             .unwrap();
     }
@@ -198,4 +198,52 @@ async fn a_totp_step_completes_one_login_per_factor_and_a_refused_claim_changes_
         .unwrap(),
         Completion::Completed
     );
+}
+
+#[tokio::test]
+async fn a_challenge_insert_hands_back_the_password_claim_whether_or_not_it_is_created() {
+    let s = store().await;
+    user(&*s, "ann").await;
+    let window = |key: &str| WindowLimit {
+        key: key.into(),
+        limit: 1,
+        window_seconds: 900,
+    };
+    let full = |key: &'static str| {
+        let s = &s;
+        async move {
+            matches!(
+                s.claim_windows(&[window(key)], NOW).await.unwrap(),
+                Claim::Refused { .. }
+            )
+        }
+    };
+    // Created: both windows the password was counted in get their unit back.
+    let both = [window("login-ip"), window("login-account")];
+    assert_eq!(s.claim_windows(&both, NOW).await.unwrap(), Claim::Granted);
+    assert_eq!(
+        s.create_challenge(&challenge("c1", "ann"), 1, 5, &both, NOW)
+            .await
+            .unwrap(),
+        ChallengeCreated::Created
+    );
+    assert!(!full("login-ip").await && !full("login-account").await);
+    // Refused (one live challenge at most): handed back all the same, the password was right.
+    let one = [window("login-other")];
+    assert_eq!(s.claim_windows(&one, NOW).await.unwrap(), Claim::Granted);
+    assert!(matches!(
+        s.create_challenge(&challenge("c2", "ann"), 1, 5, &one, NOW)
+            .await
+            .unwrap(),
+        ChallengeCreated::TooMany { .. }
+    ));
+    assert!(!full("login-other").await);
+    // Without a hand-back nothing is given back.
+    assert!(matches!(
+        s.create_challenge(&challenge("c3", "ann"), 1, 5, &[], NOW)
+            .await
+            .unwrap(),
+        ChallengeCreated::TooMany { .. }
+    ));
+    assert!(full("login-other").await);
 }

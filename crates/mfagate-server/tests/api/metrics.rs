@@ -84,6 +84,8 @@ async fn metrics_count_logins_failed_codes_throttles_and_requests_without_person
     assert!(after.contains("mfagate_http_request_duration_seconds_bucket{"));
     assert!(after.contains("mfagate_password_hash_seconds_bucket{"));
     assert!(after.contains("mfagate_sqlite_writer_batch_size") || app.pg.is_some());
+    // Every answered SQLite write waited for a sync of the WAL (MFAGATE_SQLITE_SYNCHRONOUS=full).
+    assert!(after.contains("mfagate_sqlite_wal_sync_seconds_bucket{") || app.pg.is_some());
 
     // No label value is personal: no username, address, token, IP or user id.
     let user_id = app.get("/auth/user", Some(&enrolled.access)).await.body["id"]

@@ -13,6 +13,17 @@
 //! SQLite itself; a statement costs what SQLite takes to run it. Both crates link the one
 //! `libsqlite3-sys`.
 //!
+//! With `full_sync` the sync is not SQLite's own (`synchronous = FULL` would make the writer wait
+//! for the disk inside every `COMMIT`, and run no statement meanwhile): the writer commits with
+//! `synchronous = NORMAL`, which writes the WAL frames without syncing them, and hands the
+//! batch's answers to a thread of its own (`sync_continuously`) that syncs the WAL file and
+//! only then answers. While one batch is being synced the writer runs the next, so the disk's
+//! sync time and the statements' time overlap instead of adding up. An answered write is as
+//! durable as under `FULL` (its frames were synced before the answer); other requests may read
+//! a batch's changes a millisecond before they are durable, as they may under `NORMAL`, but
+//! every write that depends on them is in a later batch, and is answered after a later sync.
+//! Measured during logins with TOTP (S2, 30,000 accounts): FULL 2,120 flows/s, NORMAL 2,780.
+//!
 //! A write (a *job*) runs inside its own `SAVEPOINT`, so a job that fails undoes only its own
 //! changes; the other jobs of the batch commit. Jobs run one after another on the connection,
 //! so a conditional `UPDATE ... WHERE` in one job sees every earlier job's changes: one-time use
@@ -43,11 +54,14 @@ pub struct WriterOptions {
     pub full_sync: bool,
 }
 
+/// Tells a job's caller how its batch ended (committed and durable, or the error).
+type Answer = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
+
 /// What a job left after running: whether to keep its changes, and how to answer its caller
 /// once the batch's commit is known.
 struct Finished {
     keep: bool,
-    answer: Box<dyn FnOnce(Result<(), StoreError>) + Send>,
+    answer: Answer,
 }
 
 type Job = Box<dyn FnOnce(&Connection) -> Finished + Send>;
@@ -83,11 +97,10 @@ fn open_writer(options: &WriterOptions) -> rusqlite::Result<Connection> {
     let connection = open(&options.path, false)?;
     // The writer switches the file to WAL; readers opened later find it so.
     connection.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))?;
-    connection.execute_batch(if options.full_sync {
-        "PRAGMA synchronous = FULL"
-    } else {
-        "PRAGMA synchronous = NORMAL"
-    })?;
+    // NORMAL either way: with `full_sync` the WAL is synced after each commit by the sync
+    // thread, before any of the batch's callers is answered (see the module's comment).
+    // Checkpoints sync the WAL and the database file under NORMAL as under FULL.
+    connection.execute_batch("PRAGMA synchronous = NORMAL")?;
     connection.execute_batch(
         // SQLite's own checkpoint (every 1000 pages, inside a commit) would copy the WAL back,
         // with its reads, writes and fsync, while every write queued behind that commit waits.
@@ -125,13 +138,36 @@ impl GroupWriter {
                     let tail_ready = Arc::new(AtomicBool::new(false));
                     let (stop_checkpoints, stopped) = std_mpsc::channel::<()>();
                     let path = options.path.clone();
+                    // The WAL is there once the writer has switched to it (above).
+                    let syncs = options.full_sync.then(|| {
+                        let (batches, committed) = std_mpsc::channel::<Vec<Answer>>();
+                        let wal = wal_path(&options.path);
+                        let mut file = None;
+                        let thread = std::thread::Builder::new()
+                            .name("mfagate-sqlite-sync".into())
+                            .spawn(move || {
+                                sync_continuously(committed, || sync_file(&wal, &mut file))
+                            });
+                        (batches, thread)
+                    });
                     let checkpoints = {
                         let tail_ready = tail_ready.clone();
                         std::thread::Builder::new()
                             .name("mfagate-sqlite-checkpoint".into())
                             .spawn(move || checkpoint_continuously(&path, &tail_ready, &stopped))
                     };
-                    run_batches(connection, queue, &tail_ready);
+                    let (to_sync, sync_thread) = syncs.unzip();
+                    let stop = run_batches(&connection, queue, &tail_ready, to_sync.as_ref());
+                    // Every committed batch is synced and answered before the connection closes
+                    // and the writer says it stopped.
+                    drop(to_sync);
+                    if let Some(Ok(thread)) = sync_thread {
+                        let _ = thread.join();
+                    }
+                    drop(connection);
+                    if let Some(done) = stop {
+                        let _ = done.send(());
+                    }
                     drop(stop_checkpoints);
                     if let Ok(checkpoints) = checkpoints {
                         let _ = checkpoints.join();
@@ -275,11 +311,70 @@ fn checkpoint_continuously(path: &Path, tail_ready: &AtomicBool, stop: &std_mpsc
     }
 }
 
+/// The WAL file of the database at `database`.
+fn wal_path(database: &Path) -> PathBuf {
+    let mut name = database.as_os_str().to_owned();
+    name.push("-wal");
+    PathBuf::from(name)
+}
+
+/// Syncs the WAL (`sync`) for committed batches and then answers their callers, until the
+/// writer drops its end. Batches that were committed while a sync ran share the next one.
+fn sync_continuously(
+    committed: std_mpsc::Receiver<Vec<Answer>>,
+    mut sync: impl FnMut() -> Result<(), StoreError>,
+) {
+    let mut failures = FailureLog::default();
+    while let Ok(first) = committed.recv() {
+        let mut waiting = vec![first];
+        waiting.extend(committed.try_iter());
+        let started = std::time::Instant::now();
+        let synced = sync();
+        metrics::histogram!("mfagate_sqlite_wal_sync_seconds")
+            .record(started.elapsed().as_secs_f64());
+        match &synced {
+            Ok(()) => failures.succeeded(),
+            Err(error) => failures.failed(
+                error,
+                "the database's WAL could not be synced to disk; the writes of the batches                  waiting for it were committed but may not survive a power cut, and their                  callers hear the error",
+            ),
+        };
+        for answer in waiting.into_iter().flatten() {
+            answer(synced.clone());
+        }
+    }
+}
+
+/// Syncs the WAL's data to disk through a descriptor of its own (`file`, opened when `None`): on
+/// Linux an fsync writes out the file's data whichever descriptor asks. SQLite keeps the WAL
+/// file (never deletes or replaces it) while the writer's connection is open, and the sync
+/// thread ends before that connection closes.
+fn sync_file(path: &Path, file: &mut Option<std::fs::File>) -> Result<(), StoreError> {
+    let result = match file {
+        Some(file) => file.sync_data(),
+        None => std::fs::File::open(path).and_then(|opened| {
+            let synced = opened.sync_data();
+            *file = Some(opened);
+            synced
+        }),
+    };
+    result.map_err(|error| {
+        // Opened again next time, in case the error was the descriptor's.
+        *file = None;
+        StoreError::Unavailable(format!(
+            "cannot sync the SQLite WAL {} to disk: {error}; check the disk",
+            path.display()
+        ))
+    })
+}
+
+/// Runs batches until the queue closes or a stop is asked for; answers the stop's sender.
 fn run_batches(
-    connection: Connection,
+    connection: &Connection,
     mut queue: mpsc::UnboundedReceiver<Command>,
     tail_ready: &AtomicBool,
-) {
+    to_sync: Option<&std_mpsc::Sender<Vec<Answer>>>,
+) -> Option<oneshot::Sender<()>> {
     let mut jobs = Vec::with_capacity(MAX_BATCH);
     let mut stop = None;
     let mut failures = FailureLog::default();
@@ -303,18 +398,34 @@ fn run_batches(
             // What an operator watches for a writer falling behind: batch sizes and commit time.
             metrics::histogram!("mfagate_sqlite_writer_batch_size").record(jobs.len() as f64);
             let started = std::time::Instant::now();
-            run_batch(&connection, jobs.drain(..), &mut failures);
+            let (committed, answers) = run_batch(connection, jobs.drain(..), &mut failures);
+            match (committed, to_sync) {
+                // Answered once the sync thread has synced the WAL.
+                (Ok(()), Some(to_sync)) => {
+                    if let Err(std_mpsc::SendError(answers)) = to_sync.send(answers) {
+                        // The sync thread is gone (it never panics; a failed spawn): the
+                        // writer syncs itself.
+                        let wal = wal_path(Path::new(connection.path().unwrap_or_default()));
+                        let synced = sync_file(&wal, &mut None);
+                        for answer in answers {
+                            answer(synced.clone());
+                        }
+                    }
+                }
+                (committed, _) => {
+                    for answer in answers {
+                        answer(committed.clone());
+                    }
+                }
+            }
             metrics::histogram!("mfagate_sqlite_writer_batch_seconds")
                 .record(started.elapsed().as_secs_f64());
         }
         if tail_ready.swap(false, Ordering::Acquire) {
-            checkpoint(&connection, "writer");
+            checkpoint(connection, "writer");
         }
     }
-    drop(connection);
-    if let Some(done) = stop {
-        let _ = done.send(());
-    }
+    stop
 }
 
 /// A lasting fault (a full disk, a failing device) fails every batch until it ends: it is
@@ -352,7 +463,13 @@ impl FailureLog {
     }
 }
 
-fn run_batch(connection: &Connection, jobs: impl Iterator<Item = Job>, failures: &mut FailureLog) {
+/// Runs one batch of jobs in one transaction; answers how the commit went and the jobs'
+/// answers, for the caller to give once the commit is durable.
+fn run_batch(
+    connection: &Connection,
+    jobs: impl Iterator<Item = Job>,
+    failures: &mut FailureLog,
+) -> (Result<(), StoreError>, Vec<Answer>) {
     let control = |sql: &str| {
         connection
             .prepare_cached(sql)
@@ -365,7 +482,7 @@ fn run_batch(connection: &Connection, jobs: impl Iterator<Item = Job>, failures:
     if let Err(error) = control("BEGIN IMMEDIATE") {
         failures.failed(&error, "cannot begin a write transaction");
         // Dropping a job drops its reply channel: its caller gets `Unavailable`.
-        return;
+        return (Err(error), Vec::new());
     }
     let mut answers = Vec::new();
     let mut broken: Option<StoreError> = None;
@@ -419,9 +536,7 @@ fn run_batch(connection: &Connection, jobs: impl Iterator<Item = Job>, failures:
             let _ = connection.execute_batch("ROLLBACK");
         }
     }
-    for answer in answers {
-        answer(committed.clone());
-    }
+    (committed, answers)
 }
 
 #[cfg(test)]
@@ -504,6 +619,69 @@ mod tests {
         );
         assert_eq!(insert(&writer, 1).await.unwrap(), 1);
         assert_eq!(count(&writer).await, 1);
+    }
+
+    #[test]
+    fn a_committed_batch_is_answered_only_after_its_sync_and_waiting_batches_share_one() {
+        use std::sync::atomic::AtomicUsize;
+        use std::sync::Mutex;
+        let (batches, committed) = std_mpsc::channel::<Vec<Answer>>();
+        let (open_gate, gate) = std_mpsc::channel::<()>();
+        let (sync_began, syncing) = std_mpsc::channel::<()>();
+        let syncs = Arc::new(AtomicUsize::new(0));
+        let thread = {
+            let syncs = syncs.clone();
+            std::thread::spawn(move || {
+                sync_continuously(committed, || {
+                    sync_began.send(()).unwrap();
+                    gate.recv().unwrap();
+                    syncs.fetch_add(1, Ordering::SeqCst);
+                    Ok(())
+                })
+            })
+        };
+        let answered = Arc::new(Mutex::new(Vec::new()));
+        let answer = |n: u32| -> Answer {
+            let answered = answered.clone();
+            Box::new(move |result| answered.lock().unwrap().push((n, result.is_ok())))
+        };
+        batches.send(vec![answer(1), answer(2)]).unwrap();
+        syncing.recv().unwrap();
+        // Committed while the first sync runs: they wait for the next one, together.
+        batches.send(vec![answer(3)]).unwrap();
+        batches.send(vec![answer(4)]).unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(
+            answered.lock().unwrap().is_empty(),
+            "answered before the sync"
+        );
+        open_gate.send(()).unwrap();
+        syncing.recv().unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        assert_eq!(*answered.lock().unwrap(), [(1, true), (2, true)]);
+        open_gate.send(()).unwrap();
+        drop(batches);
+        thread.join().unwrap();
+        assert_eq!(syncs.load(Ordering::SeqCst), 2, "3 and 4 shared a sync");
+        assert_eq!(answered.lock().unwrap().len(), 4);
+    }
+
+    #[test]
+    fn a_failed_sync_is_unavailable_and_the_file_is_opened_again_next_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let wal = dir.path().join("w.db-wal");
+        let mut file = None;
+        // No WAL yet: the callers waiting for this sync hear Unavailable.
+        let failed = sync_file(&wal, &mut file);
+        assert!(
+            matches!(&failed, Err(StoreError::Unavailable(m)) if m.contains("check the disk")),
+            "{failed:?}"
+        );
+        assert!(file.is_none());
+        std::fs::write(&wal, b"frames").unwrap();
+        sync_file(&wal, &mut file).unwrap();
+        assert!(file.is_some(), "kept for the next sync");
+        sync_file(&wal, &mut file).unwrap();
     }
 
     #[test]

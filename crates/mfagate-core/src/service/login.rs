@@ -330,7 +330,7 @@ impl Gatekeeper {
     ) -> Result<ChallengeIssued> {
         let token = generate_token();
         let expires_at = ctx.now + self.config.challenge_ttl;
-        let challenge_id = new_id();
+        let challenge_id = new_ordered_id(ctx.now);
         let passkey = if methods.contains(&Method::Webauthn) {
             self.challenge_passkey_options(user).await?
         } else {

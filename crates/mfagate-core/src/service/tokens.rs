@@ -118,7 +118,8 @@ impl Gatekeeper {
         let record = NewRefreshToken {
             token_hash: hash_token(&refresh),
             user_id: user_id.to_string(),
-            family_id: new_id(),
+            // The session's id too: ordered, see `new_ordered_id`.
+            family_id: new_ordered_id(now),
             amr: amr.join(" "),
             auth_time: now,
             created_at: now,

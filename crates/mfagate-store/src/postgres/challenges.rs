@@ -15,15 +15,15 @@ impl ChallengeStore for PgStore {
         // Counting live challenges and inserting must not interleave with another instance doing
         // the same for this user: the user's row lock serialises them.
         let mut tx = self.pool.begin().await.store()?;
-        // The password's claim goes back in this transaction: one commit fewer per login.
-        if !hand_back.is_empty() {
-            release_in_windows(&mut tx, hand_back, now).await.store()?;
-        }
         sqlx::query("SELECT 1 FROM users WHERE id = $1 FOR UPDATE")
             .bind(&challenge.user_id)
             .execute(&mut *tx)
             .await
             .store()?;
+        // The password's claim goes back in this transaction: one commit fewer per login.
+        if !hand_back.is_empty() {
+            release_in_windows(&mut tx, hand_back, now).await.store()?;
+        }
         let inserted = sqlx::query(
             "INSERT INTO challenges (id, user_id, token_hash, created_at, expires_at, webauthn_state, session_id)
              SELECT $1, $2, $3, $4, $5, $8, $9

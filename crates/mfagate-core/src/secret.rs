@@ -121,7 +121,9 @@ mod tests {
         let second = new_ordered_id(now + 1);
         assert!(first < second, "{first} !< {second}");
         assert_eq!(first.len(), new_id().len());
-        assert!(first.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
+        assert!(first
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
         assert_eq!(u32::from_str_radix(&first[..8], 16).unwrap(), 1_796_000_000);
         // Made in the same second: the same prefix, different random parts.
         let (a, b) = (new_ordered_id(now), new_ordered_id(now));

@@ -134,22 +134,22 @@ impl GroupWriter {
             .name("mfagate-sqlite-writer".into())
             .spawn(move || match open_writer(&options) {
                 Ok(connection) => {
+                    // The WAL is there once the writer has switched to it (`open_writer`).
+                    let syncs = if options.full_sync {
+                        match start_syncs(&options.path) {
+                            Ok(syncs) => Some(syncs),
+                            Err(error) => {
+                                let _ = opened.send(Err(error));
+                                return;
+                            }
+                        }
+                    } else {
+                        None
+                    };
                     let _ = opened.send(Ok(()));
                     let tail_ready = Arc::new(AtomicBool::new(false));
                     let (stop_checkpoints, stopped) = std_mpsc::channel::<()>();
                     let path = options.path.clone();
-                    // The WAL is there once the writer has switched to it (above).
-                    let syncs = options.full_sync.then(|| {
-                        let (batches, committed) = std_mpsc::channel::<Vec<Answer>>();
-                        let wal = wal_path(&options.path);
-                        let mut file = None;
-                        let thread = std::thread::Builder::new()
-                            .name("mfagate-sqlite-sync".into())
-                            .spawn(move || {
-                                sync_continuously(committed, || sync_file(&wal, &mut file))
-                            });
-                        (batches, thread)
-                    });
                     let checkpoints = {
                         let tail_ready = tail_ready.clone();
                         std::thread::Builder::new()
@@ -161,7 +161,7 @@ impl GroupWriter {
                     // Every committed batch is synced and answered before the connection closes
                     // and the writer says it stopped.
                     drop(to_sync);
-                    if let Some(Ok(thread)) = sync_thread {
+                    if let Some(thread) = sync_thread {
                         let _ = thread.join();
                     }
                     drop(connection);
@@ -174,7 +174,7 @@ impl GroupWriter {
                     }
                 }
                 Err(error) => {
-                    let _ = opened.send(Err(error));
+                    let _ = opened.send(Err(error.to_string()));
                 }
             })
             .map_err(|e| StoreError::Unavailable(format!("cannot start the SQLite writer: {e}")))?;
@@ -318,6 +318,20 @@ fn wal_path(database: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
+/// Starts the thread that syncs the WAL after each commit (see the module's comment).
+fn start_syncs(
+    database: &Path,
+) -> Result<(std_mpsc::Sender<Vec<Answer>>, std::thread::JoinHandle<()>), String> {
+    let (batches, committed) = std_mpsc::channel::<Vec<Answer>>();
+    let wal = wal_path(database);
+    let mut file = None;
+    let thread = std::thread::Builder::new()
+        .name("mfagate-sqlite-sync".into())
+        .spawn(move || sync_continuously(committed, || sync_file(&wal, &mut file)))
+        .map_err(|e| format!("cannot start the thread that syncs the WAL: {e}"))?;
+    Ok((batches, thread))
+}
+
 /// Syncs the WAL (`sync`) for committed batches and then answers their callers, until the
 /// writer drops its end. Batches that were committed while a sync ran share the next one.
 fn sync_continuously(
@@ -336,7 +350,9 @@ fn sync_continuously(
             Ok(()) => failures.succeeded(),
             Err(error) => failures.failed(
                 error,
-                "the database's WAL could not be synced to disk; the writes of the batches                  waiting for it were committed but may not survive a power cut, and their                  callers hear the error",
+                "the database's WAL could not be synced to disk; the writes of the batches \
+                 waiting for it were committed but may not survive a power cut, and their \
+                 callers hear the error",
             ),
         };
         for answer in waiting.into_iter().flatten() {
@@ -403,12 +419,10 @@ fn run_batches(
                 // Answered once the sync thread has synced the WAL.
                 (Ok(()), Some(to_sync)) => {
                     if let Err(std_mpsc::SendError(answers)) = to_sync.send(answers) {
-                        // The sync thread is gone (it never panics; a failed spawn): the
-                        // writer syncs itself.
-                        let wal = wal_path(Path::new(connection.path().unwrap_or_default()));
-                        let synced = sync_file(&wal, &mut None);
+                        // Only if the sync thread panicked: nobody can say these are durable.
+                        tracing::error!("the WAL sync thread stopped; restart mfagate");
                         for answer in answers {
-                            answer(synced.clone());
+                            answer(Err(writer_gone()));
                         }
                     }
                 }

@@ -214,7 +214,9 @@ impl ChallengeStore for PgStore {
             None => insert_token(&mut tx, refresh).await.store()?,
         }
         if let Some(window) = release {
-            release_in_window(&mut tx, &window.key, now).await.store()?;
+            release_in_windows(&mut tx, std::slice::from_ref(window), now)
+                .await
+                .store()?;
         }
         tx.commit().await.store()?;
         Ok(Completion::Completed)

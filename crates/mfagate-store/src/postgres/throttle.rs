@@ -58,23 +58,6 @@ pub(super) async fn claim_in_window(
         .await
 }
 
-/// Hands back one claimed unit of a window that is still current.
-pub(super) async fn release_in_window(
-    c: &mut sqlx::PgConnection,
-    key: &str,
-    now: i64,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "UPDATE throttle_windows SET count = count - 1
-         WHERE key = $1 AND count > 0 AND window_end > $2",
-    )
-    .bind(key)
-    .bind(now)
-    .execute(&mut *c)
-    .await?;
-    Ok(())
-}
-
 /// Hands back one claimed unit of each of `windows` that is still current at `now`.
 pub(super) async fn release_in_windows(
     connection: &mut sqlx::PgConnection,

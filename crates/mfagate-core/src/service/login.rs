@@ -264,38 +264,34 @@ impl Gatekeeper {
         hand_back: &[WindowLimit],
         ctx: &Context,
     ) -> Result<LoginOutcome> {
-        if self.config.mode == MfaMode::Disabled {
-            self.hand_back(hand_back, ctx).await?;
-            self.audit(audit::LOGIN_OK, Some(&user.id), ctx, None).await;
-            return Ok(LoginOutcome::Tokens(
-                self.issue_tokens(&user.id, &["pwd"], ctx).await?,
-            ));
-        }
-        let methods = self.verify_methods(user).await?;
-        if methods.is_empty() {
-            self.hand_back(hand_back, ctx).await?;
-        } else if let Some(device) = device_token {
-            if self
-                .store
-                .use_remembered_device(&hash_token(device), &user.id, ctx.now)
-                .await?
-            {
-                self.hand_back(hand_back, ctx).await?;
-                self.audit(audit::DEVICE_LOGIN, Some(&user.id), ctx, None)
-                    .await;
-                self.notify(notices::Notice::DeviceLogin, user, ctx).await;
-                let amr = ["pwd", "mfa", REMEMBERED_DEVICE_AMR];
-                return Ok(LoginOutcome::Tokens(
-                    self.issue_tokens(&user.id, &amr, ctx).await?,
-                ));
-            }
-        }
+        let methods = if self.config.mode == MfaMode::Disabled {
+            Vec::new()
+        } else {
+            self.verify_methods(user).await?
+        };
         if !methods.is_empty() {
+            if let Some(device) = device_token {
+                if self
+                    .store
+                    .use_remembered_device(&hash_token(device), &user.id, ctx.now)
+                    .await?
+                {
+                    self.hand_back(hand_back, ctx).await?;
+                    self.audit(audit::DEVICE_LOGIN, Some(&user.id), ctx, None)
+                        .await;
+                    self.notify(notices::Notice::DeviceLogin, user, ctx).await;
+                    let amr = ["pwd", "mfa", REMEMBERED_DEVICE_AMR];
+                    return Ok(LoginOutcome::Tokens(
+                        self.issue_tokens(&user.id, &amr, ctx).await?,
+                    ));
+                }
+            }
             return Ok(LoginOutcome::Challenge(
                 self.issue_challenge(user, methods, None, hand_back, ctx)
                     .await?,
             ));
         }
+        self.hand_back(hand_back, ctx).await?;
         if self.config.mode == MfaMode::Required {
             return Ok(LoginOutcome::SetupRequired(
                 self.issue_setup_token(&user.id, ctx).await?,

@@ -514,3 +514,53 @@ async fn right_passwords_and_codes_hand_their_claims_back() {
     }
     app.login("ann").await.assert_error(429, "throttled");
 }
+
+#[tokio::test]
+async fn right_passwords_hand_their_claims_back_on_every_way_a_login_ends() {
+    // Windows of 2: were a right password counted, the third login of each kind would be
+    // refused with `throttled` instead of its own answer.
+    let app = spawn_app_with(|s| {
+        s.config.login_throttle = Rate::parse("2/300").ok().flatten();
+        s.config.login_account_throttle = Rate::parse("2/3600").ok().flatten();
+        s.config.max_challenges = 1;
+    })
+    .await;
+    // No second factor: tokens.
+    app.register("bob").await;
+    for _ in 0..3 {
+        let answer = app.login("bob").await;
+        assert_eq!(answer.status, 200, "{}", answer.body);
+        assert!(answer.body["access"].is_string(), "{}", answer.body);
+    }
+    // A second factor, and no more challenges allowed: the insert refuses, and hands back.
+    app.user_with_totp("ann").await;
+    app.challenge("ann").await;
+    for _ in 0..3 {
+        app.login("ann")
+            .await
+            .assert_error(429, "too_many_challenges");
+    }
+    // Failures still count.
+    for _ in 0..2 {
+        app.post("/auth/login", login_body("bob", "wrong"), None)
+            .await
+            .assert_error(401, "invalid_credentials");
+    }
+    app.login("bob").await.assert_error(429, "throttled");
+}
+
+#[tokio::test]
+async fn a_right_password_of_an_unverified_address_hands_its_claim_back() {
+    let app = spawn_app_with(|s| {
+        s.config.email_verification = true;
+        s.config.login_throttle = Rate::parse("2/300").ok().flatten();
+        s.config.login_account_throttle = Rate::parse("2/3600").ok().flatten();
+    })
+    .await;
+    assert_eq!(app.register("ann").await.status, 201);
+    for _ in 0..3 {
+        app.login("ann")
+            .await
+            .assert_error(403, "email_not_verified");
+    }
+}

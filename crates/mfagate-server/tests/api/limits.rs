@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 use tokio::sync::Barrier;
 
 use crate::helpers::{code, fresh_step, spawn_app_with, TestApp, PASSWORD};
+use mfagate_server::Settings;
 
 /// One answer of a burst: status, error code and body.
 pub struct Burst {
@@ -491,12 +492,28 @@ async fn of_a_burst_of_registrations_at_most_the_ip_limit_are_served() {
     assert_eq!(count(&answers, 429, "throttled"), 25);
 }
 
+/// Login windows of 2 (per name and IP, per account): were a right password counted, the
+/// third right one would be refused.
+fn login_windows_of_two(s: &mut Settings) {
+    s.config.login_throttle = Rate::parse("2/300").ok().flatten();
+    s.config.login_account_throttle = Rate::parse("2/3600").ok().flatten();
+}
+
+/// With windows of 2, two wrong passwords fill the window: the right one is then refused.
+async fn failures_still_fill_the_window(app: &TestApp, name: &str) {
+    for _ in 0..2 {
+        app.post("/auth/login", login_body(name, "wrong"), None)
+            .await
+            .assert_error(401, "invalid_credentials");
+    }
+    app.login(name).await.assert_error(429, "throttled");
+}
+
 #[tokio::test]
 async fn right_passwords_and_codes_hand_their_claims_back() {
     // Windows of 2: were a right answer counted, the third would be refused.
     let app = spawn_app_with(|s| {
-        s.config.login_throttle = Rate::parse("2/300").ok().flatten();
-        s.config.login_account_throttle = Rate::parse("2/3600").ok().flatten();
+        login_windows_of_two(s);
         s.config.user_failures = Rate::parse("2/900").ok().flatten();
     })
     .await;
@@ -506,13 +523,7 @@ async fn right_passwords_and_codes_hand_their_claims_back() {
         let answer = app.verify(&ephemeral, recovery_code).await;
         assert_eq!(answer.status, 200, "{}", answer.body);
     }
-    // And failures still count: two wrong passwords fill the window.
-    for _ in 0..2 {
-        app.post("/auth/login", login_body("ann", "wrong"), None)
-            .await
-            .assert_error(401, "invalid_credentials");
-    }
-    app.login("ann").await.assert_error(429, "throttled");
+    failures_still_fill_the_window(&app, "ann").await;
 }
 
 #[tokio::test]
@@ -520,8 +531,7 @@ async fn right_passwords_hand_their_claims_back_on_every_way_a_login_ends() {
     // Windows of 2: were a right password counted, the third login of each kind would be
     // refused with `throttled` instead of its own answer.
     let app = spawn_app_with(|s| {
-        s.config.login_throttle = Rate::parse("2/300").ok().flatten();
-        s.config.login_account_throttle = Rate::parse("2/3600").ok().flatten();
+        login_windows_of_two(s);
         s.config.max_challenges = 1;
     })
     .await;
@@ -540,21 +550,14 @@ async fn right_passwords_hand_their_claims_back_on_every_way_a_login_ends() {
             .await
             .assert_error(429, "too_many_challenges");
     }
-    // Failures still count.
-    for _ in 0..2 {
-        app.post("/auth/login", login_body("bob", "wrong"), None)
-            .await
-            .assert_error(401, "invalid_credentials");
-    }
-    app.login("bob").await.assert_error(429, "throttled");
+    failures_still_fill_the_window(&app, "bob").await;
 }
 
 #[tokio::test]
 async fn a_right_password_of_an_unverified_address_hands_its_claim_back() {
     let app = spawn_app_with(|s| {
         s.config.email_verification = true;
-        s.config.login_throttle = Rate::parse("2/300").ok().flatten();
-        s.config.login_account_throttle = Rate::parse("2/3600").ok().flatten();
+        login_windows_of_two(s);
     })
     .await;
     assert_eq!(app.register("ann").await.status, 201);

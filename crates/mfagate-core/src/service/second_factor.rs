@@ -3,6 +3,7 @@
 use super::*;
 use crate::email;
 use crate::recovery_codes;
+use crate::store::{AnswerCheck, Answered, Proven};
 use crate::totp;
 use crate::webauthn::Refusal;
 
@@ -99,7 +100,6 @@ impl Gatekeeper {
         if self.config.mode == MfaMode::Disabled {
             return Err(Error::MfaDisabled);
         }
-        let max = self.config.max_attempts;
         let challenge = self
             .store
             .challenge_by_token(&hash_token(ephemeral_token))
@@ -107,87 +107,138 @@ impl Gatekeeper {
             .filter(|c| !c.spent && c.expires_at > ctx.now)
             .ok_or(Error::InvalidToken)?;
         let user_id = challenge.user_id.clone();
-        // The attempt is claimed before the code is looked at: of any burst, at most `max`
-        // codes per challenge (and the user's window) are ever checked.
         let user_window = self.user_failure_window(&user_id);
+        // The refresh token a right answer gets; its `amr` is set once the method is known.
+        let (refresh, mut template) = self.new_refresh_token(&user_id, &[], ctx);
+        // A reauthentication's answer continues its session, with a fresh `auth_time`.
+        if let Some(session) = &challenge.session_id {
+            template.family_id = session.clone();
+        }
+        let code = match answer {
+            Proof::Code(code) => code,
+            Proof::Credential(credential) => {
+                let session = (refresh, template);
+                return self
+                    .verify_passkey_answer(
+                        ephemeral_token,
+                        &challenge,
+                        credential,
+                        session,
+                        remember_device,
+                        ctx,
+                    )
+                    .await;
+            }
+        };
+        // Everything the code is compared with is read (and opened) first; the comparison runs
+        // in the store after the attempt is claimed: of any burst, at most `max_attempts` codes
+        // per challenge (and the user's window) are ever checked.
+        let check = self
+            .prepare_code_check(&user_id, code, Some(&challenge))
+            .await?;
+        let now = ctx.now;
+        let answer_check: AnswerCheck = Box::new(move || {
+            let (method, claim) = check.run(now)?;
+            let mut refresh = template;
+            refresh.amr = login_amr(method).join(" ");
+            Some(Proven { claim, refresh })
+        });
+        let answered = self
+            .store
+            .answer_challenge(
+                &challenge.id,
+                self.config.max_attempts,
+                user_window.as_ref(),
+                answer_check,
+                ctx.now,
+            )
+            .await?;
+        match answered {
+            Answered::NotClaimed(refused) => {
+                Err(self.attempt_refused(refused, &user_id, ctx).await)
+            }
+            Answered::Wrong { failures } => {
+                Err(self.wrong_answer(answer, failures, &user_id, ctx).await)
+            }
+            Answered::Proved {
+                failures,
+                proven,
+                completion,
+            } => match completion {
+                Completion::Completed => {
+                    self.answer_passed(proven, refresh, remember_device, ctx)
+                        .await
+                }
+                // Spent by another right answer, or ended by a password reset or a disable.
+                Completion::ChallengeGone => Err(Error::InvalidToken),
+                // Replayed step or code used meanwhile: a wrong code, like any other.
+                Completion::FactorRefused => {
+                    Err(self.wrong_answer(answer, failures, &user_id, ctx).await)
+                }
+            },
+        }
+    }
+
+    /// A challenge answered with a passkey: the attempt is claimed, then the signature checked
+    /// (a WebAuthn verification reads the stored passkey, so it runs between two transactions),
+    /// then the login completed with the counter it claims.
+    async fn verify_passkey_answer(
+        &self,
+        ephemeral_token: &str,
+        challenge: &Challenge,
+        credential: &serde_json::Value,
+        (refresh, mut template): (String, NewRefreshToken),
+        remember_device: bool,
+        ctx: &Context,
+    ) -> Result<SecondFactorPassed> {
+        let user_id = challenge.user_id.clone();
+        let user_window = self.user_failure_window(&user_id);
+        let answer = Proof::Credential(credential.clone());
         let failures = match self
             .store
-            .claim_challenge_attempt(&challenge.id, max, user_window.as_ref(), ctx.now)
+            .claim_challenge_attempt(
+                &challenge.id,
+                self.config.max_attempts,
+                user_window.as_ref(),
+                ctx.now,
+            )
             .await?
         {
             AttemptClaim::Claimed { failures } => failures,
-            AttemptClaim::ChallengeGone => return Err(Error::InvalidToken),
-            AttemptClaim::ChallengeDead { expires_at } => {
-                return Err(Error::TooManyAttempts {
-                    retry_after: seconds_until(expires_at, ctx.now),
-                })
-            }
-            AttemptClaim::UserThrottled { retry_after } => {
-                self.audit(audit::SECOND_FACTOR_THROTTLED, Some(&user_id), ctx, None)
-                    .await;
-                return Err(Error::Throttled {
-                    retry_after: seconds_until(ctx.now + retry_after, ctx.now),
-                });
-            }
+            refused => return Err(self.attempt_refused(refused, &user_id, ctx).await),
         };
-        let identified = match answer {
-            Proof::Code(code) => self
-                .identify_second_factor(&user_id, code, Some(&challenge), ctx.now)
-                .await?
-                .ok_or(Refusal::Invalid),
-            Proof::Credential(credential) => self
-                .identify_passkey(&challenge, credential)
-                .await?
-                .map(|claim| (Method::Webauthn, claim)),
-        };
-        let mut refusal = identified.as_ref().err().copied();
-        if let Ok((method, claim)) = identified {
-            let amr = ["pwd", "mfa", method.amr()];
-            let detail = claim_detail(method, &claim);
-            let counter_claim = matches!(claim, FactorClaim::SignCount { .. });
-            let (refresh, mut record) = self.new_refresh_token(&user_id, &amr, ctx);
-            // A reauthentication's answer continues its session, with a fresh `auth_time`.
-            if let Some(session) = &challenge.session_id {
-                record.family_id = session.clone();
-            }
-            match self
-                .store
-                // The user's window counts failures: a right code hands its claim back.
-                .complete_challenge(&challenge.id, claim, &record, user_window.as_ref(), ctx.now)
-                .await?
-            {
-                Completion::Completed => {
-                    self.audit(audit::SECOND_FACTOR_OK, Some(&user_id), ctx, Some(detail))
-                        .await;
-                    if method == Method::RecoveryCode {
-                        self.audit(audit::RECOVERY_CODE_USED, Some(&user_id), ctx, None)
-                            .await;
-                        self.notify_recovery_code_used(&user_id, ctx).await;
+        let refusal = match self.identify_passkey(challenge, credential).await? {
+            Ok(claim) => {
+                template.amr = login_amr(Method::Webauthn).join(" ");
+                let proven = Proven {
+                    claim,
+                    refresh: template,
+                };
+                match self
+                    .store
+                    // The user's window counts failures: a right answer hands its claim back.
+                    .complete_challenge(
+                        &challenge.id,
+                        proven.claim.clone(),
+                        &proven.refresh,
+                        user_window.as_ref(),
+                        ctx.now,
+                    )
+                    .await?
+                {
+                    Completion::Completed => {
+                        return self
+                            .answer_passed(proven, refresh, remember_device, ctx)
+                            .await
                     }
-                    let tokens = self.token_pair(&record, &amr, refresh, ctx.now)?;
-                    let device_token = if remember_device {
-                        Some(self.remember_device(&user_id, ctx).await?)
-                    } else {
-                        None
-                    };
-                    return Ok(SecondFactorPassed {
-                        tokens,
-                        device_token,
-                        method,
-                    });
-                }
-                // Spent by another right answer, or ended by a password reset or a disable.
-                Completion::ChallengeGone => return Err(Error::InvalidToken),
-                // Replayed step or code used meanwhile: a wrong code, like any other. A
-                // passkey counter that lost its claim did not grow past what was stored.
-                Completion::FactorRefused => {
-                    if counter_claim {
-                        refusal = Some(Refusal::PossibleClone);
-                    }
+                    Completion::ChallengeGone => return Err(Error::InvalidToken),
+                    // A counter that lost its claim did not grow past what was stored.
+                    Completion::FactorRefused => Refusal::PossibleClone,
                 }
             }
-        }
-        if refusal == Some(Refusal::PossibleClone) {
+            Err(refused) => refused,
+        };
+        if refusal == Refusal::PossibleClone {
             // The same answer sent twice at once: the first spent the challenge and moved the
             // counter, so the second looks like a clone. It is a replay of a spent challenge.
             let spent = self
@@ -201,12 +252,81 @@ impl Gatekeeper {
             self.audit(audit::PASSKEY_POSSIBLE_CLONE, Some(&user_id), ctx, None)
                 .await;
         }
-        self.audit(audit::SECOND_FACTOR_FAILED, Some(&user_id), ctx, None)
+        Err(self.wrong_answer(&answer, failures, &user_id, ctx).await)
+    }
+
+    /// The error for an attempt the store did not claim (never `Claimed`).
+    async fn attempt_refused(&self, refused: AttemptClaim, user_id: &str, ctx: &Context) -> Error {
+        match refused {
+            AttemptClaim::Claimed { .. } | AttemptClaim::ChallengeGone => Error::InvalidToken,
+            AttemptClaim::ChallengeDead { expires_at } => Error::TooManyAttempts {
+                retry_after: seconds_until(expires_at, ctx.now),
+            },
+            AttemptClaim::UserThrottled { retry_after } => {
+                self.audit(audit::SECOND_FACTOR_THROTTLED, Some(user_id), ctx, None)
+                    .await;
+                Error::Throttled {
+                    retry_after: seconds_until(ctx.now + retry_after, ctx.now),
+                }
+            }
+        }
+    }
+
+    /// The error for a claimed attempt whose answer was wrong (or lost a race for its factor),
+    /// with the attempts the challenge has left.
+    async fn wrong_answer(
+        &self,
+        answer: &Proof,
+        failures: u32,
+        user_id: &str,
+        ctx: &Context,
+    ) -> Error {
+        self.audit(audit::SECOND_FACTOR_FAILED, Some(user_id), ctx, None)
             .await;
-        let attempts_remaining = Some(max.saturating_sub(failures));
-        Err(match answer {
+        let attempts_remaining = Some(self.config.max_attempts.saturating_sub(failures));
+        match answer {
             Proof::Code(_) => Error::InvalidCode { attempts_remaining },
             Proof::Credential(_) => Error::InvalidCredential { attempts_remaining },
+        }
+    }
+
+    /// A completed login: audited, the user told of a recovery code's use, the token pair
+    /// signed, and a device token when one was asked for.
+    async fn answer_passed(
+        &self,
+        proven: Proven,
+        refresh: String,
+        remember_device: bool,
+        ctx: &Context,
+    ) -> Result<SecondFactorPassed> {
+        let Proven {
+            claim,
+            refresh: record,
+        } = proven;
+        let method = claim.method();
+        let user_id = record.user_id.as_str();
+        self.audit(
+            audit::SECOND_FACTOR_OK,
+            Some(user_id),
+            ctx,
+            Some(claim_detail(method, &claim)),
+        )
+        .await;
+        if method == Method::RecoveryCode {
+            self.audit(audit::RECOVERY_CODE_USED, Some(user_id), ctx, None)
+                .await;
+            self.notify_recovery_code_used(user_id, ctx).await;
+        }
+        let tokens = self.token_pair(&record, &login_amr(method), refresh, ctx.now)?;
+        let device_token = if remember_device {
+            Some(self.remember_device(user_id, ctx).await?)
+        } else {
+            None
+        };
+        Ok(SecondFactorPassed {
+            tokens,
+            device_token,
+            method,
         })
     }
 
@@ -258,75 +378,69 @@ impl Gatekeeper {
         challenge: Option<&Challenge>,
         now: i64,
     ) -> Result<Option<(Method, FactorClaim)>> {
+        Ok(self
+            .prepare_code_check(user_id, code, challenge)
+            .await?
+            .run(now))
+    }
+
+    /// Reads and opens what `code` will be compared with (`CodeCheck::run`); compares nothing.
+    /// Which kind of code it is comes from its shape: TOTP-shaped codes are compared with the
+    /// user's TOTP factors, others with the unused recovery codes (every one of them opened, so
+    /// that timing does not tell which one matched); an e-mailed code with its challenge's.
+    pub(super) async fn prepare_code_check(
+        &self,
+        user_id: &str,
+        code: &str,
+        challenge: Option<&Challenge>,
+    ) -> Result<CodeCheck> {
         // An e-mailed code is bound to its challenge: spending the challenge uses it up.
-        if let Some(challenge) = challenge {
-            if let Some(stored_hash) = challenge.email_code_hash.as_deref() {
-                let typed = totp::normalize_code(code);
-                let shaped = typed.len() == self.config.email_code_digits as usize
-                    && typed.bytes().all(|b| b.is_ascii_digit());
-                let hash = email::code_hash(&self.email_code_key, &challenge.id, &typed);
-                if shaped
-                    && crate::secret::constant_time_eq(hash.as_bytes(), stored_hash.as_bytes())
-                {
-                    return Ok(Some((Method::Email, FactorClaim::EmailCode)));
-                }
-            }
-        }
+        let email = challenge.and_then(|challenge| {
+            let stored_hash = challenge.email_code_hash.clone()?;
+            Some(EmailCodeCheck {
+                key: self.email_code_key.clone(),
+                challenge_id: challenge.id.clone(),
+                stored_hash,
+                digits: self.config.email_code_digits as usize,
+            })
+        });
+        let mut check = CodeCheck {
+            typed: code.to_string(),
+            totp: self.config.totp,
+            email,
+            candidates: Candidates::Nothing,
+        };
         let factors = self.store.factors(user_id).await?;
         if factors.is_empty() {
-            return Ok(None);
+            return Ok(check);
         }
         if totp::looks_like_code(code, &self.config.totp) {
-            return self.match_totp(user_id, &factors, code, now);
+            let mut opened = Vec::new();
+            for factor in factors.iter().filter(|f| f.kind == FactorKind::Totp) {
+                let Some(sealed) = &factor.secret_sealed else {
+                    continue;
+                };
+                opened.push(OpenedTotp {
+                    factor_id: factor.id.clone(),
+                    secret: self.sealer.open(sealed, &totp_context(user_id))?,
+                    last_step: factor.last_step,
+                });
+            }
+            check.candidates = Candidates::Totp(opened);
+            return Ok(check);
         }
-        let typed = recovery_codes::normalize(code);
-        if typed.is_empty() {
-            return Ok(None);
+        if recovery_codes::normalize(code).is_empty() {
+            return Ok(check);
         }
-        let mut matched = None;
-        // Every unused code is opened and compared, so timing does not tell which one matched.
+        let mut opened = Vec::new();
         for stored in self.store.unused_recovery_codes(user_id).await? {
             let plain = self
                 .sealer
                 .open(&stored.code_sealed, &recovery_context(user_id))?;
-            if recovery_codes::matches(&typed, &String::from_utf8_lossy(&plain)) {
-                matched = Some(stored.id);
-            }
+            opened.push((stored.id, String::from_utf8_lossy(&plain).into_owned()));
         }
-        Ok(matched.map(|code_id| (Method::RecoveryCode, FactorClaim::RecoveryCode(code_id))))
-    }
-
-    /// The first TOTP factor of the user for which `code` is right at a step later than the
-    /// factor's last, with that step to claim. Replay protection is per factor: a step used by
-    /// one factor is still open to another.
-    pub(super) fn match_totp(
-        &self,
-        user_id: &str,
-        factors: &[Factor],
-        code: &str,
-        now: i64,
-    ) -> Result<Option<(Method, FactorClaim)>> {
-        for factor in factors.iter().filter(|f| f.kind == FactorKind::Totp) {
-            let Some(sealed) = &factor.secret_sealed else {
-                continue;
-            };
-            let secret = self.sealer.open(sealed, &totp_context(user_id))?;
-            let Some(step) = totp::matching_step(&secret, code, now, &self.config.totp) else {
-                continue;
-            };
-            // Cheap early refusal of a replay; the claim itself is atomic in the store.
-            if factor.last_step.is_some_and(|last| step <= last) {
-                continue;
-            }
-            return Ok(Some((
-                Method::Totp,
-                FactorClaim::TotpStep {
-                    factor_id: factor.id.clone(),
-                    step,
-                },
-            )));
-        }
-        Ok(None)
+        check.candidates = Candidates::RecoveryCodes(opened);
+        Ok(check)
     }
 
     /// A code demanded by a management call (deactivate, regenerate): it is claimed against
@@ -375,6 +489,91 @@ impl Gatekeeper {
                 Err(Error::InvalidCode {
                     attempts_remaining: None,
                 })
+            }
+        }
+    }
+}
+
+/// The `amr` of a login completed with a second factor of `method`.
+fn login_amr(method: Method) -> [&'static str; 3] {
+    ["pwd", "mfa", method.amr()]
+}
+
+/// A typed code and what it is to be compared with, read and opened before the attempt is
+/// claimed (`Gatekeeper::prepare_code_check`). `run` only compares, in constant time, and
+/// reads nothing, so the store can run it inside the transaction that claims the attempt
+/// (`ChallengeStore::answer_challenge`). No `Debug`: it holds the code and opened secrets.
+pub(super) struct CodeCheck {
+    typed: String,
+    totp: totp::TotpParams,
+    email: Option<EmailCodeCheck>,
+    candidates: Candidates,
+}
+
+/// The challenge's e-mailed code, as its keyed hash.
+struct EmailCodeCheck {
+    key: SecretBytes,
+    challenge_id: String,
+    stored_hash: String,
+    digits: usize,
+}
+
+/// A TOTP factor with its secret opened.
+struct OpenedTotp {
+    factor_id: String,
+    secret: Vec<u8>,
+    last_step: Option<i64>,
+}
+
+enum Candidates {
+    Nothing,
+    Totp(Vec<OpenedTotp>),
+    /// Unused recovery codes: id and the code.
+    RecoveryCodes(Vec<(i64, String)>),
+}
+
+impl CodeCheck {
+    /// The factor the code proves at `now`, and what must be claimed for it to count.
+    pub(super) fn run(self, now: i64) -> Option<(Method, FactorClaim)> {
+        if let Some(email) = &self.email {
+            let typed = totp::normalize_code(&self.typed);
+            let shaped = typed.len() == email.digits && typed.bytes().all(|b| b.is_ascii_digit());
+            let hash = email::code_hash(&email.key, &email.challenge_id, &typed);
+            if shaped
+                && crate::secret::constant_time_eq(hash.as_bytes(), email.stored_hash.as_bytes())
+            {
+                return Some((Method::Email, FactorClaim::EmailCode));
+            }
+        }
+        match &self.candidates {
+            Candidates::Nothing => None,
+            // The first TOTP factor for which the code is right at a step later than the
+            // factor's last, with that step to claim. Replay protection is per factor: a step
+            // used by one factor is still open to another.
+            Candidates::Totp(factors) => factors.iter().find_map(|factor| {
+                let step = totp::matching_step(&factor.secret, &self.typed, now, &self.totp)?;
+                // Cheap early refusal of a replay; the claim itself is atomic in the store.
+                if factor.last_step.is_some_and(|last| step <= last) {
+                    return None;
+                }
+                Some((
+                    Method::Totp,
+                    FactorClaim::TotpStep {
+                        factor_id: factor.factor_id.clone(),
+                        step,
+                    },
+                ))
+            }),
+            Candidates::RecoveryCodes(codes) => {
+                let typed = recovery_codes::normalize(&self.typed);
+                // Every code is compared, so timing does not tell which one matched.
+                let mut matched = None;
+                for (id, code) in codes {
+                    if recovery_codes::matches(&typed, code) {
+                        matched = Some(*id);
+                    }
+                }
+                matched.map(|id| (Method::RecoveryCode, FactorClaim::RecoveryCode(id)))
             }
         }
     }

@@ -47,6 +47,49 @@ pub enum FactorClaim {
     SignCount { factor_id: String, count: u32 },
 }
 
+impl FactorClaim {
+    /// The method whose answer this claim is.
+    pub fn method(&self) -> crate::factors::Method {
+        use crate::factors::Method;
+        match self {
+            Self::TotpStep { .. } => Method::Totp,
+            Self::RecoveryCode(_) => Method::RecoveryCode,
+            Self::EmailCode => Method::Email,
+            Self::SignCount { .. } => Method::Webauthn,
+        }
+    }
+}
+
+/// What a right answer proves: the factor to claim, and the refresh token that begins (or, for
+/// a reauthentication, continues) the session.
+#[derive(Debug, Clone)]
+pub struct Proven {
+    pub claim: FactorClaim,
+    pub refresh: NewRefreshToken,
+}
+
+/// The check of an answer to a challenge, run by `ChallengeStore::answer_challenge` only after
+/// the attempt is claimed. It compares what was read before (no I/O, no waiting): a store may
+/// run it inside the transaction that claimed the attempt.
+pub type AnswerCheck = Box<dyn FnOnce() -> Option<Proven> + Send>;
+
+/// How an answer to a challenge ended (`ChallengeStore::answer_challenge`).
+#[derive(Debug, Clone)]
+pub enum Answered {
+    /// The attempt was not claimed (never `AttemptClaim::Claimed`), so the answer was not
+    /// checked.
+    NotClaimed(AttemptClaim),
+    /// Claimed, checked, wrong: the challenge is now at `failures` attempts.
+    Wrong { failures: u32 },
+    /// Claimed and checked right; `completion` says whether the login completed with it (on
+    /// anything but `Completed`, nothing but the attempt's claim was written).
+    Proved {
+        failures: u32,
+        proven: Proven,
+        completion: Completion,
+    },
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Completion {
     /// Challenge spent, factor claimed, refresh token stored: all in one transaction.
@@ -120,6 +163,46 @@ pub trait ChallengeStore: Send + Sync {
         release: Option<&WindowLimit>,
         now: i64,
     ) -> StoreResult<Completion>;
+    /// Answers a challenge: claims the attempt (`claim_challenge_attempt`), and only if it
+    /// was claimed runs `check`; when that proves a factor, completes the login with it
+    /// (`complete_challenge`, handing back the claim on `user_window`). This default takes two
+    /// transactions, one for the claim and one for the completion, with the check between; a
+    /// store whose writes run where a short computation may (SQLite's writer thread) does all
+    /// of it in one, still claiming before it checks: one write of the challenge's row and the
+    /// user's window instead of two, and one commit fewer to wait for.
+    async fn answer_challenge(
+        &self,
+        challenge_id: &str,
+        max_failures: u32,
+        user_window: Option<&WindowLimit>,
+        check: AnswerCheck,
+        now: i64,
+    ) -> StoreResult<Answered> {
+        let failures = match self
+            .claim_challenge_attempt(challenge_id, max_failures, user_window, now)
+            .await?
+        {
+            AttemptClaim::Claimed { failures } => failures,
+            refused => return Ok(Answered::NotClaimed(refused)),
+        };
+        let Some(proven) = check() else {
+            return Ok(Answered::Wrong { failures });
+        };
+        let completion = self
+            .complete_challenge(
+                challenge_id,
+                proven.claim.clone(),
+                &proven.refresh,
+                user_window,
+                now,
+            )
+            .await?;
+        Ok(Answered::Proved {
+            failures,
+            proven,
+            completion,
+        })
+    }
     async fn create_setup_token(
         &self,
         token_hash: &str,

@@ -86,6 +86,70 @@ pub(super) fn complete_login(
     Ok(Completion::Completed)
 }
 
+/// Claims one attempt at a live challenge and in the user's window of failures, all or nothing
+/// (`ChallengeStore::claim_challenge_attempt`): the challenge is counted only if it is live with
+/// room and the user's window has room, and the window is counted only if the challenge was. A
+/// refusal then reads why.
+fn claim_attempt(
+    c: &rusqlite::Connection,
+    id: &str,
+    max_failures: u32,
+    window: Option<&WindowLimit>,
+    now: i64,
+) -> rusqlite::Result<AttemptClaim> {
+    let windows = window.map(|w| windows_json(std::slice::from_ref(w)));
+    let counted: Option<i64> = query_opt(
+        c,
+        "UPDATE challenges SET failures = failures + 1
+         WHERE id = ?1 AND spent_at IS NULL AND expires_at > ?2 AND failures < ?3
+           AND NOT EXISTS (SELECT 1 FROM throttle_windows
+                           WHERE key = ?4 AND window_end > ?2 AND count >= ?5)
+         RETURNING failures",
+        params![
+            id,
+            now,
+            i64::from(max_failures),
+            window.map(|w| w.key.as_str()),
+            window.map_or(0, |w| i64::from(w.limit))
+        ],
+        |row| row.get(0),
+    )?;
+    if let Some(failures) = counted {
+        if let Some(windows) = &windows {
+            // The statement above saw room and nothing else runs on the writer in
+            // between, so this is granted; were it ever refused, the attempt fails
+            // closed (counted against the challenge, never checked).
+            if let Some(retry_after) = claim_in_windows(c, windows, now)? {
+                return Ok(AttemptClaim::UserThrottled { retry_after });
+            }
+        }
+        return Ok(AttemptClaim::Claimed {
+            failures: u32::try_from(failures).unwrap_or(u32::MAX),
+        });
+    }
+    let row = query_opt(
+        c,
+        "SELECT expires_at, failures, spent_at FROM challenges WHERE id = ?1",
+        [&id],
+        |row| <(i64, i64, Option<i64>)>::try_from(row),
+    )?;
+    let Some((expires_at, failures, spent_at)) = row else {
+        return Ok(AttemptClaim::ChallengeGone);
+    };
+    if spent_at.is_some() || expires_at <= now {
+        return Ok(AttemptClaim::ChallengeGone);
+    }
+    if failures >= i64::from(max_failures) {
+        return Ok(AttemptClaim::ChallengeDead { expires_at });
+    }
+    // Live with room, so the user's window was full; nothing ran between.
+    let retry_after = match &windows {
+        Some(windows) => full_windows_retry_after(c, windows, now)?,
+        None => 1,
+    };
+    Ok(AttemptClaim::UserThrottled { retry_after })
+}
+
 #[async_trait]
 impl ChallengeStore for SqliteStore {
     async fn create_challenge(
@@ -167,62 +231,48 @@ impl ChallengeStore for SqliteStore {
         now: i64,
     ) -> StoreResult<AttemptClaim> {
         let (id, window) = (challenge_id.to_owned(), user_window.cloned());
-        let windows = window
-            .as_ref()
-            .map(|w| windows_json(std::slice::from_ref(w)));
-        // The challenge is counted only if it is live with room and the user's window has room,
-        // and the window is counted only if the challenge was. A refusal then reads why.
+        self.write(move |c| claim_attempt(c, &id, max_failures, window.as_ref(), now))
+            .await
+    }
+
+    async fn answer_challenge(
+        &self,
+        challenge_id: &str,
+        max_failures: u32,
+        user_window: Option<&WindowLimit>,
+        check: AnswerCheck,
+        now: i64,
+    ) -> StoreResult<Answered> {
+        let (id, window) = (challenge_id.to_owned(), user_window.cloned());
+        // One job: the claim, then the check (a comparison of what the caller read before,
+        // microseconds on this thread), then the completion. The claim comes first, so a
+        // burst is checked at most `max_failures` times; a wrong answer's claim commits with
+        // the job. An error in the completion undoes the whole job, claim included, and its
+        // caller hears the error, as every caller of that batch would.
         self.write(move |c| {
-            let counted: Option<i64> = query_opt(
-                c,
-                "UPDATE challenges SET failures = failures + 1
-                 WHERE id = ?1 AND spent_at IS NULL AND expires_at > ?2 AND failures < ?3
-                   AND NOT EXISTS (SELECT 1 FROM throttle_windows
-                                   WHERE key = ?4 AND window_end > ?2 AND count >= ?5)
-                 RETURNING failures",
-                params![
-                    id,
-                    now,
-                    i64::from(max_failures),
-                    window.as_ref().map(|w| w.key.as_str()),
-                    window.as_ref().map_or(0, |w| i64::from(w.limit))
-                ],
-                |row| row.get(0),
-            )?;
-            if let Some(failures) = counted {
-                if let Some(windows) = &windows {
-                    // The statement above saw room and nothing else runs on the writer in
-                    // between, so this is granted; were it ever refused, the attempt fails
-                    // closed (counted against the challenge, never checked).
-                    if let Some(retry_after) = claim_in_windows(c, windows, now)? {
-                        return Ok(AttemptClaim::UserThrottled { retry_after });
-                    }
-                }
-                return Ok(AttemptClaim::Claimed {
-                    failures: u32::try_from(failures).unwrap_or(u32::MAX),
-                });
-            }
-            let row = query_opt(
-                c,
-                "SELECT expires_at, failures, spent_at FROM challenges WHERE id = ?1",
-                [&id],
-                |row| <(i64, i64, Option<i64>)>::try_from(row),
-            )?;
-            let Some((expires_at, failures, spent_at)) = row else {
-                return Ok(AttemptClaim::ChallengeGone);
+            let failures = match claim_attempt(c, &id, max_failures, window.as_ref(), now)? {
+                AttemptClaim::Claimed { failures } => failures,
+                refused => return Ok(Answered::NotClaimed(refused)),
             };
-            if spent_at.is_some() || expires_at <= now {
-                return Ok(AttemptClaim::ChallengeGone);
-            }
-            if failures >= i64::from(max_failures) {
-                return Ok(AttemptClaim::ChallengeDead { expires_at });
-            }
-            // Live with room, so the user's window was full; nothing ran between.
-            let retry_after = match &windows {
-                Some(windows) => full_windows_retry_after(c, windows, now)?,
-                None => 1,
+            let Some(proven) = check() else {
+                return Ok(Answered::Wrong { failures });
             };
-            Ok(AttemptClaim::UserThrottled { retry_after })
+            let release = window
+                .as_ref()
+                .map(|w| keys_json(std::iter::once(w.key.as_str())));
+            let completion = complete_login(
+                c,
+                &id,
+                proven.claim.clone(),
+                &proven.refresh,
+                release.as_deref(),
+                now,
+            )?;
+            Ok(Answered::Proved {
+                failures,
+                proven,
+                completion,
+            })
         })
         .await
     }

@@ -1,6 +1,7 @@
 //! ChallengeStore: a per-user limit of live challenges, attempts claimed before they are
 //! checked, and a completion that happens once and claims its factor once.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use mfagate_core::store::*;
@@ -246,4 +247,162 @@ async fn a_challenge_insert_hands_back_the_password_claim_whether_or_not_it_is_c
         ChallengeCreated::TooMany { .. }
     ));
     assert!(full("login-other").await);
+}
+
+/// An answer's check that counts its runs and proves an e-mailed code (`right`) or nothing.
+fn counted_check(runs: &Arc<AtomicUsize>, right: bool, token: &str) -> AnswerCheck {
+    let (runs, refresh) = (Arc::clone(runs), refresh(token, "ann"));
+    Box::new(move || {
+        runs.fetch_add(1, Ordering::SeqCst);
+        right.then_some(Proven {
+            claim: FactorClaim::EmailCode,
+            refresh,
+        })
+    })
+}
+
+/// A burst of answers to one challenge that allows 5 attempts, each with a check that proves
+/// (`right`) or not: the answers, and how many checks ran.
+async fn answer_burst(right: bool) -> (Vec<Answered>, usize) {
+    let s = store().await;
+    user(&*s, "ann").await;
+    s.create_challenge(&challenge("c", "ann"), 3, 5, &[], NOW)
+        .await
+        .unwrap();
+    let runs = Arc::new(AtomicUsize::new(0));
+    let store = s.store.clone();
+    let checks = Arc::clone(&runs);
+    let answers = race(RACERS, move |n| {
+        let (store, check) = (
+            Arc::clone(&store),
+            counted_check(&checks, right, &format!("login-{n}")),
+        );
+        async move {
+            store
+                .answer_challenge("c", 5, None, check, NOW)
+                .await
+                .unwrap()
+        }
+    })
+    .await;
+    let runs = runs.load(Ordering::SeqCst);
+    (answers, runs)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_burst_of_wrong_answers_is_checked_at_most_the_maximum_of_attempts() {
+    let (answers, runs) = answer_burst(false).await;
+    assert_eq!(runs, 5, "{answers:?}");
+    let mut failures: Vec<u32> = answers
+        .iter()
+        .filter_map(|a| match a {
+            Answered::Wrong { failures } => Some(*failures),
+            _ => None,
+        })
+        .collect();
+    failures.sort_unstable();
+    assert_eq!(failures, [1, 2, 3, 4, 5], "{answers:?}");
+    // The rest were refused before their check: the challenge had had its attempts.
+    assert!(answers.iter().all(|a| matches!(
+        a,
+        Answered::Wrong { .. } | Answered::NotClaimed(AttemptClaim::ChallengeDead { .. })
+    )));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_burst_of_right_answers_completes_one_login_and_checks_no_more_than_the_maximum() {
+    let (answers, runs) = answer_burst(true).await;
+    let completed = answers
+        .iter()
+        .filter(|a| {
+            matches!(
+                a,
+                Answered::Proved {
+                    completion: Completion::Completed,
+                    ..
+                }
+            )
+        })
+        .count();
+    assert_eq!(completed, 1, "{answers:?}");
+    assert!(runs <= 5, "{answers:?}");
+    // The others found the challenge spent, before their check or after it.
+    assert!(answers.iter().all(|a| matches!(
+        a,
+        Answered::Proved { .. }
+            | Answered::NotClaimed(AttemptClaim::ChallengeGone)
+            | Answered::NotClaimed(AttemptClaim::ChallengeDead { .. })
+    )));
+    assert!(answers.iter().all(|a| !matches!(
+        a,
+        Answered::Proved {
+            completion: Completion::FactorRefused,
+            ..
+        }
+    )));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_right_answer_hands_its_window_claim_back_and_a_wrong_one_keeps_it() {
+    let s = store().await;
+    user(&*s, "ann").await;
+    for id in ["c1", "c2", "c3"] {
+        s.create_challenge(&challenge(id, "ann"), 3, 5, &[], NOW)
+            .await
+            .unwrap();
+    }
+    // A window of one failure: a right answer leaves it empty, a wrong one fills it.
+    let window = WindowLimit {
+        key: "mfa-user:ann".into(),
+        limit: 1,
+        window_seconds: 900,
+    };
+    let runs = Arc::new(AtomicUsize::new(0));
+    let answer = |id: &'static str, right: bool, token: &'static str| {
+        let check = counted_check(&runs, right, token);
+        s.answer_challenge(id, 5, Some(&window), check, NOW)
+    };
+    let right = answer("c1", true, "login-1").await.unwrap();
+    assert!(
+        matches!(
+            right,
+            Answered::Proved {
+                failures: 1,
+                completion: Completion::Completed,
+                ..
+            }
+        ),
+        "{right:?}"
+    );
+    let wrong = answer("c2", false, "login-2").await.unwrap();
+    assert!(
+        matches!(wrong, Answered::Wrong { failures: 1 }),
+        "{wrong:?}"
+    );
+    let throttled = answer("c3", true, "login-3").await.unwrap();
+    assert!(
+        matches!(
+            throttled,
+            Answered::NotClaimed(AttemptClaim::UserThrottled { .. })
+        ),
+        "{throttled:?}"
+    );
+    // The throttled answer was never checked; only the first login's session exists.
+    assert_eq!(runs.load(Ordering::SeqCst), 2);
+    let successor = |hash: &str| RefreshSuccessor {
+        token_hash: hash.into(),
+        created_at: NOW,
+        expires_at: NOW + 3600,
+    };
+    for (token, stored) in [("login-1", true), ("login-2", false), ("login-3", false)] {
+        let rotated = s
+            .rotate_refresh_token(token, &successor(&format!("{token}-next")), NOW)
+            .await
+            .unwrap();
+        assert_eq!(
+            matches!(rotated, RefreshOutcome::Rotated { .. }),
+            stored,
+            "{token}"
+        );
+    }
 }

@@ -158,7 +158,7 @@ impl Gatekeeper {
                 Err(self.attempt_refused(refused, &user_id, ctx).await)
             }
             Answered::Wrong { failures } => {
-                Err(self.wrong_answer(answer, failures, &user_id, ctx).await)
+                Err(self.wrong_answer(false, failures, &user_id, ctx).await)
             }
             Answered::Proved {
                 failures,
@@ -173,7 +173,7 @@ impl Gatekeeper {
                 Completion::ChallengeGone => Err(Error::InvalidToken),
                 // Replayed step or code used meanwhile: a wrong code, like any other.
                 Completion::FactorRefused => {
-                    Err(self.wrong_answer(answer, failures, &user_id, ctx).await)
+                    Err(self.wrong_answer(false, failures, &user_id, ctx).await)
                 }
             },
         }
@@ -193,7 +193,6 @@ impl Gatekeeper {
     ) -> Result<SecondFactorPassed> {
         let user_id = challenge.user_id.clone();
         let user_window = self.user_failure_window(&user_id);
-        let answer = Proof::Credential(credential.clone());
         let failures = match self
             .store
             .claim_challenge_attempt(
@@ -252,7 +251,7 @@ impl Gatekeeper {
             self.audit(audit::PASSKEY_POSSIBLE_CLONE, Some(&user_id), ctx, None)
                 .await;
         }
-        Err(self.wrong_answer(&answer, failures, &user_id, ctx).await)
+        Err(self.wrong_answer(true, failures, &user_id, ctx).await)
     }
 
     /// The error for an attempt the store did not claim (never `Claimed`).
@@ -276,7 +275,7 @@ impl Gatekeeper {
     /// with the attempts the challenge has left.
     async fn wrong_answer(
         &self,
-        answer: &Proof,
+        by_passkey: bool,
         failures: u32,
         user_id: &str,
         ctx: &Context,
@@ -284,9 +283,10 @@ impl Gatekeeper {
         self.audit(audit::SECOND_FACTOR_FAILED, Some(user_id), ctx, None)
             .await;
         let attempts_remaining = Some(self.config.max_attempts.saturating_sub(failures));
-        match answer {
-            Proof::Code(_) => Error::InvalidCode { attempts_remaining },
-            Proof::Credential(_) => Error::InvalidCredential { attempts_remaining },
+        if by_passkey {
+            Error::InvalidCredential { attempts_remaining }
+        } else {
+            Error::InvalidCode { attempts_remaining }
         }
     }
 

@@ -166,10 +166,11 @@ pub trait ChallengeStore: Send + Sync {
     /// Answers a challenge: claims the attempt (`claim_challenge_attempt`), and only if it
     /// was claimed runs `check`; when that proves a factor, completes the login with it
     /// (`complete_challenge`, handing back the claim on `user_window`). This default takes two
-    /// transactions, one for the claim and one for the completion, with the check between; a
-    /// store whose writes run where a short computation may (SQLite's writer thread) does all
-    /// of it in one, still claiming before it checks: one write of the challenge's row and the
-    /// user's window instead of two, and one commit fewer to wait for.
+    /// transactions, one for the claim and one for the completion, with the check between. Both
+    /// stores do all of it in one (SQLite: one job on its writer; PostgreSQL: one transaction,
+    /// the completion under a savepoint so that a refused one keeps the claim), still claiming
+    /// before they check: one write of the challenge's row and the user's window instead of
+    /// two, and one commit fewer to wait for.
     async fn answer_challenge(
         &self,
         challenge_id: &str,

@@ -2,6 +2,129 @@
 
 use super::*;
 
+/// Claims one attempt on `c`, inside the caller's transaction (`claim_challenge_attempt`): the
+/// caller commits only a `Claimed`; anything else must be rolled back (a full user window has
+/// counted the challenge already).
+async fn claim_attempt(
+    c: &mut sqlx::PgConnection,
+    challenge_id: &str,
+    max_failures: u32,
+    user_window: Option<&WindowLimit>,
+    now: i64,
+) -> Result<AttemptClaim, sqlx::Error> {
+    // The challenge's row lock makes concurrent claims wait and re-check the count.
+    let failures: Option<i64> = sqlx::query_scalar(
+        "UPDATE challenges SET failures = failures + 1
+         WHERE id = $1 AND spent_at IS NULL AND expires_at > $3 AND failures < $2
+         RETURNING failures",
+    )
+    .bind(challenge_id)
+    .bind(i64::from(max_failures))
+    .bind(now)
+    .fetch_optional(&mut *c)
+    .await?;
+    let Some(failures) = failures else {
+        let row = sqlx::query("SELECT expires_at, spent_at FROM challenges WHERE id = $1")
+            .bind(challenge_id)
+            .fetch_optional(&mut *c)
+            .await?;
+        let Some(row) = row else {
+            return Ok(AttemptClaim::ChallengeGone);
+        };
+        let expires_at: i64 = row.try_get("expires_at")?;
+        let spent_at: Option<i64> = row.try_get("spent_at")?;
+        if spent_at.is_some() || expires_at <= now {
+            return Ok(AttemptClaim::ChallengeGone);
+        }
+        return Ok(AttemptClaim::ChallengeDead { expires_at });
+    };
+    if let Some(window) = user_window {
+        if claim_in_window(&mut *c, WindowTable::Throttle, window, now)
+            .await?
+            .is_none()
+        {
+            let retry_after =
+                window_retry_after(&mut *c, WindowTable::Throttle, &window.key, now).await?;
+            // The caller rolls back: the challenge's attempt is not counted either.
+            return Ok(AttemptClaim::UserThrottled { retry_after });
+        }
+    }
+    Ok(AttemptClaim::Claimed {
+        failures: u32::try_from(failures).unwrap_or(u32::MAX),
+    })
+}
+
+/// Completes a login on `c`, inside the caller's transaction (`complete_challenge`): the caller
+/// commits only a `Completed`; anything else must be rolled back (a reauthentication whose
+/// session ended has claimed its factor already).
+async fn complete_in(
+    c: &mut sqlx::PgConnection,
+    challenge_id: &str,
+    claim: FactorClaim,
+    refresh: &NewRefreshToken,
+    release: Option<&WindowLimit>,
+    now: i64,
+) -> Result<Completion, sqlx::Error> {
+    let spent: Option<(String, Option<String>)> = sqlx::query_as(
+        "UPDATE challenges SET spent_at = $2
+         WHERE id = $1 AND spent_at IS NULL AND expires_at > $2
+           AND EXISTS (SELECT 1 FROM users u WHERE u.id = challenges.user_id AND NOT u.disabled)
+         RETURNING user_id, session_id",
+    )
+    .bind(challenge_id)
+    .bind(now)
+    .fetch_optional(&mut *c)
+    .await?;
+    let Some((user_id, continued)) = spent else {
+        return Ok(Completion::ChallengeGone);
+    };
+    let claimed = match claim {
+        FactorClaim::TotpStep { factor_id, step } => {
+            factors::accept_step(&mut *c, &user_id, &factor_id, step, now).await?
+        }
+        FactorClaim::RecoveryCode(code_id) => {
+            let used = sqlx::query(
+                "UPDATE recovery_codes SET used_at = $3
+                 WHERE id = $2 AND user_id = $1 AND used_at IS NULL",
+            )
+            .bind(&user_id)
+            .bind(code_id)
+            .bind(now)
+            .execute(&mut *c)
+            .await?
+            .rows_affected()
+                == 1;
+            if used {
+                touch_totp_device(&mut *c, &user_id, now).await?;
+            }
+            used
+        }
+        FactorClaim::EmailCode => true,
+        FactorClaim::SignCount { factor_id, count } => {
+            factors::accept_count(&mut *c, &user_id, &factor_id, count, now, false).await?
+        }
+    };
+    if !claimed {
+        return Ok(Completion::FactorRefused);
+    }
+    match continued {
+        // A reauthentication continues its session, which must still be live; the caller
+        // rolls back the factor's claim.
+        Some(session) => {
+            if session != refresh.family_id
+                || !super::tokens::continue_family(&mut *c, refresh, now).await?
+            {
+                return Ok(Completion::ChallengeGone);
+            }
+        }
+        None => insert_token(&mut *c, refresh).await?,
+    }
+    if let Some(window) = release {
+        release_in_windows(&mut *c, std::slice::from_ref(window), now).await?;
+    }
+    Ok(Completion::Completed)
+}
+
 #[async_trait]
 impl ChallengeStore for PgStore {
     async fn create_challenge(
@@ -92,52 +215,13 @@ impl ChallengeStore for PgStore {
         now: i64,
     ) -> StoreResult<AttemptClaim> {
         let mut tx = self.pool.begin().await.store()?;
-        // The challenge's row lock makes concurrent claims wait and re-check the count.
-        let failures: Option<i64> = sqlx::query_scalar(
-            "UPDATE challenges SET failures = failures + 1
-             WHERE id = $1 AND spent_at IS NULL AND expires_at > $3 AND failures < $2
-             RETURNING failures",
-        )
-        .bind(challenge_id)
-        .bind(i64::from(max_failures))
-        .bind(now)
-        .fetch_optional(&mut *tx)
-        .await
-        .store()?;
-        let Some(failures) = failures else {
-            let row = sqlx::query("SELECT expires_at, spent_at FROM challenges WHERE id = $1")
-                .bind(challenge_id)
-                .fetch_optional(&mut *tx)
-                .await
-                .store()?;
-            let Some(row) = row else {
-                return Ok(AttemptClaim::ChallengeGone);
-            };
-            let expires_at: i64 = row.try_get("expires_at").store()?;
-            let spent_at: Option<i64> = row.try_get("spent_at").store()?;
-            if spent_at.is_some() || expires_at <= now {
-                return Ok(AttemptClaim::ChallengeGone);
-            }
-            return Ok(AttemptClaim::ChallengeDead { expires_at });
-        };
-        if let Some(window) = user_window {
-            if claim_in_window(&mut tx, WindowTable::Throttle, window, now)
-                .await
-                .store()?
-                .is_none()
-            {
-                let retry_after =
-                    window_retry_after(&mut tx, WindowTable::Throttle, &window.key, now)
-                        .await
-                        .store()?;
-                // Rolled back: the challenge's attempt is not counted either.
-                return Ok(AttemptClaim::UserThrottled { retry_after });
-            }
+        let claimed = claim_attempt(&mut tx, challenge_id, max_failures, user_window, now)
+            .await
+            .store()?;
+        if matches!(claimed, AttemptClaim::Claimed { .. }) {
+            tx.commit().await.store()?;
         }
-        tx.commit().await.store()?;
-        Ok(AttemptClaim::Claimed {
-            failures: u32::try_from(failures).unwrap_or(u32::MAX),
-        })
+        Ok(claimed)
     }
 
     async fn complete_challenge(
@@ -151,75 +235,60 @@ impl ChallengeStore for PgStore {
         // Dropping the transaction before commit rolls every step back. The attempt was claimed
         // before the code was checked, so the attempt count is not looked at here.
         let mut tx = self.pool.begin().await.store()?;
-        let spent: Option<(String, Option<String>)> = sqlx::query_as(
-            "UPDATE challenges SET spent_at = $2
-             WHERE id = $1 AND spent_at IS NULL AND expires_at > $2
-               AND EXISTS (SELECT 1 FROM users u WHERE u.id = challenges.user_id AND NOT u.disabled)
-             RETURNING user_id, session_id",
+        let completion = complete_in(&mut tx, challenge_id, claim, refresh, release, now)
+            .await
+            .store()?;
+        if completion == Completion::Completed {
+            tx.commit().await.store()?;
+        }
+        Ok(completion)
+    }
+
+    async fn answer_challenge(
+        &self,
+        challenge_id: &str,
+        max_failures: u32,
+        user_window: Option<&WindowLimit>,
+        check: AnswerCheck,
+        now: i64,
+    ) -> StoreResult<Answered> {
+        // One transaction, one commit: the claim (which locks the challenge's row, so
+        // concurrent answers wait for it and then see its outcome), the check, the completion.
+        let mut tx = self.pool.begin().await.store()?;
+        let failures = match claim_attempt(&mut tx, challenge_id, max_failures, user_window, now)
+            .await
+            .store()?
+        {
+            AttemptClaim::Claimed { failures } => failures,
+            refused => return Ok(Answered::NotClaimed(refused)),
+        };
+        let Some(proven) = check() else {
+            tx.commit().await.store()?;
+            return Ok(Answered::Wrong { failures });
+        };
+        // A completion that does not happen is undone back to here; the claim stays counted.
+        let mut completing = sqlx::Acquire::begin(&mut *tx).await.store()?;
+        let completion = complete_in(
+            &mut completing,
+            challenge_id,
+            proven.claim.clone(),
+            &proven.refresh,
+            user_window,
+            now,
         )
-        .bind(challenge_id)
-        .bind(now)
-        .fetch_optional(&mut *tx)
         .await
         .store()?;
-        let Some((user_id, continued)) = spent else {
-            return Ok(Completion::ChallengeGone);
-        };
-        let claimed = match claim {
-            FactorClaim::TotpStep { factor_id, step } => {
-                factors::accept_step(&mut tx, &user_id, &factor_id, step, now)
-                    .await
-                    .store()?
-            }
-            FactorClaim::RecoveryCode(code_id) => {
-                let used = sqlx::query(
-                    "UPDATE recovery_codes SET used_at = $3
-                     WHERE id = $2 AND user_id = $1 AND used_at IS NULL",
-                )
-                .bind(&user_id)
-                .bind(code_id)
-                .bind(now)
-                .execute(&mut *tx)
-                .await
-                .store()?
-                .rows_affected()
-                    == 1;
-                if used {
-                    touch_totp_device(&mut *tx, &user_id, now).await.store()?;
-                }
-                used
-            }
-            FactorClaim::EmailCode => true,
-            FactorClaim::SignCount { factor_id, count } => {
-                factors::accept_count(&mut tx, &user_id, &factor_id, count, now, false)
-                    .await
-                    .store()?
-            }
-        };
-        if !claimed {
-            return Ok(Completion::FactorRefused);
-        }
-        match continued {
-            // A reauthentication continues its session, which must still be live; dropping
-            // the transaction undoes the claim.
-            Some(session) => {
-                if session != refresh.family_id
-                    || !super::tokens::continue_family(&mut tx, refresh, now)
-                        .await
-                        .store()?
-                {
-                    return Ok(Completion::ChallengeGone);
-                }
-            }
-            None => insert_token(&mut tx, refresh).await.store()?,
-        }
-        if let Some(window) = release {
-            release_in_windows(&mut tx, std::slice::from_ref(window), now)
-                .await
-                .store()?;
+        if completion == Completion::Completed {
+            completing.commit().await.store()?;
+        } else {
+            completing.rollback().await.store()?;
         }
         tx.commit().await.store()?;
-        Ok(Completion::Completed)
+        Ok(Answered::Proved {
+            failures,
+            proven,
+            completion,
+        })
     }
 
     async fn create_setup_token(

@@ -389,19 +389,105 @@ async fn a_right_answer_hands_its_window_claim_back_and_a_wrong_one_keeps_it() {
     );
     // The throttled answer was never checked; only the first login's session exists.
     assert_eq!(runs.load(Ordering::SeqCst), 2);
-    let successor = |hash: &str| RefreshSuccessor {
-        token_hash: hash.into(),
-        created_at: NOW,
-        expires_at: NOW + 3600,
+    assert_sessions(
+        &*s,
+        &[("login-1", true), ("login-2", false), ("login-3", false)],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_right_answer_whose_factor_is_refused_stays_counted_and_changes_nothing_else() {
+    let s = store().await;
+    user(&*s, "ann").await;
+    // The factor's last accepted step is 100.
+    first_totp(&*s, "ann", "phone", &[]).await;
+    s.create_challenge(&challenge("c", "ann"), 3, 5, &[], NOW)
+        .await
+        .unwrap();
+    let step = |step: i64, token: &str| -> AnswerCheck {
+        let refresh = refresh(token, "ann");
+        Box::new(move || {
+            Some(Proven {
+                claim: FactorClaim::TotpStep {
+                    factor_id: "phone".into(),
+                    step,
+                },
+                refresh,
+            })
+        })
     };
-    for (token, stored) in [("login-1", true), ("login-2", false), ("login-3", false)] {
+    let window = WindowLimit {
+        key: "mfa-user:ann".into(),
+        limit: 1,
+        window_seconds: 900,
+    };
+    let replayed = s
+        .answer_challenge("c", 5, Some(&window), step(100, "login-1"), NOW)
+        .await
+        .unwrap();
+    assert!(
+        matches!(
+            replayed,
+            Answered::Proved {
+                failures: 1,
+                completion: Completion::FactorRefused,
+                ..
+            }
+        ),
+        "{replayed:?}"
+    );
+    // Its claim stayed: the user's window of one is full, and the challenge is at its second
+    // attempt when the next answer (a later step) completes the login.
+    let throttled = s
+        .answer_challenge("c", 5, Some(&window), step(101, "login-2"), NOW)
+        .await
+        .unwrap();
+    assert!(
+        matches!(
+            throttled,
+            Answered::NotClaimed(AttemptClaim::UserThrottled { .. })
+        ),
+        "{throttled:?}"
+    );
+    let completed = s
+        .answer_challenge("c", 5, None, step(101, "login-3"), NOW)
+        .await
+        .unwrap();
+    assert!(
+        matches!(
+            completed,
+            Answered::Proved {
+                failures: 2,
+                completion: Completion::Completed,
+                ..
+            }
+        ),
+        "{completed:?}"
+    );
+    // Only the completed answer's session was stored.
+    assert_sessions(
+        &*s,
+        &[("login-1", false), ("login-2", false), ("login-3", true)],
+    )
+    .await;
+}
+
+/// Asserts which of these refresh tokens were stored (a stored one rotates).
+async fn assert_sessions(s: &dyn Store, expected: &[(&str, bool)]) {
+    for (token, stored) in expected {
+        let successor = RefreshSuccessor {
+            token_hash: format!("{token}-next"),
+            created_at: NOW,
+            expires_at: NOW + 3600,
+        };
         let rotated = s
-            .rotate_refresh_token(token, &successor(&format!("{token}-next")), NOW)
+            .rotate_refresh_token(token, &successor, NOW)
             .await
             .unwrap();
         assert_eq!(
             matches!(rotated, RefreshOutcome::Rotated { .. }),
-            stored,
+            *stored,
             "{token}"
         );
     }

@@ -337,7 +337,9 @@ async fn change_password(shared: &Shared, account: &mut Account, n: u64) {
             account.refresh = None;
             account.access = None;
         }
-        None => account.passwords = vec![current, new],
+        // No answer, or `503`: the change may have committed with its answer lost (the
+        // database went away between its commit and the reply), so either password may hold.
+        None | Some((503, _)) => account.passwords = vec![current, new],
         Some(_) => {}
     }
 }

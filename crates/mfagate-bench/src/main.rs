@@ -93,6 +93,16 @@ struct Args {
     /// level off (`bench/results/soak-DATABASE-calm.json`).
     #[arg(long, requires = "soak")]
     calm: bool,
+    /// SQLite: keep each seeded database (with its accounts and key) in DIR and start later
+    /// runs of the same size from a copy of it, so that an experiment at a million accounts
+    /// does not wait for the seeding each time. (The copy is synced before the server starts.)
+    #[arg(long, value_name = "DIR")]
+    seed_cache: Option<PathBuf>,
+    /// Measure S7 without waiting for the clean-up to finish afterwards (for repeated S7
+    /// experiments on a large database; the steady-state scenarios then share the writer with
+    /// the rest of the clean-up, so use it with `--only S7`).
+    #[arg(long)]
+    skip_cleanup_wait: bool,
     /// Internal: run the bare ceiling server on this port.
     #[arg(long, hide = true)]
     bare_server: Option<u16>,
@@ -186,8 +196,24 @@ async fn deploy(
     let params = Argon2Params::profile(profile).ok_or("unknown profile")?;
     let hash = password::hash_password_blocking(PASSWORD, &params).map_err(|e| e.to_string())?;
     let began = Instant::now();
-    let store = mfagate_store::open(&url).await.map_err(|e| e.to_string())?;
-    let users = seed::seed(store, &keys, seeded, &hash, now()).await?;
+    let cache = match (&database, &args.seed_cache) {
+        (Database::Sqlite { dir }, Some(cache)) => {
+            Some(SeedCache::new(cache, dir, seeded, profile))
+        }
+        _ => None,
+    };
+    let cached = match &cache {
+        Some(cache) => cache.load()?,
+        None => None,
+    };
+    let (secret, users) = match cached {
+        Some(cached) => cached,
+        None => {
+            let store = mfagate_store::open(&url).await.map_err(|e| e.to_string())?;
+            let users = seed::seed(store, &keys, seeded, &hash, now()).await?;
+            (secret, users)
+        }
+    };
     // A database grown over months has its WAL copied back long ago: start from that, not from
     // a WAL of everything just seeded (which the server would spend the first scenarios
     // copying back).
@@ -195,6 +221,9 @@ async fn deploy(
         sqlite_connection(&url)?
             .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
             .map_err(|e| format!("checkpoint after seeding: {e}"))?;
+        if let Some(cache) = &cache {
+            cache.save(&secret, &users)?;
+        }
     } else {
         let mut connection = sqlx::PgConnection::connect(&url)
             .await
@@ -250,6 +279,70 @@ async fn deploy(
         users: Arc::new(users),
         env,
     })
+}
+
+/// A seeded SQLite database kept for later runs of the same size and hashing profile: the
+/// file, and beside it the key it was sealed with and the accounts' plain secrets.
+struct SeedCache {
+    database: PathBuf,
+    accounts: PathBuf,
+    /// The new deployment's database file.
+    target: PathBuf,
+}
+
+#[derive(serde::Deserialize)]
+struct CachedAccounts {
+    secret: String,
+    users: Vec<SeededUser>,
+}
+
+impl SeedCache {
+    fn new(cache: &std::path::Path, dir: &std::path::Path, seeded: usize, profile: &str) -> Self {
+        let name = format!("sqlite-{seeded}-{profile}");
+        SeedCache {
+            database: cache.join(format!("{name}.db")),
+            accounts: cache.join(format!("{name}.json")),
+            target: dir.join("bench.db"),
+        }
+    }
+
+    /// Copies the cached file into place and answers its key and accounts; `None` when
+    /// nothing of this size is cached yet.
+    fn load(&self) -> Result<Option<(SecretBytes, Vec<SeededUser>)>, String> {
+        if !self.database.exists() || !self.accounts.exists() {
+            return Ok(None);
+        }
+        let text = std::fs::read_to_string(&self.accounts).map_err(|e| e.to_string())?;
+        let cached: CachedAccounts = serde_json::from_str(&text).map_err(|e| e.to_string())?;
+        let secret = SecretBytes::parse(&cached.secret)?;
+        std::fs::copy(&self.database, &self.target)
+            .map_err(|e| format!("copying {}: {e}", self.database.display()))?;
+        eprintln!(
+            "  copied the seeded database from {}",
+            self.database.display()
+        );
+        Ok(Some((secret, cached.users)))
+    }
+
+    /// Keeps a copy of the freshly seeded (and checkpointed) file.
+    fn save(&self, secret: &SecretBytes, users: &[SeededUser]) -> Result<(), String> {
+        if self.database.exists() {
+            return Ok(());
+        }
+        if let Some(parent) = self.database.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| e.to_string())?;
+        }
+        let partial = self.database.with_extension("partial");
+        std::fs::copy(&self.target, &partial).map_err(|e| e.to_string())?;
+        let accounts = serde_json::to_string(&serde_json::json!({
+            "secret": secret.to_hex(),
+            "users": users,
+        }))
+        .map_err(|e| e.to_string())?;
+        std::fs::write(&self.accounts, accounts).map_err(|e| e.to_string())?;
+        std::fs::rename(&partial, &self.database).map_err(|e| e.to_string())?;
+        Ok(())
+    }
 }
 
 /// Waits until the server's clean-up has deleted every expired session and used recovery code
@@ -605,7 +698,9 @@ async fn suite(
         .await
     };
     let waited = Instant::now();
-    wait_for_cleanup(&deployment.url).await?;
+    if !args.skip_cleanup_wait {
+        wait_for_cleanup(&deployment.url).await?;
+    }
     // The clean-up rewrote pages all over the database: let them reach the disk before the
     // steady-state scenarios, or their fsyncs wait behind the kernel's writeback.
     let _ = std::process::Command::new("sync").status();

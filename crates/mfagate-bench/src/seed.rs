@@ -21,6 +21,7 @@ const BATCH: usize = 1_000;
 /// Users whose recovery codes are kept in plain text for the regeneration scenario.
 pub const WITH_CODES: usize = 512;
 
+#[derive(serde::Serialize, serde::Deserialize)]
 pub struct SeededUser {
     pub id: String,
     pub username: String,

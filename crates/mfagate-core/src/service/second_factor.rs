@@ -107,7 +107,6 @@ impl Gatekeeper {
             .filter(|c| !c.spent && c.expires_at > ctx.now)
             .ok_or(Error::InvalidToken)?;
         let user_id = challenge.user_id.clone();
-        let user_window = self.user_failure_window(&user_id);
         // The refresh token a right answer gets; its `amr` is set once the method is known.
         let (refresh, mut template) = self.new_refresh_token(&user_id, &[], ctx);
         // A reauthentication's answer continues its session, with a fresh `auth_time`.
@@ -130,6 +129,8 @@ impl Gatekeeper {
                     .await;
             }
         };
+        // (A passkey's answer derives the user's window itself.)
+        let user_window = self.user_failure_window(&user_id);
         // Everything the code is compared with is read (and opened) first; the comparison runs
         // in the store after the attempt is claimed: of any burst, at most `max_attempts` codes
         // per challenge (and the user's window) are ever checked.

@@ -31,7 +31,14 @@ impl ServerProcess {
         env: &[(String, String)],
         port: u16,
     ) -> Result<Self, String> {
-        let child = Command::new(program)
+        let mut command = Command::new(program);
+        // The benchmark's own settings are not the server's (it would warn of each as unknown).
+        for (name, _) in std::env::vars_os() {
+            if name.to_string_lossy().starts_with("MFAGATE_BENCH_") {
+                command.env_remove(name);
+            }
+        }
+        let child = command
             .args(args)
             .envs(env.iter().cloned())
             .stdout(Stdio::null())

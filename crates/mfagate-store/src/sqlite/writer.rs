@@ -107,7 +107,10 @@ fn open_writer(options: &WriterOptions) -> rusqlite::Result<Connection> {
         "PRAGMA wal_autocheckpoint = 0;
          PRAGMA foreign_keys = ON;
          -- The WAL file shrinks back to this after a busy spell.
-         PRAGMA journal_size_limit = 67108864;",
+         PRAGMA journal_size_limit = 67108864;
+         -- Statement journals (a multi-row write inside a batch's transaction keeps one, to undo
+         -- just that statement) in memory, not in a file created and deleted for each.
+         PRAGMA temp_store = MEMORY;",
     )?;
     // The page cache stays at SQLite's default (2 MiB; misses are read from the OS's cache).
     // The pager's SQLite (3.46) scans the whole hash table of its page cache at the end of

@@ -261,7 +261,8 @@ const MAX_PASSES: u32 = 4;
 /// Keeps the WAL short in two steps, every `CHECKPOINT_INTERVAL` until `stop` is dropped.
 ///
 /// 1. Here, on a connection of its own, a PASSIVE checkpoint copies what the WAL holds into the
-///    database file and syncs it, alongside the writer and the readers, waiting for neither.
+///    database file, alongside the writer and the readers, waiting for neither; then this
+///    thread syncs the database file itself (SQLite would not: see the loop).
 /// 2. Under steady writes that copy never quite reaches the end of the WAL, and SQLite only
 ///    starts the WAL over once all of it is copied. So `tail_ready` asks the writer to copy the
 ///    little that came in meanwhile, between two batches (`run_batches`); its next transaction
@@ -273,9 +274,13 @@ const MAX_PASSES: u32 = 4;
 ///    them taking 27 ms every 200 ms, most of S4's p99 at a million. So this side copies again
 ///    until a pass finds only a few frames new (`SMALL_REMAINDER`); each pass is shorter than
 ///    the one before, as long as copying is faster than writing. (Asking the writer only once a
-///    second instead made the WAL 200 MB long and each of its copies 30-90 ms.)
+///    second instead made the WAL 200 MB long and each of its copies 30-90 ms.) And each pass
+///    is synced here, so the writer's sync holds only the tail's pages: at a million accounts
+///    its copy went from a median of 35-60 ms to 8-9 ms, and S7's p99 from about 100 ms to
+///    about 63 (2026-12-05, `bench/results/stalls-2026-12-05.json`).
 fn checkpoint_continuously(path: &Path, tail_ready: &AtomicBool, stop: &std_mpsc::Receiver<()>) {
     let mut connection = None;
+    let mut database_file = None;
     while let Err(std_mpsc::RecvTimeoutError::Timeout) = stop.recv_timeout(CHECKPOINT_INTERVAL) {
         if connection.is_none() {
             connection = match open(path, false) {
@@ -293,6 +298,16 @@ fn checkpoint_continuously(path: &Path, tail_ready: &AtomicBool, stop: &std_mpsc
                 let Some((wal_pages, copied)) = checkpoint(connection, "checkpointer") else {
                     break;
                 };
+                // SQLite syncs the database file only when a checkpoint finds, as it ends, that
+                // it copied the whole WAL; under steady writes more has always come in by then,
+                // so no pass syncs, and the writer's copy of the tail synced the pages of all of
+                // them while it held every write: at a million accounts thousands of scattered
+                // pages, 20-100 ms (README, "What holds the p99 at a million accounts"). Each
+                // pass is synced here instead, so the writer's sync is left with the tail's own.
+                if let Err(error) = sync_file(path, &mut database_file) {
+                    tracing::warn!(%error, "could not sync the database file after a checkpoint; the writer's copy of the WAL's tail will");
+                    break;
+                }
                 // Frames this pass found that the one before had not (the WAL may have started
                 // over in between: then all of them).
                 let new = copied_before.map_or(wal_pages, |before| {
@@ -364,10 +379,11 @@ fn sync_continuously(
     }
 }
 
-/// Syncs the WAL's data to disk through a descriptor of its own (`file`, opened when `None`): on
-/// Linux an fsync writes out the file's data whichever descriptor asks. SQLite keeps the WAL
-/// file (never deletes or replaces it) while the writer's connection is open, and the sync
-/// thread ends before that connection closes.
+/// Syncs a file's data to disk (the WAL for the sync thread, the database file for the
+/// checkpointer) through a descriptor of its own (`file`, opened when `None`): on Linux an fsync
+/// writes out the file's data whichever descriptor asks. SQLite keeps the WAL file (never
+/// deletes or replaces it) while the writer's connection is open, and the sync thread ends
+/// before that connection closes; the database file is never replaced while the store is open.
 fn sync_file(path: &Path, file: &mut Option<std::fs::File>) -> Result<(), StoreError> {
     let result = match file {
         Some(file) => file.sync_data(),
@@ -381,7 +397,7 @@ fn sync_file(path: &Path, file: &mut Option<std::fs::File>) -> Result<(), StoreE
         // Opened again next time, in case the error was the descriptor's.
         *file = None;
         StoreError::Unavailable(format!(
-            "cannot sync the SQLite WAL {} to disk: {error}; check the disk",
+            "cannot sync the SQLite file {} to disk: {error}; check the disk",
             path.display()
         ))
     })

@@ -218,11 +218,25 @@ async fn deploy(
     // a WAL of everything just seeded (which the server would spend the first scenarios
     // copying back).
     if url.starts_with("sqlite:") {
-        sqlite_connection(&url)?
-            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
-            .map_err(|e| format!("checkpoint after seeding: {e}"))?;
-        if let Some(cache) = &cache {
-            cache.save(&secret, &users)?;
+        // The seeding store's connections close as its threads end, just after `seed` returns:
+        // until then a TRUNCATE checkpoint may be refused (busy) and leave part of the WAL.
+        let connection = sqlite_connection(&url)?;
+        let mut complete = false;
+        for _ in 0..100 {
+            let busy: i64 = connection
+                .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| row.get(0))
+                .map_err(|e| format!("checkpoint after seeding: {e}"))?;
+            if busy == 0 {
+                complete = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        // Only a file with all of its WAL copied in stands alone in the cache.
+        match &cache {
+            Some(cache) if complete => cache.save(&secret, &users)?,
+            Some(_) => eprintln!("  the seeded WAL could not be copied back; not cached"),
+            None => {}
         }
     } else {
         let mut connection = sqlx::PgConnection::connect(&url)

@@ -74,6 +74,11 @@ const MIGRATIONS: Steps = &[
         "remembered_devices",
         include_str!("../../migrations/sqlite/0010_remembered_devices.sql"),
     ),
+    (
+        11,
+        "factor kinds",
+        include_str!("../../migrations/sqlite/0011_factor_kinds.sql"),
+    ),
 ];
 
 #[derive(Debug, Clone)]
@@ -90,11 +95,11 @@ pub struct SqliteStore {
 }
 
 /// The columns `user_from_row` reads, as a literal so that each statement is one constant.
+/// `factor_kinds` is kept on the user's row by triggers on `factors` (migration 0011), so that
+/// reading a user reads no factor.
 macro_rules! user_columns {
     () => {
-        "id, username, email, password_hash, email_verified, is_admin, disabled, preferred_method, email_otp, created_at, credential_epoch,
-         (SELECT COALESCE(MAX(f.kind = 'totp'), 0) | (COALESCE(MAX(f.kind = 'webauthn'), 0) << 1)
-          FROM factors f WHERE f.user_id = users.id AND f.verified_at IS NOT NULL) AS factor_kinds"
+        "id, username, email, password_hash, email_verified, is_admin, disabled, preferred_method, email_otp, created_at, credential_epoch, factor_kinds"
     };
 }
 
@@ -109,7 +114,7 @@ fn user_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<User> {
         disabled: row.get("disabled")?,
         preferred_method: preferred(&row.get::<_, String>("preferred_method")?),
         email_otp: row.get("email_otp")?,
-        // One read of the user's factors gives both flags (bit 0 TOTP, bit 1 passkey).
+        // Bit 0 TOTP, bit 1 passkey: which kinds of verified factor the user has.
         has_totp: row.get::<_, i64>("factor_kinds")? & 1 != 0,
         has_webauthn: row.get::<_, i64>("factor_kinds")? & 2 != 0,
         credential_epoch: row.get("credential_epoch")?,

@@ -161,3 +161,50 @@ async fn a_passkey_token_is_taken_once_and_not_after_it_expires() {
     // The clean-up removes what expired.
     assert!(s.delete_expired(NOW + 301, None, 100).await.unwrap() >= 1);
 }
+
+/// A user read says which kinds of verified factor the user has, after every change of them:
+/// a pending factor counts for nothing, each kind is told apart, and removing one kind leaves
+/// the other. (SQLite keeps these flags on the user's row by triggers; this is their proof.)
+#[tokio::test]
+async fn a_user_read_tells_the_kinds_of_verified_factor_after_every_change() {
+    let s = store().await;
+    user(&*s, "ann").await;
+    assert_eq!(kinds(&*s).await, (false, false));
+    assert_eq!(pending_passkey(&*s, "ann", "p1").await, FactorBegun::Begun);
+    pending(&*s, "ann", "t1", "Phone").await;
+    assert_eq!(
+        kinds(&*s).await,
+        (false, false),
+        "pending counts for nothing"
+    );
+    s.verify_factor(&passkey_verification("ann", "p1", "Y3JlZA"), NOW)
+        .await
+        .unwrap();
+    assert_eq!(kinds(&*s).await, (false, true));
+    s.verify_factor(&verification("ann", "t1", 10), NOW)
+        .await
+        .unwrap();
+    assert_eq!(kinds(&*s).await, (true, true));
+    assert_eq!(s.remove_totp_factors("ann", None).await.unwrap(), ["t1"]);
+    assert_eq!(kinds(&*s).await, (false, true), "the passkey stays");
+    first_totp(&*s, "ann", "t2", &["k.a"]).await;
+    assert_eq!(kinds(&*s).await, (true, true));
+    assert_eq!(
+        s.remove_factor("ann", "p1", false, None).await.unwrap(),
+        FactorRemoved::Removed { last: false }
+    );
+    assert_eq!(kinds(&*s).await, (true, false), "TOTP stays");
+}
+
+/// ann's (TOTP, passkey) flags as a user read gives them; the admin list must agree.
+async fn kinds(s: &dyn Store) -> (bool, bool) {
+    let ann = s.user_by_id("ann").await.unwrap().unwrap();
+    let listed = s.list_users(10, &UserPageStart::Offset(0)).await.unwrap();
+    let in_list = listed.iter().find(|u| u.id == "ann").unwrap();
+    assert_eq!(
+        (in_list.has_totp, in_list.has_webauthn),
+        (ann.has_totp, ann.has_webauthn),
+        "the admin list reads the same flags"
+    );
+    (ann.has_totp, ann.has_webauthn)
+}

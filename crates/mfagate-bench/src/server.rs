@@ -45,20 +45,31 @@ impl ServerProcess {
             .stderr(Stdio::inherit())
             .spawn()
             .map_err(|e| format!("cannot start {}: {e}", program.display()))?;
-        let server = Self {
+        let mut server = Self {
             child,
             base: format!("http://127.0.0.1:{port}"),
         };
         let client = reqwest::Client::new();
-        for _ in 0..200 {
+        // A server migrates its database before it listens: on a cached seed of a million
+        // accounts made before a schema change, that takes a while (13 s for migration 11).
+        for _ in 0..(5 * 60 * 20) {
             if let Ok(response) = client.get(format!("{}/healthz", server.base)).send().await {
                 if response.status().is_success() {
                     return Ok(server);
                 }
             }
+            if let Ok(Some(status)) = server.child.try_wait() {
+                return Err(format!(
+                    "{} exited ({status}) before it answered /healthz; its log is above",
+                    program.display()
+                ));
+            }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        Err(format!("{} did not answer /healthz", program.display()))
+        Err(format!(
+            "{} did not answer /healthz within 5 minutes",
+            program.display()
+        ))
     }
 
     fn status_field(&self, field: &str) -> f64 {

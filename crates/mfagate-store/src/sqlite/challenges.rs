@@ -86,68 +86,112 @@ pub(super) fn complete_login(
     Ok(Completion::Completed)
 }
 
-/// Claims one attempt at a live challenge and in the user's window of failures, all or nothing
-/// (`ChallengeStore::claim_challenge_attempt`): the challenge is counted only if it is live with
-/// room and the user's window has room, and the window is counted only if the challenge was. A
-/// refusal then reads why.
-fn claim_attempt(
-    c: &rusqlite::Connection,
-    id: &str,
+/// One attempt at a challenge, on the writer's connection: its room read, its count, or why it
+/// has none. Everything an answer does with it runs in one job on the one writer, so nothing
+/// runs between the read of the room and the count.
+struct Attempt<'a> {
+    id: &'a str,
+    /// The challenge's most attempts.
     max_failures: u32,
-    window: Option<&WindowLimit>,
+    /// The user's window of failures, if one is kept.
+    window: Option<&'a WindowLimit>,
     now: i64,
-) -> rusqlite::Result<AttemptClaim> {
-    let windows = window.map(|w| windows_json(std::slice::from_ref(w)));
-    let counted: Option<i64> = query_opt(
-        c,
-        "UPDATE challenges SET failures = failures + 1
-         WHERE id = ?1 AND spent_at IS NULL AND expires_at > ?2 AND failures < ?3
-           AND NOT EXISTS (SELECT 1 FROM throttle_windows
-                           WHERE key = ?4 AND window_end > ?2 AND count >= ?5)
-         RETURNING failures",
-        params![
+}
+
+impl<'a> Attempt<'a> {
+    fn new(id: &'a str, max_failures: u32, window: Option<&'a WindowLimit>, now: i64) -> Self {
+        Attempt {
             id,
+            max_failures,
+            window,
             now,
-            i64::from(max_failures),
-            window.map(|w| w.key.as_str()),
-            window.map_or(0, |w| i64::from(w.limit))
-        ],
-        |row| row.get(0),
-    )?;
-    if let Some(failures) = counted {
-        if let Some(windows) = &windows {
-            // The statement above saw room and nothing else runs on the writer in
-            // between, so this is granted; were it ever refused, the attempt fails
-            // closed (counted against the challenge, never checked).
-            if let Some(retry_after) = claim_in_windows(c, windows, now)? {
-                return Ok(AttemptClaim::UserThrottled { retry_after });
-            }
         }
-        return Ok(AttemptClaim::Claimed {
-            failures: u32::try_from(failures).unwrap_or(u32::MAX),
-        });
     }
-    let row = query_opt(
-        c,
-        "SELECT expires_at, failures, spent_at FROM challenges WHERE id = ?1",
-        [&id],
-        |row| <(i64, i64, Option<i64>)>::try_from(row),
-    )?;
-    let Some((expires_at, failures, spent_at)) = row else {
-        return Ok(AttemptClaim::ChallengeGone);
-    };
-    if spent_at.is_some() || expires_at <= now {
-        return Ok(AttemptClaim::ChallengeGone);
+
+    /// Claims the attempt in the challenge and in the user's window, all or nothing
+    /// (`ChallengeStore::claim_challenge_attempt`): the challenge is counted only if it is live
+    /// with room and the user's window has room, and the window only if the challenge was. A
+    /// refusal then reads why.
+    fn claim(&self, c: &rusqlite::Connection) -> rusqlite::Result<AttemptClaim> {
+        let Some(before) = self.room(c)? else {
+            return self.refusal(c);
+        };
+        if let Some(retry_after) = self.count(c)? {
+            // Room was seen just before, so this cannot happen; were it ever refused, the
+            // attempt fails closed (counted against the challenge, never checked).
+            return Ok(AttemptClaim::UserThrottled { retry_after });
+        }
+        Ok(AttemptClaim::Claimed {
+            failures: u32::try_from(before + 1).unwrap_or(u32::MAX),
+        })
     }
-    if failures >= i64::from(max_failures) {
-        return Ok(AttemptClaim::ChallengeDead { expires_at });
+
+    /// The failures so far of a live challenge with room for one more attempt, in a user's
+    /// window with room too; None when either is full or the challenge is over. Reads only:
+    /// the caller counts the attempt (`count`) in the same job.
+    fn room(&self, c: &rusqlite::Connection) -> rusqlite::Result<Option<i64>> {
+        query_opt(
+            c,
+            "SELECT failures FROM challenges
+             WHERE id = ?1 AND spent_at IS NULL AND expires_at > ?2 AND failures < ?3
+               AND NOT EXISTS (SELECT 1 FROM throttle_windows
+                               WHERE key = ?4 AND window_end > ?2 AND count >= ?5)",
+            (
+                self.id,
+                self.now,
+                i64::from(self.max_failures),
+                self.window.map(|w| w.key.as_str()),
+                self.window.map_or(0, |w| i64::from(w.limit)),
+            ),
+            |row| row.get(0),
+        )
     }
-    // Live with room, so the user's window was full; nothing ran between.
-    let retry_after = match &windows {
-        Some(windows) => full_windows_retry_after(c, windows, now)?,
-        None => 1,
-    };
-    Ok(AttemptClaim::UserThrottled { retry_after })
+
+    /// Counts the attempt that `room` found room for, earlier in the same job: in the challenge
+    /// and in the user's window. `Some(retry_after)` if the window refused it (it cannot: no
+    /// other job ran since the room was read).
+    fn count(&self, c: &rusqlite::Connection) -> rusqlite::Result<Option<i64>> {
+        execute(
+            c,
+            "UPDATE challenges SET failures = failures + 1 WHERE id = ?1",
+            [self.id],
+        )?;
+        match self.window {
+            Some(window) => {
+                claim_in_windows(c, &windows_json(std::slice::from_ref(window)), self.now)
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// Why the challenge has no room for the attempt (nothing is counted): over, out of
+    /// attempts, or the user's window full.
+    fn refusal(&self, c: &rusqlite::Connection) -> rusqlite::Result<AttemptClaim> {
+        let (id, max_failures, window, now) = (self.id, self.max_failures, self.window, self.now);
+        let row = query_opt(
+            c,
+            "SELECT expires_at, failures, spent_at FROM challenges WHERE id = ?1",
+            [&id],
+            |row| <(i64, i64, Option<i64>)>::try_from(row),
+        )?;
+        let Some((expires_at, failures, spent_at)) = row else {
+            return Ok(AttemptClaim::ChallengeGone);
+        };
+        if spent_at.is_some() || expires_at <= now {
+            return Ok(AttemptClaim::ChallengeGone);
+        }
+        if failures >= i64::from(max_failures) {
+            return Ok(AttemptClaim::ChallengeDead { expires_at });
+        }
+        // Live with room, so the user's window was full; nothing ran between.
+        let retry_after = match window {
+            Some(window) => {
+                full_windows_retry_after(c, &windows_json(std::slice::from_ref(window)), now)?
+            }
+            None => 1,
+        };
+        Ok(AttemptClaim::UserThrottled { retry_after })
+    }
 }
 
 #[async_trait]
@@ -231,8 +275,11 @@ impl ChallengeStore for SqliteStore {
         now: i64,
     ) -> StoreResult<AttemptClaim> {
         let (id, window) = (challenge_id.to_owned(), user_window.cloned());
-        self.write(move |c| claim_attempt(c, &id, max_failures, window.as_ref(), now))
-            .await
+        self.write(move |c| {
+            let attempt = Attempt::new(&id, max_failures, window.as_ref(), now);
+            attempt.claim(c)
+        })
+        .await
     }
 
     async fn answer_challenge(
@@ -244,30 +291,34 @@ impl ChallengeStore for SqliteStore {
         now: i64,
     ) -> StoreResult<Answered> {
         let (id, window) = (challenge_id.to_owned(), user_window.cloned());
-        // One job: the claim, then the check (a comparison of what the caller read before,
-        // microseconds on this thread), then the completion. The claim comes first, so a
-        // burst is checked at most `max_failures` times; a wrong answer's claim commits with
-        // the job. An error in the completion undoes the whole job, claim included, and its
-        // caller hears the error, as every caller of that batch would.
+        // One job: the room for an attempt is read, the answer checked (a comparison of what
+        // the caller read before, microseconds on this thread), then either the attempt
+        // counted (wrong) or the login completed (right). The job runs alone on the one
+        // writer, so between the read and the count nothing else runs: of a burst at most
+        // `max_failures` answers are checked, as with a claim written first, and a wrong
+        // answer's count commits with the job, before its caller hears of it. A right answer
+        // that completes the login writes no count: the challenge is spent with it, and the
+        // user's window counts failures only (a written claim would be handed straight back,
+        // two statements and a random page of `throttle_windows` more on every login). Any
+        // other end of a checked answer is counted, as a failure. An error undoes the whole
+        // job and its caller hears the error, as every caller of that batch would.
         self.write(move |c| {
-            let failures = match claim_attempt(c, &id, max_failures, window.as_ref(), now)? {
-                AttemptClaim::Claimed { failures } => failures,
-                refused => return Ok(Answered::NotClaimed(refused)),
+            let attempt = Attempt::new(&id, max_failures, window.as_ref(), now);
+            let Some(before) = attempt.room(c)? else {
+                return Ok(Answered::NotClaimed(attempt.refusal(c)?));
             };
+            let failures = u32::try_from(before + 1).unwrap_or(u32::MAX);
+            // The window cannot refuse these counts (its room was read in this job), and the
+            // answer is already checked: a count is all that is left to do.
             let Some(proven) = check() else {
+                attempt.count(c)?;
                 return Ok(Answered::Wrong { failures });
             };
-            let release = window
-                .as_ref()
-                .map(|w| keys_json(std::iter::once(w.key.as_str())));
-            let completion = complete_login(
-                c,
-                &id,
-                proven.claim.clone(),
-                &proven.refresh,
-                release.as_deref(),
-                now,
-            )?;
+            let completion =
+                complete_login(c, &id, proven.claim.clone(), &proven.refresh, None, now)?;
+            if completion != Completion::Completed {
+                attempt.count(c)?;
+            }
             Ok(Answered::Proved {
                 failures,
                 proven,

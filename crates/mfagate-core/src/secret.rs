@@ -94,26 +94,33 @@ pub fn new_id() -> String {
     data_encoding::HEXLOWER.encode(&bytes)
 }
 
-/// An id that sorts by the time it was made: `now` (Unix seconds, 32 bits), then a counter of
-/// this process (32 bits), then 64 random bits; 128 bits, hex, the same shape as `new_id`'s.
+/// An id that sorts by the time it was made: `now` (Unix seconds, 32 bits), then the
+/// microseconds since this process started (32 bits, wrapping every 71 minutes), then 64 random
+/// bits; 128 bits, hex, the same shape as `new_id`'s.
 ///
 /// For the rows every login makes (challenges, sessions and their refresh families): an index
 /// of random ids takes each insert on a random page, which at a million accounts is a page of
 /// its own, written out whole to the WAL. With the second alone in front, the ids of one second
 /// still fell at random places among that second's thousands (in S2 each of these indexes wrote
-/// 0.8 pages per login); the counter puts each id after the one before, so the inserts of one
-/// commit share the index's last page. Unique by the random part across processes (several
-/// instances on PostgreSQL). Not for anything a guess must not find: these ids guard nothing (a
-/// session id is checked against its user, a challenge is reached through its token).
+/// 0.8 pages per login); the microseconds put each id after the ones made before it, so the
+/// inserts of one commit share the index's last page. A clock, not a counter: a user sees their
+/// sessions' ids, and a counter would tell them how many logins the server had between two of
+/// theirs. Unique by the random part, across processes too (several instances on PostgreSQL).
+/// Not for anything a guess must not find: these ids guard nothing (a session id is checked
+/// against its user, a challenge is reached through its token).
 pub fn new_ordered_id(now: i64) -> String {
-    static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    static STARTED: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
     let mut bytes = [0u8; 16];
     let seconds = u32::try_from(now.max(0)).unwrap_or(u32::MAX);
     bytes[..4].copy_from_slice(&seconds.to_be_bytes());
-    // Wraps after 4 billion ids: then one id sorts before its predecessor, which costs a page
-    // write, nothing more.
-    let count = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    bytes[4..8].copy_from_slice(&count.to_be_bytes());
+    // When it wraps, one id sorts before the ones of the same second made just before it: that
+    // costs a page write, nothing more.
+    let micros = STARTED
+        .get_or_init(std::time::Instant::now)
+        .elapsed()
+        .as_micros()
+        & 0xFFFF_FFFF;
+    bytes[4..8].copy_from_slice(&u32::try_from(micros).unwrap_or(0).to_be_bytes());
     rand::rngs::OsRng.fill_bytes(&mut bytes[8..]);
     data_encoding::HEXLOWER.encode(&bytes)
 }
@@ -137,8 +144,10 @@ mod tests {
         let (a, b) = (new_ordered_id(now), new_ordered_id(now));
         assert_eq!(a[..8], b[..8]);
         assert_ne!(a, b);
-        // And in the order they were made.
-        assert!(a < b, "{a} !< {b}");
+        // And in the order they were made (a microsecond apart at least).
+        std::thread::sleep(std::time::Duration::from_millis(1));
+        let c = new_ordered_id(now);
+        assert!(a < c && b < c, "{a}, {b} !< {c}");
     }
 
     #[test]

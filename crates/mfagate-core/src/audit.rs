@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot};
 
-use crate::store::{AuditRecord, Store};
+use crate::store::{AuditRecord, AuditStore};
 
 enum Command {
     Record(AuditRecord),
@@ -36,8 +36,8 @@ const BATCH: usize = 512;
 const MIN_INTERVAL: std::time::Duration = std::time::Duration::from_millis(50);
 
 impl AuditWriter {
-    /// Starts the writer on the current tokio runtime.
-    pub fn spawn(store: Arc<dyn Store>) -> Self {
+    /// Starts the writer on the current tokio runtime. It needs only the audit part of a store.
+    pub fn spawn(store: Arc<dyn AuditStore>) -> Self {
         let (queue, mut commands) = mpsc::channel::<Command>(16 * 1024);
         tokio::spawn(async move {
             let mut next_batch = tokio::time::Instant::now();
@@ -144,3 +144,107 @@ pub const ADMIN_DISABLED_USER: &str = "admin_disabled_user";
 pub const ADMIN_ENABLED_USER: &str = "admin_enabled_user";
 pub const EMAIL_OTP_ENABLED: &str = "email_otp_enabled";
 pub const EMAIL_OTP_DISABLED: &str = "email_otp_disabled";
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+    use std::time::Duration;
+
+    use async_trait::async_trait;
+    use tokio::sync::Notify;
+    use tokio::time::Instant;
+
+    use super::*;
+    use crate::store::{StoreResult, StoredAuditEvent};
+
+    /// An audit store that remembers when each batch came and how many events it held.
+    #[derive(Default)]
+    struct Batches {
+        seen: Mutex<Vec<(Instant, usize)>>,
+        stored: Notify,
+    }
+
+    #[async_trait]
+    impl AuditStore for Batches {
+        async fn record_audit_batch(&self, records: &[AuditRecord]) -> StoreResult<()> {
+            self.seen
+                .lock()
+                .unwrap()
+                .push((Instant::now(), records.len()));
+            self.stored.notify_one();
+            Ok(())
+        }
+
+        async fn recent_audit_events(
+            &self,
+            _user_id: Option<&str>,
+            _limit: u32,
+        ) -> StoreResult<Vec<StoredAuditEvent>> {
+            Ok(Vec::new())
+        }
+    }
+
+    fn event() -> AuditRecord {
+        AuditRecord {
+            at: 0,
+            user_id: Some("u".into()),
+            event: LOGIN_OK,
+            ip: None,
+            detail: None,
+        }
+    }
+
+    fn sizes(store: &Batches) -> Vec<usize> {
+        store.seen.lock().unwrap().iter().map(|(_, n)| *n).collect()
+    }
+
+    // The clock is paused: it moves only when every task waits on a timer, straight to the
+    // earliest one. So "stored before a 1 ms timeout fired" means stored without any wait.
+    #[tokio::test(start_paused = true)]
+    async fn an_event_when_idle_is_stored_at_once() {
+        let store = Arc::new(Batches::default());
+        let writer = AuditWriter::spawn(store.clone());
+        writer.record(event()).await;
+        tokio::time::timeout(Duration::from_millis(1), store.stored.notified())
+            .await
+            .expect("an event on an idle writer is stored without waiting");
+        assert_eq!(sizes(&store), vec![1]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn events_under_load_share_one_batch_per_interval() {
+        let store = Arc::new(Batches::default());
+        let writer = AuditWriter::spawn(store.clone());
+        let start = Instant::now();
+        writer.record(event()).await;
+        store.stored.notified().await;
+
+        // Two events right after the first batch: both wait for the interval, in one batch.
+        writer.record(event()).await;
+        writer.record(event()).await;
+        writer.flush().await;
+        assert_eq!(sizes(&store), vec![1, 2]);
+        let second = store.seen.lock().unwrap()[1].0;
+        assert!(
+            second - start >= MIN_INTERVAL,
+            "the second batch came {:?} after the first",
+            second - start
+        );
+
+        // More than a batch holds: a full batch, then the rest at once, not an interval later.
+        for _ in 0..BATCH + 10 {
+            writer.record(event()).await;
+        }
+        writer.flush().await;
+        let seen = store.seen.lock().unwrap().clone();
+        assert_eq!(
+            seen.iter().map(|(_, n)| *n).collect::<Vec<_>>(),
+            vec![1, 2, BATCH, 10]
+        );
+        assert!(seen[2].0 - second >= MIN_INTERVAL);
+        assert_eq!(
+            seen[3].0, seen[2].0,
+            "the rest follows a full batch at once"
+        );
+    }
+}

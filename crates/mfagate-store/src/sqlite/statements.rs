@@ -122,3 +122,29 @@ pub(crate) fn query_all<T>(
     report(sql, started);
     rows
 }
+
+#[cfg(test)]
+mod tests {
+    /// The build's SQLite gives each connection a page cache of its own, without a global lock,
+    /// and keeps no memory statistics (`.cargo/config.toml` says why). A build without those
+    /// flags (a `LIBSQLITE3_FLAGS` set elsewhere, a changed config) is slower, not wrong: this
+    /// test is what notices.
+    #[test]
+    fn compiled_without_the_shared_page_cache() {
+        let connection = rusqlite::Connection::open_in_memory().unwrap();
+        let mut statement = connection.prepare("PRAGMA compile_options").unwrap();
+        let options: Vec<String> = statement
+            .query_map([], |row| row.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert!(
+            !options.iter().any(|o| o == "ENABLE_MEMORY_MANAGEMENT"),
+            "SQLite was built with ENABLE_MEMORY_MANAGEMENT: {options:?}"
+        );
+        assert!(
+            options.iter().any(|o| o == "DEFAULT_MEMSTATUS=0"),
+            "SQLite was built with memory statistics: {options:?}"
+        );
+    }
+}

@@ -75,6 +75,37 @@ pub fn hash_token(token: &str) -> String {
     data_encoding::HEXLOWER.encode(&Sha256::digest(token.as_bytes()))
 }
 
+/// A token that names its row: `<id>.<secret>`, the id an ordered one (`new_ordered_id`), the
+/// secret 256 random bits (`generate_token`). The store finds the row by its primary key and
+/// the caller proves the whole token against the row's hash of it, in constant time
+/// (`token_matches`).
+///
+/// Why: found by the hash of the token, the row needed an index of token hashes, which are
+/// random, so every insert wrote a random page of it (1.1 pages of the 12 that a login with TOTP
+/// wrote to the WAL; at a million accounts, a page of its own each). The id's index is ordered:
+/// the inserts of one commit share its last page. The id tells no more than when the row was
+/// made; the secret still guards it.
+pub fn token_naming(id: &str) -> String {
+    format!("{id}.{}", generate_token())
+}
+
+/// The id of the row a token names (`token_naming`). A token made before tokens named their
+/// rows (no `.`) names the row whose id is its hash: the migration that began them gave the
+/// rows then live those ids. `None` for anything no row can have (an id of other than 1-64 hex
+/// digits).
+pub fn token_row(token: &str) -> Option<String> {
+    let id = match token.split_once('.') {
+        Some((id, _)) => id.to_owned(),
+        None => hash_token(token),
+    };
+    (!id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_hexdigit())).then_some(id)
+}
+
+/// Whether `token` is the one whose hash a row keeps, compared in constant time.
+pub fn token_matches(token: &str, token_hash: &str) -> bool {
+    constant_time_eq(hash_token(token).as_bytes(), token_hash.as_bytes())
+}
+
 pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     bool::from(a.ct_eq(b))
 }
@@ -128,6 +159,31 @@ pub fn new_ordered_id(now: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_token_names_its_row_and_only_its_own_token_matches() {
+        let id = new_ordered_id(1_796_000_000);
+        let token = token_naming(&id);
+        assert_eq!(token_row(&token).as_deref(), Some(id.as_str()));
+        assert!(token_matches(&token, &hash_token(&token)));
+        // Another secret for the same row: the row is found, the token does not match.
+        let forged = token_naming(&id);
+        assert_eq!(token_row(&forged).as_deref(), Some(id.as_str()));
+        assert!(!token_matches(&forged, &hash_token(&token)));
+        // A token from before: its row's id is its hash.
+        let old = generate_token();
+        assert_eq!(token_row(&old), Some(hash_token(&old)));
+        assert!(token_matches(&old, &hash_token(&old)));
+        // Nothing a row's id can be.
+        for bad in [
+            ".secret",
+            "not-hex.secret",
+            "'; DROP TABLE x.y",
+            &format!("{}.s", "a".repeat(65)),
+        ] {
+            assert_eq!(token_row(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn ordered_ids_sort_by_time_and_look_like_random_ones() {

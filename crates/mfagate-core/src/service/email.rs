@@ -76,8 +76,7 @@ impl Gatekeeper {
             return Err(Error::MfaDisabled);
         }
         let challenge = self
-            .store
-            .challenge_by_token(&hash_token(ephemeral_token))
+            .challenge_of_token(ephemeral_token)
             .await?
             .filter(|c| !c.spent && c.expires_at > ctx.now)
             .ok_or(Error::InvalidToken)?;

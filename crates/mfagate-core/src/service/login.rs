@@ -324,9 +324,9 @@ impl Gatekeeper {
         hand_back: &[WindowLimit],
         ctx: &Context,
     ) -> Result<ChallengeIssued> {
-        let token = generate_token();
         let expires_at = ctx.now + self.config.challenge_ttl;
         let challenge_id = new_ordered_id(ctx.now);
+        let token = token_naming(&challenge_id);
         let passkey = if methods.contains(&Method::Webauthn) {
             self.challenge_passkey_options(user).await?
         } else {

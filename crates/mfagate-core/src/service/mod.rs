@@ -28,7 +28,10 @@ use crate::jwt::{EdKey, EdKeyRing, Expiring, HsSigner};
 use crate::password;
 use crate::rate::Rate;
 use crate::sealing::Sealer;
-use crate::secret::{generate_token, hash_token, new_id, new_ordered_id, SecretBytes};
+use crate::secret::{
+    generate_token, hash_token, new_id, new_ordered_id, token_matches, token_naming, token_row,
+    SecretBytes,
+};
 use crate::store::{
     AccountChange, AttemptClaim, AuditRecord, Challenge, ChallengeCreated, Claim, Completion,
     EmailReservation, Factor, FactorClaim, KeyPurpose, NewChallenge, NewRefreshToken, NewUser,

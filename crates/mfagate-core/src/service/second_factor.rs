@@ -29,6 +29,18 @@ pub struct SecondFactorPassed {
 crate::debug_showing!(SecondFactorPassed { tokens, method });
 
 impl Gatekeeper {
+    /// The challenge an `ephemeral_token` names, if the token is its own (live or not).
+    pub(super) async fn challenge_of_token(&self, token: &str) -> Result<Option<Challenge>> {
+        let Some(id) = token_row(token) else {
+            return Ok(None);
+        };
+        Ok(self
+            .store
+            .challenge_by_id(&id)
+            .await?
+            .filter(|c| token_matches(token, &c.token_hash)))
+    }
+
     async fn notify_recovery_code_used(&self, user_id: &str, ctx: &Context) {
         let left = self
             .store
@@ -101,8 +113,7 @@ impl Gatekeeper {
             return Err(Error::MfaDisabled);
         }
         let challenge = self
-            .store
-            .challenge_by_token(&hash_token(ephemeral_token))
+            .challenge_of_token(ephemeral_token)
             .await?
             .filter(|c| !c.spent && c.expires_at > ctx.now)
             .ok_or(Error::InvalidToken)?;
@@ -242,8 +253,7 @@ impl Gatekeeper {
             // The same answer sent twice at once: the first spent the challenge and moved the
             // counter, so the second looks like a clone. It is a replay of a spent challenge.
             let spent = self
-                .store
-                .challenge_by_token(&hash_token(ephemeral_token))
+                .challenge_of_token(ephemeral_token)
                 .await?
                 .is_none_or(|c| c.spent);
             if spent {

@@ -21,6 +21,9 @@ pub struct NewChallenge {
 pub struct Challenge {
     pub id: String,
     pub user_id: String,
+    /// The hash of the challenge's token, which a client proves it holds
+    /// (`secret::token_matches`).
+    pub token_hash: String,
     pub expires_at: i64,
     pub failures: u32,
     pub spent: bool,
@@ -136,7 +139,9 @@ pub trait ChallengeStore: Send + Sync {
         hand_back: &[WindowLimit],
         now: i64,
     ) -> StoreResult<ChallengeCreated>;
-    async fn challenge_by_token(&self, token_hash: &str) -> StoreResult<Option<Challenge>>;
+    /// The challenge with this id (the one its token names, `secret::token_row`), live or not.
+    /// Finding it proves nothing: the caller checks the token against `token_hash`.
+    async fn challenge_by_id(&self, id: &str) -> StoreResult<Option<Challenge>>;
     /// Claims one attempt before any code is checked: counts it against the challenge (which
     /// must be live with fewer than `max_failures` attempts) and against `user_window`, all or
     /// nothing. Of any number of concurrent callers at most `max_failures` are granted.

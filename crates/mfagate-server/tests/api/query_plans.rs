@@ -382,10 +382,7 @@ async fn exercise_every_intent(store: &dyn Store) {
             .create_challenge(&challenge, 5, 5, &[], now)
             .await
             .unwrap();
-        store
-            .challenge_by_token(&challenge.token_hash)
-            .await
-            .unwrap();
+        store.challenge_by_id(&challenge.id).await.unwrap();
         store
             .reserve_email_send(&challenge.id, "codehash", now, 30, 5, 5)
             .await

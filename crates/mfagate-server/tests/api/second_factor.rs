@@ -220,6 +220,78 @@ async fn an_expired_or_unknown_challenge_is_an_invalid_token() {
         .assert_error(401, "invalid_token");
 }
 
+/// A challenge's token names its challenge (`<id>.<secret>`) and is proved whole: the secret
+/// under another id, or another secret under its id, is refused like any unknown token. A token
+/// from before tokens named their challenges (no id; the migration re-keyed its row to the
+/// token's hash) still answers its challenge.
+#[tokio::test]
+async fn a_challenge_token_is_proved_whole_and_one_from_before_the_upgrade_still_works() {
+    use mfagate::core::secret::{generate_token, hash_token};
+    use mfagate::core::store::*;
+    let app = spawn_app().await;
+    let enrolled = app.user_with_totp("ann").await;
+    let ephemeral = app.challenge("ann").await;
+    let (id, secret) = ephemeral
+        .split_once('.')
+        .expect("the token names its challenge");
+    assert!(
+        id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{ephemeral}"
+    );
+    let other = app.challenge("ann").await;
+    let (other_id, _) = other.split_once('.').unwrap();
+    let right = code(&enrolled.secret, enrolled.step + 1);
+    for forged in [
+        format!("{id}.{}", generate_token()),
+        format!("{other_id}.{secret}"),
+        format!("{id}."),
+        format!("{id}.{secret}x"),
+        secret.to_string(),
+    ] {
+        app.verify(&forged, &right)
+            .await
+            .assert_error(401, "invalid_token");
+    }
+    // Nothing forged counted as an attempt: the real token takes the right code.
+    let done = app.verify(&ephemeral, &right).await;
+    assert_eq!(done.status, 200, "{}", done.body);
+
+    // A challenge as the migration left one made before: its id is its token's hash.
+    let store = mfagate_store::open(&app.settings.database_url)
+        .await
+        .unwrap();
+    let user = store.user_by_login("ann").await.unwrap().unwrap();
+    let old_token = generate_token();
+    let now = mfagate::gate::unix_now();
+    let created = store
+        .create_challenge(
+            &NewChallenge {
+                id: hash_token(&old_token),
+                user_id: user.id.clone(),
+                token_hash: hash_token(&old_token),
+                created_at: now,
+                expires_at: now + 300,
+                webauthn_state: None,
+                session_id: None,
+            },
+            100,
+            5,
+            &[],
+            now,
+        )
+        .await
+        .unwrap();
+    assert_eq!(created, ChallengeCreated::Created);
+    let old = app
+        .verify(&old_token, &code(&enrolled.secret, enrolled.step + 2))
+        .await;
+    assert_eq!(old.status, 200, "{}", old.body);
+    assert_eq!(
+        amr(old.body["access"].as_str().unwrap()),
+        ["pwd", "mfa", "otp"]
+    );
+}
+
 #[tokio::test]
 async fn at_most_three_live_challenges_per_user() {
     let app = spawn_app().await;

@@ -184,9 +184,9 @@ impl ChallengeStore for PgStore {
         })
     }
 
-    async fn challenge_by_token(&self, token_hash: &str) -> StoreResult<Option<Challenge>> {
-        let row = sqlx::query("SELECT id, user_id, expires_at, failures, spent_at, email_code_hash, webauthn_state, session_id FROM challenges WHERE token_hash = $1")
-            .bind(token_hash)
+    async fn challenge_by_id(&self, id: &str) -> StoreResult<Option<Challenge>> {
+        let row = sqlx::query("SELECT id, user_id, token_hash, expires_at, failures, spent_at, email_code_hash, webauthn_state, session_id FROM challenges WHERE id = $1")
+            .bind(id)
             .fetch_optional(&self.pool)
             .await
             .store()?;
@@ -196,6 +196,7 @@ impl ChallengeStore for PgStore {
             Ok(Challenge {
                 id: row.try_get("id").store()?,
                 user_id: row.try_get("user_id").store()?,
+                token_hash: row.try_get("token_hash").store()?,
                 expires_at: row.try_get("expires_at").store()?,
                 failures: u32::try_from(failures).unwrap_or(u32::MAX),
                 spent: spent_at.is_some(),

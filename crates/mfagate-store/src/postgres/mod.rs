@@ -67,6 +67,11 @@ const MIGRATIONS: Steps = &[
         "factor kinds",
         include_str!("../../migrations/postgres/0010_factor_kinds.sql"),
     ),
+    (
+        11,
+        "challenge tokens",
+        include_str!("../../migrations/postgres/0011_challenge_tokens.sql"),
+    ),
 ];
 
 #[derive(Debug, Clone)]

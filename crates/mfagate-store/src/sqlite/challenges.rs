@@ -241,19 +241,20 @@ impl ChallengeStore for SqliteStore {
         })
     }
 
-    async fn challenge_by_token(&self, token_hash: &str) -> StoreResult<Option<Challenge>> {
+    async fn challenge_by_id(&self, id: &str) -> StoreResult<Option<Challenge>> {
         self.readers
             .read(|c| {
                 query_opt(
                     c,
-                    "SELECT id, user_id, expires_at, failures, spent_at, email_code_hash, webauthn_state, session_id FROM challenges WHERE token_hash = ?1",
-                    [token_hash],
+                    "SELECT id, user_id, token_hash, expires_at, failures, spent_at, email_code_hash, webauthn_state, session_id FROM challenges WHERE id = ?1",
+                    [id],
                     |row| {
                         let failures: i64 = row.get("failures")?;
                         let spent_at: Option<i64> = row.get("spent_at")?;
                         Ok(Challenge {
                             id: row.get("id")?,
                             user_id: row.get("user_id")?,
+                            token_hash: row.get("token_hash")?,
                             expires_at: row.get("expires_at")?,
                             failures: u32::try_from(failures).unwrap_or(u32::MAX),
                             spent: spent_at.is_some(),

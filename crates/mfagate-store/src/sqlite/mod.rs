@@ -79,6 +79,11 @@ const MIGRATIONS: Steps = &[
         "factor kinds",
         include_str!("../../migrations/sqlite/0011_factor_kinds.sql"),
     ),
+    (
+        12,
+        "challenge tokens",
+        include_str!("../../migrations/sqlite/0012_challenge_tokens.sql"),
+    ),
 ];
 
 #[derive(Debug, Clone)]

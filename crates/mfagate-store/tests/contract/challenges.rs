@@ -20,6 +20,35 @@ fn challenge(id: &str, user: &str) -> NewChallenge {
     }
 }
 
+#[tokio::test]
+async fn a_challenge_is_found_by_its_id_with_the_hash_its_token_is_proved_against() {
+    let s = store().await;
+    user(&*s, "ann").await;
+    s.create_challenge(&challenge("c1", "ann"), 3, 5, &[], NOW)
+        .await
+        .unwrap();
+    let found = s.challenge_by_id("c1").await.unwrap().expect("created");
+    assert_eq!(
+        (
+            found.id.as_str(),
+            found.user_id.as_str(),
+            found.token_hash.as_str()
+        ),
+        ("c1", "ann", "token-c1")
+    );
+    assert_eq!(
+        (found.expires_at, found.failures, found.spent),
+        (NOW + 300, 0, false)
+    );
+    assert!(s.challenge_by_id("c2").await.unwrap().is_none());
+    // Two challenges may not share an id; nothing keeps their token hashes apart, since
+    // tokens are proved by the caller and hold 256 random bits.
+    assert!(s
+        .create_challenge(&challenge("c1", "ann"), 3, 5, &[], NOW)
+        .await
+        .is_err());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn at_most_the_limit_of_live_challenges_is_created_under_a_race() {
     let s = store().await;

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use mfagate_core::recovery_codes;
 use mfagate_core::sealing::Sealer;
-use mfagate_core::secret::{generate_token, hash_token, new_id};
+use mfagate_core::secret::{generate_token, hash_token, new_id, new_ordered_id};
 use mfagate_core::service::{recovery_context, totp_context};
 use mfagate_core::store::{
     AuditRecord, ImportedAccount, KeyPurpose, NewChallenge, NewRefreshToken, NewUser, TotpDevice,
@@ -53,6 +53,7 @@ fn account(
         })
         .collect();
     let session = |n: i64, expires_at: i64| NewRefreshToken {
+        id: new_ordered_id(now - 3_600 * n),
         token_hash: hash_token(&generate_token()),
         user_id: id.clone(),
         family_id: new_id(),

@@ -35,8 +35,8 @@ use crate::secret::{
 use crate::store::{
     AccountChange, AttemptClaim, AuditRecord, Challenge, ChallengeCreated, Claim, Completion,
     EmailReservation, Factor, FactorClaim, KeyPurpose, NewChallenge, NewRefreshToken, NewUser,
-    RefreshOutcome, RefreshSuccessor, Store, StoredSigningKey, TotpEnabled, TotpEnrolment, User,
-    UserPageStart, WindowLimit,
+    PresentedToken, RefreshOutcome, RefreshSuccessor, Store, StoredSigningKey, TotpEnabled,
+    TotpEnrolment, User, UserPageStart, WindowLimit,
 };
 use crate::throttle::ThrottleKeys;
 

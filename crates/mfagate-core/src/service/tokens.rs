@@ -113,9 +113,11 @@ impl Gatekeeper {
         amr: &[&str],
         ctx: &Context,
     ) -> (String, NewRefreshToken) {
-        let refresh = generate_token();
         let now = ctx.now;
+        let id = new_ordered_id(now);
+        let refresh = token_naming(&id);
         let record = NewRefreshToken {
+            id,
             token_hash: hash_token(&refresh),
             user_id: user_id.to_string(),
             // The session's id too: ordered, see `new_ordered_id`.
@@ -186,15 +188,18 @@ impl Gatekeeper {
     }
 
     pub async fn refresh(&self, refresh_token: &str, ctx: &Context) -> Result<TokenPair> {
-        let refresh = generate_token();
+        let presented = PresentedToken::of(refresh_token).ok_or(Error::InvalidToken)?;
+        let id = new_ordered_id(ctx.now);
+        let refresh = token_naming(&id);
         let successor = RefreshSuccessor {
+            id,
             token_hash: hash_token(&refresh),
             created_at: ctx.now,
             expires_at: ctx.now + self.config.refresh_ttl,
         };
         match self
             .store
-            .rotate_refresh_token(&hash_token(refresh_token), &successor, ctx.now)
+            .rotate_refresh_token(&presented, &successor, ctx.now)
             .await?
         {
             RefreshOutcome::Rotated {
@@ -221,9 +226,10 @@ impl Gatekeeper {
     }
 
     pub async fn logout(&self, refresh_token: &str, ctx: &Context) -> Result<()> {
+        let presented = PresentedToken::of(refresh_token).ok_or(Error::InvalidToken)?;
         let user_id = self
             .store
-            .revoke_refresh_family(&hash_token(refresh_token), ctx.now)
+            .revoke_refresh_family(&presented, ctx.now)
             .await?
             .ok_or(Error::InvalidToken)?;
         self.audit(audit::LOGOUT, Some(&user_id), ctx, None).await;

@@ -77,6 +77,8 @@ pub struct Proven {
 pub type AnswerCheck = Box<dyn FnOnce() -> Option<Proven> + Send>;
 
 /// How an answer to a challenge ended (`ChallengeStore::answer_challenge`).
+// One per answer, moved once or twice: a box for `Proved` would cost an allocation for nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum Answered {
     /// The attempt was not claimed (never `AttemptClaim::Claimed`), so the answer was not

@@ -6,6 +6,9 @@ use super::*;
 
 #[derive(Debug, Clone)]
 pub struct NewRefreshToken {
+    /// The row's id, which the token names (`secret::token_naming`): ordered, so that the
+    /// inserts of one commit share the primary key's last page.
+    pub id: String,
     pub token_hash: String,
     pub user_id: String,
     pub family_id: String,
@@ -23,9 +26,29 @@ pub struct NewRefreshToken {
 /// The token that replaces a rotated one; it inherits user, family, `amr` and `auth_time`.
 #[derive(Debug, Clone)]
 pub struct RefreshSuccessor {
+    pub id: String,
     pub token_hash: String,
     pub created_at: i64,
     pub expires_at: i64,
+}
+
+/// A refresh token as a client presented it, as the store looks it up: the row it names and the
+/// hash that row must keep (`PresentedToken::of`). Its row is found by `id` only when
+/// `token_hash` matches too.
+#[derive(Debug, Clone)]
+pub struct PresentedToken {
+    pub id: String,
+    pub token_hash: String,
+}
+
+impl PresentedToken {
+    /// `None` when the token names no row any token can have.
+    pub fn of(token: &str) -> Option<Self> {
+        Some(Self {
+            id: crate::secret::token_row(token)?,
+            token_hash: crate::secret::hash_token(token),
+        })
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,14 +74,14 @@ pub trait TokenStore: Send + Sync {
     /// transaction; a token used before revokes its whole family.
     async fn rotate_refresh_token(
         &self,
-        token_hash: &str,
+        token: &PresentedToken,
         successor: &RefreshSuccessor,
         now: i64,
     ) -> StoreResult<RefreshOutcome>;
     /// Revokes the family of this token; its user, or `None` for an unknown token.
     async fn revoke_refresh_family(
         &self,
-        token_hash: &str,
+        token: &PresentedToken,
         now: i64,
     ) -> StoreResult<Option<String>>;
 }

@@ -138,6 +138,7 @@ async fn import_accounts(store: &dyn Store, count: usize, now: i64) {
         let id = format!("bulk{i:06}");
         let created_at = now - 86_400 * 30 + i as i64;
         let session = |n: usize, expires_at: i64| NewRefreshToken {
+            id: format!("rt-{id}-{n}"),
             token_hash: format!("rt-{id}-{n}"),
             user_id: id.clone(),
             family_id: format!("fam-{id}-{n}"),
@@ -226,8 +227,16 @@ async fn large_tables(conn: &mut sqlx::PgConnection, rows: f32) -> BTreeSet<Stri
         .collect()
 }
 
+fn presented(hash: &str) -> PresentedToken {
+    PresentedToken {
+        id: hash.into(),
+        token_hash: hash.into(),
+    }
+}
+
 fn refresh(hash: &str, user: &str, family: &str, now: i64) -> NewRefreshToken {
     NewRefreshToken {
+        id: hash.into(),
         token_hash: hash.into(),
         user_id: user.into(),
         family_id: family.into(),
@@ -413,19 +422,23 @@ async fn exercise_every_intent(store: &dyn Store) {
         .await
         .unwrap();
     let successor = RefreshSuccessor {
+        id: "r2".into(),
         token_hash: "r2".into(),
         created_at: now,
         expires_at: now + 3600,
     };
     store
-        .rotate_refresh_token("r1", &successor, now)
+        .rotate_refresh_token(&presented("r1"), &successor, now)
         .await
         .unwrap();
     store
-        .rotate_refresh_token("r1", &successor, now)
+        .rotate_refresh_token(&presented("r1"), &successor, now)
         .await
         .unwrap(); // reuse
-    store.revoke_refresh_family("r2", now).await.unwrap();
+    store
+        .revoke_refresh_family(&presented("r2"), now)
+        .await
+        .unwrap();
 
     // Throttles.
     store

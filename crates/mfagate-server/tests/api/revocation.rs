@@ -307,3 +307,74 @@ async fn a_reused_refresh_token_revokes_the_winners_successor_too() {
             .assert_error(401, "invalid_token");
     }
 }
+
+/// A refresh token names its row (`<id>.<secret>`) and is proved whole: another secret under
+/// its id, or its secret alone, is an unknown token (refused, and no reuse: its family lives
+/// on). A token from before tokens named their rows (no id; the migration re-keyed its row to
+/// the token's hash) still rotates, and its successor names its row.
+#[tokio::test]
+async fn a_refresh_token_is_proved_whole_and_one_from_before_the_upgrade_still_rotates() {
+    use mfagate::core::secret::{generate_token, hash_token};
+    use mfagate::core::store::*;
+    let app = spawn_app().await;
+    app.register_and_token("ann").await;
+    let login = app.login("ann").await;
+    assert_eq!(login.status, 200, "{}", login.body);
+    let refresh = login.body["refresh"].as_str().unwrap().to_string();
+    let (id, secret) = refresh.split_once('.').expect("the token names its row");
+    assert!(
+        id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{refresh}"
+    );
+    for forged in [
+        format!("{id}.{}", generate_token()),
+        format!("{id}."),
+        secret.to_string(),
+    ] {
+        for path in ["/auth/token/refresh", "/auth/logout"] {
+            app.post(path, json!({ "refresh": forged }), None)
+                .await
+                .assert_error(401, "invalid_token");
+        }
+    }
+    let rotated = app
+        .post("/auth/token/refresh", json!({ "refresh": refresh }), None)
+        .await;
+    assert_eq!(rotated.status, 200, "{}", rotated.body);
+
+    // A token as the migration left one made before: its row's id is its hash.
+    let store = mfagate_store::open(&app.settings.database_url)
+        .await
+        .unwrap();
+    let user = store.user_by_login("ann").await.unwrap().unwrap();
+    let old = generate_token();
+    let now = mfagate::gate::unix_now();
+    store
+        .insert_refresh_token(&NewRefreshToken {
+            id: hash_token(&old),
+            token_hash: hash_token(&old),
+            user_id: user.id.clone(),
+            family_id: "a-family-from-before".into(),
+            amr: "pwd".into(),
+            auth_time: now,
+            created_at: now,
+            expires_at: now + 3_600,
+            ip: None,
+            user_agent: None,
+        })
+        .await
+        .unwrap();
+    let from_old = app
+        .post("/auth/token/refresh", json!({ "refresh": old }), None)
+        .await;
+    assert_eq!(from_old.status, 200, "{}", from_old.body);
+    let successor = from_old.body["refresh"].as_str().unwrap();
+    assert!(successor.contains('.'), "{successor}");
+    // The old token is used now: presented again, it is a reuse, and its family ends.
+    app.post("/auth/token/refresh", json!({ "refresh": old }), None)
+        .await
+        .assert_error(401, "invalid_token");
+    app.post("/auth/token/refresh", json!({ "refresh": successor }), None)
+        .await
+        .assert_error(401, "invalid_token");
+}

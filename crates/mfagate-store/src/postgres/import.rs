@@ -93,9 +93,9 @@ impl ImportStore for PgStore {
 
         let tokens: Vec<&NewRefreshToken> = accounts.iter().flat_map(|a| &a.sessions).collect();
         sqlx::query(
-            "INSERT INTO refresh_tokens (token_hash, user_id, family_id, amr, auth_time, created_at, expires_at)
+            "INSERT INTO refresh_tokens (token_hash, user_id, family_id, amr, auth_time, created_at, expires_at, id)
              SELECT * FROM UNNEST($1::TEXT[], $2::TEXT[], $3::TEXT[], $4::TEXT[], $5::BIGINT[],
-                                  $6::BIGINT[], $7::BIGINT[])",
+                                  $6::BIGINT[], $7::BIGINT[], $8::TEXT[])",
         )
         .bind(tokens.iter().map(|t| t.token_hash.as_str()).collect::<Vec<_>>())
         .bind(tokens.iter().map(|t| t.user_id.as_str()).collect::<Vec<_>>())
@@ -104,6 +104,7 @@ impl ImportStore for PgStore {
         .bind(tokens.iter().map(|t| t.auth_time).collect::<Vec<_>>())
         .bind(tokens.iter().map(|t| t.created_at).collect::<Vec<_>>())
         .bind(tokens.iter().map(|t| t.expires_at).collect::<Vec<_>>())
+        .bind(tokens.iter().map(|t| t.id.as_str()).collect::<Vec<_>>())
         .execute(&mut *tx)
         .await
         .store()?;

@@ -72,6 +72,11 @@ const MIGRATIONS: Steps = &[
         "challenge tokens",
         include_str!("../../migrations/postgres/0011_challenge_tokens.sql"),
     ),
+    (
+        12,
+        "refresh token ids",
+        include_str!("../../migrations/postgres/0012_refresh_token_ids.sql"),
+    ),
 ];
 
 #[derive(Debug, Clone)]

@@ -44,8 +44,8 @@ async fn insert_token_row(
     token: &NewRefreshToken,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "INSERT INTO refresh_tokens (token_hash, user_id, family_id, amr, auth_time, created_at, expires_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        "INSERT INTO refresh_tokens (token_hash, user_id, family_id, amr, auth_time, created_at, expires_at, id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
     )
     .bind(&token.token_hash)
     .bind(&token.user_id)
@@ -54,6 +54,7 @@ async fn insert_token_row(
     .bind(token.auth_time)
     .bind(token.created_at)
     .bind(token.expires_at)
+    .bind(&token.id)
     .execute(&mut *c)
     .await?;
     Ok(())
@@ -98,24 +99,27 @@ impl TokenStore for PgStore {
 
     async fn rotate_refresh_token(
         &self,
-        token_hash: &str,
+        token: &PresentedToken,
         successor: &RefreshSuccessor,
         now: i64,
     ) -> StoreResult<RefreshOutcome> {
         let mut tx = self.pool.begin().await.store()?;
+        // Found by the id the token names, and only with the hash of the whole token.
         let rotated = sqlx::query(
             "UPDATE refresh_tokens SET used_at = $2
-             WHERE token_hash = $1 AND used_at IS NULL AND revoked_at IS NULL AND expires_at > $2
+             WHERE id = $1 AND token_hash = $3 AND used_at IS NULL AND revoked_at IS NULL AND expires_at > $2
                AND EXISTS (SELECT 1 FROM users u WHERE u.id = refresh_tokens.user_id AND NOT u.disabled)
              RETURNING user_id, family_id, amr, COALESCE(auth_time, created_at) AS auth_time",
         )
-        .bind(token_hash)
+        .bind(&token.id)
         .bind(now)
+        .bind(&token.token_hash)
         .fetch_optional(&mut *tx)
         .await
         .store()?;
         if let Some(row) = rotated {
             let child = NewRefreshToken {
+                id: successor.id.clone(),
                 token_hash: successor.token_hash.clone(),
                 user_id: row.try_get("user_id").store()?,
                 family_id: row.try_get("family_id").store()?,
@@ -139,9 +143,10 @@ impl TokenStore for PgStore {
         }
         drop(tx);
         let known = sqlx::query(
-            "SELECT user_id, family_id, used_at FROM refresh_tokens WHERE token_hash = $1",
+            "SELECT user_id, family_id, used_at FROM refresh_tokens WHERE id = $1 AND token_hash = $2",
         )
-        .bind(token_hash)
+        .bind(&token.id)
+        .bind(&token.token_hash)
         .fetch_optional(&self.pool)
         .await
         .store()?;
@@ -167,15 +172,17 @@ impl TokenStore for PgStore {
 
     async fn revoke_refresh_family(
         &self,
-        token_hash: &str,
+        token: &PresentedToken,
         now: i64,
     ) -> StoreResult<Option<String>> {
-        let row =
-            sqlx::query("SELECT user_id, family_id FROM refresh_tokens WHERE token_hash = $1")
-                .bind(token_hash)
-                .fetch_optional(&self.pool)
-                .await
-                .store()?;
+        let row = sqlx::query(
+            "SELECT user_id, family_id FROM refresh_tokens WHERE id = $1 AND token_hash = $2",
+        )
+        .bind(&token.id)
+        .bind(&token.token_hash)
+        .fetch_optional(&self.pool)
+        .await
+        .store()?;
         let Some(row) = row else {
             return Ok(None);
         };

@@ -50,7 +50,8 @@ impl ImportStore for SqliteStore {
                     t.amr,
                     t.auth_time,
                     t.created_at,
-                    t.expires_at
+                    t.expires_at,
+                    t.id
                 ]));
             }
             for (hash, purpose, expires_at) in &a.email_keys {
@@ -109,8 +110,8 @@ pub(super) const IMPORT_DEVICES: &str = "INSERT INTO factors (id, user_id, kind,
 pub(super) const IMPORT_CODES: &str = "INSERT INTO recovery_codes (user_id, code_sealed, used_at)
      SELECT value ->> 0, value ->> 1, value ->> 2 FROM json_each(?1) ORDER BY key";
 
-pub(super) const IMPORT_TOKENS: &str = "INSERT INTO refresh_tokens (token_hash, user_id, family_id, amr, auth_time, created_at, expires_at)
-     SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, value ->> 6
+pub(super) const IMPORT_TOKENS: &str = "INSERT INTO refresh_tokens (id, token_hash, user_id, family_id, amr, auth_time, created_at, expires_at)
+     SELECT value ->> 7, value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, value ->> 6
      FROM json_each(?1) ORDER BY key";
 
 /// Each imported family becomes a session (from its tokens; no IP or user agent known).

@@ -84,6 +84,11 @@ const MIGRATIONS: Steps = &[
         "challenge tokens",
         include_str!("../../migrations/sqlite/0012_challenge_tokens.sql"),
     ),
+    (
+        13,
+        "refresh token ids",
+        include_str!("../../migrations/sqlite/0013_refresh_token_ids.sql"),
+    ),
 ];
 
 #[derive(Debug, Clone)]

@@ -44,8 +44,8 @@ pub(super) fn insert_successor(
 fn insert_token_row(c: &rusqlite::Connection, token: &NewRefreshToken) -> rusqlite::Result<()> {
     execute(
         c,
-        "INSERT INTO refresh_tokens (token_hash, user_id, family_id, amr, auth_time, created_at, expires_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        "INSERT INTO refresh_tokens (id, token_hash, user_id, family_id, amr, auth_time, created_at, expires_at)
+         VALUES (?8, ?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         params![
             token.token_hash,
             token.user_id,
@@ -53,7 +53,8 @@ fn insert_token_row(c: &rusqlite::Connection, token: &NewRefreshToken) -> rusqli
             token.amr,
             token.auth_time,
             token.created_at,
-            token.expires_at
+            token.expires_at,
+            token.id
         ],
     )
     .map(drop)
@@ -109,21 +110,23 @@ impl TokenStore for SqliteStore {
 
     async fn rotate_refresh_token(
         &self,
-        token_hash: &str,
+        token: &PresentedToken,
         successor: &RefreshSuccessor,
         now: i64,
     ) -> StoreResult<RefreshOutcome> {
-        let (token_hash, successor) = (token_hash.to_owned(), successor.clone());
+        let (token, successor) = (token.clone(), successor.clone());
         self.write(move |c| {
+            // Found by the id the token names, and only with the hash of the whole token.
             let rotated = query_opt(
                 c,
                 "UPDATE refresh_tokens SET used_at = ?2
-                 WHERE token_hash = ?1 AND used_at IS NULL AND revoked_at IS NULL AND expires_at > ?2
+                 WHERE id = ?1 AND token_hash = ?3 AND used_at IS NULL AND revoked_at IS NULL AND expires_at > ?2
                    AND EXISTS (SELECT 1 FROM users u WHERE u.id = refresh_tokens.user_id AND u.disabled = 0)
                  RETURNING user_id, family_id, amr, COALESCE(auth_time, created_at) AS auth_time",
-                params![token_hash, now],
+                params![token.id, now, token.token_hash],
                 |row| {
                     Ok(NewRefreshToken {
+                        id: successor.id.clone(),
                         token_hash: successor.token_hash.clone(),
                         user_id: row.get("user_id")?,
                         family_id: row.get("family_id")?,
@@ -149,8 +152,8 @@ impl TokenStore for SqliteStore {
             }
             let known = query_opt(
                 c,
-                "SELECT user_id, family_id, used_at FROM refresh_tokens WHERE token_hash = ?1",
-                [&token_hash],
+                "SELECT user_id, family_id, used_at FROM refresh_tokens WHERE id = ?1 AND token_hash = ?2",
+                [&token.id, &token.token_hash],
                 |row| <(String, String, Option<i64>)>::try_from(row),
             )?;
             let Some((user_id, family_id, Some(_used_at))) = known else {
@@ -166,15 +169,15 @@ impl TokenStore for SqliteStore {
 
     async fn revoke_refresh_family(
         &self,
-        token_hash: &str,
+        token: &PresentedToken,
         now: i64,
     ) -> StoreResult<Option<String>> {
-        let token_hash = token_hash.to_owned();
+        let token = token.clone();
         self.write(move |c| {
             let row = query_opt(
                 c,
-                "SELECT user_id, family_id FROM refresh_tokens WHERE token_hash = ?1",
-                [&token_hash],
+                "SELECT user_id, family_id FROM refresh_tokens WHERE id = ?1 AND token_hash = ?2",
+                [&token.id, &token.token_hash],
                 |row| <(String, String)>::try_from(row),
             )?;
             let Some((user_id, family_id)) = row else {

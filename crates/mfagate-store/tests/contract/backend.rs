@@ -63,8 +63,18 @@ pub async fn user(store: &dyn Store, id: &str) -> User {
         .expect("user created")
 }
 
+/// A presented token as the rows these tests store name it: its id is its hash (as for tokens
+/// made before tokens named their rows).
+pub fn presented(hash: &str) -> PresentedToken {
+    PresentedToken {
+        id: hash.into(),
+        token_hash: hash.into(),
+    }
+}
+
 pub fn refresh(hash: &str, user: &str) -> NewRefreshToken {
     NewRefreshToken {
+        id: hash.into(),
         token_hash: hash.into(),
         user_id: user.into(),
         family_id: format!("family-{hash}"),

@@ -147,12 +147,13 @@ async fn a_challenge_completes_once_under_a_race_and_stores_one_session() {
     // Only the winner's refresh token was stored.
     for n in 0..RACERS {
         let successor = RefreshSuccessor {
+            id: format!("next-{n}"),
             token_hash: format!("next-{n}"),
             created_at: NOW,
             expires_at: NOW + 3600,
         };
         let rotated = s
-            .rotate_refresh_token(&format!("login-{n}"), &successor, NOW)
+            .rotate_refresh_token(&presented(&format!("login-{n}")), &successor, NOW)
             .await
             .unwrap();
         assert_eq!(
@@ -506,12 +507,13 @@ async fn a_right_answer_whose_factor_is_refused_stays_counted_and_changes_nothin
 async fn assert_sessions(s: &dyn Store, expected: &[(&str, bool)]) {
     for (token, stored) in expected {
         let successor = RefreshSuccessor {
+            id: format!("{token}-next"),
             token_hash: format!("{token}-next"),
             created_at: NOW,
             expires_at: NOW + 3600,
         };
         let rotated = s
-            .rotate_refresh_token(token, &successor, NOW)
+            .rotate_refresh_token(&presented(token), &successor, NOW)
             .await
             .unwrap();
         assert_eq!(

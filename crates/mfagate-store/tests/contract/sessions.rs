@@ -54,8 +54,9 @@ async fn imported_and_new_sessions_are_listed_and_end_one_by_one_or_all_at_once(
     // A rotation records the session's use.
     let rotated = s
         .rotate_refresh_token(
-            "new",
+            &presented("new"),
             &RefreshSuccessor {
+                id: "new2".into(),
                 token_hash: "new2".into(),
                 created_at: NOW + 5,
                 expires_at: NOW + 9000,

@@ -8,6 +8,7 @@ use crate::backend::*;
 
 fn successor(hash: &str) -> RefreshSuccessor {
     RefreshSuccessor {
+        id: hash.into(),
         token_hash: hash.into(),
         created_at: NOW,
         expires_at: NOW + 3600,
@@ -24,7 +25,7 @@ async fn a_refresh_token_rotates_once_under_a_race_and_the_reuse_ends_the_family
         let store = Arc::clone(&store);
         async move {
             store
-                .rotate_refresh_token("r0", &successor(&format!("r1-{n}")), NOW)
+                .rotate_refresh_token(&presented("r0"), &successor(&format!("r1-{n}")), NOW)
                 .await
                 .unwrap()
         }
@@ -43,9 +44,13 @@ async fn a_refresh_token_rotates_once_under_a_race_and_the_reuse_ends_the_family
     )));
     // Every loser was a reuse, which revoked the family: the winner's successor is dead too.
     assert_eq!(
-        s.rotate_refresh_token(&format!("r1-{}", winners[0]), &successor("r2"), NOW)
-            .await
-            .unwrap(),
+        s.rotate_refresh_token(
+            &presented(&format!("r1-{}", winners[0])),
+            &successor("r2"),
+            NOW
+        )
+        .await
+        .unwrap(),
         RefreshOutcome::Invalid
     );
 }
@@ -61,7 +66,7 @@ async fn a_rotation_keeps_the_family_its_amr_and_auth_time() {
         amr,
         auth_time,
     } = s
-        .rotate_refresh_token("r0", &successor("r1"), NOW + 10)
+        .rotate_refresh_token(&presented("r0"), &successor("r1"), NOW + 10)
         .await
         .unwrap()
     else {
@@ -77,17 +82,20 @@ async fn a_rotation_keeps_the_family_its_amr_and_auth_time() {
         ("ann", "family-r0", "pwd mfa otp", NOW)
     );
     assert_eq!(
-        s.revoke_refresh_family("r1", NOW).await.unwrap().as_deref(),
+        s.revoke_refresh_family(&presented("r1"), NOW)
+            .await
+            .unwrap()
+            .as_deref(),
         Some("ann")
     );
     assert_eq!(
-        s.rotate_refresh_token("r1", &successor("r2"), NOW)
+        s.rotate_refresh_token(&presented("r1"), &successor("r2"), NOW)
             .await
             .unwrap(),
         RefreshOutcome::Invalid
     );
     assert_eq!(
-        s.rotate_refresh_token("unknown", &successor("r3"), NOW)
+        s.rotate_refresh_token(&presented("unknown"), &successor("r3"), NOW)
             .await
             .unwrap(),
         RefreshOutcome::Invalid

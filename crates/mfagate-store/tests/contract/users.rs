@@ -118,12 +118,15 @@ async fn a_disable_ends_every_credential_in_one_change() {
         .await
         .unwrap());
     let successor = RefreshSuccessor {
+        id: "r1".into(),
         token_hash: "r1".into(),
         created_at: NOW,
         expires_at: NOW + 60,
     };
     assert_eq!(
-        s.rotate_refresh_token("r0", &successor, NOW).await.unwrap(),
+        s.rotate_refresh_token(&presented("r0"), &successor, NOW)
+            .await
+            .unwrap(),
         RefreshOutcome::Invalid
     );
     assert_eq!(s.setup_token_user("setup", NOW).await.unwrap(), None);

@@ -89,6 +89,22 @@ pub fn token_naming(id: &str) -> String {
     format!("{id}.{}", generate_token())
 }
 
+/// A new row's id made now, the token that names it, and the hash the row keeps.
+pub struct NamedToken {
+    pub id: String,
+    pub token: String,
+    pub hash: String,
+}
+
+impl NamedToken {
+    pub fn new(now: i64) -> Self {
+        let id = new_ordered_id(now);
+        let token = token_naming(&id);
+        let hash = hash_token(&token);
+        Self { id, token, hash }
+    }
+}
+
 /// The id of the row a token names (`token_naming`). A token made before tokens named their
 /// rows (no `.`) names the row whose id is its hash: the migration that began them gave the
 /// rows then live those ids. `None` for anything no row can have (an id of other than 1-64 hex

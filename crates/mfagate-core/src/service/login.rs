@@ -325,8 +325,11 @@ impl Gatekeeper {
         ctx: &Context,
     ) -> Result<ChallengeIssued> {
         let expires_at = ctx.now + self.config.challenge_ttl;
-        let challenge_id = new_ordered_id(ctx.now);
-        let token = token_naming(&challenge_id);
+        let NamedToken {
+            id: challenge_id,
+            token,
+            hash: token_hash,
+        } = NamedToken::new(ctx.now);
         let passkey = if methods.contains(&Method::Webauthn) {
             self.challenge_passkey_options(user).await?
         } else {
@@ -339,7 +342,7 @@ impl Gatekeeper {
                 &NewChallenge {
                     id: challenge_id.clone(),
                     user_id: user.id.clone(),
-                    token_hash: hash_token(&token),
+                    token_hash,
                     created_at: ctx.now,
                     expires_at,
                     webauthn_state,

@@ -29,7 +29,7 @@ use crate::password;
 use crate::rate::Rate;
 use crate::sealing::Sealer;
 use crate::secret::{
-    generate_token, hash_token, new_id, new_ordered_id, token_matches, token_naming, token_row,
+    generate_token, hash_token, new_id, new_ordered_id, token_matches, token_row, NamedToken,
     SecretBytes,
 };
 use crate::store::{

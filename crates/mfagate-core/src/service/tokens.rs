@@ -114,11 +114,10 @@ impl Gatekeeper {
         ctx: &Context,
     ) -> (String, NewRefreshToken) {
         let now = ctx.now;
-        let id = new_ordered_id(now);
-        let refresh = token_naming(&id);
+        let NamedToken { id, token, hash } = NamedToken::new(now);
         let record = NewRefreshToken {
             id,
-            token_hash: hash_token(&refresh),
+            token_hash: hash,
             user_id: user_id.to_string(),
             // The session's id too: ordered, see `new_ordered_id`.
             family_id: new_ordered_id(now),
@@ -129,7 +128,7 @@ impl Gatekeeper {
             ip: ctx.ip.map(|ip| ip.to_string()),
             user_agent: ctx.user_agent.as_str().map(str::to_string),
         };
-        (refresh, record)
+        (token, record)
     }
 
     /// Signs the access token that goes with a stored refresh token (its session and
@@ -189,11 +188,14 @@ impl Gatekeeper {
 
     pub async fn refresh(&self, refresh_token: &str, ctx: &Context) -> Result<TokenPair> {
         let presented = PresentedToken::of(refresh_token).ok_or(Error::InvalidToken)?;
-        let id = new_ordered_id(ctx.now);
-        let refresh = token_naming(&id);
+        let NamedToken {
+            id,
+            token: refresh,
+            hash,
+        } = NamedToken::new(ctx.now);
         let successor = RefreshSuccessor {
             id,
-            token_hash: hash_token(&refresh),
+            token_hash: hash,
             created_at: ctx.now,
             expires_at: ctx.now + self.config.refresh_ttl,
         };

@@ -81,7 +81,11 @@ impl Gatekeeper {
         device_token: Option<&str>,
         ctx: &Context,
     ) -> Result<LoginOutcome> {
-        let (login, user) = self.lookup_login(login).await?;
+        let (login, candidate) = self.lookup_login_candidate(login).await?;
+        let (user, has_recovery_codes) = match candidate {
+            Some(found) => (Some(found.user), found.has_unused_recovery_codes),
+            None => (None, false),
+        };
         let windows = self.login_windows(&login, user.as_ref(), ctx);
         // A disabled account is checked against the decoy: same time, and a failure like any.
         let active = user.as_ref().filter(|u| !u.disabled);
@@ -112,7 +116,7 @@ impl Gatekeeper {
             self.hand_back(&windows, ctx).await?;
             return Err(Error::EmailNotVerified);
         }
-        self.after_password(&user, device_token, &windows, ctx)
+        self.after_password_holding(&user, Some(has_recovery_codes), device_token, &windows, ctx)
             .await
     }
 
@@ -120,13 +124,28 @@ impl Gatekeeper {
     /// user if there is one. NUL can be in no stored name (and PostgreSQL refuses it in text),
     /// and names over 320 characters in none either: such a name is simply unknown.
     pub(super) async fn lookup_login(&self, typed: &str) -> Result<(String, Option<User>)> {
-        let name = typed.trim().to_lowercase().replace('\0', "\u{fffd}");
-        let user = if name.chars().count() > LOGIN_MAX_CHARS || name.contains('\u{fffd}') {
-            None
-        } else {
+        let (name, storable) = normalise_login(typed);
+        let user = if storable {
             self.store.user_by_login(&name).await?
+        } else {
+            None
         };
         Ok((name, user))
+    }
+
+    /// `lookup_login` for a password login: the user comes with whether any of their recovery
+    /// codes is unused, which the challenge needs, in the same read.
+    async fn lookup_login_candidate(
+        &self,
+        typed: &str,
+    ) -> Result<(String, Option<LoginCandidate>)> {
+        let (name, storable) = normalise_login(typed);
+        let found = if storable {
+            self.store.login_candidate(&name).await?
+        } else {
+            None
+        };
+        Ok((name, found))
     }
 
     /// Counts one request from `ip` in the per-IP request window (`rate`), which every
@@ -264,10 +283,25 @@ impl Gatekeeper {
         hand_back: &[WindowLimit],
         ctx: &Context,
     ) -> Result<LoginOutcome> {
+        self.after_password_holding(user, None, device_token, hand_back, ctx)
+            .await
+    }
+
+    /// `after_password`, told already whether the user has unused recovery codes (`Some`:
+    /// read with the user) or left to read it (`None`).
+    async fn after_password_holding(
+        &self,
+        user: &User,
+        has_recovery_codes: Option<bool>,
+        device_token: Option<&str>,
+        hand_back: &[WindowLimit],
+        ctx: &Context,
+    ) -> Result<LoginOutcome> {
         let methods = if self.config.mode == MfaMode::Disabled {
             Vec::new()
         } else {
-            self.verify_methods(user).await?
+            self.verify_methods_holding(user, has_recovery_codes)
+                .await?
         };
         if !methods.is_empty() {
             if let Some(device) = device_token {
@@ -305,9 +339,23 @@ impl Gatekeeper {
 
     /// What `mfa/verify` accepts for this user, preferred first.
     pub(super) async fn verify_methods(&self, user: &User) -> Result<Vec<Method>> {
+        self.verify_methods_holding(user, None).await
+    }
+
+    /// `verify_methods`; `has_recovery_codes`, when known already, saves reading it.
+    async fn verify_methods_holding(
+        &self,
+        user: &User,
+        has_recovery_codes: Option<bool>,
+    ) -> Result<Vec<Method>> {
         let factor = (user.has_totp && self.config.allows(Method::Totp))
             || (user.has_webauthn && self.config.allows(Method::Webauthn));
-        let recovery_codes = factor && self.store.count_unused_recovery_codes(&user.id).await? > 0;
+        // Recovery codes stand in for a factor only: without one, none are offered.
+        let recovery_codes = factor
+            && match has_recovery_codes {
+                Some(known) => known,
+                None => self.store.count_unused_recovery_codes(&user.id).await? > 0,
+            };
         Ok(policy::challenge_methods(
             &self.config,
             &holdings(user, recovery_codes),
@@ -412,4 +460,12 @@ impl Gatekeeper {
             expires_in: self.config.setup_token_ttl,
         })
     }
+}
+
+/// A login name as typed, normalised (trimmed, lowercase), and whether a stored name can be it:
+/// none holds NUL (PostgreSQL refuses it in text) or is over `LOGIN_MAX_CHARS` characters.
+fn normalise_login(typed: &str) -> (String, bool) {
+    let name = typed.trim().to_lowercase().replace('\0', "\u{fffd}");
+    let storable = name.chars().count() <= LOGIN_MAX_CHARS && !name.contains('\u{fffd}');
+    (name, storable)
 }

@@ -34,9 +34,9 @@ use crate::secret::{
 };
 use crate::store::{
     AccountChange, AttemptClaim, AuditRecord, Challenge, ChallengeCreated, Claim, Completion,
-    EmailReservation, Factor, FactorClaim, KeyPurpose, NewChallenge, NewRefreshToken, NewUser,
-    PresentedToken, RefreshOutcome, RefreshSuccessor, Store, StoredSigningKey, TotpEnabled,
-    TotpEnrolment, User, UserPageStart, WindowLimit,
+    EmailReservation, Factor, FactorClaim, KeyPurpose, LoginCandidate, NewChallenge,
+    NewRefreshToken, NewUser, PresentedToken, RefreshOutcome, RefreshSuccessor, Store,
+    StoredSigningKey, TotpEnabled, TotpEnrolment, User, UserPageStart, WindowLimit,
 };
 use crate::throttle::ThrottleKeys;
 

@@ -41,6 +41,21 @@ impl Gatekeeper {
             .filter(|c| token_matches(token, &c.token_hash)))
     }
 
+    /// `challenge_of_token`, with the verified factors of the challenge's user, in one read.
+    async fn challenge_and_factors_of_token(
+        &self,
+        token: &str,
+    ) -> Result<Option<(Challenge, Vec<Factor>)>> {
+        let Some(id) = token_row(token) else {
+            return Ok(None);
+        };
+        Ok(self
+            .store
+            .challenge_and_factors(&id)
+            .await?
+            .filter(|(c, _)| token_matches(token, &c.token_hash)))
+    }
+
     async fn notify_recovery_code_used(&self, user_id: &str, ctx: &Context) {
         let left = self
             .store
@@ -112,10 +127,12 @@ impl Gatekeeper {
         if self.config.mode == MfaMode::Disabled {
             return Err(Error::MfaDisabled);
         }
-        let challenge = self
-            .challenge_of_token(ephemeral_token)
+        // The factors a code is compared with come with the challenge (a passkey's answer
+        // reads its passkey itself, in `verify_passkey_answer`).
+        let (challenge, factors) = self
+            .challenge_and_factors_of_token(ephemeral_token)
             .await?
-            .filter(|c| !c.spent && c.expires_at > ctx.now)
+            .filter(|(c, _)| !c.spent && c.expires_at > ctx.now)
             .ok_or(Error::InvalidToken)?;
         let user_id = challenge.user_id.clone();
         // The refresh token a right answer gets; its `amr` is set once the method is known.
@@ -146,7 +163,7 @@ impl Gatekeeper {
         // in the store after the attempt is claimed: of any burst, at most `max_attempts` codes
         // per challenge (and the user's window) are ever checked.
         let check = self
-            .prepare_code_check(&user_id, code, Some(&challenge))
+            .prepare_code_check(&user_id, code, Some(&challenge), Some(factors))
             .await?;
         let now = ctx.now;
         let answer_check: AnswerCheck = Box::new(move || {
@@ -390,7 +407,7 @@ impl Gatekeeper {
         now: i64,
     ) -> Result<Option<(Method, FactorClaim)>> {
         Ok(self
-            .prepare_code_check(user_id, code, challenge)
+            .prepare_code_check(user_id, code, challenge, None)
             .await?
             .run(now))
     }
@@ -399,11 +416,15 @@ impl Gatekeeper {
     /// Which kind of code it is comes from its shape: TOTP-shaped codes are compared with the
     /// user's TOTP factors, others with the unused recovery codes (every one of them opened, so
     /// that timing does not tell which one matched); an e-mailed code with its challenge's.
+    ///
+    /// `factors`: the user's verified factors, when read already (with the challenge); `None`
+    /// reads them.
     pub(super) async fn prepare_code_check(
         &self,
         user_id: &str,
         code: &str,
         challenge: Option<&Challenge>,
+        factors: Option<Vec<Factor>>,
     ) -> Result<CodeCheck> {
         // An e-mailed code is bound to its challenge: spending the challenge uses it up.
         let email = challenge.and_then(|challenge| {
@@ -421,7 +442,10 @@ impl Gatekeeper {
             email,
             candidates: Candidates::Nothing,
         };
-        let factors = self.store.factors(user_id).await?;
+        let factors = match factors {
+            Some(read) => read,
+            None => self.store.factors(user_id).await?,
+        };
         if factors.is_empty() {
             return Ok(check);
         }

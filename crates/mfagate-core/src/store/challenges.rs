@@ -144,6 +144,13 @@ pub trait ChallengeStore: Send + Sync {
     /// The challenge with this id (the one its token names, `secret::token_row`), live or not.
     /// Finding it proves nothing: the caller checks the token against `token_hash`.
     async fn challenge_by_id(&self, id: &str) -> StoreResult<Option<Challenge>>;
+    /// `challenge_by_id`, with the verified factors of its user in enrolment order, read in one
+    /// statement: an answer compares the code with them, and a read saved is a round trip (on
+    /// PostgreSQL) or a read transaction (on SQLite) less per answer.
+    async fn challenge_and_factors(
+        &self,
+        id: &str,
+    ) -> StoreResult<Option<(Challenge, Vec<Factor>)>>;
     /// Claims one attempt before any code is checked: counts it against the challenge (which
     /// must be live with fewer than `max_failures` attempts) and against `user_window`, all or
     /// nothing. Of any number of concurrent callers at most `max_failures` are granted.

@@ -29,6 +29,14 @@ pub struct User {
     pub created_at: i64,
 }
 
+/// A user found by a password login's name (`UserStore::login_candidate`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoginCandidate {
+    pub user: User,
+    /// Whether any recovery code of the user is unused.
+    pub has_unused_recovery_codes: bool,
+}
+
 #[derive(Debug, Clone)]
 pub struct NewUser {
     pub id: String,
@@ -60,6 +68,9 @@ pub trait UserStore: Send + Sync {
     async fn user_by_id(&self, id: &str) -> StoreResult<Option<User>>;
     /// By username or e-mail, case-insensitively.
     async fn user_by_login(&self, login: &str) -> StoreResult<Option<User>>;
+    /// `user_by_login` for a password login: the user with whether any of their recovery codes
+    /// is unused (a challenge offers them only then), read in one statement.
+    async fn login_candidate(&self, login: &str) -> StoreResult<Option<LoginCandidate>>;
     /// Applies `change` and, in the same transaction, ends every live challenge, setup token,
     /// pending enrolment (the credential epoch moves on), refresh family and unused invitation
     /// or reset key of the user. With `key`, that key is used up in the same transaction, and

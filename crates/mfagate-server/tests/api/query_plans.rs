@@ -264,6 +264,7 @@ async fn exercise_every_intent(store: &dyn Store) {
     store.create_user(&new_user("u2")).await.unwrap();
     store.user_by_id("u1").await.unwrap().unwrap();
     store.user_by_login("u1").await.unwrap().unwrap();
+    store.login_candidate("u1").await.unwrap().unwrap();
     store
         .user_by_login("u1@example.com")
         .await
@@ -392,6 +393,7 @@ async fn exercise_every_intent(store: &dyn Store) {
             .await
             .unwrap();
         store.challenge_by_id(&challenge.id).await.unwrap();
+        store.challenge_and_factors(&challenge.id).await.unwrap();
         store
             .reserve_email_send(&challenge.id, "codehash", now, 30, 5, 5)
             .await

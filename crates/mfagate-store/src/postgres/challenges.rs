@@ -2,6 +2,30 @@
 
 use super::*;
 
+/// The columns `challenge_from_row` reads, of `challenges c` (its id and user named apart from
+/// a joined factor's).
+macro_rules! challenge_columns {
+    () => {
+        "c.id AS challenge_id, c.user_id AS challenge_user_id, c.token_hash, c.expires_at, c.failures, c.spent_at, c.email_code_hash, c.webauthn_state, c.session_id"
+    };
+}
+
+fn challenge_from_row(row: &PgRow) -> Result<Challenge, StoreError> {
+    let failures: i64 = row.try_get("failures").store()?;
+    let spent_at: Option<i64> = row.try_get("spent_at").store()?;
+    Ok(Challenge {
+        id: row.try_get("challenge_id").store()?,
+        user_id: row.try_get("challenge_user_id").store()?,
+        token_hash: row.try_get("token_hash").store()?,
+        expires_at: row.try_get("expires_at").store()?,
+        failures: u32::try_from(failures).unwrap_or(u32::MAX),
+        spent: spent_at.is_some(),
+        email_code_hash: row.try_get("email_code_hash").store()?,
+        webauthn_state: row.try_get("webauthn_state").store()?,
+        session_id: row.try_get("session_id").store()?,
+    })
+}
+
 /// Claims one attempt on `c`, inside the caller's transaction (`claim_challenge_attempt`): the
 /// caller commits only a `Claimed`; anything else must be rolled back (a full user window has
 /// counted the challenge already).
@@ -185,27 +209,48 @@ impl ChallengeStore for PgStore {
     }
 
     async fn challenge_by_id(&self, id: &str) -> StoreResult<Option<Challenge>> {
-        let row = sqlx::query("SELECT id, user_id, token_hash, expires_at, failures, spent_at, email_code_hash, webauthn_state, session_id FROM challenges WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await
-            .store()?;
-        row.map(|row| {
-            let failures: i64 = row.try_get("failures").store()?;
-            let spent_at: Option<i64> = row.try_get("spent_at").store()?;
-            Ok(Challenge {
-                id: row.try_get("id").store()?,
-                user_id: row.try_get("user_id").store()?,
-                token_hash: row.try_get("token_hash").store()?,
-                expires_at: row.try_get("expires_at").store()?,
-                failures: u32::try_from(failures).unwrap_or(u32::MAX),
-                spent: spent_at.is_some(),
-                email_code_hash: row.try_get("email_code_hash").store()?,
-                webauthn_state: row.try_get("webauthn_state").store()?,
-                session_id: row.try_get("session_id").store()?,
-            })
-        })
-        .transpose()
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            challenge_columns!(),
+            " FROM challenges c WHERE c.id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .store()?;
+        row.as_ref().map(challenge_from_row).transpose()
+    }
+
+    async fn challenge_and_factors(
+        &self,
+        id: &str,
+    ) -> StoreResult<Option<(Challenge, Vec<Factor>)>> {
+        // One row per verified factor of the challenge's user, each carrying the challenge; one
+        // row with no factor (all NULL) when the user has none.
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            challenge_columns!(),
+            ", ",
+            qualified_factor_columns!(),
+            " FROM challenges c
+             LEFT JOIN factors f ON f.user_id = c.user_id AND f.verified_at IS NOT NULL
+             WHERE c.id = $1 ORDER BY f.seq"
+        ))
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await
+        .store()?;
+        let Some(first) = rows.first() else {
+            return Ok(None);
+        };
+        let challenge = challenge_from_row(first)?;
+        let mut factors = Vec::with_capacity(rows.len());
+        for row in &rows {
+            if row.try_get::<Option<String>, _>("id").store()?.is_some() {
+                factors.push(factor_from_row(row)?);
+            }
+        }
+        Ok(Some((challenge, factors)))
     }
 
     async fn claim_challenge_attempt(

@@ -72,6 +72,27 @@ impl UserStore for PgStore {
         row.as_ref().map(user_from_row).transpose()
     }
 
+    async fn login_candidate(&self, login: &str) -> StoreResult<Option<LoginCandidate>> {
+        let login = login.to_lowercase();
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            user_columns!(),
+            ", EXISTS (SELECT 1 FROM recovery_codes r WHERE r.user_id = users.id AND r.used_at IS NULL) AS has_unused_recovery_codes
+             FROM users WHERE username_lower = $1 OR email_lower = $1 LIMIT 1"
+        ))
+        .bind(&login)
+        .fetch_optional(&self.pool)
+        .await
+        .store()?;
+        row.map(|row| {
+            Ok(LoginCandidate {
+                user: user_from_row(&row)?,
+                has_unused_recovery_codes: row.try_get("has_unused_recovery_codes").store()?,
+            })
+        })
+        .transpose()
+    }
+
     async fn change_account(
         &self,
         user_id: &str,

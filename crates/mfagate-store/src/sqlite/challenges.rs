@@ -2,6 +2,30 @@
 
 use super::*;
 
+/// The columns `challenge_from_row` reads, of `challenges c` (its id and user named apart from
+/// a joined factor's).
+macro_rules! challenge_columns {
+    () => {
+        "c.id AS challenge_id, c.user_id AS challenge_user_id, c.token_hash, c.expires_at, c.failures, c.spent_at, c.email_code_hash, c.webauthn_state, c.session_id"
+    };
+}
+
+fn challenge_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Challenge> {
+    let failures: i64 = row.get("failures")?;
+    let spent_at: Option<i64> = row.get("spent_at")?;
+    Ok(Challenge {
+        id: row.get("challenge_id")?,
+        user_id: row.get("challenge_user_id")?,
+        token_hash: row.get("token_hash")?,
+        expires_at: row.get("expires_at")?,
+        failures: u32::try_from(failures).unwrap_or(u32::MAX),
+        spent: spent_at.is_some(),
+        email_code_hash: row.get("email_code_hash")?,
+        webauthn_state: row.get("webauthn_state")?,
+        session_id: row.get("session_id")?,
+    })
+}
+
 /// Completes a login (see `ChallengeStore::complete_challenge`). Everything here runs in one job
 /// on the one writer, so nothing comes between the checks and the changes: the challenge is live
 /// and its user active, then the factor is claimed (a TOTP step later than the last, a recovery
@@ -246,24 +270,54 @@ impl ChallengeStore for SqliteStore {
             .read(|c| {
                 query_opt(
                     c,
-                    "SELECT id, user_id, token_hash, expires_at, failures, spent_at, email_code_hash, webauthn_state, session_id FROM challenges WHERE id = ?1",
+                    concat!(
+                        "SELECT ",
+                        challenge_columns!(),
+                        " FROM challenges c WHERE c.id = ?1"
+                    ),
+                    [id],
+                    challenge_from_row,
+                )
+            })
+            .await
+    }
+
+    async fn challenge_and_factors(
+        &self,
+        id: &str,
+    ) -> StoreResult<Option<(Challenge, Vec<Factor>)>> {
+        self.readers
+            .read(|c| {
+                // One row per verified factor of the challenge's user, each carrying the
+                // challenge; one row with no factor (all NULL) when the user has none.
+                let rows = query_all(
+                    c,
+                    concat!(
+                        "SELECT ",
+                        challenge_columns!(),
+                        ", ",
+                        qualified_factor_columns!(),
+                        " FROM challenges c
+                         LEFT JOIN factors f ON f.user_id = c.user_id AND f.verified_at IS NOT NULL
+                         WHERE c.id = ?1 ORDER BY f.seq"
+                    ),
                     [id],
                     |row| {
-                        let failures: i64 = row.get("failures")?;
-                        let spent_at: Option<i64> = row.get("spent_at")?;
-                        Ok(Challenge {
-                            id: row.get("id")?,
-                            user_id: row.get("user_id")?,
-                            token_hash: row.get("token_hash")?,
-                            expires_at: row.get("expires_at")?,
-                            failures: u32::try_from(failures).unwrap_or(u32::MAX),
-                            spent: spent_at.is_some(),
-                            email_code_hash: row.get("email_code_hash")?,
-                            webauthn_state: row.get("webauthn_state")?,
-                            session_id: row.get("session_id")?,
-                        })
+                        let factor = match row.get::<_, Option<String>>("id")? {
+                            Some(_) => Some(factor_from_row(row)?),
+                            None => None,
+                        };
+                        Ok((challenge_from_row(row)?, factor))
                     },
-                )
+                )?;
+                let mut rows = rows.into_iter();
+                Ok(rows.next().map(|(challenge, first)| {
+                    let factors = first
+                        .into_iter()
+                        .chain(rows.filter_map(|(_, factor)| factor))
+                        .collect();
+                    (challenge, factors)
+                }))
             })
             .await
     }

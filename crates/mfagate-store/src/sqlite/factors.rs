@@ -21,7 +21,15 @@ macro_rules! factor_columns {
     };
 }
 
-fn factor_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Factor> {
+/// `factor_columns!` of `factors f`, for a join (`challenge_and_factors`).
+macro_rules! qualified_factor_columns {
+    () => {
+        "f.id, f.user_id, f.kind, f.name, f.secret_sealed, f.credential_id, f.sign_count, f.last_step, f.created_at, f.last_used_at, f.verified_at"
+    };
+}
+pub(super) use qualified_factor_columns;
+
+pub(super) fn factor_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Factor> {
     let kind: String = row.get("kind")?;
     let kind = FactorKind::parse(&kind).ok_or_else(|| {
         rusqlite::Error::FromSqlConversionFailure(

@@ -122,6 +122,30 @@ impl UserStore for SqliteStore {
             .await
     }
 
+    async fn login_candidate(&self, login: &str) -> StoreResult<Option<LoginCandidate>> {
+        let login = login.to_lowercase();
+        self.readers
+            .read(|c| {
+                query_opt(
+                    c,
+                    concat!(
+                        "SELECT ",
+                        user_columns!(),
+                        ", EXISTS (SELECT 1 FROM recovery_codes r WHERE r.user_id = users.id AND r.used_at IS NULL) AS has_unused_recovery_codes
+                         FROM users WHERE username_lower = ?1 OR email_lower = ?1 LIMIT 1"
+                    ),
+                    [&login],
+                    |row| {
+                        Ok(LoginCandidate {
+                            user: user_from_row(row)?,
+                            has_unused_recovery_codes: row.get("has_unused_recovery_codes")?,
+                        })
+                    },
+                )
+            })
+            .await
+    }
+
     async fn change_account(
         &self,
         user_id: &str,

@@ -49,6 +49,65 @@ async fn a_challenge_is_found_by_its_id_with_the_hash_its_token_is_proved_agains
         .is_err());
 }
 
+#[tokio::test]
+async fn a_challenge_is_read_with_the_verified_factors_of_its_user_in_enrolment_order() {
+    let s = store().await;
+    user(&*s, "ann").await;
+    user(&*s, "bob").await;
+    s.create_challenge(&challenge("c1", "ann"), 3, 5, &[], NOW)
+        .await
+        .unwrap();
+    // No factor yet: the challenge alone.
+    let (found, factors) = s
+        .challenge_and_factors("c1")
+        .await
+        .unwrap()
+        .expect("created");
+    assert_eq!(
+        (
+            found.id.as_str(),
+            found.user_id.as_str(),
+            found.token_hash.as_str()
+        ),
+        ("c1", "ann", "token-c1")
+    );
+    assert!(factors.is_empty(), "{factors:?}");
+
+    first_totp(&*s, "ann", "phone", &["k.a"]).await;
+    pending(&*s, "ann", "tablet", "Tablet").await;
+    s.verify_factor(&verification("ann", "tablet", 10), NOW)
+        .await
+        .unwrap();
+    // Pending, so not listed; and bob's factor is bob's.
+    pending(&*s, "ann", "laptop", "Laptop").await;
+    first_totp(&*s, "bob", "bobs", &[]).await;
+    let (found, factors) = s
+        .challenge_and_factors("c1")
+        .await
+        .unwrap()
+        .expect("created");
+    assert_eq!(
+        (found.expires_at, found.failures, found.spent),
+        (NOW + 300, 0, false)
+    );
+    let ids: Vec<&str> = factors.iter().map(|f| f.id.as_str()).collect();
+    assert_eq!(ids, ["phone", "tablet"]);
+    assert!(factors.iter().all(|f| f.user_id == "ann" && f.verified));
+    assert_eq!(factors[0].secret_sealed.as_deref(), Some("k.sealed"));
+    assert_eq!(factors[0].last_step, Some(100));
+    // The same as each read alone.
+    assert_eq!(
+        factors.iter().map(|f| f.id.clone()).collect::<Vec<_>>(),
+        s.factors("ann")
+            .await
+            .unwrap()
+            .iter()
+            .map(|f| f.id.clone())
+            .collect::<Vec<_>>()
+    );
+    assert!(s.challenge_and_factors("c2").await.unwrap().is_none());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn at_most_the_limit_of_live_challenges_is_created_under_a_race() {
     let s = store().await;

@@ -145,3 +145,44 @@ async fn a_disable_ends_every_credential_in_one_change() {
         .await
         .unwrap());
 }
+
+#[tokio::test]
+async fn a_login_candidate_comes_with_whether_a_recovery_code_is_unused() {
+    let s = store().await;
+    let ann = user(&*s, "ann").await;
+    assert!(s.login_candidate("nobody").await.unwrap().is_none());
+    let found = s.login_candidate("ann").await.unwrap().expect("ann");
+    assert_eq!(found.user, ann);
+    assert!(!found.has_unused_recovery_codes);
+
+    first_totp(&*s, "ann", "phone", &["k.a", "k.b"]).await;
+    // Another user's codes are theirs.
+    user(&*s, "bob").await;
+    first_totp(&*s, "bob", "bobs", &["k.c"]).await;
+    let found = s
+        .login_candidate("ann@example.com")
+        .await
+        .unwrap()
+        .expect("by address");
+    assert_eq!(found.user.id, "ann");
+    assert!(found.user.has_totp);
+    assert!(found.has_unused_recovery_codes);
+
+    for code in s.unused_recovery_codes("ann").await.unwrap() {
+        assert!(s.consume_recovery_code("ann", code.id, NOW).await.unwrap());
+    }
+    assert!(
+        !s.login_candidate("ann")
+            .await
+            .unwrap()
+            .unwrap()
+            .has_unused_recovery_codes
+    );
+    assert!(
+        s.login_candidate("bob")
+            .await
+            .unwrap()
+            .unwrap()
+            .has_unused_recovery_codes
+    );
+}

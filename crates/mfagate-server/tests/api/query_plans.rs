@@ -799,7 +799,8 @@ fn scans_sqlite(conn: &rusqlite::Connection, statement: &str) -> Vec<String> {
     scans
 }
 
-async fn scans_postgres(conn: &mut sqlx::PgConnection, statement: &str) -> Vec<String> {
+/// PostgreSQL's generic plan of `statement`, line by line.
+async fn plan_postgres(conn: &mut sqlx::PgConnection, statement: &str) -> Vec<String> {
     use sqlx::{Executor, Row};
     let params = (1..=20)
         .filter(|n| statement.contains(&format!("${n}")))
@@ -853,9 +854,13 @@ async fn scans_postgres(conn: &mut sqlx::PgConnection, statement: &str) -> Vec<S
         .fetch_all(&mut *conn)
         .await
         .unwrap_or_else(|e| panic!("cannot explain {statement}: {e}"));
+    rows.iter().map(|row| row.get::<String, _>(0)).collect()
+}
+
+/// The sequential scans in PostgreSQL's generic plan of `statement`: "table: plan line".
+async fn scans_postgres(conn: &mut sqlx::PgConnection, statement: &str) -> Vec<String> {
     let mut scans = Vec::new();
-    for row in rows {
-        let line: String = row.get(0);
+    for line in plan_postgres(conn, statement).await {
         if let Some(at) = line.find("Seq Scan on ") {
             let table = line[at + 12..]
                 .split_whitespace()
@@ -919,12 +924,40 @@ async fn no_statement_of_the_store_scans_a_table() {
         }
         // The second pass: real row counts and statistics, sequential scans allowed.
         import_accounts(&*store, 5_000, 1_900_000_000).await;
+        // Throttle windows as a busy minute leaves them: one per recent login name.
+        for n in 0..1_500 {
+            let window = WindowLimit {
+                key: format!("login-ip:busy{n}"),
+                limit: 5,
+                window_seconds: 900,
+            };
+            store.claim_windows(&[window], 1_900_000_000).await.unwrap();
+        }
         conn.execute("ANALYZE; RESET enable_seqscan").await.unwrap();
         let large = large_tables(&mut conn, 1_000.0).await;
         assert!(
             large.contains("recovery_codes") && large.contains("factors"),
             "the import did not fill the per-user tables: {large:?}"
         );
+        assert!(large.contains("throttle_windows"), "{large:?}");
+        // A window named by its key is found by its key. (Every live window passes
+        // `window_end > now`: a plan by the `window_end` index reads them all, and is no
+        // sequential scan.)
+        for statement in statements
+            .iter()
+            .filter(|s| s.contains("throttle_windows") && s.contains("WHERE key"))
+        {
+            let plan = plan_postgres(&mut conn, statement).await;
+            if !plan
+                .iter()
+                .any(|line| line.contains("throttle_windows_pkey"))
+            {
+                problems.push(format!(
+                    "does not find its window by the key: {}\n    in: {statement}",
+                    plan.join(" / ")
+                ));
+            }
+        }
         for statement in &statements {
             for scan in scans_postgres(&mut conn, statement).await {
                 let table = scan.split(':').next().unwrap_or_default();

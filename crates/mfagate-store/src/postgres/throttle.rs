@@ -60,11 +60,12 @@ pub(super) async fn claim_in_window(
 
 /// Hands back one claimed unit of each of `windows` that is still current at `now`.
 ///
-/// Two keys per statement, named one by one (`key IN ($1, $2)`; a lone key is named twice): with
-/// `key = ANY($1)` the generic plan, which sqlx's prepared statement settles on, estimated ten
-/// keys and chose a sequential scan of the table, or the `window_end` index (every live window
-/// passes `window_end > $2`), once the table had a few hundred windows: a login read every
-/// window of the deployment. Two named keys are always two lookups in the primary key.
+/// Two keys per statement, named one by one (`key IN ($1, $2)`; a lone key is named twice), and
+/// `window_end + 0`, which no index serves: with `key = ANY($1) AND window_end > $2` the planner
+/// chose a sequential scan or the `window_end` index whenever its statistics said the table was
+/// small or empty (as after a clean-up emptied it, until autovacuum analyses it again), and
+/// every live window passes `window_end > now`: each login read every window of the
+/// deployment. Now the primary key is the only way in.
 pub(super) async fn release_in_windows(
     connection: &mut sqlx::PgConnection,
     windows: &[WindowLimit],
@@ -78,7 +79,7 @@ pub(super) async fn release_in_windows(
         };
         sqlx::query(
             "UPDATE throttle_windows SET count = count - 1
-             WHERE key IN ($1, $2) AND count > 0 AND window_end > $3",
+             WHERE key IN ($1, $2) AND count > 0 AND window_end + 0 > $3",
         )
         .bind(first)
         .bind(second)

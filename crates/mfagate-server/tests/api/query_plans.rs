@@ -943,10 +943,15 @@ async fn no_statement_of_the_store_scans_a_table() {
         // A window named by its key is found by its key. (Every live window passes
         // `window_end > now`: a plan by the `window_end` index reads them all, and is no
         // sequential scan.)
-        for statement in statements
+        let by_key: Vec<&String> = statements
             .iter()
             .filter(|s| s.contains("throttle_windows") && s.contains("WHERE key"))
-        {
+            .collect();
+        assert!(
+            !by_key.is_empty(),
+            "no statement named a throttle window by its key: is a refused claim still exercised?"
+        );
+        for statement in by_key {
             let plan = plan_postgres(&mut conn, statement).await;
             if !plan
                 .iter()

@@ -135,11 +135,17 @@ impl Database {
             conn.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
                 .await
                 .map_err(|e| e.to_string())?;
-            let base = args
+            // The database name is the path's last segment; the query (such as
+            // `?host=/var/run/postgresql` for the Unix socket) is kept as it is.
+            let (address, query) = args
                 .postgres_url
-                .rsplit_once('/')
-                .map_or(args.postgres_url.as_str(), |(b, _)| b);
-            let url = format!("{base}/{name}");
+                .split_once('?')
+                .map_or((args.postgres_url.as_str(), None), |(a, q)| (a, Some(q)));
+            let base = address.rsplit_once('/').map_or(address, |(b, _)| b);
+            let url = match query {
+                Some(query) => format!("{base}/{name}?{query}"),
+                None => format!("{base}/{name}"),
+            };
             Ok((
                 Database::Postgres {
                     admin_url: args.postgres_url.clone(),

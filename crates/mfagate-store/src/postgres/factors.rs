@@ -185,7 +185,7 @@ async fn finish_enrolment(
     .bind(now)
     .execute(&mut *c)
     .await?;
-    insert_token(c, refresh).await
+    insert_token(c, refresh, &[], now).await
 }
 
 /// See the SQLite store's `after_removal` (and its `FALL_BACK`).

@@ -58,7 +58,9 @@ pub(super) async fn claim_in_window(
         .await
 }
 
-/// Hands back one claimed unit of each of `windows` that is still current at `now`.
+/// The hand-back of one claimed unit of each window named in the text array `$keys` that is
+/// still current at `$now` (placeholders given as literals, so that it can also be a step of a
+/// larger statement; see `insert_token`).
 ///
 /// An upsert, so that each window is found through the primary key as the conflict's arbiter,
 /// whatever the planner's statistics say. An `UPDATE ... WHERE key ...` was planned as a
@@ -67,29 +69,45 @@ pub(super) async fn claim_in_window(
 /// window of the deployment (`auto_explain` during the benchmark's logins showed it). A window
 /// the clean-up removed meanwhile comes back as an ended one (count 0, ended at 0), which the
 /// next claim starts over and the clean-up removes.
+macro_rules! hand_back_windows {
+    ($keys:literal, $now:literal) => {
+        concat!(
+            "INSERT INTO throttle_windows AS w (key, window_start, window_end, count)
+             SELECT key, 0, 0, 0 FROM unnest(",
+            $keys,
+            "::text[]) AS k(key)
+             ON CONFLICT (key) DO UPDATE SET count = w.count - 1
+             WHERE w.count > 0 AND w.window_end > ",
+            $now
+        )
+    };
+}
+pub(super) use hand_back_windows;
+
+/// The keys of `windows` as `hand_back_windows!` takes them: each once (an upsert may not touch
+/// one row twice), in key order, the order claims lock windows in.
+pub(super) fn hand_back_keys(windows: &[WindowLimit]) -> Vec<&str> {
+    let mut keys: Vec<&str> = windows.iter().map(|w| w.key.as_str()).collect();
+    keys.sort_unstable();
+    keys.dedup();
+    keys
+}
+
+/// Hands back one claimed unit of each of `windows` that is still current at `now`.
 pub(super) async fn release_in_windows(
     connection: &mut sqlx::PgConnection,
     windows: &[WindowLimit],
     now: i64,
 ) -> sqlx::Result<()> {
-    // Each key once (an upsert may not touch one row twice), in key order, the order claims lock
-    // windows in.
-    let mut keys: Vec<&str> = windows.iter().map(|w| w.key.as_str()).collect();
-    keys.sort_unstable();
-    keys.dedup();
+    let keys = hand_back_keys(windows);
     if keys.is_empty() {
         return Ok(());
     }
-    sqlx::query(
-        "INSERT INTO throttle_windows AS w (key, window_start, window_end, count)
-         SELECT key, 0, 0, 0 FROM unnest($1::text[]) AS k(key)
-         ON CONFLICT (key) DO UPDATE SET count = w.count - 1
-         WHERE w.count > 0 AND w.window_end > $2",
-    )
-    .bind(&keys)
-    .bind(now)
-    .execute(&mut *connection)
-    .await?;
+    sqlx::query(hand_back_windows!("$1", "$2"))
+        .bind(&keys)
+        .bind(now)
+        .execute(&mut *connection)
+        .await?;
     Ok(())
 }
 

@@ -2,23 +2,40 @@
 
 use super::*;
 
-/// See the SQLite store's `insert_token`: a new session's first token, and the session.
+/// See the SQLite store's `insert_token`: a new session's first token, and the session; and
+/// the hand-back of `hand_back` (a login's claimed windows, when it succeeds).
+///
+/// One statement, so one round trip: on PostgreSQL a login's cost is mostly its round trips
+/// (each one a pair of context switches between the server and a backend), not the statements'
+/// work. The steps touch different tables, so their order within the statement does not matter.
 pub(super) async fn insert_token(
     c: &mut sqlx::PgConnection,
     token: &NewRefreshToken,
+    hand_back: &[WindowLimit],
+    now: i64,
 ) -> Result<(), sqlx::Error> {
-    insert_token_row(c, token).await?;
-    sqlx::query(
-        "INSERT INTO sessions (id, user_id, amr, ip, user_agent, created_at, last_used_at, expires_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $6, $7)",
-    )
-    .bind(&token.family_id)
+    sqlx::query(concat!(
+        "WITH session AS (
+           INSERT INTO sessions (id, user_id, amr, ip, user_agent, created_at, last_used_at, expires_at)
+           VALUES ($3, $2, $4, $9, $10, $6, $6, $7)
+         ), handed_back AS (",
+        hand_back_windows!("$11", "$12"),
+        ")
+         INSERT INTO refresh_tokens (token_hash, user_id, family_id, amr, auth_time, created_at, expires_at, id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+    ))
+    .bind(&token.token_hash)
     .bind(&token.user_id)
+    .bind(&token.family_id)
     .bind(&token.amr)
-    .bind(&token.ip)
-    .bind(&token.user_agent)
+    .bind(token.auth_time)
     .bind(token.created_at)
     .bind(token.expires_at)
+    .bind(&token.id)
+    .bind(&token.ip)
+    .bind(&token.user_agent)
+    .bind(hand_back_keys(hand_back))
+    .bind(now)
     .execute(&mut *c)
     .await?;
     Ok(())
@@ -94,7 +111,9 @@ pub(super) async fn continue_family(
 impl TokenStore for PgStore {
     async fn insert_refresh_token(&self, token: &NewRefreshToken) -> StoreResult<()> {
         let mut c = self.pool.acquire().await.store()?;
-        insert_token(&mut c, token).await.store()
+        insert_token(&mut c, token, &[], token.created_at)
+            .await
+            .store()
     }
 
     async fn rotate_refresh_token(

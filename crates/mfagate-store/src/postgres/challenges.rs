@@ -231,7 +231,7 @@ impl ChallengeStore for PgStore {
     ) -> StoreResult<Option<(Challenge, Vec<Factor>)>> {
         // One row per verified factor of the challenge's user, each carrying the challenge; one
         // row with no factor (all NULL) when the user has none.
-        let rows = sqlx::query(concat!(
+        let query = sqlx::query(concat!(
             "SELECT ",
             challenge_columns!(),
             ", ",
@@ -240,10 +240,8 @@ impl ChallengeStore for PgStore {
              LEFT JOIN factors f ON f.user_id = c.user_id AND f.verified_at IS NOT NULL
              WHERE c.id = $1 ORDER BY f.seq"
         ))
-        .bind(id)
-        .fetch_all(&self.pool)
-        .await
-        .store()?;
+        .bind(id);
+        let rows = self.readers.fetch_all(&self.pool, query).await?;
         let Some(first) = rows.first() else {
             return Ok(None);
         };

@@ -82,6 +82,8 @@ const MIGRATIONS: Steps = &[
 #[derive(Debug, Clone)]
 pub struct PgStore {
     pool: PgPool,
+    /// The reads on every request's path (`readers.rs`).
+    readers: std::sync::Arc<readers::Readers>,
 }
 
 /// Connection settings; the defaults suit one instance on a small machine.
@@ -260,7 +262,10 @@ impl PgStore {
                     crate::redact_url(url)
                 ))
             })?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            readers: std::sync::Arc::default(),
+        })
     }
 
     /// Applies pending migrations under PostgreSQL's advisory lock, so instances starting
@@ -288,6 +293,7 @@ mod factors;
 mod import;
 mod keys;
 mod maintenance;
+mod readers;
 mod recovery_codes;
 mod sessions;
 mod throttle;

@@ -46,15 +46,14 @@ impl UserStore for PgStore {
     }
 
     async fn user_by_id(&self, id: &str) -> StoreResult<Option<User>> {
-        let row = sqlx::query(concat!(
+        // Every protected call's read: on a connection of the store's own (`readers.rs`).
+        let query = sqlx::query(concat!(
             "SELECT ",
             user_columns!(),
             " FROM users WHERE id = $1"
         ))
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await
-        .store()?;
+        .bind(id);
+        let row = self.readers.fetch_optional(&self.pool, query).await?;
         row.as_ref().map(user_from_row).transpose()
     }
 
@@ -74,16 +73,14 @@ impl UserStore for PgStore {
 
     async fn login_candidate(&self, login: &str) -> StoreResult<Option<LoginCandidate>> {
         let login = login.to_lowercase();
-        let row = sqlx::query(concat!(
+        let query = sqlx::query(concat!(
             "SELECT ",
             user_columns!(),
             ", EXISTS (SELECT 1 FROM recovery_codes r WHERE r.user_id = users.id AND r.used_at IS NULL) AS has_unused_recovery_codes
              FROM users WHERE username_lower = $1 OR email_lower = $1 LIMIT 1"
         ))
-        .bind(&login)
-        .fetch_optional(&self.pool)
-        .await
-        .store()?;
+        .bind(&login);
+        let row = self.readers.fetch_optional(&self.pool, query).await?;
         row.map(|row| {
             Ok(LoginCandidate {
                 user: user_from_row(&row)?,

@@ -186,3 +186,43 @@ async fn a_login_candidate_comes_with_whether_a_recovery_code_is_unused() {
             .has_unused_recovery_codes
     );
 }
+
+/// Many reads at once, more than the store keeps connections for (PostgreSQL's `readers.rs`),
+/// each answered with its own row, and a change committed before a read is seen by it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_reads_each_get_their_own_user_and_see_what_was_committed() {
+    let s = store().await;
+    for n in 0..8 {
+        user(&*s, &format!("u{n}")).await;
+    }
+    let store = s.store.clone();
+    let read = race(64, move |n| {
+        let store = Arc::clone(&store);
+        async move {
+            let id = format!("u{}", n % 10);
+            let by_id = store.user_by_id(&id).await.unwrap().map(|u| u.id);
+            let by_login = store.login_candidate(&id).await.unwrap().map(|c| c.user.id);
+            (id, by_id, by_login)
+        }
+    })
+    .await;
+    for (id, by_id, by_login) in read {
+        // u8 and u9 do not exist: nothing, not another user's row.
+        let expected = (id.as_str() < "u8").then(|| id.clone());
+        assert_eq!(by_id, expected, "{id}");
+        assert_eq!(by_login, expected, "{id}");
+    }
+    assert!(s
+        .change_account("u3", &AccountChange::Disable, None, NOW)
+        .await
+        .unwrap());
+    let after = race(16, {
+        let store = s.store.clone();
+        move |_| {
+            let store = Arc::clone(&store);
+            async move { store.user_by_id("u3").await.unwrap().unwrap().disabled }
+        }
+    })
+    .await;
+    assert!(after.iter().all(|d| *d), "{after:?}");
+}

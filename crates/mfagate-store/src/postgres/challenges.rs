@@ -149,6 +149,61 @@ async fn complete_in(
     Ok(Completion::Completed)
 }
 
+/// `ChallengeStore::answer_challenge` on `c` (a connection of the store's own, which the caller
+/// hands back; a refusal drops the transaction, whose rollback the hand-back sends).
+async fn answer_on(
+    c: &mut sqlx::PgConnection,
+    challenge_id: &str,
+    max_failures: u32,
+    user_window: Option<&WindowLimit>,
+    check: AnswerCheck,
+    now: i64,
+) -> StoreResult<Answered> {
+    // One transaction, one commit: the claim (which locks the challenge's row, so
+    // concurrent answers wait for it and then see its outcome), the check, the completion.
+    let mut tx = sqlx::Connection::begin(&mut *c).await.store()?;
+    let failures = match claim_attempt(&mut tx, challenge_id, max_failures, user_window, now)
+        .await
+        .store()?
+    {
+        AttemptClaim::Claimed { failures } => failures,
+        refused => return Ok(Answered::NotClaimed(refused)),
+    };
+    let Some(proven) = check() else {
+        tx.commit().await.store()?;
+        return Ok(Answered::Wrong { failures });
+    };
+    // A completion that does not happen is undone back to here; the claim stays counted.
+    // The savepoint is set and rolled back to by hand, not with a nested sqlx transaction:
+    // a completed one needs no RELEASE (the COMMIT keeps its work), one round trip fewer.
+    sqlx::raw_sql("SAVEPOINT completing")
+        .execute(&mut *tx)
+        .await
+        .store()?;
+    let completion = complete_in(
+        &mut tx,
+        challenge_id,
+        proven.claim.clone(),
+        &proven.refresh,
+        user_window,
+        now,
+    )
+    .await
+    .store()?;
+    if completion != Completion::Completed {
+        sqlx::raw_sql("ROLLBACK TO SAVEPOINT completing")
+            .execute(&mut *tx)
+            .await
+            .store()?;
+    }
+    tx.commit().await.store()?;
+    Ok(Answered::Proved {
+        failures,
+        proven,
+        completion,
+    })
+}
+
 #[async_trait]
 impl ChallengeStore for PgStore {
     async fn create_challenge(
@@ -161,7 +216,10 @@ impl ChallengeStore for PgStore {
     ) -> StoreResult<ChallengeCreated> {
         // Counting live challenges and inserting must not interleave with another instance doing
         // the same for this user: the user's row lock serialises them.
-        let mut tx = self.pool.begin().await.store()?;
+        let mut lease = self.own.lease(&self.pool).await?;
+        let mut tx = sqlx::Connection::begin(&mut lease.connection)
+            .await
+            .store()?;
         sqlx::query("SELECT 1 FROM users WHERE id = $1 FOR UPDATE")
             .bind(&challenge.user_id)
             .execute(&mut *tx)
@@ -195,6 +253,7 @@ impl ChallengeStore for PgStore {
         .store()?;
         tx.commit().await.store()?;
         if inserted.rows_affected() == 1 {
+            self.own.hand_back(lease).await;
             return Ok(ChallengeCreated::Created);
         }
         let earliest: Option<i64> = sqlx::query_scalar(
@@ -204,9 +263,10 @@ impl ChallengeStore for PgStore {
         .bind(&challenge.user_id)
         .bind(now)
         .bind(i64::from(max_failures))
-        .fetch_one(&self.pool)
+        .fetch_one(&mut lease.connection)
         .await
         .store()?;
+        self.own.hand_back(lease).await;
         Ok(ChallengeCreated::TooMany {
             earliest_expiry: earliest.unwrap_or(now + 1),
         })
@@ -241,7 +301,7 @@ impl ChallengeStore for PgStore {
              WHERE c.id = $1 ORDER BY f.seq"
         ))
         .bind(id);
-        let rows = self.readers.fetch_all(&self.pool, query).await?;
+        let rows = self.own.fetch_all(&self.pool, query).await?;
         let Some(first) = rows.first() else {
             return Ok(None);
         };
@@ -300,49 +360,18 @@ impl ChallengeStore for PgStore {
         check: AnswerCheck,
         now: i64,
     ) -> StoreResult<Answered> {
-        // One transaction, one commit: the claim (which locks the challenge's row, so
-        // concurrent answers wait for it and then see its outcome), the check, the completion.
-        let mut tx = self.pool.begin().await.store()?;
-        let failures = match claim_attempt(&mut tx, challenge_id, max_failures, user_window, now)
-            .await
-            .store()?
-        {
-            AttemptClaim::Claimed { failures } => failures,
-            refused => return Ok(Answered::NotClaimed(refused)),
-        };
-        let Some(proven) = check() else {
-            tx.commit().await.store()?;
-            return Ok(Answered::Wrong { failures });
-        };
-        // A completion that does not happen is undone back to here; the claim stays counted.
-        // The savepoint is set and rolled back to by hand, not with a nested sqlx transaction:
-        // a completed one needs no RELEASE (the COMMIT keeps its work), one round trip fewer.
-        sqlx::raw_sql("SAVEPOINT completing")
-            .execute(&mut *tx)
-            .await
-            .store()?;
-        let completion = complete_in(
-            &mut tx,
+        let mut lease = self.own.lease(&self.pool).await?;
+        let answered = answer_on(
+            &mut lease.connection,
             challenge_id,
-            proven.claim.clone(),
-            &proven.refresh,
+            max_failures,
             user_window,
+            check,
             now,
         )
-        .await
-        .store()?;
-        if completion != Completion::Completed {
-            sqlx::raw_sql("ROLLBACK TO SAVEPOINT completing")
-                .execute(&mut *tx)
-                .await
-                .store()?;
-        }
-        tx.commit().await.store()?;
-        Ok(Answered::Proved {
-            failures,
-            proven,
-            completion,
-        })
+        .await?;
+        self.own.hand_back(lease).await;
+        Ok(answered)
     }
 
     async fn create_setup_token(

@@ -82,8 +82,8 @@ const MIGRATIONS: Steps = &[
 #[derive(Debug, Clone)]
 pub struct PgStore {
     pool: PgPool,
-    /// The reads on every request's path (`readers.rs`).
-    readers: std::sync::Arc<readers::Readers>,
+    /// The statements on every request's path (`own_connections.rs`).
+    own: std::sync::Arc<own_connections::OwnConnections>,
 }
 
 /// Connection settings; the defaults suit one instance on a small machine.
@@ -223,18 +223,24 @@ impl PgStore {
         window: &WindowLimit,
         now: i64,
     ) -> StoreResult<Claim> {
-        let mut c = self.pool.acquire().await.store()?;
-        if claim_in_window(&mut c, table, window, now)
+        // Every password attempt's: on a connection of the store's own (`own_connections.rs`).
+        let mut lease = self.own.lease(&self.pool).await?;
+        let c = &mut lease.connection;
+        let claim = if claim_in_window(c, table, window, now)
             .await
             .store()?
             .is_some()
         {
-            return Ok(Claim::Granted);
-        }
-        let retry_after = window_retry_after(&mut c, table, &window.key, now)
-            .await
-            .store()?;
-        Ok(Claim::Refused { retry_after })
+            Claim::Granted
+        } else {
+            Claim::Refused {
+                retry_after: window_retry_after(c, table, &window.key, now)
+                    .await
+                    .store()?,
+            }
+        };
+        self.own.hand_back(lease).await;
+        Ok(claim)
     }
 
     /// `postgres://user:pass@host:port/db`. The pool connects lazily and reconnects by itself
@@ -264,7 +270,9 @@ impl PgStore {
             })?;
         Ok(Self {
             pool,
-            readers: std::sync::Arc::default(),
+            own: std::sync::Arc::new(own_connections::OwnConnections::new(
+                settings.max_connections,
+            )),
         })
     }
 
@@ -293,7 +301,7 @@ mod factors;
 mod import;
 mod keys;
 mod maintenance;
-mod readers;
+mod own_connections;
 mod recovery_codes;
 mod sessions;
 mod throttle;

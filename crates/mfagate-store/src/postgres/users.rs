@@ -46,14 +46,14 @@ impl UserStore for PgStore {
     }
 
     async fn user_by_id(&self, id: &str) -> StoreResult<Option<User>> {
-        // Every protected call's read: on a connection of the store's own (`readers.rs`).
+        // Every protected call's read: on a connection of the store's own (`own_connections.rs`).
         let query = sqlx::query(concat!(
             "SELECT ",
             user_columns!(),
             " FROM users WHERE id = $1"
         ))
         .bind(id);
-        let row = self.readers.fetch_optional(&self.pool, query).await?;
+        let row = self.own.fetch_optional(&self.pool, query).await?;
         row.as_ref().map(user_from_row).transpose()
     }
 
@@ -80,7 +80,7 @@ impl UserStore for PgStore {
              FROM users WHERE username_lower = $1 OR email_lower = $1 LIMIT 1"
         ))
         .bind(&login);
-        let row = self.readers.fetch_optional(&self.pool, query).await?;
+        let row = self.own.fetch_optional(&self.pool, query).await?;
         row.map(|row| {
             Ok(LoginCandidate {
                 user: user_from_row(&row)?,

@@ -187,7 +187,7 @@ async fn a_login_candidate_comes_with_whether_a_recovery_code_is_unused() {
     );
 }
 
-/// Many reads at once, more than the store keeps connections for (PostgreSQL's `readers.rs`),
+/// Many reads at once, more than the store keeps connections for (PostgreSQL's `own_connections.rs`),
 /// each answered with its own row, and a change committed before a read is seen by it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_reads_each_get_their_own_user_and_see_what_was_committed() {

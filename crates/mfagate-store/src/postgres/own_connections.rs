@@ -1,0 +1,110 @@
+//! Connections of the store's own for the statements on every request's path, handed back
+//! without a round trip.
+//!
+//! sqlx's pool pings every connection as it comes back (a `Sync` message and its answer, one
+//! round trip), and there is no setting to turn that off. For a protected call, whose only
+//! statement is the read of its user, that doubled the round trips to PostgreSQL (`strace`
+//! of the server during the benchmark's protected calls: one bare `Sync` after every query),
+//! and a login flow, which checks a connection out five times, paid five.
+//!
+//! These connections are taken out of the pool (so they do not count against its size) when
+//! first needed, and put back after each use with nothing sent, unless a transaction was
+//! dropped without its commit: its `ROLLBACK` is sent then (sqlx queues it), so that a
+//! connection never waits idle holding a lock. A use that fails, or whose future is dropped
+//! half-way, drops its connection instead (it may hold an unread answer); a later use takes a
+//! fresh one from the pool, with the pool's timeout and reconnection.
+
+use std::sync::{Mutex, PoisonError};
+
+use sqlx::postgres::{PgArguments, PgConnection, PgRow};
+use sqlx::query::Query;
+use sqlx::{Connection, PgPool, Postgres};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use super::{SqlResult, StoreError};
+
+#[derive(Debug)]
+pub(super) struct OwnConnections {
+    idle: Mutex<Vec<PgConnection>>,
+    free: std::sync::Arc<Semaphore>,
+}
+
+/// A connection lent by `OwnConnections::lease`; give it back with `hand_back`.
+pub(super) struct Lease {
+    pub(super) connection: PgConnection,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl OwnConnections {
+    /// At most `size` connections.
+    pub(super) fn new(size: u32) -> Self {
+        let size = usize::try_from(size.max(1)).unwrap_or(1);
+        Self {
+            idle: Mutex::new(Vec::with_capacity(size)),
+            free: std::sync::Arc::new(Semaphore::new(size)),
+        }
+    }
+
+    /// Runs `query` (one statement, no transaction) and hands the connection back.
+    pub(super) async fn fetch_optional(
+        &self,
+        pool: &PgPool,
+        query: Query<'_, Postgres, PgArguments>,
+    ) -> Result<Option<PgRow>, StoreError> {
+        let mut lease = self.lease(pool).await?;
+        let row = query.fetch_optional(&mut lease.connection).await.store()?;
+        self.hand_back(lease).await;
+        Ok(row)
+    }
+
+    /// As `fetch_optional`, every row.
+    pub(super) async fn fetch_all(
+        &self,
+        pool: &PgPool,
+        query: Query<'_, Postgres, PgArguments>,
+    ) -> Result<Vec<PgRow>, StoreError> {
+        let mut lease = self.lease(pool).await?;
+        let rows = query.fetch_all(&mut lease.connection).await.store()?;
+        self.hand_back(lease).await;
+        Ok(rows)
+    }
+
+    /// A free connection, waiting for one as long as the pool would: an idle one, or a fresh
+    /// one taken out of the pool.
+    pub(super) async fn lease(&self, pool: &PgPool) -> Result<Lease, StoreError> {
+        let waited = tokio::time::timeout(
+            pool.options().get_acquire_timeout(),
+            std::sync::Arc::clone(&self.free).acquire_owned(),
+        );
+        let Ok(Ok(permit)) = waited.await else {
+            return Err(StoreError::Unavailable(
+                "every database connection stayed busy for the pool's acquire timeout".to_string(),
+            ));
+        };
+        let idle = self
+            .idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop();
+        let connection = match idle {
+            Some(connection) => connection,
+            None => pool.acquire().await.store()?.detach(),
+        };
+        Ok(Lease {
+            connection,
+            _permit: permit,
+        })
+    }
+
+    /// Puts a connection back after a use that did not fail. A transaction dropped without its
+    /// commit left a `ROLLBACK` queued, which is sent now; if that fails the connection goes.
+    pub(super) async fn hand_back(&self, mut lease: Lease) {
+        if lease.connection.should_flush() && lease.connection.flush().await.is_err() {
+            return;
+        }
+        self.idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(lease.connection);
+    }
+}

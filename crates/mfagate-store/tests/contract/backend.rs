@@ -17,6 +17,13 @@ pub struct TestStore {
     _pg: Option<TempPgDatabase>,
 }
 
+impl TestStore {
+    /// The PostgreSQL database under test, if it is one.
+    pub fn postgres_url(&self) -> Option<&str> {
+        self._pg.as_ref().map(|pg| pg.url.as_str())
+    }
+}
+
 impl std::ops::Deref for TestStore {
     type Target = dyn Store;
     fn deref(&self) -> &Self::Target {

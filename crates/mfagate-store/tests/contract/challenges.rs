@@ -539,6 +539,21 @@ async fn a_right_answer_whose_factor_is_refused_stays_counted_and_changes_nothin
         ),
         "{throttled:?}"
     );
+    // That refusal dropped its transaction uncommitted (the attempt is not counted). On
+    // PostgreSQL the store's connection came back with the rollback sent, not idle inside the
+    // transaction with the challenge's row locked until its next use.
+    if let Some(url) = s.postgres_url() {
+        use sqlx::Connection;
+        let mut c = sqlx::PgConnection::connect(url).await.unwrap();
+        let idle_in_transaction: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM pg_stat_activity
+             WHERE datname = current_database() AND state LIKE 'idle in transaction%'",
+        )
+        .fetch_one(&mut c)
+        .await
+        .unwrap();
+        assert_eq!(idle_in_transaction, 0);
+    }
     let completed = s
         .answer_challenge("c", 5, None, step(101, "login-3"), NOW)
         .await

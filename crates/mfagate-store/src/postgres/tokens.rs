@@ -107,6 +107,81 @@ pub(super) async fn continue_family(
     Ok(true)
 }
 
+/// `TokenStore::rotate_refresh_token` on `c` (a connection of the store's own, which the caller
+/// hands back; an outcome that drops the transaction has its rollback sent by the hand-back).
+async fn rotate_on(
+    c: &mut sqlx::PgConnection,
+    token: &PresentedToken,
+    successor: &RefreshSuccessor,
+    now: i64,
+) -> StoreResult<RefreshOutcome> {
+    let mut tx = sqlx::Connection::begin(&mut *c).await.store()?;
+    // Found by the id the token names, and only with the hash of the whole token.
+    let rotated = sqlx::query(
+        "UPDATE refresh_tokens SET used_at = $2
+         WHERE id = $1 AND token_hash = $3 AND used_at IS NULL AND revoked_at IS NULL AND expires_at > $2
+           AND EXISTS (SELECT 1 FROM users u WHERE u.id = refresh_tokens.user_id AND NOT u.disabled)
+         RETURNING user_id, family_id, amr, COALESCE(auth_time, created_at) AS auth_time",
+    )
+    .bind(&token.id)
+    .bind(now)
+    .bind(&token.token_hash)
+    .fetch_optional(&mut *tx)
+    .await
+    .store()?;
+    if let Some(row) = rotated {
+        let child = NewRefreshToken {
+            id: successor.id.clone(),
+            token_hash: successor.token_hash.clone(),
+            user_id: row.try_get("user_id").store()?,
+            family_id: row.try_get("family_id").store()?,
+            amr: row.try_get("amr").store()?,
+            auth_time: row.try_get("auth_time").store()?,
+            created_at: successor.created_at,
+            expires_at: successor.expires_at,
+            ip: None,
+            user_agent: None,
+        };
+        // In the same transaction: a reuse that revokes the family waits on the parent's
+        // row lock, and its revocation then sees the successor too.
+        insert_successor(&mut tx, &child).await.store()?;
+        tx.commit().await.store()?;
+        return Ok(RefreshOutcome::Rotated {
+            user_id: child.user_id,
+            family_id: child.family_id,
+            amr: child.amr,
+            auth_time: child.auth_time,
+        });
+    }
+    drop(tx);
+    let known = sqlx::query(
+        "SELECT user_id, family_id, used_at FROM refresh_tokens WHERE id = $1 AND token_hash = $2",
+    )
+    .bind(&token.id)
+    .bind(&token.token_hash)
+    .fetch_optional(&mut *c)
+    .await
+    .store()?;
+    let Some(row) = known else {
+        return Ok(RefreshOutcome::Invalid);
+    };
+    let used_at: Option<i64> = row.try_get("used_at").store()?;
+    if used_at.is_none() {
+        return Ok(RefreshOutcome::Invalid);
+    }
+    let user_id: String = row.try_get("user_id").store()?;
+    let family_id: String = row.try_get("family_id").store()?;
+    sqlx::query(
+        "UPDATE refresh_tokens SET revoked_at = $2 WHERE family_id = $1 AND revoked_at IS NULL",
+    )
+    .bind(&family_id)
+    .bind(now)
+    .execute(&mut *c)
+    .await
+    .store()?;
+    Ok(RefreshOutcome::Reused { user_id, family_id })
+}
+
 #[async_trait]
 impl TokenStore for PgStore {
     async fn insert_refresh_token(&self, token: &NewRefreshToken) -> StoreResult<()> {
@@ -122,71 +197,11 @@ impl TokenStore for PgStore {
         successor: &RefreshSuccessor,
         now: i64,
     ) -> StoreResult<RefreshOutcome> {
-        let mut tx = self.pool.begin().await.store()?;
-        // Found by the id the token names, and only with the hash of the whole token.
-        let rotated = sqlx::query(
-            "UPDATE refresh_tokens SET used_at = $2
-             WHERE id = $1 AND token_hash = $3 AND used_at IS NULL AND revoked_at IS NULL AND expires_at > $2
-               AND EXISTS (SELECT 1 FROM users u WHERE u.id = refresh_tokens.user_id AND NOT u.disabled)
-             RETURNING user_id, family_id, amr, COALESCE(auth_time, created_at) AS auth_time",
-        )
-        .bind(&token.id)
-        .bind(now)
-        .bind(&token.token_hash)
-        .fetch_optional(&mut *tx)
-        .await
-        .store()?;
-        if let Some(row) = rotated {
-            let child = NewRefreshToken {
-                id: successor.id.clone(),
-                token_hash: successor.token_hash.clone(),
-                user_id: row.try_get("user_id").store()?,
-                family_id: row.try_get("family_id").store()?,
-                amr: row.try_get("amr").store()?,
-                auth_time: row.try_get("auth_time").store()?,
-                created_at: successor.created_at,
-                expires_at: successor.expires_at,
-                ip: None,
-                user_agent: None,
-            };
-            // In the same transaction: a reuse that revokes the family waits on the parent's
-            // row lock, and its revocation then sees the successor too.
-            insert_successor(&mut tx, &child).await.store()?;
-            tx.commit().await.store()?;
-            return Ok(RefreshOutcome::Rotated {
-                user_id: child.user_id,
-                family_id: child.family_id,
-                amr: child.amr,
-                auth_time: child.auth_time,
-            });
-        }
-        drop(tx);
-        let known = sqlx::query(
-            "SELECT user_id, family_id, used_at FROM refresh_tokens WHERE id = $1 AND token_hash = $2",
-        )
-        .bind(&token.id)
-        .bind(&token.token_hash)
-        .fetch_optional(&self.pool)
-        .await
-        .store()?;
-        let Some(row) = known else {
-            return Ok(RefreshOutcome::Invalid);
-        };
-        let used_at: Option<i64> = row.try_get("used_at").store()?;
-        if used_at.is_none() {
-            return Ok(RefreshOutcome::Invalid);
-        }
-        let user_id: String = row.try_get("user_id").store()?;
-        let family_id: String = row.try_get("family_id").store()?;
-        sqlx::query(
-            "UPDATE refresh_tokens SET revoked_at = $2 WHERE family_id = $1 AND revoked_at IS NULL",
-        )
-        .bind(&family_id)
-        .bind(now)
-        .execute(&self.pool)
-        .await
-        .store()?;
-        Ok(RefreshOutcome::Reused { user_id, family_id })
+        // Every refresh's: on a connection of the store's own (`own_connections.rs`).
+        let mut lease = self.own.lease(&self.pool).await?;
+        let outcome = rotate_on(&mut lease.connection, token, successor, now).await?;
+        self.own.hand_back(lease).await;
+        Ok(outcome)
     }
 
     async fn revoke_refresh_family(

@@ -253,7 +253,7 @@ impl ChallengeStore for PgStore {
         .store()?;
         tx.commit().await.store()?;
         if inserted.rows_affected() == 1 {
-            self.own.hand_back(lease).await;
+            self.own.hand_back(&self.pool, lease).await;
             return Ok(ChallengeCreated::Created);
         }
         let earliest: Option<i64> = sqlx::query_scalar(
@@ -266,7 +266,7 @@ impl ChallengeStore for PgStore {
         .fetch_one(&mut lease.connection)
         .await
         .store()?;
-        self.own.hand_back(lease).await;
+        self.own.hand_back(&self.pool, lease).await;
         Ok(ChallengeCreated::TooMany {
             earliest_expiry: earliest.unwrap_or(now + 1),
         })
@@ -370,7 +370,7 @@ impl ChallengeStore for PgStore {
             now,
         )
         .await?;
-        self.own.hand_back(lease).await;
+        self.own.hand_back(&self.pool, lease).await;
         Ok(answered)
     }
 

@@ -239,7 +239,7 @@ impl PgStore {
                     .store()?,
             }
         };
-        self.own.hand_back(lease).await;
+        self.own.hand_back(&self.pool, lease).await;
         Ok(claim)
     }
 

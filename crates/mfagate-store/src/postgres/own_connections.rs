@@ -12,9 +12,13 @@
 //! dropped without its commit: its `ROLLBACK` is sent then (sqlx queues it), so that a
 //! connection never waits idle holding a lock. A use that fails, or whose future is dropped
 //! half-way, drops its connection instead (it may hold an unread answer); a later use takes a
-//! fresh one from the pool, with the pool's timeout and reconnection.
+//! fresh one from the pool, with the pool's timeout and reconnection. Like the pool's own, a
+//! connection older than the pool's maximum lifetime (sqlx's default: 30 minutes) is closed
+//! as it comes back instead of being kept, so a backend's memory and a balancer's choice do
+//! not last for ever.
 
 use std::sync::{Mutex, PoisonError};
+use std::time::Instant;
 
 use sqlx::postgres::{PgArguments, PgConnection, PgRow};
 use sqlx::query::Query;
@@ -25,13 +29,15 @@ use super::{SqlResult, StoreError};
 
 #[derive(Debug)]
 pub(super) struct OwnConnections {
-    idle: Mutex<Vec<PgConnection>>,
+    /// Idle connections, each with when it was opened.
+    idle: Mutex<Vec<(PgConnection, Instant)>>,
     free: std::sync::Arc<Semaphore>,
 }
 
 /// A connection lent by `OwnConnections::lease`; give it back with `hand_back`.
 pub(super) struct Lease {
     pub(super) connection: PgConnection,
+    opened: Instant,
     _permit: OwnedSemaphorePermit,
 }
 
@@ -53,7 +59,7 @@ impl OwnConnections {
     ) -> Result<Option<PgRow>, StoreError> {
         let mut lease = self.lease(pool).await?;
         let row = query.fetch_optional(&mut lease.connection).await.store()?;
-        self.hand_back(lease).await;
+        self.hand_back(pool, lease).await;
         Ok(row)
     }
 
@@ -65,7 +71,7 @@ impl OwnConnections {
     ) -> Result<Vec<PgRow>, StoreError> {
         let mut lease = self.lease(pool).await?;
         let rows = query.fetch_all(&mut lease.connection).await.store()?;
-        self.hand_back(lease).await;
+        self.hand_back(pool, lease).await;
         Ok(rows)
     }
 
@@ -86,25 +92,34 @@ impl OwnConnections {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .pop();
-        let connection = match idle {
-            Some(connection) => connection,
-            None => pool.acquire().await.store()?.detach(),
+        let (connection, opened) = match idle {
+            Some(idle) => idle,
+            None => (pool.acquire().await.store()?.detach(), Instant::now()),
         };
         Ok(Lease {
             connection,
+            opened,
             _permit: permit,
         })
     }
 
     /// Puts a connection back after a use that did not fail. A transaction dropped without its
     /// commit left a `ROLLBACK` queued, which is sent now; if that fails the connection goes.
-    pub(super) async fn hand_back(&self, mut lease: Lease) {
+    pub(super) async fn hand_back(&self, pool: &PgPool, mut lease: Lease) {
+        let retired = pool
+            .options()
+            .get_max_lifetime()
+            .is_some_and(|lifetime| lease.opened.elapsed() >= lifetime);
+        if retired {
+            let _ = lease.connection.close().await;
+            return;
+        }
         if lease.connection.should_flush() && lease.connection.flush().await.is_err() {
             return;
         }
         self.idle
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .push(lease.connection);
+            .push((lease.connection, lease.opened));
     }
 }

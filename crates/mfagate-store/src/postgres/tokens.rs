@@ -200,7 +200,7 @@ impl TokenStore for PgStore {
         // Every refresh's: on a connection of the store's own (`own_connections.rs`).
         let mut lease = self.own.lease(&self.pool).await?;
         let outcome = rotate_on(&mut lease.connection, token, successor, now).await?;
-        self.own.hand_back(lease).await;
+        self.own.hand_back(&self.pool, lease).await;
         Ok(outcome)
     }
 

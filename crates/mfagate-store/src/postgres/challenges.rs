@@ -216,27 +216,25 @@ impl ChallengeStore for PgStore {
     ) -> StoreResult<ChallengeCreated> {
         // Counting live challenges and inserting must not interleave with another instance doing
         // the same for this user: the user's row lock serialises them.
-        let mut lease = self.own.lease(&self.pool).await?;
-        let mut tx = sqlx::Connection::begin(&mut lease.connection)
-            .await
-            .store()?;
-        sqlx::query("SELECT 1 FROM users WHERE id = $1 FOR UPDATE")
-            .bind(&challenge.user_id)
-            .execute(&mut *tx)
-            .await
-            .store()?;
-        // The password's claim goes back in this transaction and statement (whether or not the
-        // challenge is created, as the password was right): one commit and one round trip fewer
-        // per login. The count is taken in this statement, after the lock above: a statement's
-        // snapshot is taken when it starts, so a concurrent login's committed challenge is seen.
-        let inserted = sqlx::query(concat!(
+        on_connection!(self, |c| {
+            let mut tx = sqlx::Connection::begin(&mut *c).await.store()?;
+            sqlx::query("SELECT 1 FROM users WHERE id = $1 FOR UPDATE")
+                .bind(&challenge.user_id)
+                .execute(&mut *tx)
+                .await
+                .store()?;
+            // The password's claim goes back in this transaction and statement (whether or not the
+            // challenge is created, as the password was right): one commit and one round trip fewer
+            // per login. The count is taken in this statement, after the lock above: a statement's
+            // snapshot is taken when it starts, so a concurrent login's committed challenge is seen.
+            let inserted = sqlx::query(concat!(
             "WITH handed_back AS (",
             hand_back_windows!("$10", "$4"),
             ")
-             INSERT INTO challenges (id, user_id, token_hash, created_at, expires_at, webauthn_state, session_id)
-             SELECT $1, $2, $3, $4, $5, $8, $9
-             WHERE (SELECT COUNT(*) FROM challenges
-                    WHERE user_id = $2 AND expires_at > $4 AND spent_at IS NULL AND failures < $7) < $6"
+                 INSERT INTO challenges (id, user_id, token_hash, created_at, expires_at, webauthn_state, session_id)
+                 SELECT $1, $2, $3, $4, $5, $8, $9
+                 WHERE (SELECT COUNT(*) FROM challenges
+                        WHERE user_id = $2 AND expires_at > $4 AND spent_at IS NULL AND failures < $7) < $6"
         ))
         .bind(&challenge.id)
         .bind(&challenge.user_id)
@@ -251,38 +249,39 @@ impl ChallengeStore for PgStore {
         .execute(&mut *tx)
         .await
         .store()?;
-        tx.commit().await.store()?;
-        if inserted.rows_affected() == 1 {
-            self.own.hand_back(&self.pool, lease).await;
-            return Ok(ChallengeCreated::Created);
-        }
-        let earliest: Option<i64> = sqlx::query_scalar(
-            "SELECT MIN(expires_at) FROM challenges
-             WHERE user_id = $1 AND expires_at > $2 AND spent_at IS NULL AND failures < $3",
-        )
-        .bind(&challenge.user_id)
-        .bind(now)
-        .bind(i64::from(max_failures))
-        .fetch_one(&mut lease.connection)
-        .await
-        .store()?;
-        self.own.hand_back(&self.pool, lease).await;
-        Ok(ChallengeCreated::TooMany {
-            earliest_expiry: earliest.unwrap_or(now + 1),
+            tx.commit().await.store()?;
+            if inserted.rows_affected() == 1 {
+                return Ok(ChallengeCreated::Created);
+            }
+            let earliest: Option<i64> = sqlx::query_scalar(
+                "SELECT MIN(expires_at) FROM challenges
+                 WHERE user_id = $1 AND expires_at > $2 AND spent_at IS NULL AND failures < $3",
+            )
+            .bind(&challenge.user_id)
+            .bind(now)
+            .bind(i64::from(max_failures))
+            .fetch_one(&mut *c)
+            .await
+            .store()?;
+            Ok(ChallengeCreated::TooMany {
+                earliest_expiry: earliest.unwrap_or(now + 1),
+            })
         })
     }
 
     async fn challenge_by_id(&self, id: &str) -> StoreResult<Option<Challenge>> {
-        let row = sqlx::query(concat!(
-            "SELECT ",
-            challenge_columns!(),
-            " FROM challenges c WHERE c.id = $1"
-        ))
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await
-        .store()?;
-        row.as_ref().map(challenge_from_row).transpose()
+        on_connection!(self, |c| {
+            let row = sqlx::query(concat!(
+                "SELECT ",
+                challenge_columns!(),
+                " FROM challenges c WHERE c.id = $1"
+            ))
+            .bind(id)
+            .fetch_optional(&mut *c)
+            .await
+            .store()?;
+            row.as_ref().map(challenge_from_row).transpose()
+        })
     }
 
     async fn challenge_and_factors(
@@ -301,7 +300,7 @@ impl ChallengeStore for PgStore {
              WHERE c.id = $1 ORDER BY f.seq"
         ))
         .bind(id);
-        let rows = self.own.fetch_all(&self.pool, query).await?;
+        let rows = on_connection!(self, |c| query.fetch_all(c).await.store())?;
         let Some(first) = rows.first() else {
             return Ok(None);
         };
@@ -322,14 +321,16 @@ impl ChallengeStore for PgStore {
         user_window: Option<&WindowLimit>,
         now: i64,
     ) -> StoreResult<AttemptClaim> {
-        let mut tx = self.pool.begin().await.store()?;
-        let claimed = claim_attempt(&mut tx, challenge_id, max_failures, user_window, now)
-            .await
-            .store()?;
-        if matches!(claimed, AttemptClaim::Claimed { .. }) {
-            tx.commit().await.store()?;
-        }
-        Ok(claimed)
+        on_connection!(self, |c| {
+            let mut tx = sqlx::Connection::begin(&mut *c).await.store()?;
+            let claimed = claim_attempt(&mut tx, challenge_id, max_failures, user_window, now)
+                .await
+                .store()?;
+            if matches!(claimed, AttemptClaim::Claimed { .. }) {
+                tx.commit().await.store()?;
+            }
+            Ok(claimed)
+        })
     }
 
     async fn complete_challenge(
@@ -340,16 +341,18 @@ impl ChallengeStore for PgStore {
         release: Option<&WindowLimit>,
         now: i64,
     ) -> StoreResult<Completion> {
-        // Dropping the transaction before commit rolls every step back. The attempt was claimed
-        // before the code was checked, so the attempt count is not looked at here.
-        let mut tx = self.pool.begin().await.store()?;
-        let completion = complete_in(&mut tx, challenge_id, claim, refresh, release, now)
-            .await
-            .store()?;
-        if completion == Completion::Completed {
-            tx.commit().await.store()?;
-        }
-        Ok(completion)
+        on_connection!(self, |c| {
+            // Dropping the transaction before commit rolls every step back. The attempt was claimed
+            // before the code was checked, so the attempt count is not looked at here.
+            let mut tx = sqlx::Connection::begin(&mut *c).await.store()?;
+            let completion = complete_in(&mut tx, challenge_id, claim, refresh, release, now)
+                .await
+                .store()?;
+            if completion == Completion::Completed {
+                tx.commit().await.store()?;
+            }
+            Ok(completion)
+        })
     }
 
     async fn answer_challenge(
@@ -360,18 +363,9 @@ impl ChallengeStore for PgStore {
         check: AnswerCheck,
         now: i64,
     ) -> StoreResult<Answered> {
-        let mut lease = self.own.lease(&self.pool).await?;
-        let answered = answer_on(
-            &mut lease.connection,
-            challenge_id,
-            max_failures,
-            user_window,
-            check,
-            now,
-        )
-        .await?;
-        self.own.hand_back(&self.pool, lease).await;
-        Ok(answered)
+        on_connection!(self, |c| {
+            answer_on(c, challenge_id, max_failures, user_window, check, now).await
+        })
     }
 
     async fn create_setup_token(
@@ -380,16 +374,18 @@ impl ChallengeStore for PgStore {
         user_id: &str,
         expires_at: i64,
     ) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO setup_tokens (token_hash, user_id, expires_at) VALUES ($1, $2, $3)",
-        )
-        .bind(token_hash)
-        .bind(user_id)
-        .bind(expires_at)
-        .execute(&self.pool)
-        .await
-        .store()?;
-        Ok(())
+        on_connection!(self, |c| {
+            sqlx::query(
+                "INSERT INTO setup_tokens (token_hash, user_id, expires_at) VALUES ($1, $2, $3)",
+            )
+            .bind(token_hash)
+            .bind(user_id)
+            .bind(expires_at)
+            .execute(&mut *c)
+            .await
+            .store()?;
+            Ok(())
+        })
     }
 
     async fn create_passkey_token(
@@ -399,41 +395,47 @@ impl ChallengeStore for PgStore {
         expires_at: i64,
         now: i64,
     ) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO passkey_tokens (token_hash, state_sealed, created_at, expires_at)
-             VALUES ($1, $2, $3, $4)",
-        )
-        .bind(token_hash)
-        .bind(state_sealed)
-        .bind(now)
-        .bind(expires_at)
-        .execute(&self.pool)
-        .await
-        .store()?;
-        Ok(())
+        on_connection!(self, |c| {
+            sqlx::query(
+                "INSERT INTO passkey_tokens (token_hash, state_sealed, created_at, expires_at)
+                 VALUES ($1, $2, $3, $4)",
+            )
+            .bind(token_hash)
+            .bind(state_sealed)
+            .bind(now)
+            .bind(expires_at)
+            .execute(&mut *c)
+            .await
+            .store()?;
+            Ok(())
+        })
     }
 
     async fn take_passkey_token(&self, token_hash: &str, now: i64) -> StoreResult<Option<String>> {
-        // One DELETE: a concurrent one waits on the row and then deletes nothing.
-        sqlx::query_scalar(
-            "DELETE FROM passkey_tokens WHERE token_hash = $1 AND expires_at > $2
-             RETURNING state_sealed",
-        )
-        .bind(token_hash)
-        .bind(now)
-        .fetch_optional(&self.pool)
-        .await
-        .store()
+        on_connection!(self, |c| {
+            // One DELETE: a concurrent one waits on the row and then deletes nothing.
+            sqlx::query_scalar(
+                "DELETE FROM passkey_tokens WHERE token_hash = $1 AND expires_at > $2
+                 RETURNING state_sealed",
+            )
+            .bind(token_hash)
+            .bind(now)
+            .fetch_optional(&mut *c)
+            .await
+            .store()
+        })
     }
 
     async fn setup_token_user(&self, token_hash: &str, now: i64) -> StoreResult<Option<String>> {
-        sqlx::query_scalar(
-            "SELECT user_id FROM setup_tokens WHERE token_hash = $1 AND expires_at > $2",
-        )
-        .bind(token_hash)
-        .bind(now)
-        .fetch_optional(&self.pool)
-        .await
-        .store()
+        on_connection!(self, |c| {
+            sqlx::query_scalar(
+                "SELECT user_id FROM setup_tokens WHERE token_hash = $1 AND expires_at > $2",
+            )
+            .bind(token_hash)
+            .bind(now)
+            .fetch_optional(&mut *c)
+            .await
+            .store()
+        })
     }
 }

@@ -13,7 +13,7 @@ use mfagate_core::StoreError;
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Row};
 
-use super::{insert_token, replace_codes, PgStore, SqlResult};
+use super::{insert_token, on_connection, replace_codes, PgStore, SqlResult};
 use crate::Prefer;
 
 /// The columns `factor_from_row` reads, as a literal (see `user_columns!`).
@@ -257,17 +257,19 @@ pub(super) async fn accept_step(
 #[async_trait]
 impl FactorStore for PgStore {
     async fn factors(&self, user_id: &str) -> StoreResult<Vec<Factor>> {
-        let rows = sqlx::query(concat!(
-            "SELECT ",
-            factor_columns!(),
-            " FROM factors
-             WHERE user_id = $1 AND verified_at IS NOT NULL ORDER BY seq"
-        ))
-        .bind(user_id)
-        .fetch_all(&self.pool)
-        .await
-        .store()?;
-        rows.iter().map(factor_from_row).collect()
+        on_connection!(self, |c| {
+            let rows = sqlx::query(concat!(
+                "SELECT ",
+                factor_columns!(),
+                " FROM factors
+                 WHERE user_id = $1 AND verified_at IS NOT NULL ORDER BY seq"
+            ))
+            .bind(user_id)
+            .fetch_all(&mut *c)
+            .await
+            .store()?;
+            rows.iter().map(factor_from_row).collect()
+        })
     }
 
     async fn pending_factor(
@@ -276,19 +278,21 @@ impl FactorStore for PgStore {
         factor_id: &str,
         now: i64,
     ) -> StoreResult<Option<Factor>> {
-        let row = sqlx::query(concat!(
-            "SELECT ",
-            factor_columns!(),
-            " FROM factors
-             WHERE id = $1 AND user_id = $2 AND verified_at IS NULL AND pending_expires_at > $3"
-        ))
-        .bind(factor_id)
-        .bind(user_id)
-        .bind(now)
-        .fetch_optional(&self.pool)
-        .await
-        .store()?;
-        row.as_ref().map(factor_from_row).transpose()
+        on_connection!(self, |c| {
+            let row = sqlx::query(concat!(
+                "SELECT ",
+                factor_columns!(),
+                " FROM factors
+                 WHERE id = $1 AND user_id = $2 AND verified_at IS NULL AND pending_expires_at > $3"
+            ))
+            .bind(factor_id)
+            .bind(user_id)
+            .bind(now)
+            .fetch_optional(&mut *c)
+            .await
+            .store()?;
+            row.as_ref().map(factor_from_row).transpose()
+        })
     }
 
     async fn begin_factor(
@@ -299,14 +303,15 @@ impl FactorStore for PgStore {
         setup_token_hash: Option<&str>,
         now: i64,
     ) -> StoreResult<FactorBegun> {
-        let f = factor;
-        let name_lower = name_key(&f.name);
-        let mut tx = self.pool.begin().await.store()?;
-        if !lock_active_user(&mut tx, &f.user_id, None).await.store()? {
-            return Ok(FactorBegun::Ended);
-        }
-        if let Some(setup) = setup_token_hash {
-            let live: Option<i32> = sqlx::query_scalar(
+        on_connection!(self, |c| {
+            let f = factor;
+            let name_lower = name_key(&f.name);
+            let mut tx = sqlx::Connection::begin(&mut *c).await.store()?;
+            if !lock_active_user(&mut tx, &f.user_id, None).await.store()? {
+                return Ok(FactorBegun::Ended);
+            }
+            if let Some(setup) = setup_token_hash {
+                let live: Option<i32> = sqlx::query_scalar(
                 "SELECT 1 FROM setup_tokens WHERE token_hash = $1 AND user_id = $2 AND expires_at > $3",
             )
             .bind(setup)
@@ -315,41 +320,41 @@ impl FactorStore for PgStore {
             .fetch_optional(&mut *tx)
             .await
             .store()?;
-            if live.is_none() {
-                return Ok(FactorBegun::Ended);
+                if live.is_none() {
+                    return Ok(FactorBegun::Ended);
+                }
             }
-        }
-        // Verified factors are capped, and so are enrolments in progress (each a row until it
-        // expires): one under the same name is replaced below and does not count.
-        let pending: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM factors
-             WHERE user_id = $1 AND verified_at IS NULL AND pending_expires_at > $2
-               AND name_lower <> $3",
-        )
-        .bind(&f.user_id)
-        .bind(now)
-        .bind(&name_lower)
-        .fetch_one(&mut *tx)
-        .await
-        .store()?;
-        if verified_count(&mut tx, &f.user_id).await.store()? >= i64::from(max_factors)
-            || pending >= i64::from(max_pending)
-        {
-            return Ok(FactorBegun::TooMany);
-        }
-        if name_taken(&mut tx, &f.user_id, &name_lower, &f.id)
-            .await
-            .store()?
-        {
-            return Ok(FactorBegun::NameTaken);
-        }
-        drop_pending_named(&mut tx, &f.user_id, &name_lower)
+            // Verified factors are capped, and so are enrolments in progress (each a row until it
+            // expires): one under the same name is replaced below and does not count.
+            let pending: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM factors
+                 WHERE user_id = $1 AND verified_at IS NULL AND pending_expires_at > $2
+                   AND name_lower <> $3",
+            )
+            .bind(&f.user_id)
+            .bind(now)
+            .bind(&name_lower)
+            .fetch_one(&mut *tx)
             .await
             .store()?;
-        sqlx::query(
+            if verified_count(&mut tx, &f.user_id).await.store()? >= i64::from(max_factors)
+                || pending >= i64::from(max_pending)
+            {
+                return Ok(FactorBegun::TooMany);
+            }
+            if name_taken(&mut tx, &f.user_id, &name_lower, &f.id)
+                .await
+                .store()?
+            {
+                return Ok(FactorBegun::NameTaken);
+            }
+            drop_pending_named(&mut tx, &f.user_id, &name_lower)
+                .await
+                .store()?;
+            sqlx::query(
             "INSERT INTO factors (id, user_id, kind, name, name_lower, secret_sealed, created_at, pending_expires_at, seq)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8,
-                     (SELECT COALESCE(MAX(seq), 0) + 1 FROM factors WHERE user_id = $2))",
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8,
+                         (SELECT COALESCE(MAX(seq), 0) + 1 FROM factors WHERE user_id = $2))",
         )
         .bind(&f.id)
         .bind(&f.user_id)
@@ -362,8 +367,9 @@ impl FactorStore for PgStore {
         .execute(&mut *tx)
         .await
         .store()?;
-        tx.commit().await.store()?;
-        Ok(FactorBegun::Begun)
+            tx.commit().await.store()?;
+            Ok(FactorBegun::Begun)
+        })
     }
 
     async fn verify_factor(
@@ -371,44 +377,45 @@ impl FactorStore for PgStore {
         verification: &FactorVerification,
         now: i64,
     ) -> StoreResult<FactorVerified> {
-        let v = verification;
-        let user = v.user_id.as_str();
-        // Dropping the transaction before commit undoes every step.
-        let mut tx = self.pool.begin().await.store()?;
-        if !lock_active_user(&mut tx, user, None).await.store()? {
-            return Ok(FactorVerified::Gone);
-        }
-        if let Some(setup) = &v.setup_token_hash {
-            if !spend_setup_token(&mut tx, setup, user, now).await.store()? {
+        on_connection!(self, |c| {
+            let v = verification;
+            let user = v.user_id.as_str();
+            // Dropping the transaction before commit undoes every step.
+            let mut tx = sqlx::Connection::begin(&mut *c).await.store()?;
+            if !lock_active_user(&mut tx, user, None).await.store()? {
                 return Ok(FactorVerified::Gone);
             }
-        }
-        let count = verified_count(&mut tx, user).await.store()?;
-        if count >= i64::from(v.max_factors) {
-            return Ok(FactorVerified::TooMany);
-        }
-        let had_totp = has_totp(&mut tx, user).await.store()?;
-        let kind: Option<String> = sqlx::query_scalar(
-            "UPDATE factors SET verified_at = $3, pending_expires_at = NULL, last_step = $4
-             WHERE id = $1 AND user_id = $2 AND verified_at IS NULL AND pending_expires_at > $3
-             RETURNING kind",
-        )
-        .bind(&v.factor_id)
-        .bind(user)
-        .bind(now)
-        .bind(v.accepted_step)
-        .fetch_optional(&mut *tx)
-        .await
-        .store()?;
-        let Some(kind) = kind else {
-            return Ok(FactorVerified::Gone);
-        };
-        if let Some(passkey) = &v.passkey {
-            // The unique index on credential_id decides between concurrent enrolments of one
-            // credential; the loser's transaction is dropped, undoing everything.
-            let stored = sqlx::query(
+            if let Some(setup) = &v.setup_token_hash {
+                if !spend_setup_token(&mut tx, setup, user, now).await.store()? {
+                    return Ok(FactorVerified::Gone);
+                }
+            }
+            let count = verified_count(&mut tx, user).await.store()?;
+            if count >= i64::from(v.max_factors) {
+                return Ok(FactorVerified::TooMany);
+            }
+            let had_totp = has_totp(&mut tx, user).await.store()?;
+            let kind: Option<String> = sqlx::query_scalar(
+                "UPDATE factors SET verified_at = $3, pending_expires_at = NULL, last_step = $4
+                 WHERE id = $1 AND user_id = $2 AND verified_at IS NULL AND pending_expires_at > $3
+                 RETURNING kind",
+            )
+            .bind(&v.factor_id)
+            .bind(user)
+            .bind(now)
+            .bind(v.accepted_step)
+            .fetch_optional(&mut *tx)
+            .await
+            .store()?;
+            let Some(kind) = kind else {
+                return Ok(FactorVerified::Gone);
+            };
+            if let Some(passkey) = &v.passkey {
+                // The unique index on credential_id decides between concurrent enrolments of one
+                // credential; the loser's transaction is dropped, undoing everything.
+                let stored = sqlx::query(
                 "UPDATE factors SET secret_sealed = $2, credential_id = $3, transports = $4, sign_count = $5
-                 WHERE id = $1",
+                     WHERE id = $1",
             )
             .bind(&v.factor_id)
             .bind(&passkey.record_sealed)
@@ -417,66 +424,68 @@ impl FactorStore for PgStore {
             .bind(passkey.sign_count)
             .execute(&mut *tx)
             .await;
-            match stored {
-                Ok(_) => {}
-                Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
-                    return Ok(FactorVerified::CredentialTaken)
+                match stored {
+                    Ok(_) => {}
+                    Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                        return Ok(FactorVerified::CredentialTaken)
+                    }
+                    Err(e) => return Err(e).store(),
                 }
-                Err(e) => return Err(e).store(),
             }
-        }
-        let first = count == 0;
-        let first_totp = kind == FactorKind::Totp.as_str() && !had_totp;
-        let codes = first.then_some(v.recovery_codes_sealed.as_slice());
-        finish_enrolment(
-            &mut tx,
-            user,
-            codes,
-            Prefer::after_enrolment(&kind, first_totp),
-            &v.refresh,
-            now,
-        )
-        .await
-        .store()?;
-        tx.commit().await.store()?;
-        Ok(FactorVerified::Verified { first })
+            let first = count == 0;
+            let first_totp = kind == FactorKind::Totp.as_str() && !had_totp;
+            let codes = first.then_some(v.recovery_codes_sealed.as_slice());
+            finish_enrolment(
+                &mut tx,
+                user,
+                codes,
+                Prefer::after_enrolment(&kind, first_totp),
+                &v.refresh,
+                now,
+            )
+            .await
+            .store()?;
+            tx.commit().await.store()?;
+            Ok(FactorVerified::Verified { first })
+        })
     }
 
     async fn enable_totp(&self, enrolment: &TotpEnrolment, now: i64) -> StoreResult<TotpEnabled> {
-        let e = enrolment;
-        let user = e.user_id.as_str();
-        let mut tx = self.pool.begin().await.store()?;
-        // The user's row lock orders this against a concurrent password reset, MFA reset or
-        // disable, each of which moves the epoch on under the same lock.
-        if !lock_active_user(&mut tx, user, Some(e.epoch))
-            .await
-            .store()?
-        {
-            return Ok(TotpEnabled::Ended);
-        }
-        if has_totp(&mut tx, user).await.store()? {
-            return Ok(TotpEnabled::AlreadyEnabled);
-        }
-        if let Some(setup) = &e.setup_token_hash {
-            if !spend_setup_token(&mut tx, setup, user, now).await.store()? {
-                return Ok(TotpEnabled::Ended);
-            }
-        }
-        let name_lower = name_key(&e.name);
-        if verified_count(&mut tx, user).await.store()? >= i64::from(e.max_factors)
-            || name_taken(&mut tx, user, &name_lower, &e.factor_id)
+        on_connection!(self, |c| {
+            let e = enrolment;
+            let user = e.user_id.as_str();
+            let mut tx = sqlx::Connection::begin(&mut *c).await.store()?;
+            // The user's row lock orders this against a concurrent password reset, MFA reset or
+            // disable, each of which moves the epoch on under the same lock.
+            if !lock_active_user(&mut tx, user, Some(e.epoch))
                 .await
                 .store()?
-        {
-            return Ok(TotpEnabled::NoRoom);
-        }
-        drop_pending_named(&mut tx, user, &name_lower)
-            .await
-            .store()?;
-        sqlx::query(
+            {
+                return Ok(TotpEnabled::Ended);
+            }
+            if has_totp(&mut tx, user).await.store()? {
+                return Ok(TotpEnabled::AlreadyEnabled);
+            }
+            if let Some(setup) = &e.setup_token_hash {
+                if !spend_setup_token(&mut tx, setup, user, now).await.store()? {
+                    return Ok(TotpEnabled::Ended);
+                }
+            }
+            let name_lower = name_key(&e.name);
+            if verified_count(&mut tx, user).await.store()? >= i64::from(e.max_factors)
+                || name_taken(&mut tx, user, &name_lower, &e.factor_id)
+                    .await
+                    .store()?
+            {
+                return Ok(TotpEnabled::NoRoom);
+            }
+            drop_pending_named(&mut tx, user, &name_lower)
+                .await
+                .store()?;
+            sqlx::query(
             "INSERT INTO factors (id, user_id, kind, name, name_lower, secret_sealed, last_step, created_at, verified_at, seq)
-             VALUES ($1, $2, 'totp', $3, $4, $5, $6, $7, $7,
-                     (SELECT COALESCE(MAX(seq), 0) + 1 FROM factors WHERE user_id = $2))",
+                 VALUES ($1, $2, 'totp', $3, $4, $5, $6, $7, $7,
+                         (SELECT COALESCE(MAX(seq), 0) + 1 FROM factors WHERE user_id = $2))",
         )
         .bind(&e.factor_id)
         .bind(user)
@@ -488,19 +497,20 @@ impl FactorStore for PgStore {
         .execute(&mut *tx)
         .await
         .store()?;
-        // v1's activation always hands out a fresh set of codes.
-        finish_enrolment(
-            &mut tx,
-            user,
-            Some(&e.recovery_codes_sealed),
-            Prefer::Totp,
-            &e.refresh,
-            now,
-        )
-        .await
-        .store()?;
-        tx.commit().await.store()?;
-        Ok(TotpEnabled::Enabled)
+            // v1's activation always hands out a fresh set of codes.
+            finish_enrolment(
+                &mut tx,
+                user,
+                Some(&e.recovery_codes_sealed),
+                Prefer::Totp,
+                &e.refresh,
+                now,
+            )
+            .await
+            .store()?;
+            tx.commit().await.store()?;
+            Ok(TotpEnabled::Enabled)
+        })
     }
 
     async fn accept_totp_step(
@@ -510,10 +520,9 @@ impl FactorStore for PgStore {
         step: i64,
         now: i64,
     ) -> StoreResult<bool> {
-        let mut c = self.pool.acquire().await.store()?;
-        accept_step(&mut c, user_id, factor_id, step, now)
-            .await
-            .store()
+        on_connection!(self, |c| {
+            accept_step(c, user_id, factor_id, step, now).await.store()
+        })
     }
 
     async fn take_enrolment_state(
@@ -522,36 +531,40 @@ impl FactorStore for PgStore {
         factor_id: &str,
         now: i64,
     ) -> StoreResult<Option<String>> {
-        // The row lock of the UPDATE makes a concurrent caller wait and then see NULL.
-        let taken: Option<Option<String>> = sqlx::query_scalar(
-            "UPDATE factors f SET secret_sealed = NULL
-             FROM (SELECT id, secret_sealed FROM factors WHERE id = $1 FOR UPDATE) old
-             WHERE f.id = old.id AND f.user_id = $2 AND f.kind = 'webauthn'
-               AND f.verified_at IS NULL AND f.pending_expires_at > $3
-               AND f.secret_sealed IS NOT NULL
-             RETURNING old.secret_sealed",
-        )
-        .bind(factor_id)
-        .bind(user_id)
-        .bind(now)
-        .fetch_optional(&self.pool)
-        .await
-        .store()?;
-        Ok(taken.flatten())
+        on_connection!(self, |c| {
+            // The row lock of the UPDATE makes a concurrent caller wait and then see NULL.
+            let taken: Option<Option<String>> = sqlx::query_scalar(
+                "UPDATE factors f SET secret_sealed = NULL
+                 FROM (SELECT id, secret_sealed FROM factors WHERE id = $1 FOR UPDATE) old
+                 WHERE f.id = old.id AND f.user_id = $2 AND f.kind = 'webauthn'
+                   AND f.verified_at IS NULL AND f.pending_expires_at > $3
+                   AND f.secret_sealed IS NOT NULL
+                 RETURNING old.secret_sealed",
+            )
+            .bind(factor_id)
+            .bind(user_id)
+            .bind(now)
+            .fetch_optional(&mut *c)
+            .await
+            .store()?;
+            Ok(taken.flatten())
+        })
     }
 
     async fn passkey_by_credential(&self, credential_id: &str) -> StoreResult<Option<Factor>> {
-        let row = sqlx::query(concat!(
-            "SELECT ",
-            factor_columns!(),
-            " FROM factors
-             WHERE credential_id = $1 AND kind = 'webauthn' AND verified_at IS NOT NULL"
-        ))
-        .bind(credential_id)
-        .fetch_optional(&self.pool)
-        .await
-        .store()?;
-        row.as_ref().map(factor_from_row).transpose()
+        on_connection!(self, |c| {
+            let row = sqlx::query(concat!(
+                "SELECT ",
+                factor_columns!(),
+                " FROM factors
+                 WHERE credential_id = $1 AND kind = 'webauthn' AND verified_at IS NOT NULL"
+            ))
+            .bind(credential_id)
+            .fetch_optional(&mut *c)
+            .await
+            .store()?;
+            row.as_ref().map(factor_from_row).transpose()
+        })
     }
 
     async fn accept_sign_count(
@@ -561,10 +574,11 @@ impl FactorStore for PgStore {
         count: u32,
         now: i64,
     ) -> StoreResult<bool> {
-        let mut c = self.pool.acquire().await.store()?;
-        accept_count(&mut c, user_id, factor_id, count, now, true)
-            .await
-            .store()
+        on_connection!(self, |c| {
+            accept_count(c, user_id, factor_id, count, now, true)
+                .await
+                .store()
+        })
     }
 
     async fn rename_factor(
@@ -573,37 +587,39 @@ impl FactorStore for PgStore {
         factor_id: &str,
         name: &str,
     ) -> StoreResult<FactorRenamed> {
-        let name_lower = name_key(name);
-        let mut tx = self.pool.begin().await.store()?;
-        if !lock_active_user(&mut tx, user_id, None).await.store()?
-            || !has_factor(&mut tx, user_id, factor_id).await.store()?
-        {
-            return Ok(FactorRenamed::NotFound);
-        }
-        if name_taken(&mut tx, user_id, &name_lower, factor_id)
-            .await
-            .store()?
-        {
-            return Ok(FactorRenamed::NameTaken);
-        }
-        drop_pending_named(&mut tx, user_id, &name_lower)
+        on_connection!(self, |c| {
+            let name_lower = name_key(name);
+            let mut tx = sqlx::Connection::begin(&mut *c).await.store()?;
+            if !lock_active_user(&mut tx, user_id, None).await.store()?
+                || !has_factor(&mut tx, user_id, factor_id).await.store()?
+            {
+                return Ok(FactorRenamed::NotFound);
+            }
+            if name_taken(&mut tx, user_id, &name_lower, factor_id)
+                .await
+                .store()?
+            {
+                return Ok(FactorRenamed::NameTaken);
+            }
+            drop_pending_named(&mut tx, user_id, &name_lower)
+                .await
+                .store()?;
+            let row = sqlx::query(concat!(
+                "UPDATE factors SET name = $3, name_lower = $4 WHERE id = $1 AND user_id = $2
+                 RETURNING ",
+                factor_columns!()
+            ))
+            .bind(factor_id)
+            .bind(user_id)
+            .bind(name)
+            .bind(&name_lower)
+            .fetch_optional(&mut *tx)
             .await
             .store()?;
-        let row = sqlx::query(concat!(
-            "UPDATE factors SET name = $3, name_lower = $4 WHERE id = $1 AND user_id = $2
-             RETURNING ",
-            factor_columns!()
-        ))
-        .bind(factor_id)
-        .bind(user_id)
-        .bind(name)
-        .bind(&name_lower)
-        .fetch_optional(&mut *tx)
-        .await
-        .store()?;
-        let renamed = row.as_ref().map(factor_from_row).transpose()?;
-        tx.commit().await.store()?;
-        Ok(renamed.map_or(FactorRenamed::NotFound, FactorRenamed::Renamed))
+            let renamed = row.as_ref().map(factor_from_row).transpose()?;
+            tx.commit().await.store()?;
+            Ok(renamed.map_or(FactorRenamed::NotFound, FactorRenamed::Renamed))
+        })
     }
 
     async fn remove_factor(
@@ -613,23 +629,25 @@ impl FactorStore for PgStore {
         keep_last: bool,
         fallback: Option<Method>,
     ) -> StoreResult<FactorRemoved> {
-        let mut tx = self.pool.begin().await.store()?;
-        lock_active_user(&mut tx, user_id, None).await.store()?;
-        if !has_factor(&mut tx, user_id, factor_id).await.store()? {
-            return Ok(FactorRemoved::NotFound);
-        }
-        if keep_last && verified_count(&mut tx, user_id).await.store()? <= 1 {
-            return Ok(FactorRemoved::LastKept);
-        }
-        sqlx::query("DELETE FROM factors WHERE id = $1 AND user_id = $2")
-            .bind(factor_id)
-            .bind(user_id)
-            .execute(&mut *tx)
-            .await
-            .store()?;
-        let last = after_removal(&mut tx, user_id, fallback).await.store()?;
-        tx.commit().await.store()?;
-        Ok(FactorRemoved::Removed { last })
+        on_connection!(self, |c| {
+            let mut tx = sqlx::Connection::begin(&mut *c).await.store()?;
+            lock_active_user(&mut tx, user_id, None).await.store()?;
+            if !has_factor(&mut tx, user_id, factor_id).await.store()? {
+                return Ok(FactorRemoved::NotFound);
+            }
+            if keep_last && verified_count(&mut tx, user_id).await.store()? <= 1 {
+                return Ok(FactorRemoved::LastKept);
+            }
+            sqlx::query("DELETE FROM factors WHERE id = $1 AND user_id = $2")
+                .bind(factor_id)
+                .bind(user_id)
+                .execute(&mut *tx)
+                .await
+                .store()?;
+            let last = after_removal(&mut tx, user_id, fallback).await.store()?;
+            tx.commit().await.store()?;
+            Ok(FactorRemoved::Removed { last })
+        })
     }
 
     async fn remove_totp_factors(
@@ -637,21 +655,23 @@ impl FactorStore for PgStore {
         user_id: &str,
         fallback: Option<Method>,
     ) -> StoreResult<Vec<String>> {
-        let mut tx = self.pool.begin().await.store()?;
-        lock_active_user(&mut tx, user_id, None).await.store()?;
-        let removed: Vec<(String, Option<i64>)> = sqlx::query_as(
+        on_connection!(self, |c| {
+            let mut tx = sqlx::Connection::begin(&mut *c).await.store()?;
+            lock_active_user(&mut tx, user_id, None).await.store()?;
+            let removed: Vec<(String, Option<i64>)> = sqlx::query_as(
             "DELETE FROM factors WHERE user_id = $1 AND kind = 'totp' RETURNING id, verified_at",
         )
         .bind(user_id)
         .fetch_all(&mut *tx)
         .await
         .store()?;
-        after_removal(&mut tx, user_id, fallback).await.store()?;
-        tx.commit().await.store()?;
-        Ok(removed
-            .into_iter()
-            .filter_map(|(id, verified)| verified.map(|_| id))
-            .collect())
+            after_removal(&mut tx, user_id, fallback).await.store()?;
+            tx.commit().await.store()?;
+            Ok(removed
+                .into_iter()
+                .filter_map(|(id, verified)| verified.map(|_| id))
+                .collect())
+        })
     }
 }
 

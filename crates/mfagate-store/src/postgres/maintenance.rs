@@ -43,8 +43,10 @@ pub(super) const CLEANUP_LOCK: i64 = 0x6d66_6167_0002;
 #[async_trait]
 impl MaintenanceStore for PgStore {
     async fn ping(&self) -> StoreResult<()> {
-        sqlx::query("SELECT 1").execute(&self.pool).await.store()?;
-        Ok(())
+        on_connection!(self, |c| {
+            sqlx::query("SELECT 1").execute(c).await.store()?;
+            Ok(())
+        })
     }
 
     async fn delete_expired(
@@ -63,23 +65,30 @@ impl MaintenanceStore for PgStore {
         for (statement, bound) in statements {
             // A short transaction per batch; one instance at a time: another that holds the
             // lock is doing this pass, so this one stops.
-            let mut tx = self.pool.begin().await.store()?;
-            let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
-                .bind(CLEANUP_LOCK)
-                .fetch_one(&mut *tx)
-                .await
-                .store()?;
-            if !locked {
-                return Ok(deleted);
+            let pass = on_connection!(self, |c| {
+                let mut tx = sqlx::Connection::begin(&mut *c).await.store()?;
+                let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
+                    .bind(CLEANUP_LOCK)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .store()?;
+                if !locked {
+                    return Ok(None);
+                }
+                let rows = sqlx::query(statement)
+                    .bind(bound)
+                    .bind(batch)
+                    .execute(&mut *tx)
+                    .await
+                    .store()?
+                    .rows_affected();
+                tx.commit().await.store()?;
+                Ok(Some(rows))
+            })?;
+            match pass {
+                Some(rows) => deleted += rows,
+                None => return Ok(deleted),
             }
-            deleted += sqlx::query(statement)
-                .bind(bound)
-                .bind(batch)
-                .execute(&mut *tx)
-                .await
-                .store()?
-                .rows_affected();
-            tx.commit().await.store()?;
         }
         Ok(deleted)
     }

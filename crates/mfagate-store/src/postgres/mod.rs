@@ -81,8 +81,9 @@ const MIGRATIONS: Steps = &[
 
 #[derive(Debug, Clone)]
 pub struct PgStore {
+    /// Opens the connections, runs the migrations and the benchmark's import.
     pool: PgPool,
-    /// The statements on every request's path (`own_connections.rs`).
+    /// Every other statement runs on these (`own_connections.rs`).
     own: std::sync::Arc<own_connections::OwnConnections>,
 }
 
@@ -223,24 +224,23 @@ impl PgStore {
         window: &WindowLimit,
         now: i64,
     ) -> StoreResult<Claim> {
-        // Every password attempt's: on a connection of the store's own (`own_connections.rs`).
-        let mut lease = self.own.lease(&self.pool).await?;
-        let c = &mut lease.connection;
-        let claim = if claim_in_window(c, table, window, now)
-            .await
-            .store()?
-            .is_some()
-        {
-            Claim::Granted
-        } else {
-            Claim::Refused {
-                retry_after: window_retry_after(c, table, &window.key, now)
+        on_connection!(self, |c| {
+            Ok(
+                if claim_in_window(c, table, window, now)
                     .await
-                    .store()?,
-            }
-        };
-        self.own.hand_back(&self.pool, lease).await;
-        Ok(claim)
+                    .store()?
+                    .is_some()
+                {
+                    Claim::Granted
+                } else {
+                    Claim::Refused {
+                        retry_after: window_retry_after(c, table, &window.key, now)
+                            .await
+                            .store()?,
+                    }
+                },
+            )
+        })
     }
 
     /// `postgres://user:pass@host:port/db`. The pool connects lazily and reconnects by itself
@@ -309,6 +309,7 @@ mod tokens;
 mod users;
 
 use factors::*;
+use own_connections::on_connection;
 use recovery_codes::*;
 use throttle::*;
 use tokens::*;

@@ -1,5 +1,6 @@
-//! Connections of the store's own for the statements on every request's path, handed back
-//! without a round trip.
+//! The store's connections to PostgreSQL, handed back without a round trip. Every statement of
+//! the store runs on one of these (`on_connection!`); the pool of sqlx only opens them, runs the
+//! migrations and the benchmark's import.
 //!
 //! sqlx's pool pings every connection as it comes back (a `Sync` message and its answer, one
 //! round trip), and there is no setting to turn that off. For a protected call, whose only
@@ -10,9 +11,10 @@
 //! These connections are taken out of the pool (so they do not count against its size) when
 //! first needed, and put back after each use with nothing sent, unless a transaction was
 //! dropped without its commit: its `ROLLBACK` is sent then (sqlx queues it), so that a
-//! connection never waits idle holding a lock. A use that fails, or whose future is dropped
-//! half-way, drops its connection instead (it may hold an unread answer); a later use takes a
-//! fresh one from the pool, with the pool's timeout and reconnection. Like the pool's own, a
+//! connection never waits idle holding a lock. A use that fails for any reason but a refusal
+//! of the database's own (a unique key), or whose future is dropped half-way, drops its
+//! connection instead (it may be broken, or hold an unread answer); a later use takes a fresh
+//! one from the pool, with the pool's timeout and reconnection. Like the pool's own, a
 //! connection older than the pool's maximum lifetime (sqlx's default: 30 minutes) is closed
 //! as it comes back instead of being kept, so a backend's memory and a balancer's choice do
 //! not last for ever.
@@ -20,12 +22,34 @@
 use std::sync::{Mutex, PoisonError};
 use std::time::Instant;
 
-use sqlx::postgres::{PgArguments, PgConnection, PgRow};
-use sqlx::query::Query;
-use sqlx::{Connection, PgPool, Postgres};
+use sqlx::postgres::PgConnection;
+use sqlx::{Connection, PgPool};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::{SqlResult, StoreError};
+
+/// Runs `$work`, an expression (usually a block) that uses `$c: &mut PgConnection` and may
+/// return early with `?` or `return`, on one of the store's own connections, and hands the
+/// connection back as `OwnConnections::hand_back` says. Its value is `$work`'s `Result`.
+///
+/// A macro, not a function taking an async closure: the work borrows the caller's arguments
+/// and must stay `Send` inside `async_trait`'s futures, which a generic async closure cannot
+/// promise on stable Rust. Never lease a second connection inside `$work`: with every
+/// connection lent out, that would wait for itself.
+macro_rules! on_connection {
+    ($store:expr, |$c:ident| $work:expr) => {{
+        let store = &$store;
+        let mut lease = store.own.lease(&store.pool).await?;
+        let outcome: Result<_, mfagate_core::StoreError> = async {
+            let $c: &mut sqlx::PgConnection = &mut lease.connection;
+            $work
+        }
+        .await;
+        store.own.hand_back(&store.pool, lease, &outcome).await;
+        outcome
+    }};
+}
+pub(super) use on_connection;
 
 #[derive(Debug)]
 pub(super) struct OwnConnections {
@@ -49,30 +73,6 @@ impl OwnConnections {
             idle: Mutex::new(Vec::with_capacity(size)),
             free: std::sync::Arc::new(Semaphore::new(size)),
         }
-    }
-
-    /// Runs `query` (one statement, no transaction) and hands the connection back.
-    pub(super) async fn fetch_optional(
-        &self,
-        pool: &PgPool,
-        query: Query<'_, Postgres, PgArguments>,
-    ) -> Result<Option<PgRow>, StoreError> {
-        let mut lease = self.lease(pool).await?;
-        let row = query.fetch_optional(&mut lease.connection).await.store()?;
-        self.hand_back(pool, lease).await;
-        Ok(row)
-    }
-
-    /// As `fetch_optional`, every row.
-    pub(super) async fn fetch_all(
-        &self,
-        pool: &PgPool,
-        query: Query<'_, Postgres, PgArguments>,
-    ) -> Result<Vec<PgRow>, StoreError> {
-        let mut lease = self.lease(pool).await?;
-        let rows = query.fetch_all(&mut lease.connection).await.store()?;
-        self.hand_back(pool, lease).await;
-        Ok(rows)
     }
 
     /// A free connection, waiting for one as long as the pool would: an idle one, or a fresh
@@ -103,9 +103,22 @@ impl OwnConnections {
         })
     }
 
-    /// Puts a connection back after a use that did not fail. A transaction dropped without its
-    /// commit left a `ROLLBACK` queued, which is sent now; if that fails the connection goes.
-    pub(super) async fn hand_back(&self, pool: &PgPool, mut lease: Lease) {
+    /// Puts a connection back after a use that succeeded or that the database refused (a
+    /// unique key: the connection is sound), and drops it after any other failure. A
+    /// transaction dropped without its commit left a `ROLLBACK` queued, which is sent now; if
+    /// that fails the connection goes.
+    pub(super) async fn hand_back<T>(
+        &self,
+        pool: &PgPool,
+        mut lease: Lease,
+        outcome: &Result<T, StoreError>,
+    ) {
+        if matches!(
+            outcome,
+            Err(StoreError::Unavailable(_) | StoreError::Other(_))
+        ) {
+            return;
+        }
         let retired = pool
             .options()
             .get_max_lifetime()

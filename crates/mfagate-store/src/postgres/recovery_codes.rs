@@ -25,30 +25,34 @@ pub(super) async fn replace_codes(
 #[async_trait]
 impl RecoveryCodeStore for PgStore {
     async fn unused_recovery_codes(&self, user_id: &str) -> StoreResult<Vec<StoredRecoveryCode>> {
-        let rows = sqlx::query("SELECT id, code_sealed FROM recovery_codes WHERE user_id = $1 AND used_at IS NULL ORDER BY id")
+        on_connection!(self, |c| {
+            let rows = sqlx::query("SELECT id, code_sealed FROM recovery_codes WHERE user_id = $1 AND used_at IS NULL ORDER BY id")
             .bind(user_id)
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *c)
             .await
             .store()?;
-        rows.iter()
-            .map(|row| {
-                Ok(StoredRecoveryCode {
-                    id: row.try_get("id").store()?,
-                    code_sealed: row.try_get("code_sealed").store()?,
+            rows.iter()
+                .map(|row| {
+                    Ok(StoredRecoveryCode {
+                        id: row.try_get("id").store()?,
+                        code_sealed: row.try_get("code_sealed").store()?,
+                    })
                 })
-            })
-            .collect()
+                .collect()
+        })
     }
 
     async fn count_unused_recovery_codes(&self, user_id: &str) -> StoreResult<u64> {
-        let count: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM recovery_codes WHERE user_id = $1 AND used_at IS NULL",
-        )
-        .bind(user_id)
-        .fetch_one(&self.pool)
-        .await
-        .store()?;
-        Ok(u64::try_from(count).unwrap_or(0))
+        on_connection!(self, |c| {
+            let count: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM recovery_codes WHERE user_id = $1 AND used_at IS NULL",
+            )
+            .bind(user_id)
+            .fetch_one(&mut *c)
+            .await
+            .store()?;
+            Ok(u64::try_from(count).unwrap_or(0))
+        })
     }
 
     async fn consume_recovery_code(
@@ -57,18 +61,20 @@ impl RecoveryCodeStore for PgStore {
         code_id: i64,
         now: i64,
     ) -> StoreResult<bool> {
-        let used = sqlx::query("UPDATE recovery_codes SET used_at = $3 WHERE id = $2 AND user_id = $1 AND used_at IS NULL")
+        on_connection!(self, |c| {
+            let used = sqlx::query("UPDATE recovery_codes SET used_at = $3 WHERE id = $2 AND user_id = $1 AND used_at IS NULL")
             .bind(user_id)
             .bind(code_id)
             .bind(now)
-            .execute(&self.pool)
+            .execute(&mut *c)
             .await
             .store()?;
-        if used.rows_affected() != 1 {
-            return Ok(false);
-        }
-        touch_totp_device(&self.pool, user_id, now).await.store()?;
-        Ok(true)
+            if used.rows_affected() != 1 {
+                return Ok(false);
+            }
+            touch_totp_device(&mut *c, user_id, now).await.store()?;
+            Ok(true)
+        })
     }
 
     async fn replace_recovery_codes(
@@ -76,25 +82,27 @@ impl RecoveryCodeStore for PgStore {
         user_id: &str,
         codes_sealed: &[String],
     ) -> StoreResult<bool> {
-        let mut tx = self.pool.begin().await.store()?;
-        // Only while the user is active and still holds a factor (the row lock orders this
-        // against a removal of the last factor, which locks it too).
-        let enrolled: Option<bool> = sqlx::query_scalar(
-            "SELECT NOT disabled
-               AND EXISTS (SELECT 1 FROM factors WHERE user_id = $1 AND verified_at IS NOT NULL)
-             FROM users WHERE id = $1 FOR UPDATE",
-        )
-        .bind(user_id)
-        .fetch_optional(&mut *tx)
-        .await
-        .store()?;
-        if enrolled != Some(true) {
-            return Ok(false);
-        }
-        replace_codes(&mut tx, user_id, codes_sealed)
+        on_connection!(self, |c| {
+            let mut tx = sqlx::Connection::begin(&mut *c).await.store()?;
+            // Only while the user is active and still holds a factor (the row lock orders this
+            // against a removal of the last factor, which locks it too).
+            let enrolled: Option<bool> = sqlx::query_scalar(
+                "SELECT NOT disabled
+                   AND EXISTS (SELECT 1 FROM factors WHERE user_id = $1 AND verified_at IS NOT NULL)
+                 FROM users WHERE id = $1 FOR UPDATE",
+            )
+            .bind(user_id)
+            .fetch_optional(&mut *tx)
             .await
             .store()?;
-        tx.commit().await.store()?;
-        Ok(true)
+            if enrolled != Some(true) {
+                return Ok(false);
+            }
+            replace_codes(&mut tx, user_id, codes_sealed)
+                .await
+                .store()?;
+            tx.commit().await.store()?;
+            Ok(true)
+        })
     }
 }

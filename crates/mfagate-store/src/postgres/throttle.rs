@@ -136,23 +136,25 @@ impl ThrottleStore for PgStore {
         }
         let mut ordered: Vec<&WindowLimit> = windows.iter().collect();
         ordered.sort_by(|a, b| a.key.cmp(&b.key));
-        let mut tx = self.pool.begin().await.store()?;
-        for window in ordered {
-            if claim_in_window(&mut tx, WindowTable::Throttle, window, now)
-                .await
-                .store()?
-                .is_none()
-            {
-                let retry_after =
-                    window_retry_after(&mut tx, WindowTable::Throttle, &window.key, now)
-                        .await
-                        .store()?;
-                // Rolled back: none of the windows is counted.
-                return Ok(Claim::Refused { retry_after });
+        on_connection!(self, |c| {
+            let mut tx = sqlx::Connection::begin(&mut *c).await.store()?;
+            for window in ordered {
+                if claim_in_window(&mut tx, WindowTable::Throttle, window, now)
+                    .await
+                    .store()?
+                    .is_none()
+                {
+                    let retry_after =
+                        window_retry_after(&mut tx, WindowTable::Throttle, &window.key, now)
+                            .await
+                            .store()?;
+                    // Rolled back: none of the windows is counted.
+                    return Ok(Claim::Refused { retry_after });
+                }
             }
-        }
-        tx.commit().await.store()?;
-        Ok(Claim::Granted)
+            tx.commit().await.store()?;
+            Ok(Claim::Granted)
+        })
     }
 
     async fn claim_request_window(&self, window: &WindowLimit, now: i64) -> StoreResult<Claim> {
@@ -161,9 +163,6 @@ impl ThrottleStore for PgStore {
     }
 
     async fn release_windows(&self, windows: &[WindowLimit], now: i64) -> StoreResult<()> {
-        let mut connection = self.pool.acquire().await.store()?;
-        release_in_windows(&mut connection, windows, now)
-            .await
-            .store()
+        on_connection!(self, |c| release_in_windows(c, windows, now).await.store())
     }
 }

@@ -185,10 +185,9 @@ async fn rotate_on(
 #[async_trait]
 impl TokenStore for PgStore {
     async fn insert_refresh_token(&self, token: &NewRefreshToken) -> StoreResult<()> {
-        let mut c = self.pool.acquire().await.store()?;
-        insert_token(&mut c, token, &[], token.created_at)
-            .await
-            .store()
+        on_connection!(self, |c| {
+            insert_token(c, token, &[], token.created_at).await.store()
+        })
     }
 
     async fn rotate_refresh_token(
@@ -197,11 +196,7 @@ impl TokenStore for PgStore {
         successor: &RefreshSuccessor,
         now: i64,
     ) -> StoreResult<RefreshOutcome> {
-        // Every refresh's: on a connection of the store's own (`own_connections.rs`).
-        let mut lease = self.own.lease(&self.pool).await?;
-        let outcome = rotate_on(&mut lease.connection, token, successor, now).await?;
-        self.own.hand_back(&self.pool, lease).await;
-        Ok(outcome)
+        on_connection!(self, |c| rotate_on(c, token, successor, now).await)
     }
 
     async fn revoke_refresh_family(
@@ -209,26 +204,28 @@ impl TokenStore for PgStore {
         token: &PresentedToken,
         now: i64,
     ) -> StoreResult<Option<String>> {
-        let row = sqlx::query(
-            "SELECT user_id, family_id FROM refresh_tokens WHERE id = $1 AND token_hash = $2",
-        )
-        .bind(&token.id)
-        .bind(&token.token_hash)
-        .fetch_optional(&self.pool)
-        .await
-        .store()?;
-        let Some(row) = row else {
-            return Ok(None);
-        };
-        let family_id: String = row.try_get("family_id").store()?;
-        sqlx::query(
+        on_connection!(self, |c| {
+            let row = sqlx::query(
+                "SELECT user_id, family_id FROM refresh_tokens WHERE id = $1 AND token_hash = $2",
+            )
+            .bind(&token.id)
+            .bind(&token.token_hash)
+            .fetch_optional(&mut *c)
+            .await
+            .store()?;
+            let Some(row) = row else {
+                return Ok(None);
+            };
+            let family_id: String = row.try_get("family_id").store()?;
+            sqlx::query(
             "UPDATE refresh_tokens SET revoked_at = $2 WHERE family_id = $1 AND revoked_at IS NULL",
         )
         .bind(&family_id)
         .bind(now)
-        .execute(&self.pool)
+        .execute(&mut *c)
         .await
         .store()?;
-        Ok(Some(row.try_get("user_id").store()?))
+            Ok(Some(row.try_get("user_id").store()?))
+        })
     }
 }

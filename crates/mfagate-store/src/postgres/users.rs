@@ -12,16 +12,17 @@ impl UserStore for PgStore {
         let email_lower = user.email.to_lowercase();
         // The cross-check (a username may not be another user's e-mail) reads other rows, so
         // concurrent creations are serialised by an advisory lock held until commit.
-        let mut tx = self.pool.begin().await.store()?;
-        sqlx::query("SELECT pg_advisory_xact_lock($1)")
-            .bind(USERS_LOCK)
-            .execute(&mut *tx)
-            .await
-            .store()?;
-        let inserted = sqlx::query(
+        on_connection!(self, |c| {
+            let mut tx = sqlx::Connection::begin(&mut *c).await.store()?;
+            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                .bind(USERS_LOCK)
+                .execute(&mut *tx)
+                .await
+                .store()?;
+            let inserted = sqlx::query(
             "INSERT INTO users (id, username, username_lower, email, email_lower, password_hash, is_admin, created_at)
-             SELECT $1, $2, $3, $4, $5, $6, $7, $8
-             WHERE NOT EXISTS (SELECT 1 FROM users WHERE username_lower IN ($3, $5) OR email_lower IN ($3, $5))",
+                 SELECT $1, $2, $3, $4, $5, $6, $7, $8
+                 WHERE NOT EXISTS (SELECT 1 FROM users WHERE username_lower IN ($3, $5) OR email_lower IN ($3, $5))",
         )
         .bind(&user.id)
         .bind(&user.username)
@@ -34,41 +35,46 @@ impl UserStore for PgStore {
         .execute(&mut *tx)
         .await
         .store()?;
-        if inserted.rows_affected() == 0 {
-            return Err(StoreError::Conflict(
-                "a user with this username or e-mail already exists".into(),
-            ));
-        }
-        tx.commit().await.store()?;
+            if inserted.rows_affected() == 0 {
+                return Err(StoreError::Conflict(
+                    "a user with this username or e-mail already exists".into(),
+                ));
+            }
+            tx.commit().await.store()?;
+            Ok(())
+        })?;
+        // After the connection above is handed back: a second lease inside it could wait for
+        // itself.
         self.user_by_id(&user.id)
             .await?
             .ok_or_else(|| StoreError::Other("user vanished after insert".into()))
     }
 
     async fn user_by_id(&self, id: &str) -> StoreResult<Option<User>> {
-        // Every protected call's read: on a connection of the store's own (`own_connections.rs`).
         let query = sqlx::query(concat!(
             "SELECT ",
             user_columns!(),
             " FROM users WHERE id = $1"
         ))
         .bind(id);
-        let row = self.own.fetch_optional(&self.pool, query).await?;
+        let row = on_connection!(self, |c| query.fetch_optional(c).await.store())?;
         row.as_ref().map(user_from_row).transpose()
     }
 
     async fn user_by_login(&self, login: &str) -> StoreResult<Option<User>> {
-        let login = login.to_lowercase();
-        let row = sqlx::query(concat!(
-            "SELECT ",
-            user_columns!(),
-            " FROM users WHERE username_lower = $1 OR email_lower = $1 LIMIT 1"
-        ))
-        .bind(&login)
-        .fetch_optional(&self.pool)
-        .await
-        .store()?;
-        row.as_ref().map(user_from_row).transpose()
+        on_connection!(self, |c| {
+            let login = login.to_lowercase();
+            let row = sqlx::query(concat!(
+                "SELECT ",
+                user_columns!(),
+                " FROM users WHERE username_lower = $1 OR email_lower = $1 LIMIT 1"
+            ))
+            .bind(&login)
+            .fetch_optional(&mut *c)
+            .await
+            .store()?;
+            row.as_ref().map(user_from_row).transpose()
+        })
     }
 
     async fn login_candidate(&self, login: &str) -> StoreResult<Option<LoginCandidate>> {
@@ -80,7 +86,7 @@ impl UserStore for PgStore {
              FROM users WHERE username_lower = $1 OR email_lower = $1 LIMIT 1"
         ))
         .bind(&login);
-        let row = self.own.fetch_optional(&self.pool, query).await?;
+        let row = on_connection!(self, |c| query.fetch_optional(c).await.store())?;
         row.map(|row| {
             Ok(LoginCandidate {
                 user: user_from_row(&row)?,
@@ -97,12 +103,13 @@ impl UserStore for PgStore {
         key: Option<(&str, KeyPurpose)>,
         now: i64,
     ) -> StoreResult<bool> {
-        // Dropping the transaction before commit undoes every step.
-        let mut tx = self.pool.begin().await.store()?;
-        if let Some((key_hash, purpose)) = key {
-            let used = sqlx::query(
+        on_connection!(self, |c| {
+            // Dropping the transaction before commit undoes every step.
+            let mut tx = sqlx::Connection::begin(&mut *c).await.store()?;
+            if let Some((key_hash, purpose)) = key {
+                let used = sqlx::query(
                 "UPDATE email_keys SET used_at = $3
-                 WHERE key_hash = $1 AND purpose = $2 AND user_id = $4 AND used_at IS NULL AND expires_at > $3",
+                     WHERE key_hash = $1 AND purpose = $2 AND user_id = $4 AND used_at IS NULL AND expires_at > $3",
             )
             .bind(key_hash)
             .bind(purpose.as_str())
@@ -111,17 +118,17 @@ impl UserStore for PgStore {
             .execute(&mut *tx)
             .await
             .store()?;
-            if used.rows_affected() != 1 {
-                return Ok(false);
+                if used.rows_affected() != 1 {
+                    return Ok(false);
+                }
             }
-        }
-        // The user's row first: it is the lock that orders this against an enrolment.
-        match change {
-            AccountChange::SetPassword { hash, verify_email } => {
-                sqlx::query(
+            // The user's row first: it is the lock that orders this against an enrolment.
+            match change {
+                AccountChange::SetPassword { hash, verify_email } => {
+                    sqlx::query(
                     "UPDATE users SET password_hash = $2, email_verified = email_verified OR $3,
-                       credential_epoch = credential_epoch + 1
-                     WHERE id = $1",
+                           credential_epoch = credential_epoch + 1
+                         WHERE id = $1",
                 )
                 .bind(user_id)
                 .bind(hash)
@@ -129,39 +136,39 @@ impl UserStore for PgStore {
                 .execute(&mut *tx)
                 .await
                 .store()?;
-            }
-            AccountChange::ResetMfa => {
-                sqlx::query(
-                    "UPDATE users SET email_otp = FALSE, preferred_method = 'none',
-                       credential_epoch = credential_epoch + 1
-                     WHERE id = $1",
-                )
-                .bind(user_id)
-                .execute(&mut *tx)
-                .await
-                .store()?;
-                for statement in [
-                    "DELETE FROM factors WHERE user_id = $1",
-                    "DELETE FROM recovery_codes WHERE user_id = $1",
-                ] {
-                    sqlx::query(statement)
-                        .bind(user_id)
-                        .execute(&mut *tx)
-                        .await
-                        .store()?;
                 }
-            }
-            AccountChange::Disable => {
-                sqlx::query(
+                AccountChange::ResetMfa => {
+                    sqlx::query(
+                        "UPDATE users SET email_otp = FALSE, preferred_method = 'none',
+                           credential_epoch = credential_epoch + 1
+                         WHERE id = $1",
+                    )
+                    .bind(user_id)
+                    .execute(&mut *tx)
+                    .await
+                    .store()?;
+                    for statement in [
+                        "DELETE FROM factors WHERE user_id = $1",
+                        "DELETE FROM recovery_codes WHERE user_id = $1",
+                    ] {
+                        sqlx::query(statement)
+                            .bind(user_id)
+                            .execute(&mut *tx)
+                            .await
+                            .store()?;
+                    }
+                }
+                AccountChange::Disable => {
+                    sqlx::query(
                     "UPDATE users SET disabled = TRUE, credential_epoch = credential_epoch + 1 WHERE id = $1",
                 )
                 .bind(user_id)
                 .execute(&mut *tx)
                 .await
                 .store()?;
+                }
             }
-        }
-        for statement in [
+            for statement in [
             "UPDATE challenges SET spent_at = $2 WHERE user_id = $1 AND spent_at IS NULL AND expires_at > $2",
             "DELETE FROM setup_tokens WHERE user_id = $1 AND $2 = $2",
             "DELETE FROM remembered_devices WHERE user_id = $1 AND $2 = $2",
@@ -169,7 +176,7 @@ impl UserStore for PgStore {
             "DELETE FROM factors WHERE user_id = $1 AND verified_at IS NULL AND $2 = $2",
             "UPDATE refresh_tokens SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL",
             "UPDATE email_keys SET used_at = $2
-              WHERE user_id = $1 AND used_at IS NULL AND purpose IN ('invite', 'reset')",
+                  WHERE user_id = $1 AND used_at IS NULL AND purpose IN ('invite', 'reset')",
         ] {
             sqlx::query(statement)
                 .bind(user_id)
@@ -178,19 +185,22 @@ impl UserStore for PgStore {
                 .await
                 .store()?;
         }
-        tx.commit().await.store()?;
-        Ok(true)
+            tx.commit().await.store()?;
+            Ok(true)
+        })
     }
 
     async fn set_admin(&self, user_id: &str, is_admin: bool) -> StoreResult<bool> {
-        let changed =
-            sqlx::query("UPDATE users SET is_admin = $2 WHERE id = $1 AND is_admin <> $2")
-                .bind(user_id)
-                .bind(is_admin)
-                .execute(&self.pool)
-                .await
-                .store()?;
-        Ok(changed.rows_affected() == 1)
+        on_connection!(self, |c| {
+            let changed =
+                sqlx::query("UPDATE users SET is_admin = $2 WHERE id = $1 AND is_admin <> $2")
+                    .bind(user_id)
+                    .bind(is_admin)
+                    .execute(&mut *c)
+                    .await
+                    .store()?;
+            Ok(changed.rows_affected() == 1)
+        })
     }
 
     async fn choose_method(
@@ -199,19 +209,21 @@ impl UserStore for PgStore {
         method: Option<mfagate_core::Method>,
         email_otp: Option<bool>,
     ) -> StoreResult<bool> {
-        let method = mfagate_core::factors::preference_name(method);
-        let changed = sqlx::query(
-            "UPDATE users SET preferred_method = $2, email_otp = COALESCE($3, email_otp)
-             WHERE id = $1
-               AND ($2 NOT IN ('totp', 'webauthn') OR EXISTS (SELECT 1 FROM factors
-                    WHERE user_id = $1 AND kind = $2 AND verified_at IS NOT NULL))",
-        )
-        .bind(user_id)
-        .bind(method)
-        .bind(email_otp)
-        .execute(&self.pool)
-        .await
-        .store()?;
-        Ok(changed.rows_affected() == 1)
+        on_connection!(self, |c| {
+            let method = mfagate_core::factors::preference_name(method);
+            let changed = sqlx::query(
+                "UPDATE users SET preferred_method = $2, email_otp = COALESCE($3, email_otp)
+                 WHERE id = $1
+                   AND ($2 NOT IN ('totp', 'webauthn') OR EXISTS (SELECT 1 FROM factors
+                        WHERE user_id = $1 AND kind = $2 AND verified_at IS NOT NULL))",
+            )
+            .bind(user_id)
+            .bind(method)
+            .bind(email_otp)
+            .execute(&mut *c)
+            .await
+            .store()?;
+            Ok(changed.rows_affected() == 1)
+        })
     }
 }

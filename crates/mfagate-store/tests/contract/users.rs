@@ -226,3 +226,80 @@ async fn concurrent_reads_each_get_their_own_user_and_see_what_was_committed() {
     .await;
     assert!(after.iter().all(|d| *d), "{after:?}");
 }
+
+/// A burst of calls of every kind (reads, one-statement writes, transactions, a conflict) gets
+/// each its right answer, and on PostgreSQL the store keeps to the connections it is given
+/// (`MFAGATE_DATABASE_MAX_CONNECTIONS`, 10 by default): every statement runs on the store's own
+/// connections, none on a second set beside them (`own_connections.rs`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_burst_of_every_kind_of_call_keeps_to_the_connection_count() {
+    let s = store().await;
+    for n in 0..8 {
+        user(&*s, &format!("u{n}")).await;
+        first_totp(&*s, &format!("u{n}"), &format!("f{n}"), &["a", "b"]).await;
+    }
+    let store = s.store.clone();
+    let answers = race(64, move |n| {
+        let store = Arc::clone(&store);
+        async move {
+            let id = format!("u{}", n % 8);
+            match n % 8 {
+                0 => store.user_by_id(&id).await.unwrap().is_some(),
+                1 => store.factors(&id).await.unwrap().len() == 1,
+                2 => store.count_unused_recovery_codes(&id).await.unwrap() == 2,
+                3 => store.live_sessions(&id, NOW).await.unwrap().len() == 1,
+                4 => {
+                    let key = format!("k{n}");
+                    store
+                        .create_email_key(&key, &id, KeyPurpose::Verification, NOW + 60)
+                        .await
+                        .unwrap();
+                    store
+                        .email_key_user(&key, KeyPurpose::Verification, NOW)
+                        .await
+                        .unwrap()
+                        == Some(id)
+                }
+                5 => store
+                    .replace_recovery_codes(&id, &["c".to_string(), "d".to_string()])
+                    .await
+                    .unwrap(),
+                6 => matches!(
+                    store
+                        .create_user(&NewUser {
+                            id: format!("dup{n}"),
+                            username: id.clone(),
+                            email: format!("dup{n}@example.com"),
+                            password_hash: "$argon2id$test".into(),
+                            is_admin: false,
+                            created_at: NOW,
+                        })
+                        .await,
+                    Err(StoreError::Conflict(_))
+                ),
+                _ => store
+                    .recent_audit_events(Some(&id), 10)
+                    .await
+                    .unwrap()
+                    .is_empty(),
+            }
+        }
+    })
+    .await;
+    assert!(answers.iter().all(|right| *right), "{answers:?}");
+    if let Some(url) = s.postgres_url() {
+        use sqlx::Connection;
+        let mut c = sqlx::PgConnection::connect(url).await.unwrap();
+        let connections: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM pg_stat_activity
+             WHERE datname = current_database() AND application_name = 'mfagate'",
+        )
+        .fetch_one(&mut c)
+        .await
+        .unwrap();
+        assert!(
+            (1..=10).contains(&connections),
+            "{connections} connections for a store of 10"
+        );
+    }
+}

@@ -26,6 +26,21 @@ fn challenge_from_row(row: &PgRow) -> Result<Challenge, StoreError> {
     })
 }
 
+/// The count of one attempt at a challenge (`$id`) still open at `$now` with fewer than
+/// `$max_failures`.
+macro_rules! count_attempt {
+    ($id:literal, $max_failures:literal, $now:literal) => {
+        concat!(
+            "UPDATE challenges SET failures = failures + 1 WHERE id = ",
+            $id,
+            " AND spent_at IS NULL AND expires_at > ",
+            $now,
+            " AND failures < ",
+            $max_failures
+        )
+    };
+}
+
 /// Claims one attempt on `c`, inside the caller's transaction (`claim_challenge_attempt`): the
 /// caller commits only a `Claimed`; anything else must be rolled back (a full user window has
 /// counted the challenge already).
@@ -36,18 +51,41 @@ async fn claim_attempt(
     user_window: Option<&WindowLimit>,
     now: i64,
 ) -> Result<AttemptClaim, sqlx::Error> {
-    // The challenge's row lock makes concurrent claims wait and re-check the count.
-    let failures: Option<i64> = sqlx::query_scalar(
-        "UPDATE challenges SET failures = failures + 1
-         WHERE id = $1 AND spent_at IS NULL AND expires_at > $3 AND failures < $2
-         RETURNING failures",
-    )
-    .bind(challenge_id)
-    .bind(i64::from(max_failures))
-    .bind(now)
-    .fetch_optional(&mut *c)
-    .await?;
-    let Some(failures) = failures else {
+    // The challenge's row lock makes concurrent claims wait and re-check the count. With the
+    // user's window, both are claimed in one statement (one round trip): the window counts
+    // only when the attempt did, and says whether it had room; when it had none, the caller's
+    // rollback takes the attempt back too. The challenge's row is locked first, then the
+    // window's, as before they were one statement.
+    let claimed: Option<(i64, bool)> = match user_window {
+        None => sqlx::query_scalar(concat!(
+            count_attempt!("$1", "$2", "$3"),
+            " RETURNING failures"
+        ))
+        .bind(challenge_id)
+        .bind(i64::from(max_failures))
+        .bind(now)
+        .fetch_optional(&mut *c)
+        .await?
+        .map(|failures| (failures, true)),
+        Some(window) => {
+            sqlx::query_as(concat!(
+                "WITH attempt AS (",
+                count_attempt!("$5", "$6", "$2"),
+                " RETURNING failures), counted AS (",
+                claim_window!("throttle_windows", "SELECT $1, $2, $2 + $3, 1 FROM attempt"),
+                ") SELECT a.failures, EXISTS (SELECT 1 FROM counted) FROM attempt a"
+            ))
+            .bind(&window.key)
+            .bind(now)
+            .bind(window.window_seconds)
+            .bind(i64::from(window.limit))
+            .bind(challenge_id)
+            .bind(i64::from(max_failures))
+            .fetch_optional(&mut *c)
+            .await?
+        }
+    };
+    let Some((failures, window_had_room)) = claimed else {
         let row = sqlx::query("SELECT expires_at, spent_at FROM challenges WHERE id = $1")
             .bind(challenge_id)
             .fetch_optional(&mut *c)
@@ -62,16 +100,11 @@ async fn claim_attempt(
         }
         return Ok(AttemptClaim::ChallengeDead { expires_at });
     };
-    if let Some(window) = user_window {
-        if claim_in_window(&mut *c, WindowTable::Throttle, window, now)
-            .await?
-            .is_none()
-        {
-            let retry_after =
-                window_retry_after(&mut *c, WindowTable::Throttle, &window.key, now).await?;
-            // The caller rolls back: the challenge's attempt is not counted either.
-            return Ok(AttemptClaim::UserThrottled { retry_after });
-        }
+    if let (Some(window), false) = (user_window, window_had_room) {
+        let retry_after =
+            window_retry_after(&mut *c, WindowTable::Throttle, &window.key, now).await?;
+        // The caller rolls back: the challenge's attempt is not counted either.
+        return Ok(AttemptClaim::UserThrottled { retry_after });
     }
     Ok(AttemptClaim::Claimed {
         failures: u32::try_from(failures).unwrap_or(u32::MAX),

@@ -2,21 +2,34 @@
 
 use super::*;
 
+/// The claim of one unit in a window of `$table` (`$1` its key, `$2` now, `$3` its length in
+/// seconds, `$4` its limit) for each row of `$rows`: the window, started over when it has ended,
+/// counts the claim iff it has room, and returns its count then. Its row stays locked until the
+/// transaction ends, whether it counted or not.
+macro_rules! claim_window {
+    ($table:literal, $rows:literal) => {
+        concat!(
+            "INSERT INTO ",
+            $table,
+            " AS w (key, window_start, window_end, count) ",
+            $rows,
+            "
+             ON CONFLICT (key) DO UPDATE SET
+               count = CASE WHEN w.window_end <= $2 THEN 1 ELSE w.count + 1 END,
+               window_start = CASE WHEN w.window_end <= $2 THEN $2 ELSE w.window_start END,
+               window_end = CASE WHEN w.window_end <= $2 THEN $2 + $3 ELSE w.window_end END
+             WHERE w.window_end <= $2 OR w.count < $4
+             RETURNING count"
+        )
+    };
+}
+pub(super) use claim_window;
+
 /// The statements that claim one unit in a window of `$table` and read when a window ends.
 macro_rules! window_statements {
     ($table:literal) => {
         (
-            concat!(
-                "INSERT INTO ",
-                $table,
-                " AS w (key, window_start, window_end, count) VALUES ($1, $2, $2 + $3, 1)
-                 ON CONFLICT (key) DO UPDATE SET
-                   count = CASE WHEN w.window_end <= $2 THEN 1 ELSE w.count + 1 END,
-                   window_start = CASE WHEN w.window_end <= $2 THEN $2 ELSE w.window_start END,
-                   window_end = CASE WHEN w.window_end <= $2 THEN $2 + $3 ELSE w.window_end END
-                 WHERE w.window_end <= $2 OR w.count < $4
-                 RETURNING count"
-            ),
+            claim_window!($table, "VALUES ($1, $2, $2 + $3, 1)"),
             concat!("SELECT window_end FROM ", $table, " WHERE key = $1"),
         )
     };

@@ -111,6 +111,15 @@ async fn claim_attempt(
     })
 }
 
+/// Spends challenge `$1` if it is still open at `$2` and its user is not disabled.
+macro_rules! spend_challenge {
+    () => {
+        "UPDATE challenges SET spent_at = $2
+         WHERE id = $1 AND spent_at IS NULL AND expires_at > $2
+           AND EXISTS (SELECT 1 FROM users u WHERE u.id = challenges.user_id AND NOT u.disabled)"
+    };
+}
+
 /// Completes a login on `c`, inside the caller's transaction (`complete_challenge`): the caller
 /// commits only a `Completed`; anything else must be rolled back (a reauthentication whose
 /// session ended has claimed its factor already).
@@ -122,23 +131,42 @@ async fn complete_in(
     release: Option<&WindowLimit>,
     now: i64,
 ) -> Result<Completion, sqlx::Error> {
-    let spent: Option<(String, Option<String>)> = sqlx::query_as(
-        "UPDATE challenges SET spent_at = $2
-         WHERE id = $1 AND spent_at IS NULL AND expires_at > $2
-           AND EXISTS (SELECT 1 FROM users u WHERE u.id = challenges.user_id AND NOT u.disabled)
-         RETURNING user_id, session_id",
-    )
-    .bind(challenge_id)
-    .bind(now)
-    .fetch_optional(&mut *c)
-    .await?;
-    let Some((user_id, continued)) = spent else {
+    // The challenge is spent (its user, its session if it continues one) and, for a TOTP code,
+    // the step claimed in the same statement: one round trip. A step already taken leaves the
+    // challenge spent here; the caller rolls both back.
+    let spent: Option<(String, Option<String>, bool)> = match &claim {
+        FactorClaim::TotpStep { factor_id, step } => {
+            sqlx::query_as(concat!(
+                "WITH spent AS (",
+                spend_challenge!(),
+                " RETURNING user_id, session_id), stepped AS (",
+                factors::accept_step_sql!("(SELECT user_id FROM spent)", "$3", "$4", "$2"),
+                " RETURNING 1)
+                 SELECT s.user_id, s.session_id, EXISTS (SELECT 1 FROM stepped) FROM spent s"
+            ))
+            .bind(challenge_id)
+            .bind(now)
+            .bind(factor_id)
+            .bind(*step)
+            .fetch_optional(&mut *c)
+            .await?
+        }
+        _ => {
+            sqlx::query_as(concat!(
+                spend_challenge!(),
+                " RETURNING user_id, session_id, FALSE"
+            ))
+            .bind(challenge_id)
+            .bind(now)
+            .fetch_optional(&mut *c)
+            .await?
+        }
+    };
+    let Some((user_id, continued, step_taken)) = spent else {
         return Ok(Completion::ChallengeGone);
     };
     let claimed = match claim {
-        FactorClaim::TotpStep { factor_id, step } => {
-            factors::accept_step(&mut *c, &user_id, &factor_id, step, now).await?
-        }
+        FactorClaim::TotpStep { .. } => step_taken,
         FactorClaim::RecoveryCode(code_id) => {
             let used = sqlx::query(
                 "UPDATE recovery_codes SET used_at = $3

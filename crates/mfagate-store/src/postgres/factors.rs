@@ -233,6 +233,29 @@ async fn has_factor(
 
 /// Records `step` as used by the user's TOTP factor iff it is later than the factor's last: one
 /// conditional statement (a concurrent one waits on the row lock and re-checks).
+/// Accepts TOTP step `$step` of the user's (`$user`) verified TOTP factor `$factor` iff it is
+/// later than every step accepted before (the factor's row lock makes a concurrent use of the
+/// same step wait and then find it taken).
+macro_rules! accept_step_sql {
+    ($user:literal, $factor:literal, $step:literal, $now:literal) => {
+        concat!(
+            "UPDATE factors SET last_step = ",
+            $step,
+            ", last_used_at = ",
+            $now,
+            " WHERE id = ",
+            $factor,
+            " AND user_id = ",
+            $user,
+            " AND kind = 'totp' AND verified_at IS NOT NULL
+               AND (last_step IS NULL OR last_step < ",
+            $step,
+            ")"
+        )
+    };
+}
+pub(super) use accept_step_sql;
+
 pub(super) async fn accept_step(
     c: &mut PgConnection,
     user_id: &str,
@@ -240,17 +263,13 @@ pub(super) async fn accept_step(
     step: i64,
     now: i64,
 ) -> Result<bool, sqlx::Error> {
-    let updated = sqlx::query(
-        "UPDATE factors SET last_step = $3, last_used_at = $4
-         WHERE id = $2 AND user_id = $1 AND kind = 'totp' AND verified_at IS NOT NULL
-           AND (last_step IS NULL OR last_step < $3)",
-    )
-    .bind(user_id)
-    .bind(factor_id)
-    .bind(step)
-    .bind(now)
-    .execute(&mut *c)
-    .await?;
+    let updated = sqlx::query(accept_step_sql!("$1", "$2", "$3", "$4"))
+        .bind(user_id)
+        .bind(factor_id)
+        .bind(step)
+        .bind(now)
+        .execute(&mut *c)
+        .await?;
     Ok(updated.rows_affected() == 1)
 }
 

@@ -108,52 +108,49 @@ pub(super) async fn continue_family(
 }
 
 /// `TokenStore::rotate_refresh_token` on `c` (a connection of the store's own, which the caller
-/// hands back; an outcome that drops the transaction has its rollback sent by the hand-back).
+/// hands back).
 async fn rotate_on(
     c: &mut sqlx::PgConnection,
     token: &PresentedToken,
     successor: &RefreshSuccessor,
     now: i64,
 ) -> StoreResult<RefreshOutcome> {
-    let mut tx = sqlx::Connection::begin(&mut *c).await.store()?;
-    // Found by the id the token names, and only with the hash of the whole token.
+    // One statement, so one round trip and no transaction around it: the token is used (its row
+    // lock makes a concurrent rotation of it wait and then find it used), its successor stored
+    // in its family, and the session's last use and end moved, all or none.
     let rotated = sqlx::query(
-        "UPDATE refresh_tokens SET used_at = $2
-         WHERE id = $1 AND token_hash = $3 AND used_at IS NULL AND revoked_at IS NULL AND expires_at > $2
-           AND EXISTS (SELECT 1 FROM users u WHERE u.id = refresh_tokens.user_id AND NOT u.disabled)
-         RETURNING user_id, family_id, amr, COALESCE(auth_time, created_at) AS auth_time",
+        "WITH rotated AS (
+           UPDATE refresh_tokens SET used_at = $2
+           WHERE id = $1 AND token_hash = $3 AND used_at IS NULL AND revoked_at IS NULL AND expires_at > $2
+             AND EXISTS (SELECT 1 FROM users u WHERE u.id = refresh_tokens.user_id AND NOT u.disabled)
+           RETURNING user_id, family_id, amr, COALESCE(auth_time, created_at) AS auth_time
+         ), successor AS (
+           INSERT INTO refresh_tokens (token_hash, user_id, family_id, amr, auth_time, created_at, expires_at, id)
+           SELECT $4, user_id, family_id, amr, auth_time, $5, $6, $7 FROM rotated
+         ), session AS (
+           UPDATE sessions SET last_used_at = $5, expires_at = $6
+           WHERE id = (SELECT family_id FROM rotated)
+         )
+         SELECT user_id, family_id, amr, auth_time FROM rotated",
     )
     .bind(&token.id)
     .bind(now)
     .bind(&token.token_hash)
-    .fetch_optional(&mut *tx)
+    .bind(&successor.token_hash)
+    .bind(successor.created_at)
+    .bind(successor.expires_at)
+    .bind(&successor.id)
+    .fetch_optional(&mut *c)
     .await
     .store()?;
     if let Some(row) = rotated {
-        let child = NewRefreshToken {
-            id: successor.id.clone(),
-            token_hash: successor.token_hash.clone(),
+        return Ok(RefreshOutcome::Rotated {
             user_id: row.try_get("user_id").store()?,
             family_id: row.try_get("family_id").store()?,
             amr: row.try_get("amr").store()?,
             auth_time: row.try_get("auth_time").store()?,
-            created_at: successor.created_at,
-            expires_at: successor.expires_at,
-            ip: None,
-            user_agent: None,
-        };
-        // In the same transaction: a reuse that revokes the family waits on the parent's
-        // row lock, and its revocation then sees the successor too.
-        insert_successor(&mut tx, &child).await.store()?;
-        tx.commit().await.store()?;
-        return Ok(RefreshOutcome::Rotated {
-            user_id: child.user_id,
-            family_id: child.family_id,
-            amr: child.amr,
-            auth_time: child.auth_time,
         });
     }
-    drop(tx);
     let known = sqlx::query(
         "SELECT user_id, family_id, used_at FROM refresh_tokens WHERE id = $1 AND token_hash = $2",
     )

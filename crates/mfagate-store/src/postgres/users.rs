@@ -19,35 +19,33 @@ impl UserStore for PgStore {
                 .execute(&mut *tx)
                 .await
                 .store()?;
-            let inserted = sqlx::query(
-            "INSERT INTO users (id, username, username_lower, email, email_lower, password_hash, is_admin, created_at)
+            // The new row comes back as stored (its defaults too): no read after the commit.
+            let inserted = sqlx::query(concat!(
+                "INSERT INTO users (id, username, username_lower, email, email_lower, password_hash, is_admin, created_at)
                  SELECT $1, $2, $3, $4, $5, $6, $7, $8
-                 WHERE NOT EXISTS (SELECT 1 FROM users WHERE username_lower IN ($3, $5) OR email_lower IN ($3, $5))",
-        )
-        .bind(&user.id)
-        .bind(&user.username)
-        .bind(&username_lower)
-        .bind(&user.email)
-        .bind(&email_lower)
-        .bind(&user.password_hash)
-        .bind(user.is_admin)
-        .bind(user.created_at)
-        .execute(&mut *tx)
-        .await
-        .store()?;
-            if inserted.rows_affected() == 0 {
+                 WHERE NOT EXISTS (SELECT 1 FROM users WHERE username_lower IN ($3, $5) OR email_lower IN ($3, $5))
+                 RETURNING ",
+                user_columns!()
+            ))
+            .bind(&user.id)
+            .bind(&user.username)
+            .bind(&username_lower)
+            .bind(&user.email)
+            .bind(&email_lower)
+            .bind(&user.password_hash)
+            .bind(user.is_admin)
+            .bind(user.created_at)
+            .fetch_optional(&mut *tx)
+            .await
+            .store()?;
+            let Some(inserted) = inserted else {
                 return Err(StoreError::Conflict(
                     "a user with this username or e-mail already exists".into(),
                 ));
-            }
+            };
             tx.commit().await.store()?;
-            Ok(())
-        })?;
-        // After the connection above is handed back: a second lease inside it could wait for
-        // itself.
-        self.user_by_id(&user.id)
-            .await?
-            .ok_or_else(|| StoreError::Other("user vanished after insert".into()))
+            user_from_row(&inserted)
+        })
     }
 
     async fn user_by_id(&self, id: &str) -> StoreResult<Option<User>> {

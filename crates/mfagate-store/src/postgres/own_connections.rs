@@ -32,9 +32,10 @@ use super::{SqlResult, StoreError};
 /// return early with `?` or `return`, on one of the store's own connections, and hands the
 /// connection back as `OwnConnections::hand_back` says. Its value is `$work`'s `Result`.
 ///
-/// A macro, not a function taking an async closure: the work borrows the caller's arguments
-/// and must stay `Send` inside `async_trait`'s futures, which a generic async closure cannot
-/// promise on stable Rust. Never lease a second connection inside `$work`: with every
+/// A macro, not a function taking a closure: the work borrows the caller's arguments and runs
+/// inside `async_trait`'s `Send` futures. A helper would have to box the work's future (as
+/// sqlx's `Connection::transaction` does) and tie the lifetimes of its borrows to the
+/// connection's by hand. Never lease a second connection inside `$work`: with every
 /// connection lent out, that would wait for itself.
 macro_rules! on_connection {
     ($store:expr, |$c:ident| $work:expr) => {{

@@ -55,7 +55,7 @@ async fn claim_attempt(
     // user's window, both are claimed in one statement (one round trip): the window counts
     // only when the attempt did, and says whether it had room; when it had none, the caller's
     // rollback takes the attempt back too. The challenge's row is locked first, then the
-    // window's, as before they were one statement.
+    // window's, as when they were two statements.
     let claimed: Option<(i64, bool)> = match user_window {
         None => sqlx::query_scalar(concat!(
             count_attempt!("$1", "$2", "$3"),

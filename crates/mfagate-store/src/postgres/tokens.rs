@@ -151,32 +151,41 @@ async fn rotate_on(
             auth_time: row.try_get("auth_time").store()?,
         });
     }
-    let known = sqlx::query(
+    // Not rotated: either no such token (or a live one refused for its user or its age), or a
+    // used one presented again, which means someone holds a copy: revoke the whole family.
+    let Some((user_id, family_id, Some(_used_at))) = token_of(c, token).await? else {
+        return Ok(RefreshOutcome::Invalid);
+    };
+    revoke_family(c, &family_id, now).await?;
+    Ok(RefreshOutcome::Reused { user_id, family_id })
+}
+
+/// The user, family and use time of the presented token, if its id and hash match a row.
+async fn token_of(
+    c: &mut sqlx::PgConnection,
+    token: &PresentedToken,
+) -> StoreResult<Option<(String, String, Option<i64>)>> {
+    sqlx::query_as(
         "SELECT user_id, family_id, used_at FROM refresh_tokens WHERE id = $1 AND token_hash = $2",
     )
     .bind(&token.id)
     .bind(&token.token_hash)
     .fetch_optional(&mut *c)
     .await
-    .store()?;
-    let Some(row) = known else {
-        return Ok(RefreshOutcome::Invalid);
-    };
-    let used_at: Option<i64> = row.try_get("used_at").store()?;
-    if used_at.is_none() {
-        return Ok(RefreshOutcome::Invalid);
-    }
-    let user_id: String = row.try_get("user_id").store()?;
-    let family_id: String = row.try_get("family_id").store()?;
+    .store()
+}
+
+/// Revokes every live token of the family (a logout, or a used token presented again).
+async fn revoke_family(c: &mut sqlx::PgConnection, family_id: &str, now: i64) -> StoreResult<()> {
     sqlx::query(
         "UPDATE refresh_tokens SET revoked_at = $2 WHERE family_id = $1 AND revoked_at IS NULL",
     )
-    .bind(&family_id)
+    .bind(family_id)
     .bind(now)
     .execute(&mut *c)
     .await
     .store()?;
-    Ok(RefreshOutcome::Reused { user_id, family_id })
+    Ok(())
 }
 
 #[async_trait]
@@ -202,27 +211,11 @@ impl TokenStore for PgStore {
         now: i64,
     ) -> StoreResult<Option<String>> {
         on_connection!(self, |c| {
-            let row = sqlx::query(
-                "SELECT user_id, family_id FROM refresh_tokens WHERE id = $1 AND token_hash = $2",
-            )
-            .bind(&token.id)
-            .bind(&token.token_hash)
-            .fetch_optional(&mut *c)
-            .await
-            .store()?;
-            let Some(row) = row else {
+            let Some((user_id, family_id, _)) = token_of(c, token).await? else {
                 return Ok(None);
             };
-            let family_id: String = row.try_get("family_id").store()?;
-            sqlx::query(
-            "UPDATE refresh_tokens SET revoked_at = $2 WHERE family_id = $1 AND revoked_at IS NULL",
-        )
-        .bind(&family_id)
-        .bind(now)
-        .execute(&mut *c)
-        .await
-        .store()?;
-            Ok(Some(row.try_get("user_id").store()?))
+            revoke_family(c, &family_id, now).await?;
+            Ok(Some(user_id))
         })
     }
 }

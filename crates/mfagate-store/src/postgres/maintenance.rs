@@ -55,6 +55,7 @@ impl MaintenanceStore for PgStore {
         audit_before: Option<i64>,
         batch: u32,
     ) -> StoreResult<u64> {
+        self.warn_about_settings().await;
         let batch = i64::from(batch.max(1));
         let mut statements: Vec<(&'static str, i64)> =
             CLEANUP.iter().map(|statement| (*statement, now)).collect();

@@ -85,6 +85,8 @@ pub struct PgStore {
     pool: PgPool,
     /// Every other statement runs on these (`own_connections.rs`).
     own: std::sync::Arc<own_connections::OwnConnections>,
+    /// Whether the first clean-up has looked at the database's settings (`warn_about_settings`).
+    settings_checked: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// Connection settings; the defaults suit one instance on a small machine.
@@ -273,6 +275,7 @@ impl PgStore {
             own: std::sync::Arc::new(own_connections::OwnConnections::new(
                 settings.max_connections,
             )),
+            settings_checked: std::sync::Arc::default(),
         })
     }
 
@@ -286,6 +289,37 @@ impl PgStore {
             .run(&self.pool)
             .await
             .map_err(|e| StoreError::Other(format!("applying migrations: {e}")))
+    }
+
+    /// Says in the log what in the database's settings will hurt the clean-up's work, and what
+    /// to do; once, at the first clean-up (so in the server, not in one-off commands). With
+    /// autovacuum off, the rows the clean-up deletes stay behind as dead rows, and every table
+    /// and index it deletes from (sessions, refresh tokens, codes, challenges, audit) grows and
+    /// slows until someone runs `VACUUM`.
+    async fn warn_about_settings(&self) {
+        if self
+            .settings_checked
+            .swap(true, std::sync::atomic::Ordering::Relaxed)
+        {
+            return;
+        }
+        if matches!(self.setting("autovacuum").await.as_deref(), Ok("off")) {
+            tracing::warn!(
+                "PostgreSQL's autovacuum is off: the rows mfagate's clean-up deletes are never \
+                 reclaimed, and its tables and indexes grow and slow down. Turn it on \
+                 (autovacuum = on in postgresql.conf) or run VACUUM on this database regularly"
+            );
+        }
+    }
+
+    async fn setting(&self, name: &str) -> Result<String, StoreError> {
+        on_connection!(self, |c| {
+            sqlx::query_scalar("SELECT current_setting($1)")
+                .bind(name)
+                .fetch_one(&mut *c)
+                .await
+                .store()
+        })
     }
 
     pub fn pool(&self) -> &PgPool {

@@ -11,7 +11,9 @@ pub(crate) fn decode_png_qr(data_uri: &str) -> String {
     let bytes = data_encoding::BASE64
         .decode(base64.as_bytes())
         .expect("base64");
-    let decoder = png::Decoder::new(std::io::Cursor::new(bytes));
+    let mut decoder = png::Decoder::new(std::io::Cursor::new(bytes));
+    // A pixel per byte, whatever the depth (mfagate's is 1 bit).
+    decoder.set_transformations(png::Transformations::EXPAND);
     let mut reader = decoder.read_info().expect("PNG header");
     let mut pixels = vec![0; reader.output_buffer_size().expect("size")];
     let frame = reader.next_frame(&mut pixels).expect("PNG frame");

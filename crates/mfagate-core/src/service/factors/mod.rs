@@ -173,10 +173,11 @@ impl Gatekeeper {
                     &secret,
                     &self.config.totp,
                 );
+                let images = qr::images(&totp_url)?;
                 let setup = TotpSetup {
                     secret: crate::totp::encode_secret(&secret),
-                    qr_code_svg: qr::svg(&totp_url)?,
-                    qr_code_data_uri: qr::png_data_uri(&totp_url)?,
+                    qr_code_svg: images.svg,
+                    qr_code_data_uri: images.png_data_uri,
                     totp_url,
                 };
                 (

@@ -128,7 +128,7 @@ mod tests {
     }
 
     #[test]
-    fn the_svg_is_a_document_of_the_same_code() {
+    fn the_svg_is_a_whole_svg_document() {
         let svg = images("otpauth://totp/x?secret=JBSWY3DPEHPK3PXP")
             .unwrap()
             .svg;

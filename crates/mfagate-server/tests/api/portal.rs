@@ -29,12 +29,13 @@ async fn portal_app(configure: impl FnOnce(&mut Settings)) -> (TestApp, String) 
     (app, origin)
 }
 
-/// The code an authenticator app shows now, by the server's clock; then the clock moves on a
-/// step, so the next code is a new one (each step is accepted once per factor).
+/// The code an authenticator app shows at the start of the server's next time step. Moving the
+/// clock to a step's start makes each call's code a new one (each step is accepted once per
+/// factor), and leaves the page a whole step to use it: a code read late in a step could reach
+/// the server two steps later, outside the window, and the test would fail by the wall clock.
 fn app_code(app: &TestApp, secret: &[u8]) -> String {
-    let step = totp::step_at(app.clock.now(), 30);
-    app.clock.advance(30);
-    code(secret, step)
+    app.clock.advance(30 - app.clock.now().rem_euclid(30));
+    code(secret, totp::step_at(app.clock.now(), 30))
 }
 
 /// Reads the QR code on the page, as a phone would, and returns the key in it.

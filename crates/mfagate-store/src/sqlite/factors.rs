@@ -155,7 +155,8 @@ fn finish_enrolment(
     execute(
         c,
         "UPDATE refresh_tokens SET revoked_at = ?2
-         WHERE user_id = ?1 AND revoked_at IS NULL AND ' ' || amr || ' ' NOT LIKE '% mfa %'",
+         WHERE family_id IN (SELECT id FROM sessions WHERE user_id = ?1)
+           AND revoked_at IS NULL AND ' ' || amr || ' ' NOT LIKE '% mfa %'",
         params![user_id, now],
     )?;
     insert_token(c, refresh)

@@ -71,8 +71,9 @@ impl ImportStore for SqliteStore {
             (IMPORT_USERS, users),
             (IMPORT_DEVICES, devices),
             (IMPORT_CODES, codes),
-            (IMPORT_TOKENS, tokens.clone()),
-            (IMPORT_SESSIONS, tokens),
+            // Sessions first: a token's family is a session (its foreign key).
+            (IMPORT_SESSIONS, tokens.clone()),
+            (IMPORT_TOKENS, tokens),
             (IMPORT_KEYS, keys),
             (IMPORT_CHALLENGES, challenges),
         ]

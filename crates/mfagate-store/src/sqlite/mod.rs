@@ -89,6 +89,11 @@ const MIGRATIONS: Steps = &[
         "refresh token ids",
         include_str!("../../migrations/sqlite/0013_refresh_token_ids.sql"),
     ),
+    (
+        14,
+        "tokens through sessions",
+        include_str!("../../migrations/sqlite/0014_tokens_through_sessions.sql"),
+    ),
 ];
 
 #[derive(Debug, Clone)]

@@ -67,8 +67,10 @@ impl SessionStore for SqliteStore {
             .write(move |c| {
                 let ended = execute(
                     c,
+                    // Through the user's sessions: tokens have no index by user.
                     "UPDATE refresh_tokens SET revoked_at = ?2
-                     WHERE user_id = ?1 AND revoked_at IS NULL AND used_at IS NULL AND expires_at > ?2",
+                     WHERE family_id IN (SELECT id FROM sessions WHERE user_id = ?1)
+                       AND revoked_at IS NULL AND used_at IS NULL AND expires_at > ?2",
                     params![user_id, now],
                 )?;
                 forget_devices(c, &user_id)?;

@@ -3,12 +3,11 @@
 use super::*;
 
 /// Stores the first refresh token of a new session, and the session's row (where and how it
-/// began).
+/// began). The session first: a token's family is a session (its foreign key).
 pub(super) fn insert_token(
     c: &rusqlite::Connection,
     token: &NewRefreshToken,
 ) -> rusqlite::Result<()> {
-    insert_token_row(c, token)?;
     execute(
         c,
         "INSERT INTO sessions (id, user_id, amr, ip, user_agent, created_at, last_used_at, expires_at)
@@ -22,8 +21,8 @@ pub(super) fn insert_token(
             token.created_at,
             token.expires_at
         ],
-    )
-    .map(drop)
+    )?;
+    insert_token_row(c, token)
 }
 
 /// Stores a later refresh token of a session (a rotation's successor, a reauthentication's

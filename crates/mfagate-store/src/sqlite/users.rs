@@ -43,7 +43,9 @@ pub(super) fn end_credentials(
     )?;
     execute(
         c,
-        "UPDATE refresh_tokens SET revoked_at = ?2 WHERE user_id = ?1 AND revoked_at IS NULL",
+        // A user's tokens are found through their sessions (no index of tokens by user).
+        "UPDATE refresh_tokens SET revoked_at = ?2
+         WHERE family_id IN (SELECT id FROM sessions WHERE user_id = ?1) AND revoked_at IS NULL",
         params![user_id, now],
     )?;
     execute(

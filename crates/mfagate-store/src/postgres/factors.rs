@@ -179,7 +179,8 @@ async fn finish_enrolment(
     // Sessions that began without a second factor would outlive its enrolment.
     sqlx::query(
         "UPDATE refresh_tokens SET revoked_at = $2
-         WHERE user_id = $1 AND revoked_at IS NULL AND ' ' || amr || ' ' NOT LIKE '% mfa %'",
+         WHERE family_id IN (SELECT id FROM sessions WHERE user_id = $1)
+           AND revoked_at IS NULL AND ' ' || amr || ' ' NOT LIKE '% mfa %'",
     )
     .bind(user_id)
     .bind(now)

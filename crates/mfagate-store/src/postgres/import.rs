@@ -92,23 +92,8 @@ impl ImportStore for PgStore {
         .store()?;
 
         let tokens: Vec<&NewRefreshToken> = accounts.iter().flat_map(|a| &a.sessions).collect();
-        sqlx::query(
-            "INSERT INTO refresh_tokens (token_hash, user_id, family_id, amr, auth_time, created_at, expires_at, id)
-             SELECT * FROM UNNEST($1::TEXT[], $2::TEXT[], $3::TEXT[], $4::TEXT[], $5::BIGINT[],
-                                  $6::BIGINT[], $7::BIGINT[], $8::TEXT[])",
-        )
-        .bind(tokens.iter().map(|t| t.token_hash.as_str()).collect::<Vec<_>>())
-        .bind(tokens.iter().map(|t| t.user_id.as_str()).collect::<Vec<_>>())
-        .bind(tokens.iter().map(|t| t.family_id.as_str()).collect::<Vec<_>>())
-        .bind(tokens.iter().map(|t| t.amr.as_str()).collect::<Vec<_>>())
-        .bind(tokens.iter().map(|t| t.auth_time).collect::<Vec<_>>())
-        .bind(tokens.iter().map(|t| t.created_at).collect::<Vec<_>>())
-        .bind(tokens.iter().map(|t| t.expires_at).collect::<Vec<_>>())
-        .bind(tokens.iter().map(|t| t.id.as_str()).collect::<Vec<_>>())
-        .execute(&mut *tx)
-        .await
-        .store()?;
-        // Each imported family becomes a session (no IP or user agent known).
+        // Each imported family becomes a session (no IP or user agent known); sessions first, since
+        // a token's family is a session (its foreign key).
         sqlx::query(
             "INSERT INTO sessions (id, user_id, amr, created_at, last_used_at, expires_at)
              SELECT family, MIN(user_id), MIN(amr), MIN(created), MAX(created), MAX(expires)
@@ -132,6 +117,22 @@ impl ImportStore for PgStore {
         .bind(tokens.iter().map(|t| t.amr.as_str()).collect::<Vec<_>>())
         .bind(tokens.iter().map(|t| t.created_at).collect::<Vec<_>>())
         .bind(tokens.iter().map(|t| t.expires_at).collect::<Vec<_>>())
+        .execute(&mut *tx)
+        .await
+        .store()?;
+        sqlx::query(
+            "INSERT INTO refresh_tokens (token_hash, user_id, family_id, amr, auth_time, created_at, expires_at, id)
+             SELECT * FROM UNNEST($1::TEXT[], $2::TEXT[], $3::TEXT[], $4::TEXT[], $5::BIGINT[],
+                                  $6::BIGINT[], $7::BIGINT[], $8::TEXT[])",
+        )
+        .bind(tokens.iter().map(|t| t.token_hash.as_str()).collect::<Vec<_>>())
+        .bind(tokens.iter().map(|t| t.user_id.as_str()).collect::<Vec<_>>())
+        .bind(tokens.iter().map(|t| t.family_id.as_str()).collect::<Vec<_>>())
+        .bind(tokens.iter().map(|t| t.amr.as_str()).collect::<Vec<_>>())
+        .bind(tokens.iter().map(|t| t.auth_time).collect::<Vec<_>>())
+        .bind(tokens.iter().map(|t| t.created_at).collect::<Vec<_>>())
+        .bind(tokens.iter().map(|t| t.expires_at).collect::<Vec<_>>())
+        .bind(tokens.iter().map(|t| t.id.as_str()).collect::<Vec<_>>())
         .execute(&mut *tx)
         .await
         .store()?;

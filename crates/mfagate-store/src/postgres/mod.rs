@@ -77,6 +77,11 @@ const MIGRATIONS: Steps = &[
         "refresh token ids",
         include_str!("../../migrations/postgres/0012_refresh_token_ids.sql"),
     ),
+    (
+        13,
+        "tokens through sessions",
+        include_str!("../../migrations/postgres/0013_tokens_through_sessions.sql"),
+    ),
 ];
 
 #[derive(Debug, Clone)]

@@ -73,8 +73,10 @@ impl SessionStore for PgStore {
         on_connection!(self, |c| {
             let mut tx = sqlx::Connection::begin(&mut *c).await.store()?;
             let ended = sqlx::query(
+                // Through the user's sessions: tokens have no index by user.
                 "UPDATE refresh_tokens SET revoked_at = $2
-                 WHERE user_id = $1 AND revoked_at IS NULL AND used_at IS NULL AND expires_at > $2",
+                 WHERE family_id IN (SELECT id FROM sessions WHERE user_id = $1)
+                   AND revoked_at IS NULL AND used_at IS NULL AND expires_at > $2",
             )
             .bind(user_id)
             .bind(now)

@@ -24,7 +24,7 @@ pub(super) const CLEANUP: &[&str] = &[
      (SELECT rowid FROM remembered_devices WHERE expires_at <= ?1 ORDER BY expires_at LIMIT ?2)",
     // A session's tokens go with it (their foreign key cascades, through
     // `refresh_tokens_by_family`). They have all expired by then, a session's expiry being its
-    // newest token's, so the refresh tokens' own statement, earlier here, has usually deleted them.
+    // newest token's, so the refresh tokens' own statement has usually deleted them.
     "DELETE FROM sessions WHERE rowid IN
      (SELECT rowid FROM sessions WHERE expires_at <= ?1 ORDER BY expires_at LIMIT ?2)",
     "DELETE FROM passkey_tokens WHERE rowid IN

@@ -1,9 +1,90 @@
 //! For tests of code built on the stores (this crate's contract suite, the server's HTTP
 //! suite): a PostgreSQL database created for one test and dropped, with its connections, when
-//! the value is dropped.
+//! the value is dropped; a database migrated only as far as an earlier release left it; plain
+//! SQL on either database, for what no intent does (a test's own rows, deleting a user).
 
-// Database names are made here (a fixed prefix and hex), never taken from input.
-use sqlx::{AssertSqlSafe, Connection, Executor, PgConnection};
+// Database names are made here (a fixed prefix and hex), never taken from input; the SQL the
+// helpers below run is a test's own.
+use sqlx::{AssertSqlSafe, Connection, Executor, PgConnection, Row};
+
+use crate::migrations::{EmbeddedMigrations, Steps};
+use crate::sqlite::SqliteStore;
+
+/// The steps before the one named `name`.
+fn steps_before(steps: Steps, name: &str) -> Result<Steps, String> {
+    let at = steps
+        .iter()
+        .position(|(_, step, _)| *step == name)
+        .ok_or_else(|| format!("no migration named {name:?}"))?;
+    Ok(steps.get(..at).unwrap_or_default())
+}
+
+fn sqlite_path(url: &str) -> Option<&std::path::Path> {
+    SqliteStore::database_path(url)
+}
+
+/// Applies the migrations before the one named `name` to the database of `url`, as the release
+/// before that migration left it; `open` applies the rest (an upgrade test's starting point).
+pub async fn migrate_before(url: &str, name: &str) -> Result<(), String> {
+    if let Some(path) = sqlite_path(url) {
+        let steps = steps_before(crate::sqlite::MIGRATIONS, name)?;
+        let path = path.to_path_buf();
+        return tokio::task::spawn_blocking(move || {
+            // Makes the file, as the store's writer does before it migrates.
+            drop(rusqlite::Connection::open(&path).map_err(|e| e.to_string())?);
+            crate::sqlite::migrate::migrate(&path, steps).map_err(|e| e.to_string())
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+    }
+    let steps = steps_before(crate::postgres::MIGRATIONS, name)?;
+    let pool = sqlx::PgPool::connect(url)
+        .await
+        .map_err(|e| e.to_string())?;
+    let migrator = sqlx::migrate::Migrator::new(EmbeddedMigrations(steps))
+        .await
+        .map_err(|e| e.to_string())?;
+    let applied = migrator.run(&pool).await.map_err(|e| e.to_string());
+    pool.close().await;
+    applied
+}
+
+/// Runs `sql` (statements separated by `;`) on the database of `url`, with foreign keys
+/// enforced as the stores enforce them.
+pub async fn execute(url: &str, sql: &str) -> Result<(), String> {
+    if let Some(path) = sqlite_path(url) {
+        let connection = rusqlite::Connection::open(path).map_err(|e| e.to_string())?;
+        return connection
+            .execute_batch(&format!("PRAGMA foreign_keys = ON; {sql}"))
+            .map_err(|e| e.to_string());
+    }
+    let mut connection = PgConnection::connect(url)
+        .await
+        .map_err(|e| e.to_string())?;
+    sqlx::raw_sql(AssertSqlSafe(sql.to_string()))
+        .execute(&mut connection)
+        .await
+        .map(drop)
+        .map_err(|e| e.to_string())
+}
+
+/// The one integer `sql` selects on the database of `url` (a count).
+pub async fn select_integer(url: &str, sql: &str) -> Result<i64, String> {
+    if let Some(path) = sqlite_path(url) {
+        let connection = rusqlite::Connection::open(path).map_err(|e| e.to_string())?;
+        return connection
+            .query_row(sql, [], |row| row.get(0))
+            .map_err(|e| e.to_string());
+    }
+    let mut connection = PgConnection::connect(url)
+        .await
+        .map_err(|e| e.to_string())?;
+    let row = sqlx::query(AssertSqlSafe(sql.to_string()))
+        .fetch_one(&mut connection)
+        .await
+        .map_err(|e| e.to_string())?;
+    row.try_get::<i64, _>(0).map_err(|e| e.to_string())
+}
 
 #[derive(Debug)]
 pub struct TempPgDatabase {

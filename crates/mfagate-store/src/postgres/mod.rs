@@ -16,7 +16,7 @@ use crate::migrations::{EmbeddedMigrations, Steps};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
 use sqlx::{PgPool, Row};
 
-const MIGRATIONS: Steps = &[
+pub(crate) const MIGRATIONS: Steps = &[
     (
         1,
         "initial",

@@ -23,7 +23,7 @@ use crate::sqlite::readers::Readers;
 use crate::sqlite::statements::{execute, query_all, query_opt};
 use crate::sqlite::writer::{GroupWriter, WriterOptions};
 
-const MIGRATIONS: Steps = &[
+pub(crate) const MIGRATIONS: Steps = &[
     (
         1,
         "initial",
@@ -249,7 +249,7 @@ mod factors;
 mod import;
 mod keys;
 mod maintenance;
-mod migrate;
+pub(crate) mod migrate;
 pub(crate) mod readers;
 mod recovery_codes;
 mod sessions;

@@ -13,6 +13,8 @@ pub const RACERS: usize = 16;
 /// The store under test, with what must outlive it (a temporary directory, a database to drop).
 pub struct TestStore {
     pub store: Arc<dyn Store>,
+    /// The database's URL, for a test's own SQL (`mfagate_store::testing::execute`).
+    pub url: String,
     _dir: tempfile::TempDir,
     _pg: Option<TempPgDatabase>,
 }
@@ -32,6 +34,16 @@ impl std::ops::Deref for TestStore {
 }
 
 pub async fn store() -> TestStore {
+    opened(|_| async {}).await
+}
+
+/// A store over a database that `before_open` prepared (by the URL), as a release before this
+/// one left it; opening it applies the migrations it lacks.
+pub async fn opened<F, Fut>(before_open: F) -> TestStore
+where
+    F: FnOnce(String) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
     let dir = tempfile::tempdir().expect("temp dir");
     let pg = if std::env::var("MFAGATE_TEST_BACKEND").is_ok_and(|b| b == "postgres") {
         let admin_url = std::env::var("MFAGATE_TEST_POSTGRES_URL")
@@ -48,9 +60,11 @@ pub async fn store() -> TestStore {
         Some(database) => database.url.clone(),
         None => format!("sqlite://{}", dir.path().join("contract.db").display()),
     };
+    before_open(url.clone()).await;
     let store = mfagate_store::open(&url).await.expect("store opens");
     TestStore {
         store,
+        url,
         _dir: dir,
         _pg: pg,
     }

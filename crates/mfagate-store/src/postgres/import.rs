@@ -93,14 +93,15 @@ impl ImportStore for PgStore {
 
         let tokens: Vec<&NewRefreshToken> = accounts.iter().flat_map(|a| &a.sessions).collect();
         // Each imported family becomes a session (no IP or user agent known); sessions first, since
-        // a token's family is a session (its foreign key).
+        // a token's family is a session (its foreign key). A family id already stored, or given
+        // to two users, is a conflict (the primary key): a token must never join another user's
+        // session.
         sqlx::query(
             "INSERT INTO sessions (id, user_id, amr, created_at, last_used_at, expires_at)
-             SELECT family, MIN(user_id), MIN(amr), MIN(created), MAX(created), MAX(expires)
+             SELECT family, user_id, MIN(amr), MIN(created), MAX(created), MAX(expires)
              FROM UNNEST($1::TEXT[], $2::TEXT[], $3::TEXT[], $4::BIGINT[], $5::BIGINT[])
                   AS t(family, user_id, amr, created, expires)
-             GROUP BY family
-             ON CONFLICT (id) DO NOTHING",
+             GROUP BY family, user_id",
         )
         .bind(
             tokens

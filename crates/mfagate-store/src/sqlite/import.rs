@@ -115,11 +115,12 @@ pub(super) const IMPORT_TOKENS: &str = "INSERT INTO refresh_tokens (id, token_ha
      SELECT value ->> 7, value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, value ->> 6
      FROM json_each(?1) ORDER BY key";
 
-/// Each imported family becomes a session (from its tokens; no IP or user agent known).
+/// Each imported family becomes a session (from its tokens; no IP or user agent known). A family
+/// id already stored, or given to two users, is a conflict (the primary key): a token must never
+/// join another user's session.
 pub(super) const IMPORT_SESSIONS: &str = "INSERT INTO sessions (id, user_id, amr, created_at, last_used_at, expires_at)
-     SELECT value ->> 2, MIN(value ->> 1), MIN(value ->> 3), MIN(value ->> 5), MAX(value ->> 5), MAX(value ->> 6)
-     FROM json_each(?1) WHERE true GROUP BY value ->> 2
-     ON CONFLICT (id) DO NOTHING";
+     SELECT value ->> 2, value ->> 1, MIN(value ->> 3), MIN(value ->> 5), MAX(value ->> 5), MAX(value ->> 6)
+     FROM json_each(?1) GROUP BY value ->> 2, value ->> 1";
 
 pub(super) const IMPORT_KEYS: &str =
     "INSERT INTO email_keys (key_hash, user_id, purpose, expires_at)

@@ -19,14 +19,13 @@ fn token(hash: &str, user: &str, family: &str, at: i64) -> NewRefreshToken {
     }
 }
 
-#[tokio::test]
-async fn imported_and_new_sessions_are_listed_and_end_one_by_one_or_all_at_once() {
-    let s = store().await;
-    s.import_accounts(&[ImportedAccount {
+/// An account to import, with these tokens (and nothing else).
+fn imported(id: &str, sessions: Vec<NewRefreshToken>) -> ImportedAccount {
+    ImportedAccount {
         user: NewUser {
-            id: "ann".into(),
-            username: "ann".into(),
-            email: "ann@example.com".into(),
+            id: id.into(),
+            username: id.into(),
+            email: format!("{id}@example.com"),
             password_hash: "$argon2id$fake".into(),
             is_admin: false,
             created_at: NOW,
@@ -36,11 +35,20 @@ async fn imported_and_new_sessions_are_listed_and_end_one_by_one_or_all_at_once(
         preferred_method: None,
         totp: None,
         recovery_codes: vec![],
-        sessions: vec![token("old", "ann", "imported", NOW - 10)],
+        sessions,
         email_keys: vec![],
         challenges: vec![],
         audit: vec![],
-    }])
+    }
+}
+
+#[tokio::test]
+async fn imported_and_new_sessions_are_listed_and_end_one_by_one_or_all_at_once() {
+    let s = store().await;
+    s.import_accounts(&[imported(
+        "ann",
+        vec![token("old", "ann", "imported", NOW - 10)],
+    )])
     .await
     .unwrap();
     s.insert_refresh_token(&token("new", "ann", "fresh", NOW))
@@ -131,4 +139,46 @@ async fn concurrent_reauthentications_leave_one_session_with_one_live_token() {
         .continue_session(&token("late", "ann", "family", NOW + 3), NOW + 3)
         .await
         .unwrap());
+}
+
+/// An import names its sessions (its tokens' families), and they must be new: a family id that
+/// is another user's session, or that two imported users share, is a conflict, and nothing of
+/// the import is stored. Otherwise the imported token would join a session that ending the
+/// importing user's sessions does not reach.
+#[tokio::test]
+async fn an_import_cannot_join_a_token_to_another_users_session() {
+    let s = store().await;
+    user(&*s, "ann").await;
+    s.insert_refresh_token(&token("anns", "ann", "family-ann", NOW))
+        .await
+        .unwrap();
+    let account =
+        |id: &str, family: &str| imported(id, vec![token(&format!("{id}-token"), id, family, NOW)]);
+    for accounts in [
+        vec![account("bob", "family-ann")],
+        vec![
+            account("bob", "family-shared"),
+            account("cat", "family-shared"),
+        ],
+    ] {
+        let imported = s.import_accounts(&accounts).await;
+        assert!(
+            matches!(imported, Err(mfagate_core::StoreError::Conflict(_))),
+            "{imported:?}"
+        );
+        assert!(
+            s.user_by_id("bob").await.unwrap().is_none(),
+            "all or nothing"
+        );
+    }
+    // Ann's session is still hers alone: ending it ends only her token.
+    assert_eq!(
+        s.live_sessions("ann", NOW).await.unwrap().len(),
+        1,
+        "ann's session"
+    );
+    s.import_accounts(&[account("bob", "family-bob")])
+        .await
+        .unwrap();
+    assert_eq!(s.live_sessions("bob", NOW).await.unwrap().len(), 1);
 }

@@ -23,6 +23,16 @@ fn sqlite_path(url: &str) -> Option<&std::path::Path> {
     SqliteStore::database_path(url)
 }
 
+/// A connection of a test's own to the store's SQLite file, which waits for the store's writer
+/// rather than failing while it holds the write lock.
+fn sqlite_connection(path: &std::path::Path) -> Result<rusqlite::Connection, String> {
+    let connection = rusqlite::Connection::open(path).map_err(|e| e.to_string())?;
+    connection
+        .busy_timeout(std::time::Duration::from_secs(10))
+        .map_err(|e| e.to_string())?;
+    Ok(connection)
+}
+
 /// Applies the migrations before the one named `name` to the database of `url`, as the release
 /// before that migration left it; `open` applies the rest (an upgrade test's starting point).
 pub async fn migrate_before(url: &str, name: &str) -> Result<(), String> {
@@ -53,7 +63,7 @@ pub async fn migrate_before(url: &str, name: &str) -> Result<(), String> {
 /// enforced as the stores enforce them.
 pub async fn execute(url: &str, sql: &str) -> Result<(), String> {
     if let Some(path) = sqlite_path(url) {
-        let connection = rusqlite::Connection::open(path).map_err(|e| e.to_string())?;
+        let connection = sqlite_connection(path)?;
         return connection
             .execute_batch(&format!("PRAGMA foreign_keys = ON; {sql}"))
             .map_err(|e| e.to_string());
@@ -71,7 +81,7 @@ pub async fn execute(url: &str, sql: &str) -> Result<(), String> {
 /// The one integer `sql` selects on the database of `url` (a count).
 pub async fn select_integer(url: &str, sql: &str) -> Result<i64, String> {
     if let Some(path) = sqlite_path(url) {
-        let connection = rusqlite::Connection::open(path).map_err(|e| e.to_string())?;
+        let connection = sqlite_connection(path)?;
         return connection
             .query_row(sql, [], |row| row.get(0))
             .map_err(|e| e.to_string());

@@ -23,14 +23,10 @@ fn sqlite_path(url: &str) -> Option<&std::path::Path> {
     SqliteStore::database_path(url)
 }
 
-/// A connection of a test's own to the store's SQLite file, which waits for the store's writer
-/// rather than failing while it holds the write lock.
+/// A connection of a test's own to the store's SQLite file, opened as the store opens its own
+/// (waiting for the store's writer rather than failing while it holds the write lock).
 fn sqlite_connection(path: &std::path::Path) -> Result<rusqlite::Connection, String> {
-    let connection = rusqlite::Connection::open(path).map_err(|e| e.to_string())?;
-    connection
-        .busy_timeout(std::time::Duration::from_secs(10))
-        .map_err(|e| e.to_string())?;
-    Ok(connection)
+    crate::sqlite::statements::open(path, false).map_err(|e| e.to_string())
 }
 
 /// Applies the migrations before the one named `name` to the database of `url`, as the release

@@ -409,16 +409,15 @@ async fn vacuum_after_cleanup(url: &str) -> Result<(), String> {
     c.execute("VACUUM (ANALYZE)")
         .await
         .map_err(|e| format!("vacuum after the clean-up: {e}"))?;
-    // And what the clean-up and the vacuum wrote reaches the disk before the scenarios, as after
-    // seeding: at a million accounts that is gigabytes, and PostgreSQL's checkpoints of it (and
-    // the kernel's writeback) would otherwise run through the scenarios measured next, as they
-    // would not in a deployment that deleted its backlog long ago.
+    // And what the clean-up and the vacuum wrote is checkpointed before the scenarios, as after
+    // seeding (the caller's `sync` then writes it out): at a million accounts that is gigabytes,
+    // and PostgreSQL's checkpoints of it would otherwise run through the scenarios measured
+    // next, as they would not in a deployment that deleted its backlog long ago.
     c.execute("CHECKPOINT")
         .await
         .map_err(|e| format!("checkpoint after the clean-up: {e}"))?;
-    let _ = std::process::Command::new("sync").status();
     eprintln!(
-        "  vacuumed and flushed after the clean-up in {:.1} s",
+        "  vacuumed and checkpointed after the clean-up in {:.1} s",
         began.elapsed().as_secs_f64()
     );
     Ok(())

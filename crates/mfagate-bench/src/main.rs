@@ -7,27 +7,30 @@
 //! drives load over HTTP, and reports every figure beside the HTTP ceiling of this machine (a
 //! bare axum server measured in the same run with the same client). Writes a Markdown table to
 //! stdout and JSON to `bench/results/latest.json`; `--scale` runs the quick suite at 30,000 and
-//! at 1,000,000 users on SQLite and on PostgreSQL and writes `bench/results/scale-*.json`.
+//! at 1,000,000 users on SQLite and on PostgreSQL, the two sizes side by side and measured in
+//! turn (see `scale`), and writes `bench/results/scale-*.json`.
 
+mod counters;
 mod load;
 mod passkeys;
+mod scenarios;
 mod seed;
 mod server;
 mod soak;
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::AtomicUsize;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
 use mfagate_core::password::{self, Argon2Params};
 use mfagate_core::secret::{new_id, SecretBytes};
-use mfagate_core::totp::{self, TotpParams};
 use mfagate_core::Keys;
 use serde_json::{json, Value};
 use sqlx::{Connection, Executor};
 
+use scenarios::{Measured, Target, STEADY};
 use seed::SeededUser;
 
 use load::LevelResult;
@@ -189,13 +192,22 @@ struct Deployment {
     env: Vec<(String, String)>,
 }
 
-async fn deploy(
+/// A database seeded for one deployment whose server has not started yet (so that its first
+/// clean-up starts with the scenario that measures it, S7, however long other seeding takes).
+struct Seeded {
+    database: Database,
+    url: String,
+    secret: SecretBytes,
+    users: Vec<SeededUser>,
+    profile: &'static str,
+}
+
+async fn seed_database(
     args: &Args,
     database_kind: &str,
-    binary: &std::path::Path,
-    profile: &str,
+    profile: &'static str,
     seeded: usize,
-) -> Result<Deployment, String> {
+) -> Result<Seeded, String> {
     let (database, url) = Database::create(args, database_kind).await?;
     let secret = SecretBytes::generate(32);
     let keys = Keys::from_secret(secret.clone(), None, Vec::new());
@@ -272,6 +284,28 @@ async fn deploy(
         "  seeded {seeded} accounts (TOTP, recovery codes, sessions, audit, keys) in {:.1} s",
         began.elapsed().as_secs_f64()
     );
+    Ok(Seeded {
+        database,
+        url,
+        secret,
+        users,
+        profile,
+    })
+}
+
+/// Starts the server on a seeded database.
+async fn start(
+    args: &Args,
+    binary: &std::path::Path,
+    seeded: Seeded,
+) -> Result<Deployment, String> {
+    let Seeded {
+        database,
+        url,
+        secret,
+        users,
+        profile,
+    } = seeded;
     let port = free_port();
     let env: Vec<(String, String)> = [
         ("MFAGATE_LISTEN", format!("127.0.0.1:{port}")),
@@ -458,45 +492,21 @@ async fn get(client: &reqwest::Client, url: String, token: Option<&str>) -> Resu
     send(client.get(url), token).await
 }
 
+/// Registers `name` (e-mail `name@example.com`) with the bench's password: the answer, with
+/// its `access` and `refresh` tokens.
+async fn register(client: &reqwest::Client, base: &str, name: &str) -> Result<Value, String> {
+    post(
+        client,
+        format!("{base}/auth/register"),
+        json!({"username": name, "email": format!("{name}@example.com"), "password": PASSWORD}),
+        None,
+    )
+    .await
+}
+
 fn now() -> i64 {
     use mfagate_core::clock::Clock;
     mfagate_core::clock::SystemClock.now()
-}
-
-/// A login then a TOTP code, for the next seeded user (each used once).
-async fn mfa_flow(
-    client: &reqwest::Client,
-    base: &str,
-    users: &[SeededUser],
-    next: &AtomicUsize,
-    limit: usize,
-) -> Result<bool, String> {
-    let index = next.fetch_add(1, Ordering::Relaxed);
-    let Some(user) = users.get(index).filter(|_| index < limit) else {
-        return Ok(false);
-    };
-    mfa_token(client, base, user).await.map(|_| true)
-}
-
-/// S2 and S2p: login then TOTP for seeded users, each user once.
-async fn mfa_login_levels(
-    name: &str,
-    plan: &Plan,
-    base: &str,
-    users: Arc<Vec<SeededUser>>,
-    next: Arc<AtomicUsize>,
-    limit: usize,
-) -> Vec<LevelResult> {
-    levels(name, plan, |c| {
-        let (client, base, users, next) =
-            (client(c), base.to_string(), users.clone(), next.clone());
-        Arc::new(move |_: usize, _: u64| {
-            let (client, base, users, next) =
-                (client.clone(), base.clone(), users.clone(), next.clone());
-            async move { mfa_flow(&client, &base, &users, &next, limit).await }
-        })
-    })
-    .await
 }
 
 struct Plan {
@@ -512,15 +522,23 @@ where
 {
     let mut results = Vec::new();
     for &concurrency in &plan.levels {
-        let operation = op(concurrency);
-        let result = load::run(concurrency, plan.duration, operation).await;
-        eprintln!(
-            "  {name} c={concurrency}: {:.0}/s p50 {:.2} ms p99 {:.2} ms errors {}",
-            result.per_second, result.p50_ms, result.p99_ms, result.errors
-        );
-        results.push(result);
+        results.push(level(name, concurrency, plan, op(concurrency)).await);
     }
     results
+}
+
+/// Runs one scenario at one concurrency and logs what it measured.
+async fn level<F, Fut>(name: &str, concurrency: usize, plan: &Plan, op: Arc<F>) -> LevelResult
+where
+    F: Fn(usize, u64) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<bool, String>> + Send,
+{
+    let result = load::run(concurrency, plan.duration, op).await;
+    eprintln!(
+        "  {name} c={concurrency}: {:.0}/s p50 {:.2} ms p99 {:.2} ms errors {}",
+        result.per_second, result.p50_ms, result.p99_ms, result.errors
+    );
+    result
 }
 
 fn machine() -> Value {
@@ -556,127 +574,19 @@ fn best(results: &[LevelResult]) -> Option<&LevelResult> {
         .max_by(|a, b| a.per_second.total_cmp(&b.per_second))
 }
 
-/// One user's chain of recovery-code regenerations (S5): the codes of the latest set.
-struct CodeChain {
-    access: String,
-    codes: Vec<String>,
+/// The cost of one production (OWASP) hash on this machine, measured here: the limit S2p is
+/// judged against.
+struct HashCost {
+    /// One hash on one core.
+    seconds: f64,
+    /// Cores / one hash.
+    limit: f64,
+    /// What the hardware really gives with every core hashing at once (shared caches and
+    /// memory bandwidth make it less than `cores` times one).
+    parallel_rate: f64,
 }
 
-/// Logs a seeded user in with TOTP; the access token.
-async fn mfa_token(
-    client: &reqwest::Client,
-    base: &str,
-    user: &SeededUser,
-) -> Result<String, String> {
-    let login = post(
-        client,
-        format!("{base}/auth/login"),
-        json!({"username": user.username, "password": PASSWORD}),
-        None,
-    )
-    .await?;
-    let code = totp::code_at(&user.secret, now(), &TotpParams::default());
-    let tokens = post(
-        client,
-        format!("{base}/auth/mfa/verify"),
-        json!({"ephemeral_token": login["ephemeral_token"], "code": code}),
-        None,
-    )
-    .await?;
-    Ok(tokens["access"]
-        .as_str()
-        .ok_or("no access token")?
-        .to_string())
-}
-
-/// Registers a user and enrols TOTP (S3, and a quarter of the mixed load).
-async fn enrolment(client: &reqwest::Client, base: &str, name: &str) -> Result<bool, String> {
-    let registered = post(
-        client,
-        format!("{base}/auth/register"),
-        json!({"username": name, "email": format!("{name}@example.com"), "password": PASSWORD}),
-        None,
-    )
-    .await?;
-    let access = registered["access"].as_str().ok_or("no token")?.to_string();
-    let begun = get(
-        client,
-        format!("{base}/auth/mfa/totp/activate"),
-        Some(&access),
-    )
-    .await?;
-    let secret = data_encoding::BASE32_NOPAD
-        .decode(begun["secret"].as_str().unwrap_or_default().as_bytes())
-        .map_err(|e| e.to_string())?;
-    let code = totp::code_at(&secret, now(), &TotpParams::default());
-    post(
-        client,
-        format!("{base}/auth/mfa/totp/activate"),
-        json!({"activation_token": begun["activation_token"], "code": code}),
-        Some(&access),
-    )
-    .await?;
-    Ok(true)
-}
-
-/// Refresh chains, one per worker (S4, and a quarter of the mixed load).
-async fn refresh_chains(
-    client: &reqwest::Client,
-    base: &str,
-    tag: &str,
-    count: usize,
-) -> Result<Arc<Vec<Mutex<String>>>, String> {
-    let mut chains = Vec::new();
-    for worker in 0..count {
-        let name = format!("r{tag}w{worker}");
-        let registered = post(
-            client,
-            format!("{base}/auth/register"),
-            json!({"username": name, "email": format!("{name}@example.com"), "password": PASSWORD}),
-            None,
-        )
-        .await?;
-        chains.push(Mutex::new(
-            registered["refresh"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string(),
-        ));
-    }
-    Ok(Arc::new(chains))
-}
-
-async fn refresh_once(
-    client: &reqwest::Client,
-    url: &str,
-    chain: &Mutex<String>,
-) -> Result<bool, String> {
-    let current = chain.lock().map_err(|e| e.to_string())?.clone();
-    let pair = post(client, url.to_string(), json!({"refresh": current}), None).await?;
-    *chain.lock().map_err(|e| e.to_string())? =
-        pair["refresh"].as_str().unwrap_or_default().to_string();
-    Ok(true)
-}
-
-/// The whole suite on one database kind and size: the report as JSON and as a Markdown table.
-async fn suite(
-    args: &Args,
-    kind: &str,
-    seeded: usize,
-    plan: &Plan,
-) -> Result<(Value, String), String> {
-    let wants = |scenario: &str| {
-        args.only.is_empty() || args.only.iter().any(|o| o.eq_ignore_ascii_case(scenario))
-    };
-    let binary = server::mfagate_binary()?;
-    let machine = machine();
-    let cores = machine["cores"].as_u64().unwrap_or(1) as f64;
-    eprintln!(
-        "mfagate benchmark: {kind}, {seeded} accounts, on {}, {} cores",
-        machine["cpu"], cores
-    );
-
-    // The cost of one production hash, measured here: the limit S2p is judged against.
+fn hash_cost(cores: f64) -> Result<HashCost, String> {
     let owasp = Argon2Params::default();
     let hash = password::hash_password_blocking(PASSWORD, &owasp).map_err(|e| e.to_string())?;
     let mut times: Vec<f64> = (0..7)
@@ -687,10 +597,7 @@ async fn suite(
         })
         .collect();
     times.sort_by(f64::total_cmp);
-    let hash_seconds = times[times.len() / 2];
-    let argon2_limit = cores / hash_seconds;
-    // What the hardware really gives with every core hashing at once (shared caches and memory
-    // bandwidth make it less than `cores` times one): the bare-hash rate S2p is also shown beside.
+    let seconds = times[times.len() / 2];
     let parallel_began = Instant::now();
     let per_thread = 30;
     std::thread::scope(|scope| {
@@ -702,361 +609,162 @@ async fn suite(
             });
         }
     });
-    let parallel_hash_rate = cores * per_thread as f64 / parallel_began.elapsed().as_secs_f64();
-
-    // S0: the ceiling.
-    let port = free_port();
-    let self_exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    let bare =
-        ServerProcess::spawn(&self_exe, &["--bare-server", &port.to_string()], &[], port).await?;
-    let base = bare.base.clone();
-    let s0 = levels("S0 ceiling", plan, |c| {
-        let (client, url) = (client(c), format!("{base}/ceiling"));
-        Arc::new(move |_: usize, _: u64| {
-            let (client, url) = (client.clone(), url.clone());
-            async move { get(&client, url, None).await.map(|_| true) }
-        })
+    Ok(HashCost {
+        seconds,
+        limit: cores / seconds,
+        parallel_rate: cores * per_thread as f64 / parallel_began.elapsed().as_secs_f64(),
     })
-    .await;
-    drop(bare);
+}
 
-    // The server with the low-cost hashing profile on the seeded database: S1 to S6, mixed.
-    let deployment = deploy(args, kind, &binary, "low-cost", seeded).await?;
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let rss_idle = deployment.server.rss_mib();
-    let base = deployment.server.base.clone();
-    let users = deployment.users.clone();
-    // Seeded users are taken in order, each once, by S7, S2 and the mixed load; S5 uses the last.
-    let usable = users.len().saturating_sub(seed::WITH_CODES);
-    let logins = users.clone();
-    let next_user = Arc::new(AtomicUsize::new(0));
+fn wants(args: &Args, scenario: &str) -> bool {
+    args.only.is_empty() || args.only.iter().any(|o| o.eq_ignore_ascii_case(scenario))
+}
 
-    // S7: logins while the server's first clean-up works off the seeded backlog of expired
-    // and spent rows (a third of the sessions, a fifth of the recovery codes, the expired
-    // challenges and keys). Then wait until it is done, so the rest measure a steady state.
-    let s7 = if !wants("S7") {
-        Vec::new()
-    } else {
-        mfa_login_levels(
-            "S7 MFA login during the clean-up",
-            plan,
-            &base,
-            logins.clone(),
-            next_user.clone(),
-            usable,
-        )
-        .await
-    };
-    let waited = Instant::now();
-    if !args.skip_cleanup_wait {
-        wait_for_cleanup(&deployment.url).await?;
-        vacuum_after_cleanup(&deployment.url).await?;
-    }
-    // The clean-up rewrote pages all over the database: let them reach the disk before the
-    // steady-state scenarios, or their fsyncs wait behind the kernel's writeback.
-    let _ = std::process::Command::new("sync").status();
-    eprintln!(
-        "  the clean-up of the seeded backlog finished {:.1} s after S7",
-        waited.elapsed().as_secs_f64()
-    );
-
-    let setup = client(1);
-    let registered = post(
-        &setup,
-        format!("{base}/auth/register"),
-        json!({"username": "s1user", "email": "s1@example.com", "password": PASSWORD}),
-        None,
+/// S2p: the MFA login with production argon2 parameters, on a small database of its own (the
+/// hash, not the database, bounds it).
+async fn production_logins(
+    args: &Args,
+    kind: &str,
+    binary: &std::path::Path,
+    plan: &Plan,
+) -> Result<Vec<LevelResult>, String> {
+    let seeded = seed_database(args, kind, "owasp", if args.quick { 1_000 } else { 4_000 }).await?;
+    let production = start(args, binary, seeded).await?;
+    let users = production.users.clone();
+    let limit = users.len();
+    let s2p = scenarios::mfa_login_levels(
+        "S2p MFA login, argon2 OWASP",
+        plan,
+        &production.server.base,
+        users,
+        Arc::new(AtomicUsize::new(0)),
+        limit,
     )
-    .await?;
-    let token = registered["access"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
-    let s1 = if !wants("S1") {
-        Vec::new()
-    } else {
-        levels("S1 protected", plan, |c| {
-            let (client, url, token) = (client(c), format!("{base}/auth/user"), token.clone());
-            Arc::new(move |_: usize, _: u64| {
-                let (client, url, token) = (client.clone(), url.clone(), token.clone());
-                async move { get(&client, url, Some(&token)).await.map(|_| true) }
-            })
-        })
-        .await
-    };
-
-    let s2 = if !wants("S2") {
-        Vec::new()
-    } else {
-        mfa_login_levels(
-            "S2 MFA login",
-            plan,
-            &base,
-            logins.clone(),
-            next_user.clone(),
-            usable,
-        )
-        .await
-    };
-    let rss_peak = deployment.server.peak_rss_mib();
-
-    let level_tag = AtomicUsize::new(0);
-    let s3 = if !wants("S3") {
-        Vec::new()
-    } else {
-        levels("S3 enrolment", plan, |c| {
-            let tag = level_tag.fetch_add(1, Ordering::Relaxed);
-            let (client, base) = (client(c), base.clone());
-            Arc::new(move |worker: usize, iteration: u64| {
-                let (client, base) = (client.clone(), base.clone());
-                async move { enrolment(&client, &base, &format!("e{tag}w{worker}i{iteration}")).await }
-            })
-        })
-        .await
-    };
-
-    let mut s4 = Vec::new();
-    for &concurrency in plan.levels.iter().filter(|_| wants("S4")) {
-        let client = client(concurrency);
-        let chains =
-            refresh_chains(&client, &base, &format!("s4c{concurrency}"), concurrency).await?;
-        let url = format!("{base}/auth/token/refresh");
-        let op = Arc::new(move |worker: usize, _: u64| {
-            let (client, url, chains) = (client.clone(), url.clone(), chains.clone());
-            async move { refresh_once(&client, &url, &chains[worker]).await }
-        });
-        let result = load::run(concurrency, plan.duration, op).await;
-        eprintln!(
-            "  S4 refresh c={concurrency}: {:.0}/s p99 {:.2} ms errors {}",
-            result.per_second, result.p99_ms, result.errors
-        );
-        s4.push(result);
-    }
-
-    // S5: recovery-code regeneration, each worker on a seeded user of its own, each call
-    // spending one code of the set the call before gave.
-    let mut s5 = Vec::new();
-    for &concurrency in plan.levels.iter().filter(|_| wants("S5")) {
-        let client = client(concurrency);
-        let mut chains = Vec::new();
-        for (worker, user) in users[usable..].iter().take(concurrency).enumerate() {
-            let access = mfa_token(&client, &base, user)
-                .await
-                .map_err(|e| format!("S5 worker {worker}: {e}"))?;
-            chains.push(tokio::sync::Mutex::new(CodeChain {
-                access,
-                codes: user.codes.clone(),
-            }));
-        }
-        let chains = Arc::new(chains);
-        let url = format!("{base}/auth/mfa/recovery-codes/regenerate");
-        let op = Arc::new(move |worker: usize, _: u64| {
-            let (client, url, chains) = (client.clone(), url.clone(), chains.clone());
-            async move {
-                let Some(chain) = chains.get(worker) else {
-                    return Ok(false);
-                };
-                let mut chain = chain.lock().await;
-                let code = chain.codes.pop().ok_or("no code left")?;
-                let answer = post(&client, url, json!({"code": code}), Some(&chain.access)).await?;
-                chain.codes = answer["recovery_codes"]
-                    .as_array()
-                    .ok_or("no codes in the answer")?
-                    .iter()
-                    .filter_map(|c| c.as_str().map(str::to_string))
-                    .collect();
-                Ok(true)
-            }
-        });
-        let result = load::run(concurrency, plan.duration, op).await;
-        eprintln!(
-            "  S5 regenerate c={concurrency}: {:.0}/s p99 {:.2} ms errors {}",
-            result.per_second, result.p99_ms, result.errors
-        );
-        s5.push(result);
-    }
-
-    // S6: an administrator pages through the user list and reads users' audit trails.
-    // S8: logins with a passkey alone.
-    let s8 = if wants("S8") {
-        passkeys::passkey_levels(plan, &base).await?
-    } else {
-        Vec::new()
-    };
-
-    let mut s6 = Vec::new();
-    if wants("S6") {
-        let admin_name = "benchadmin";
-        post(
-            &setup,
-            format!("{base}/auth/register"),
-            json!({"username": admin_name, "email": "admin@example.com", "password": PASSWORD}),
-            None,
-        )
-        .await?;
-        let status = std::process::Command::new(&binary)
-            .args(["user", "set-admin", admin_name])
-            .envs(deployment.env.iter().cloned())
-            .output()
-            .map_err(|e| e.to_string())?;
-        if !status.status.success() {
-            return Err(format!(
-                "set-admin: {}",
-                String::from_utf8_lossy(&status.stderr)
-            ));
-        }
-        let login = post(
-            &setup,
-            format!("{base}/auth/login"),
-            json!({"username": admin_name, "password": PASSWORD}),
-            None,
-        )
-        .await?;
-        let admin = login["access"].as_str().unwrap_or_default().to_string();
-        let ids: Arc<Vec<String>> = Arc::new(users.iter().map(|u| u.id.clone()).collect());
-        for &concurrency in &plan.levels {
-            let client = client(concurrency);
-            let cursors: Arc<Vec<Mutex<Option<String>>>> =
-                Arc::new((0..concurrency).map(|_| Mutex::new(None)).collect());
-            let (base, admin, ids) = (base.clone(), admin.clone(), ids.clone());
-            let op = Arc::new(move |worker: usize, iteration: u64| {
-                let (client, base, admin, ids, cursors) = (
-                    client.clone(),
-                    base.clone(),
-                    admin.clone(),
-                    ids.clone(),
-                    cursors.clone(),
-                );
-                async move {
-                    if iteration.is_multiple_of(2) {
-                        let after = cursors[worker].lock().map_err(|e| e.to_string())?.clone();
-                        let url = match after {
-                            Some(after) => {
-                                format!("{base}/auth/admin/users?limit=100&after={after}")
-                            }
-                            None => format!("{base}/auth/admin/users?limit=100"),
-                        };
-                        let page = get(&client, url, Some(&admin)).await?;
-                        *cursors[worker].lock().map_err(|e| e.to_string())? =
-                            page["next"].as_str().map(str::to_string);
-                    } else {
-                        let id =
-                            &ids[(worker * 7919 + iteration as usize * 104_729) % ids.len().max(1)];
-                        get(
-                            &client,
-                            format!("{base}/auth/admin/audit?user_id={id}&limit=50"),
-                            Some(&admin),
-                        )
-                        .await?;
-                    }
-                    Ok(true)
-                }
-            });
-            let result = load::run(concurrency, plan.duration, op).await;
-            eprintln!(
-                "  S6 admin list + audit c={concurrency}: {:.0}/s p99 {:.2} ms errors {}",
-                result.per_second, result.p99_ms, result.errors
-            );
-            s6.push(result);
-        }
-    }
-
-    // Mixed: logins with TOTP, refreshes, enrolments and protected calls at once, so a slow
-    // write is felt by every call queued behind it.
-    let mut mixed = Vec::new();
-    for &concurrency in plan.levels.iter().filter(|_| wants("mixed")) {
-        let client = client(concurrency);
-        let chains =
-            refresh_chains(&client, &base, &format!("mx{concurrency}"), concurrency).await?;
-        let (base, token, logins, next_user) = (
-            base.clone(),
-            token.clone(),
-            logins.clone(),
-            next_user.clone(),
-        );
-        let op = Arc::new(move |worker: usize, iteration: u64| {
-            let (client, base, token, logins, next_user, chains) = (
-                client.clone(),
-                base.clone(),
-                token.clone(),
-                logins.clone(),
-                next_user.clone(),
-                chains.clone(),
-            );
-            async move {
-                match worker % 4 {
-                    0 => mfa_flow(&client, &base, &logins, &next_user, usable).await,
-                    1 => {
-                        refresh_once(
-                            &client,
-                            &format!("{base}/auth/token/refresh"),
-                            &chains[worker],
-                        )
-                        .await
-                    }
-                    2 => {
-                        enrolment(
-                            &client,
-                            &base,
-                            &format!("mx{concurrency}w{worker}i{iteration}"),
-                        )
-                        .await
-                    }
-                    _ => get(&client, format!("{base}/auth/user"), Some(&token))
-                        .await
-                        .map(|_| true),
-                }
-            }
-        });
-        let result = load::run(concurrency, plan.duration, op).await;
-        eprintln!(
-            "  mixed c={concurrency}: {:.0} calls/s p50 {:.2} ms p99 {:.2} ms errors {}",
-            result.per_second, result.p50_ms, result.p99_ms, result.errors
-        );
-        mixed.push(result);
-    }
-    eprintln!(
-        "  seeded users taken by logins: {} of {usable}",
-        next_user.load(Ordering::Relaxed).min(usable)
-    );
+    .await;
     let Deployment {
         server, database, ..
-    } = deployment;
+    } = production;
     drop(server);
     database.remove().await;
+    Ok(s2p)
+}
 
-    // S2p: the same flow with production argon2 parameters, on a small database of its own
-    // (the hash, not the database, bounds it).
-    let mut s2p = Vec::new();
-    if wants("S2p") {
-        let production = deploy(
-            args,
-            kind,
-            &binary,
-            "owasp",
-            if args.quick { 1_000 } else { 4_000 },
-        )
+/// The whole suite on one database kind and size: the report as JSON and as a Markdown table.
+async fn suite(
+    args: &Args,
+    kind: &str,
+    seeded: usize,
+    plan: &Plan,
+) -> Result<(Value, String), String> {
+    let binary = server::mfagate_binary()?;
+    let machine = machine();
+    let cores = machine["cores"].as_u64().unwrap_or(1) as f64;
+    eprintln!(
+        "mfagate benchmark: {kind}, {seeded} accounts, on {}, {} cores",
+        machine["cpu"], cores
+    );
+    let hash = hash_cost(cores)?;
+    let s0 = scenarios::ceiling(plan).await?;
+    // The server with the low-cost hashing profile on the seeded database: S1 to S8, mixed.
+    let deployment = start(
+        args,
+        &binary,
+        seed_database(args, kind, "low-cost", seeded).await?,
+    )
+    .await?;
+    let mut target = Target::new(deployment, seeded).await;
+    target.measured.results.insert("S0", s0);
+    target
+        .login_during_cleanup(plan, wants(args, "S7"), !args.skip_cleanup_wait)
         .await?;
-        let base = production.server.base.clone();
-        let users = production.users.clone();
-        let limit = users.len();
-        s2p = mfa_login_levels(
-            "S2p MFA login, argon2 OWASP",
-            plan,
-            &base,
-            users,
-            Arc::new(AtomicUsize::new(0)),
-            limit,
-        )
-        .await;
-        let Deployment {
-            server, database, ..
-        } = production;
-        drop(server);
-        database.remove().await;
+    for scenario in STEADY.into_iter().filter(|s| wants(args, s)) {
+        target.run(scenario, plan, &binary).await?;
     }
+    let mut measured = target.remove().await;
+    if wants(args, "S2p") {
+        let s2p = production_logins(args, kind, &binary, plan).await?;
+        measured.results.insert("S2p", s2p);
+    }
+    Ok(report(args, kind, &machine, &hash, &measured))
+}
 
-    // Report.
+/// `--scale`: the quick suite at 30,000 and at `large` accounts of one database kind, the two
+/// sizes deployed side by side and measured in turn, scenario by scenario (the ceiling S0
+/// included), the order of each pair swapped from one scenario to the next. On a shared machine
+/// whose speed drifts by tens of percent over half an hour, each ratio then compares
+/// measurements taken a minute apart, and S0's pair shows what drift is left.
+async fn scale(
+    args: &Args,
+    kind: &str,
+    large: usize,
+    plan: &Plan,
+) -> Result<((Value, String), (Value, String)), String> {
+    let binary = server::mfagate_binary()?;
+    let machine = machine();
+    let cores = machine["cores"].as_u64().unwrap_or(1) as f64;
+    eprintln!(
+        "mfagate scale benchmark: {kind}, 30000 against {large} accounts, on {}, {} cores",
+        machine["cpu"], cores
+    );
+    let hash = hash_cost(cores)?;
+    // Both databases seeded before either server starts, so that each first clean-up is the
+    // one its S7 measures.
+    let small_seed = seed_database(args, kind, "low-cost", 30_000).await?;
+    let large_seed = seed_database(args, kind, "low-cost", large).await?;
+    let mut targets = Vec::new();
+    for (seeded, count) in [(small_seed, 30_000), (large_seed, large)] {
+        eprintln!("{kind}, {count} accounts: S7 and the clean-up");
+        let mut target = Target::new(start(args, &binary, seeded).await?, count).await;
+        target
+            .login_during_cleanup(plan, wants(args, "S7"), !args.skip_cleanup_wait)
+            .await?;
+        targets.push(target);
+    }
+    let [mut small, mut large_target]: [Target; 2] = targets
+        .try_into()
+        .map_err(|_| "two deployments".to_string())?;
+    // S0 always runs: it is the baseline.
+    let steady = std::iter::once("S0")
+        .chain(STEADY)
+        .filter(|s| *s == "S0" || wants(args, s));
+    for (turn, scenario) in steady.enumerate() {
+        let pair = if turn % 2 == 0 {
+            [&mut small, &mut large_target]
+        } else {
+            [&mut large_target, &mut small]
+        };
+        for target in pair {
+            eprintln!("{kind}, {} accounts:", target.measured.seeded);
+            target.run(scenario, plan, &binary).await?;
+        }
+    }
+    let mut small = small.remove().await;
+    let mut large_measured = large_target.remove().await;
+    if wants(args, "S2p") {
+        // Both halves on a database of the same small size: a check of the drift left, as S0.
+        for measured in [&mut small, &mut large_measured] {
+            let s2p = production_logins(args, kind, &binary, plan).await?;
+            measured.results.insert("S2p", s2p);
+        }
+    }
+    Ok((
+        report(args, kind, &machine, &hash, &small),
+        report(args, kind, &machine, &hash, &large_measured),
+    ))
+}
+
+/// One deployment's results: JSON (the shape of `latest.json`) and a Markdown table.
+fn report(
+    args: &Args,
+    kind: &str,
+    machine: &Value,
+    hash: &HashCost,
+    measured: &Measured,
+) -> (Value, String) {
+    let seeded = measured.seeded;
+    let none = Vec::new();
+    let results = |name: &str| measured.results.get(name).unwrap_or(&none);
+    let s0 = results("S0");
     let ceiling_at = |c: usize| {
         s0.iter()
             .find(|l| l.concurrency == c)
@@ -1064,19 +772,19 @@ async fn suite(
     };
     let mut table = String::from("| scenario | concurrency | per second | vs ceiling | p50 ms | p99 ms | max ms | errors |\n|---|---|---|---|---|---|---|---|\n");
     for (name, results) in [
-        ("S0 ceiling (bare axum)", &s0),
-        ("S1 protected GET /auth/user", &s1),
-        ("S2 MFA login (flows)", &s2),
-        ("S7 MFA login during the clean-up (flows)", &s7),
-        ("S2p MFA login, argon2 OWASP (flows)", &s2p),
-        ("S3 enrolment (flows)", &s3),
-        ("S4 refresh", &s4),
-        ("S5 recovery-code regeneration", &s5),
-        ("S6 admin user list + audit", &s6),
-        ("S8 passkey login, no password (flows)", &s8),
+        ("S0 ceiling (bare axum)", results("S0")),
+        ("S1 protected GET /auth/user", results("S1")),
+        ("S2 MFA login (flows)", results("S2")),
+        ("S7 MFA login during the clean-up (flows)", results("S7")),
+        ("S2p MFA login, argon2 OWASP (flows)", results("S2p")),
+        ("S3 enrolment (flows)", results("S3")),
+        ("S4 refresh", results("S4")),
+        ("S5 recovery-code regeneration", results("S5")),
+        ("S6 admin user list + audit", results("S6")),
+        ("S8 passkey login, no password (flows)", results("S8")),
         (
             "mixed: logins, refreshes, enrolments, protected calls",
-            &mixed,
+            results("mixed"),
         ),
     ] {
         for l in results.iter() {
@@ -1092,48 +800,53 @@ async fn suite(
             ));
         }
     }
-    let s2p_best = best(&s2p).map_or(0.0, |b| b.per_second);
+    let s2p = results("S2p");
+    let s2p_best = best(s2p).map_or(0.0, |b| b.per_second);
+    let cores = machine["cores"].as_u64().unwrap_or(1) as f64;
     table.push_str(&format!(
         "\n{seeded} seeded accounts. argon2 limit (cores / one OWASP hash = {:.0} / {:.1} ms): {:.0} logins/s; S2p reaches {:.0} % of it ({:.0} % of the {:.0} hashes/s that bare argon2id manages on all cores at once).\nRSS: idle {:.1} MiB, peak under S2 {:.1} MiB. Fast scenarios use the `low-cost` argon2 profile (m=8 KiB, t=1, p=1).\n",
         cores,
-        hash_seconds * 1000.0,
-        argon2_limit,
-        100.0 * s2p_best / argon2_limit,
-        100.0 * s2p_best / parallel_hash_rate,
-        parallel_hash_rate,
-        rss_idle,
-        rss_peak
+        hash.seconds * 1000.0,
+        hash.limit,
+        100.0 * s2p_best / hash.limit,
+        100.0 * s2p_best / hash.parallel_rate,
+        hash.parallel_rate,
+        measured.rss_idle,
+        measured.rss_peak
     ));
-    let scenario = |results: &[LevelResult], unit: &str| match best(results) {
-        Some(b) => json!({ unit: b.per_second, "p99_ms": b.p99_ms, "levels": results }),
+    let scenario = |name: &str, unit: &str| match best(results(name)) {
+        Some(b) => json!({ unit: b.per_second, "p99_ms": b.p99_ms, "levels": results(name) }),
         None => json!({ "skipped": true }),
     };
-    let mut s2p_json = scenario(&s2p, "flows_per_s");
-    s2p_json["limit_flows_per_s"] = json!(argon2_limit);
-    s2p_json["parallel_hash_limit_flows_per_s"] = json!(parallel_hash_rate);
-    let report = json!({
+    let mut s2p_json = scenario("S2p", "flows_per_s");
+    s2p_json["limit_flows_per_s"] = json!(hash.limit);
+    s2p_json["parallel_hash_limit_flows_per_s"] = json!(hash.parallel_rate);
+    let mut report = json!({
         "machine": machine,
         "database": kind,
         "users": seeded,
         "quick": args.quick || args.scale,
         "password_profile_fast_scenarios": "low-cost (argon2id m=8 KiB, t=1, p=1)",
-        "argon2_owasp_hash_ms": hash_seconds * 1000.0,
+        "argon2_owasp_hash_ms": hash.seconds * 1000.0,
         "scenarios": {
-            "S0_ceiling": scenario(&s0, "rps"),
-            "S1_protected": scenario(&s1, "rps"),
-            "S2_mfa_login": scenario(&s2, "flows_per_s"),
-            "S7_mfa_login_during_cleanup": scenario(&s7, "flows_per_s"),
+            "S0_ceiling": scenario("S0", "rps"),
+            "S1_protected": scenario("S1", "rps"),
+            "S2_mfa_login": scenario("S2", "flows_per_s"),
+            "S7_mfa_login_during_cleanup": scenario("S7", "flows_per_s"),
             "S2p_mfa_login_argon2": s2p_json,
-            "S3_enroll": scenario(&s3, "flows_per_s"),
-            "S4_refresh": scenario(&s4, "rps"),
-            "S5_regenerate": scenario(&s5, "rps"),
-            "S6_admin": scenario(&s6, "rps"),
-            "S8_passkey_login": scenario(&s8, "flows_per_s"),
-            "mixed": scenario(&mixed, "rps"),
+            "S3_enroll": scenario("S3", "flows_per_s"),
+            "S4_refresh": scenario("S4", "rps"),
+            "S5_regenerate": scenario("S5", "rps"),
+            "S6_admin": scenario("S6", "rps"),
+            "S8_passkey_login": scenario("S8", "flows_per_s"),
+            "mixed": scenario("mixed", "rps"),
         },
-        "rss_mib": { "idle": rss_idle, "peak": rss_peak },
+        "rss_mib": { "idle": measured.rss_idle, "peak": measured.rss_peak },
     });
-    Ok((report, table))
+    if !measured.counters.is_empty() {
+        report["postgres_counters_per_operation"] = json!(measured.counters);
+    }
+    (report, table)
 }
 
 fn write_json(path: &std::path::Path, value: &Value) -> Result<(), String> {
@@ -1196,8 +909,8 @@ async fn main() -> Result<(), String> {
     if args.scale {
         for kind in args.scale_databases.clone() {
             let kind = kind.as_str();
-            let (small, small_table) = suite(&args, kind, 30_000, &quick).await?;
-            let (large, large_table) = suite(&args, kind, args.large_users, &quick).await?;
+            let ((small, small_table), (large, large_table)) =
+                scale(&args, kind, args.large_users, &quick).await?;
             println!("## {kind}, 30,000 accounts\n\n{small_table}\n## {kind}, {} accounts\n\n{large_table}", args.large_users);
             let ratios = ratios(&small, &large);
             eprintln!(
@@ -1206,7 +919,12 @@ async fn main() -> Result<(), String> {
             );
             write_json(
                 &PathBuf::from(format!("bench/results/scale-{kind}.json")),
-                &json!({ "small": small, "large": large, "ratios": ratios }),
+                &json!({
+                    "small": small,
+                    "large": large,
+                    "ratios": ratios,
+                    "order": "both sizes deployed side by side; each scenario (S0 included) run on one size then the other, the order swapped from one scenario to the next; S7 on each while its first clean-up runs",
+                }),
             )?;
         }
         return Ok(());

@@ -8,7 +8,7 @@ use mfagate_softkey::SoftPasskey;
 use serde_json::json;
 
 use crate::load::{self, LevelResult};
-use crate::{client, post, Plan, PASSWORD};
+use crate::{client, post, register, Plan};
 
 /// A user enrolled with a passkey.
 struct Holder {
@@ -17,13 +17,7 @@ struct Holder {
 }
 
 async fn enrol(client: &reqwest::Client, base: &str, username: &str) -> Result<Holder, String> {
-    let registered = post(
-        client,
-        format!("{base}/auth/register"),
-        json!({"username": username, "email": format!("{username}@example.com"), "password": PASSWORD}),
-        None,
-    )
-    .await?;
+    let registered = register(client, base, username).await?;
     let access = registered["access"].as_str().ok_or("no token")?.to_string();
     let begun = post(
         client,

@@ -152,7 +152,17 @@ impl Target {
         };
         let operations = results.iter().map(|l| l.operations).sum();
         let grown = counters::per_operation(&before, &after, operations);
-        eprintln!("  {scenario}: PostgreSQL per operation {grown}");
+        let server: serde_json::Map<String, Value> = grown
+            .as_object()
+            .into_iter()
+            .flatten()
+            .filter(|(k, _)| *k != "tables" && *k != "indexes")
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        eprintln!(
+            "  {scenario}: PostgreSQL per operation {}",
+            Value::Object(server)
+        );
         self.measured.counters.insert(scenario, grown);
     }
 

@@ -82,6 +82,11 @@ pub(crate) const MIGRATIONS: Steps = &[
         "tokens through sessions",
         include_str!("../../migrations/postgres/0013_tokens_through_sessions.sql"),
     ),
+    (
+        14,
+        "pending factors index",
+        include_str!("../../migrations/postgres/0014_pending_factors_index.sql"),
+    ),
 ];
 
 #[derive(Debug, Clone)]

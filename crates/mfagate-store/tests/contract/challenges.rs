@@ -667,3 +667,103 @@ async fn challenge_scans(c: &mut sqlx::PgConnection) -> (i64, i64, i64) {
     .await
     .unwrap()
 }
+
+/// The same count, when the statistics are older than now: ANALYZE saw challenges that have all
+/// expired since, as it has minutes after it ran (a challenge lives 5 minutes). With the values
+/// in hand PostgreSQL then estimates that no row passes `expires_at > now`, and walked the small
+/// `challenges_by_expiry` index past every live challenge of every user to count one user's:
+/// a hundred pages per login at a million accounts (#11). The store plans its statements
+/// generically (`plan_cache_mode`), so the count goes through the user's index.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL: MFAGATE_TEST_BACKEND=postgres cargo nextest run --workspace --profile postgres --run-ignored all"]
+async fn a_login_counts_live_challenges_through_the_users_index_when_the_statistics_are_older_than_now_on_postgres(
+) {
+    use sqlx::Connection;
+    let s = store().await;
+    let url = s.postgres_url().expect("the PostgreSQL run").to_string();
+    let mut c = sqlx::PgConnection::connect(&url).await.unwrap();
+    user(&*s, "ann").await;
+    // 20,000 other users, each with a challenge at a time.
+    sqlx::raw_sql(
+        "INSERT INTO users (id, username, username_lower, email, email_lower, password_hash, created_at)
+         SELECT 'u' || n, 'u' || n, 'u' || n, 'u' || n || '@example.com', 'u' || n || '@example.com', 'x', 0
+         FROM generate_series(1, 20000) AS n",
+    )
+    .execute(&mut c)
+    .await
+    .unwrap();
+    let many = "INSERT INTO challenges (id, user_id, token_hash, created_at, expires_at)
+                SELECT $2 || n, 'u' || n, 'h' || $2 || n, $1, $1 + 300
+                FROM generate_series(1, 20000) AS n";
+    // What the last ANALYZE saw: challenges that expire at NOW + 300.
+    sqlx::query(many)
+        .bind(NOW)
+        .bind("old")
+        .execute(&mut c)
+        .await
+        .unwrap();
+    sqlx::raw_sql("ANALYZE users, challenges")
+        .execute(&mut c)
+        .await
+        .unwrap();
+    // An hour later: other users' live challenges, made since.
+    let later = NOW + 3_600;
+    sqlx::query(many)
+        .bind(later)
+        .bind("live")
+        .execute(&mut c)
+        .await
+        .unwrap();
+    let before = index_reads(&mut c).await;
+    for n in 0..10 {
+        let mut login = challenge(&format!("a{n}"), "ann");
+        login.created_at = later;
+        login.expires_at = later + 300;
+        let created = s
+            .create_challenge(&login, 100, 5, &[], later)
+            .await
+            .unwrap();
+        assert!(matches!(created, ChallengeCreated::Created));
+    }
+    // A backend reports its counts at most once a second when idle: wait for the 10 logins'.
+    let mut after = before;
+    for _ in 0..150 {
+        after = index_reads(&mut c).await;
+        if after.by_user_scans - before.by_user_scans >= 10 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(
+        after.by_user_scans - before.by_user_scans >= 10,
+        "the 10 logins' counts went through the user's index: {before:?} → {after:?}"
+    );
+    let walked = after.by_expiry_entries - before.by_expiry_entries;
+    assert!(
+        walked < 1_000,
+        "10 logins walked {walked} entries of challenges_by_expiry"
+    );
+}
+
+#[derive(Debug, Clone, Copy)]
+struct IndexReads {
+    by_user_scans: i64,
+    by_expiry_entries: i64,
+}
+
+/// Scans of `challenges_by_user`, and entries read from `challenges_by_expiry`, as the
+/// statistics say.
+async fn index_reads(c: &mut sqlx::PgConnection) -> IndexReads {
+    let (by_user_scans, by_expiry_entries): (i64, i64) = sqlx::query_as(
+        "SELECT
+           (SELECT idx_scan FROM pg_stat_user_indexes WHERE indexrelname = 'challenges_by_user'),
+           (SELECT idx_tup_read FROM pg_stat_user_indexes WHERE indexrelname = 'challenges_by_expiry')",
+    )
+    .fetch_one(c)
+    .await
+    .unwrap();
+    IndexReads {
+        by_user_scans,
+        by_expiry_entries,
+    }
+}

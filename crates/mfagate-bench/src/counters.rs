@@ -49,20 +49,21 @@ const INDEXES: &str =
 
 type TableRow = (String, i64, i64, i64, i64, i64, i64);
 
+/// How long a backend may take to report what it counted, once idle.
+pub const SETTLE: Duration = Duration::from_millis(1_500);
+
 pub struct Snapshot {
     server: [i64; 10],
     tables: BTreeMap<String, [i64; 6]>,
     indexes: BTreeMap<String, [i64; 2]>,
 }
 
-/// The counters now, or `None` on SQLite (or if PostgreSQL would not say).
+/// The counters now, or `None` on SQLite (or if PostgreSQL would not say). A backend reports
+/// its counters when idle, at most once a second: after a scenario, wait `SETTLE` first.
 pub async fn snapshot(url: &str) -> Option<Snapshot> {
     if !url.starts_with("postgres") {
         return None;
     }
-    // A backend reports its counters when idle, at most once a second: wait for the
-    // scenario's last ones.
-    tokio::time::sleep(Duration::from_millis(1_500)).await;
     let mut connection = sqlx::PgConnection::connect(url).await.ok()?;
     let row: (i64, i64, i64, i64, i64, i64, i64, i64, i64, i64) = sqlx::query_as(SNAPSHOT)
         .fetch_one(&mut connection)

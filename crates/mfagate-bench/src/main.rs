@@ -192,6 +192,17 @@ struct Deployment {
     env: Vec<(String, String)>,
 }
 
+impl Deployment {
+    /// Stops the server, then removes its database.
+    async fn remove(self) {
+        let Deployment {
+            server, database, ..
+        } = self;
+        drop(server);
+        database.remove().await;
+    }
+}
+
 /// A database seeded for one deployment whose server has not started yet (so that its first
 /// clean-up starts with the scenario that measures it, S7, however long other seeding takes).
 struct Seeded {
@@ -641,11 +652,7 @@ async fn production_logins(
         limit,
     )
     .await;
-    let Deployment {
-        server, database, ..
-    } = production;
-    drop(server);
-    database.remove().await;
+    production.remove().await;
     Ok(s2p)
 }
 

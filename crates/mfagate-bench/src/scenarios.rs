@@ -147,6 +147,9 @@ impl Target {
         results: &[LevelResult],
     ) {
         let Some(before) = before else { return };
+        // The scenario's last counts reach PostgreSQL's statistics a moment after it ends (the
+        // snapshot before it needs no wait: the scenario before was counted after one).
+        tokio::time::sleep(counters::SETTLE).await;
         let Some(after) = counters::snapshot(&self.deployment.url).await else {
             return;
         };
@@ -173,11 +176,7 @@ impl Target {
             self.next_user.load(Ordering::Relaxed).min(self.usable),
             self.usable
         );
-        let Deployment {
-            server, database, ..
-        } = self.deployment;
-        drop(server);
-        database.remove().await;
+        self.deployment.remove().await;
         self.measured
     }
 

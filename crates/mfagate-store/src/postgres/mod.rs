@@ -87,6 +87,11 @@ pub(crate) const MIGRATIONS: Steps = &[
         "pending factors index",
         include_str!("../../migrations/postgres/0014_pending_factors_index.sql"),
     ),
+    (
+        15,
+        "clean-up only time indexes",
+        include_str!("../../migrations/postgres/0015_cleanup_only_time_indexes.sql"),
+    ),
 ];
 
 #[derive(Debug, Clone)]

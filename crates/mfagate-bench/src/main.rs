@@ -361,9 +361,18 @@ struct CachedAccounts {
     users: Vec<SeededUser>,
 }
 
+/// Waits until `path`'s data is on the disk.
+fn sync_file(path: &std::path::Path) -> Result<(), String> {
+    std::fs::File::open(path)
+        .and_then(|file| file.sync_all())
+        .map_err(|e| format!("syncing {}: {e}", path.display()))
+}
+
 impl SeedCache {
     fn new(cache: &std::path::Path, dir: &std::path::Path, seeded: usize, profile: &str) -> Self {
-        let name = format!("sqlite-{seeded}-{profile}");
+        // Named for the seed's version too, so a file seeded before a change to the seed is
+        // never taken for one seeded after it.
+        let name = format!("sqlite-{seeded}-{profile}-seed{}", seed::VERSION);
         SeedCache {
             database: cache.join(format!("{name}.db")),
             accounts: cache.join(format!("{name}.json")),
@@ -382,6 +391,10 @@ impl SeedCache {
         let secret = SecretBytes::parse(&cached.secret)?;
         std::fs::copy(&self.database, &self.target)
             .map_err(|e| format!("copying {}: {e}", self.database.display()))?;
+        // On the disk before the server starts, as a database grown over months is: otherwise
+        // the kernel writes the copy's gigabytes back during the first scenario, S7, whose
+        // commits then wait behind it.
+        sync_file(&self.target)?;
         eprintln!(
             "  copied the seeded database from {}",
             self.database.display()
@@ -399,6 +412,7 @@ impl SeedCache {
         }
         let partial = self.database.with_extension("partial");
         std::fs::copy(&self.target, &partial).map_err(|e| e.to_string())?;
+        sync_file(&partial)?;
         let accounts = serde_json::to_string(&serde_json::json!({
             "secret": secret.to_hex(),
             "users": users,

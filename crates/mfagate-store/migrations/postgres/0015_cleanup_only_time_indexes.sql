@@ -11,8 +11,9 @@
 -- every live challenge of every user through `challenges_by_expiry` (issue #11: 100 buffers a
 -- spend at a million accounts, named with auto_explain; the query-plan test's fourth pass).
 --
--- Building them holds each table's write lock for the time of one index build (seconds for
--- millions of rows).
+-- The migration runs in one transaction, and DROP INDEX locks its table for reads and writes:
+-- the ten tables stay locked until all ten indexes are built (seconds to tens of seconds at a
+-- million accounts). Upgrade in a quiet minute.
 DROP INDEX challenges_by_expiry;
 CREATE INDEX challenges_by_expiry ON challenges ((expires_at + 0));
 DROP INDEX setup_tokens_by_expiry;

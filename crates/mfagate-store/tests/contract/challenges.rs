@@ -684,14 +684,7 @@ async fn a_login_counts_live_challenges_through_the_users_index_when_the_statist
     let mut c = sqlx::PgConnection::connect(&url).await.unwrap();
     user(&*s, "ann").await;
     // 20,000 other users, each with a challenge at a time.
-    sqlx::raw_sql(
-        "INSERT INTO users (id, username, username_lower, email, email_lower, password_hash, created_at)
-         SELECT 'u' || n, 'u' || n, 'u' || n, 'u' || n || '@example.com', 'u' || n || '@example.com', 'x', 0
-         FROM generate_series(1, 20000) AS n",
-    )
-    .execute(&mut c)
-    .await
-    .unwrap();
+    other_users(&mut c).await;
     let many = "INSERT INTO challenges (id, user_id, token_hash, created_at, expires_at)
                 SELECT $2 || n, 'u' || n, 'h' || $2 || n, $1, $1 + 300
                 FROM generate_series(1, 20000) AS n";
@@ -738,6 +731,19 @@ async fn a_login_counts_live_challenges_through_the_users_index_when_the_statist
         walked < 1_000,
         "10 logins walked {walked} entries of challenges_by_expiry"
     );
+}
+
+/// 20,000 other users, `u1` to `u20000`, inserted directly (the store has no bulk intent for
+/// users alone).
+async fn other_users(c: &mut sqlx::PgConnection) {
+    sqlx::raw_sql(
+        "INSERT INTO users (id, username, username_lower, email, email_lower, password_hash, created_at)
+         SELECT 'u' || n, 'u' || n, 'u' || n, 'u' || n || '@example.com', 'u' || n || '@example.com', 'x', 0
+         FROM generate_series(1, 20000) AS n",
+    )
+    .execute(c)
+    .await
+    .unwrap();
 }
 
 /// The index reads once `reported` holds of them, or after 15 s: a backend reports its counts
@@ -799,14 +805,7 @@ async fn a_challenge_is_spent_through_its_key_when_the_table_was_analysed_nearly
     let url = s.postgres_url().expect("the PostgreSQL run").to_string();
     let mut c = sqlx::PgConnection::connect(&url).await.unwrap();
     user(&*s, "ann").await;
-    sqlx::raw_sql(
-        "INSERT INTO users (id, username, username_lower, email, email_lower, password_hash, created_at)
-         SELECT 'u' || n, 'u' || n, 'u' || n, 'u' || n || '@example.com', 'u' || n || '@example.com', 'x', 0
-         FROM generate_series(1, 20000) AS n",
-    )
-    .execute(&mut c)
-    .await
-    .unwrap();
+    other_users(&mut c).await;
     // Ids as the server makes them (a token's SHA-256, in base64), so the primary key is as
     // large per row as in a deployment.
     let many = "INSERT INTO challenges (id, user_id, token_hash, created_at, expires_at)

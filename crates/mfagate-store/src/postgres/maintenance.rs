@@ -45,6 +45,22 @@ pub(super) const CLEANUP_AUDIT: &str = "DELETE FROM audit_events WHERE id = ANY(
 
 pub(super) const CLEANUP_LOCK: i64 = 0x6d66_6167_0002;
 
+/// What the clean-up's batches are planned with, besides the store's own settings (sequential
+/// scans priced out, generic plans): no sort and no bitmap scan, so that each statement walks
+/// its time index in order and stops after its batch, whatever the statistics say.
+///
+/// Why: a time index's rows are its backlog, and the statistics seldom know it. Analysed when
+/// there was none (after a clean-up, by autovacuum; or on a new database), `spent_at IS NOT
+/// NULL AND spent_at <= $1` is estimated at one row, and the planner takes a bitmap scan of the
+/// whole index, then sorts it, then keeps 100: each batch read every spent challenge (or used
+/// recovery code) there was, so working off a backlog cost its square. The generic plan a
+/// connection makes first is the one it keeps, so the settings are set in every batch's
+/// transaction (`set_config(..., true)`), where the statements are planned, in the round trip
+/// that takes the lock. The query-plan test plans the clean-up with these and requires an
+/// ordered index walk without a sort, on tables analysed full and nearly empty.
+pub const CLEANUP_PLANNER_SETTINGS: &[(&str, &str)] =
+    &[("enable_sort", "off"), ("enable_bitmapscan", "off")];
+
 #[async_trait]
 impl MaintenanceStore for PgStore {
     async fn ping(&self) -> StoreResult<()> {
@@ -73,11 +89,27 @@ impl MaintenanceStore for PgStore {
             // lock is doing this pass, so this one stops.
             let pass = on_connection!(self, |c| {
                 let mut tx = sqlx::Connection::begin(&mut *c).await.store()?;
-                let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
-                    .bind(CLEANUP_LOCK)
-                    .fetch_one(&mut *tx)
-                    .await
-                    .store()?;
+                let locked: bool = sqlx::query_scalar(
+                    "SELECT pg_try_advisory_xact_lock($1),
+                            (SELECT count(set_config(name, value, true))
+                             FROM unnest($2::text[], $3::text[]) AS s(name, value))",
+                )
+                .bind(CLEANUP_LOCK)
+                .bind(
+                    CLEANUP_PLANNER_SETTINGS
+                        .iter()
+                        .map(|(name, _)| *name)
+                        .collect::<Vec<_>>(),
+                )
+                .bind(
+                    CLEANUP_PLANNER_SETTINGS
+                        .iter()
+                        .map(|(_, value)| *value)
+                        .collect::<Vec<_>>(),
+                )
+                .fetch_one(&mut *tx)
+                .await
+                .store()?;
                 if !locked {
                     return Ok(None);
                 }

@@ -350,6 +350,7 @@ mod factors;
 mod import;
 mod keys;
 mod maintenance;
+pub use maintenance::CLEANUP_PLANNER_SETTINGS;
 mod own_connections;
 mod recovery_codes;
 mod sessions;

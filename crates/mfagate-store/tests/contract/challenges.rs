@@ -608,10 +608,7 @@ async fn assert_sessions(s: &dyn Store, expected: &[(&str, bool)]) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs PostgreSQL: MFAGATE_TEST_BACKEND=postgres cargo nextest run --workspace --profile postgres --run-ignored all"]
 async fn a_login_counts_live_challenges_through_the_index_after_the_table_grew_on_postgres() {
-    use sqlx::Connection;
-    let s = store().await;
-    let url = s.postgres_url().expect("the PostgreSQL run").to_string();
-    let mut c = sqlx::PgConnection::connect(&url).await.unwrap();
+    let (s, mut c) = store_and_postgres().await;
     user(&*s, "ann").await;
     user(&*s, "many").await;
     sqlx::raw_sql("ANALYZE challenges")
@@ -678,10 +675,7 @@ async fn challenge_scans(c: &mut sqlx::PgConnection) -> (i64, i64, i64) {
 #[ignore = "needs PostgreSQL: MFAGATE_TEST_BACKEND=postgres cargo nextest run --workspace --profile postgres --run-ignored all"]
 async fn a_login_counts_live_challenges_through_the_users_index_when_the_statistics_are_older_than_now_on_postgres(
 ) {
-    use sqlx::Connection;
-    let s = store().await;
-    let url = s.postgres_url().expect("the PostgreSQL run").to_string();
-    let mut c = sqlx::PgConnection::connect(&url).await.unwrap();
+    let (s, mut c) = store_and_postgres().await;
     user(&*s, "ann").await;
     // 20,000 other users, each with a challenge at a time.
     other_users(&mut c).await;
@@ -731,6 +725,15 @@ async fn a_login_counts_live_challenges_through_the_users_index_when_the_statist
         walked < 1_000,
         "10 logins walked {walked} entries of challenges_by_expiry"
     );
+}
+
+/// A store on PostgreSQL, and a connection of the test's own to its database.
+async fn store_and_postgres() -> (TestStore, sqlx::PgConnection) {
+    use sqlx::Connection;
+    let s = store().await;
+    let url = s.postgres_url().expect("the PostgreSQL run").to_string();
+    let c = sqlx::PgConnection::connect(&url).await.unwrap();
+    (s, c)
 }
 
 /// 20,000 other users, `u1` to `u20000`, inserted directly (the store has no bulk intent for
@@ -800,10 +803,7 @@ async fn index_reads(c: &mut sqlx::PgConnection) -> IndexReads {
 #[ignore = "needs PostgreSQL: MFAGATE_TEST_BACKEND=postgres cargo nextest run --workspace --profile postgres --run-ignored all"]
 async fn a_challenge_is_spent_through_its_key_when_the_table_was_analysed_nearly_empty_on_postgres()
 {
-    use sqlx::Connection;
-    let s = store().await;
-    let url = s.postgres_url().expect("the PostgreSQL run").to_string();
-    let mut c = sqlx::PgConnection::connect(&url).await.unwrap();
+    let (s, mut c) = store_and_postgres().await;
     user(&*s, "ann").await;
     other_users(&mut c).await;
     // Ids as the server makes them (a token's SHA-256, in base64), so the primary key is as
@@ -871,5 +871,60 @@ async fn a_challenge_is_spent_through_its_key_when_the_table_was_analysed_nearly
     assert!(
         walked < 100,
         "10 attempts and spends walked {walked} entries of challenges_by_expiry"
+    );
+}
+
+/// The clean-up of spent challenges when `challenges` was analysed with none spent, as it is
+/// after every clean-up on a busy server (#11): one batch reads one batch's entries of
+/// `challenges_spent`. Planned on those statistics the statement had been a bitmap scan of the
+/// whole index and a sort, each batch reading every spent challenge there was; the clean-up now
+/// plans its batches with no sort and no bitmap scan (`CLEANUP_PLANNER_SETTINGS`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL: MFAGATE_TEST_BACKEND=postgres cargo nextest run --workspace --profile postgres --run-ignored all"]
+async fn a_batch_of_the_clean_up_reads_one_batch_of_spent_challenges_on_postgres() {
+    let (s, mut c) = store_and_postgres().await;
+    other_users(&mut c).await;
+    // A busy minute's logins, analysed before any was spent.
+    let made = NOW - 60;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO challenges (id, user_id, token_hash, created_at, expires_at)
+         SELECT encode(sha256(('spent' || n)::bytea), 'base64'), 'u' || (n % 20000 + 1),
+                'h' || n, {made}, {made} + 300
+         FROM generate_series(1, 20000) AS n;
+         ANALYZE challenges"
+    )))
+    .execute(&mut c)
+    .await
+    .unwrap();
+    // All spent since.
+    sqlx::query("UPDATE challenges SET spent_at = $1 - (hashtext(id) & 31)")
+        .bind(NOW - 1)
+        .execute(&mut c)
+        .await
+        .unwrap();
+    async fn read(c: &mut sqlx::PgConnection) -> i64 {
+        sqlx::query_scalar(
+            "SELECT idx_tup_read FROM pg_stat_user_indexes WHERE indexrelname = 'challenges_spent'",
+        )
+        .fetch_one(c)
+        .await
+        .unwrap()
+    }
+    let before = read(&mut c).await;
+    let deleted = s.delete_expired(NOW, None, 100).await.unwrap();
+    assert_eq!(deleted, 100, "one batch of spent challenges");
+    let mut after = read(&mut c).await;
+    for _ in 0..150 {
+        if after > before {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        after = read(&mut c).await;
+    }
+    assert!(after > before, "the clean-up's reads were not reported");
+    assert!(
+        after - before < 1_000,
+        "one batch of 100 read {} entries of challenges_spent (20,000 spent)",
+        after - before
     );
 }

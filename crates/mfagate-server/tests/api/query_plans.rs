@@ -936,6 +936,19 @@ async fn keyed_through_time_indexes(
     problems
 }
 
+/// A plan PostgreSQL would compile to machine code on every execution (tens of milliseconds):
+/// the store's connections turn that off (`CONNECTION_SETTINGS`), since a scan priced out by
+/// `enable_seqscan = off`, or the clean-up's walk of a time index at a million accounts, is
+/// estimated far above `jit_above_cost`.
+fn compiled(plan: &[String], statement: &str) -> Option<String> {
+    plan.iter().any(|line| line.contains("JIT:")).then(|| {
+        format!(
+            "would be compiled (JIT) on every execution: {}\n    in: {statement}",
+            plan.join(" / ")
+        )
+    })
+}
+
 /// The clean-up statements that do not walk a time index in order, planned as the clean-up
 /// plans them (`CLEANUP_PLANNER_SETTINGS` on top of the store's own), each with its plan. A
 /// bitmap scan or a sort reads the whole backlog for each batch of 100: with the statistics of
@@ -961,6 +974,7 @@ async fn cleanup_walks_in_order(
                 .and_then(|(_, rest)| rest.split_whitespace().next())
                 .is_some_and(ordered_by_time)
         });
+        problems.extend(compiled(&plan, statement));
         let sorts = plan.iter().any(|line| line.contains("Sort"));
         let bitmap = plan.iter().any(|line| line.contains("Bitmap"));
         if !walks || sorts || bitmap {
@@ -1024,10 +1038,15 @@ async fn no_statement_of_the_store_scans_a_table() {
     if pg.is_some() {
         use sqlx::{Connection, Executor};
         let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
-        conn.execute("SET enable_seqscan = off; SET plan_cache_mode = force_generic_plan")
+        // Planned as the store's own connections plan.
+        conn.execute(mfagate_store::postgres::CONNECTION_SETTINGS)
             .await
             .unwrap();
         for statement in &statements {
+            problems.extend(compiled(
+                &plan_postgres(&mut conn, statement).await,
+                statement,
+            ));
             for scan in scans_postgres(&mut conn, statement).await {
                 let table = scan.split(':').next().unwrap_or_default();
                 if !allowed(table, statement) {

@@ -352,6 +352,7 @@ mod keys;
 mod maintenance;
 pub use maintenance::CLEANUP_PLANNER_SETTINGS;
 mod own_connections;
+pub use own_connections::CONNECTION_SETTINGS;
 mod recovery_codes;
 mod sessions;
 mod throttle;

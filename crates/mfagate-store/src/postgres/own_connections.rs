@@ -52,7 +52,8 @@ macro_rules! on_connection {
 }
 pub(super) use on_connection;
 
-/// A fresh connection out of the pool, set to plan as the query-plan tests check.
+/// What every connection of the store is set to, as it opens: to plan as the query-plan tests
+/// check.
 ///
 /// Sequential scans are priced out on it (`enable_seqscan = off`): every statement of the store
 /// is written for an index, and the query-plan tests prove one serves each (they explain with
@@ -76,9 +77,22 @@ pub(super) use on_connection;
 /// preferred the expiry index, so the clean-up's time indexes are now built on `expires_at + 0`
 /// (PostgreSQL migration 15), which no per-request statement names. Planning once also saves
 /// the planner's time on every call.
+///
+/// And no statement is compiled to machine code (`jit = off`). PostgreSQL compiles a plan whose
+/// estimated cost passes `jit_above_cost` (100,000), on every execution, for tens of
+/// milliseconds. A scan priced out by `enable_seqscan = off` costs ten billion, so the tiny
+/// key tables' statements passed it. And the clean-up's walk of a time index with its estimated
+/// third of the table passed it at a million accounts: 25 ms of compiling for each pass over
+/// an empty `factors_pending`, which made the clean-up of a million accounts' backlog take
+/// minutes longer (#11, eleventh session). The store's statements each touch a few rows, where
+/// compiling never pays.
+pub const CONNECTION_SETTINGS: &str =
+    "SET enable_seqscan = off; SET plan_cache_mode = force_generic_plan; SET jit = off";
+
+/// A fresh connection out of the pool, with `CONNECTION_SETTINGS`.
 async fn open(pool: &PgPool) -> Result<PgConnection, StoreError> {
     let mut connection = pool.acquire().await.store()?.detach();
-    sqlx::raw_sql("SET enable_seqscan = off; SET plan_cache_mode = force_generic_plan")
+    sqlx::raw_sql(CONNECTION_SETTINGS)
         .execute(&mut connection)
         .await
         .store()?;

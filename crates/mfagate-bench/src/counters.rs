@@ -1,7 +1,7 @@
 //! PostgreSQL's own counters around each scenario, per operation: WAL written (records,
 //! full-page images, bytes), blocks read into shared buffers against blocks found there,
 //! buffers a backend had to write out itself, checkpoints; and by table and index, the blocks
-//! each was read from (heap and indexes) and its scans. When a scenario is slower on the large
+//! each was read from (heap and indexes), its scans, and its vacuums and analyses. When a scenario is slower on the large
 //! database, these say which of those grew and where (the sixth session profiled the 30k login
 //! by hand; this puts the same figures in every scale run's results).
 //!
@@ -36,25 +36,28 @@ const NAMES: [&str; 10] = [
 ];
 
 /// By table: heap blocks read, heap blocks hit, index blocks read, index blocks hit, sequential
-/// scans, index scans.
+/// scans, index scans; then vacuums and analyses (autovacuum's and others'). A vacuum reads a
+/// table's heap and indexes without counting a scan, so blocks that grew with no scans to
+/// match are told apart from a statement's reads by these.
 const TABLES: &str = "SELECT s.relname::TEXT,
         COALESCE(io.heap_blks_read, 0), COALESCE(io.heap_blks_hit, 0),
         COALESCE(io.idx_blks_read, 0), COALESCE(io.idx_blks_hit, 0),
-        COALESCE(s.seq_scan, 0), COALESCE(s.idx_scan, 0)
+        COALESCE(s.seq_scan, 0), COALESCE(s.idx_scan, 0),
+        s.vacuum_count + s.autovacuum_count, s.analyze_count + s.autoanalyze_count
      FROM pg_stat_user_tables s JOIN pg_statio_user_tables io USING (relid)";
 
 /// By index: blocks read, blocks hit.
 const INDEXES: &str =
     "SELECT indexrelname::TEXT, idx_blks_read, idx_blks_hit FROM pg_statio_user_indexes";
 
-type TableRow = (String, i64, i64, i64, i64, i64, i64);
+type TableRow = (String, i64, i64, i64, i64, i64, i64, i64, i64);
 
 /// How long a backend may take to report what it counted, once idle.
 pub const SETTLE: Duration = Duration::from_millis(1_500);
 
 pub struct Snapshot {
     server: [i64; 10],
-    tables: BTreeMap<String, [i64; 6]>,
+    tables: BTreeMap<String, [i64; 8]>,
     indexes: BTreeMap<String, [i64; 2]>,
 }
 
@@ -83,7 +86,7 @@ pub async fn snapshot(url: &str) -> Option<Snapshot> {
         ],
         tables: tables
             .into_iter()
-            .map(|(name, a, b, c, d, e, f)| (name, [a, b, c, d, e, f]))
+            .map(|(name, a, b, c, d, e, f, g, h)| (name, [a, b, c, d, e, f, g, h]))
             .collect(),
         indexes: indexes
             .into_iter()
@@ -115,13 +118,16 @@ pub fn per_operation(before: &Snapshot, after: &Snapshot, operations: u64) -> Va
     for (name, now) in &after.tables {
         let then = before.tables.get(name).copied().unwrap_or_default();
         let grown: Vec<f64> = (0..6).map(|i| per(now[i] - then[i], operations)).collect();
-        if grown.iter().any(|g| *g >= 0.1) {
+        // In all, not per operation: a handful in a scenario, or none.
+        let (vacuums, analyses) = (now[6] - then[6], now[7] - then[7]);
+        if grown.iter().any(|g| *g >= 0.1) || vacuums + analyses > 0 {
             tables.insert(
                 name.clone(),
                 json!({
                     "heap_read": grown[0], "heap_hit": grown[1],
                     "index_read": grown[2], "index_hit": grown[3],
                     "sequential_scans": grown[4], "index_scans": grown[5],
+                    "vacuums": vacuums, "analyses": analyses,
                 }),
             );
         }

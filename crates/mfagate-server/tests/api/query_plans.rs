@@ -953,7 +953,7 @@ fn compiled(plan: &[String], statement: &str) -> Option<String> {
 /// plans them (`CLEANUP_PLANNER_SETTINGS` on top of the store's own), each with its plan. A
 /// bitmap scan or a sort reads the whole backlog for each batch of 100: with the statistics of
 /// a table that had no spent rows when analysed, the planner chose that for the spent
-/// challenges and the used recovery codes (#11).
+/// challenges and the pending factors (#11).
 async fn cleanup_walks_in_order(
     conn: &mut sqlx::PgConnection,
     cleanups: &[String],

@@ -52,14 +52,19 @@ pub(super) const CLEANUP_LOCK: i64 = 0x6d66_6167_0002;
 /// Why: a time index's rows are its backlog, and the statistics seldom know it. Analysed when
 /// there was none (after a clean-up, by autovacuum; or on a new database), `spent_at IS NOT
 /// NULL AND spent_at <= $1` is estimated at one row, and the planner takes a bitmap scan of the
-/// whole index, then sorts it, then keeps 100: each batch read every spent challenge (or used
-/// recovery code) there was, so working off a backlog cost its square. The generic plan a
-/// connection makes first is the one it keeps, so the settings are set in every batch's
-/// transaction (`set_config(..., true)`), where the statements are planned, in the round trip
-/// that takes the lock. The query-plan test plans the clean-up with these and requires an
+/// whole index, then sorts it, then keeps 100: each batch read every spent challenge there was
+/// (the pending factors' clean-up was planned the same way), so working off a backlog cost its
+/// square. The generic plan a connection makes first is the one it keeps, so the settings are
+/// set in every batch's transaction (`set_config(..., true)`), where the statements are
+/// planned, in the round trip that takes the lock. The query-plan test plans the clean-up with these and requires an
 /// ordered index walk without a sort, on tables analysed full and nearly empty.
 pub const CLEANUP_PLANNER_SETTINGS: &[(&str, &str)] =
     &[("enable_sort", "off"), ("enable_bitmapscan", "off")];
+
+/// Takes the clean-up's lock ($1) and sets `CLEANUP_PLANNER_SETTINGS` for the transaction, in
+/// one round trip (a unit test below keeps the two in step).
+const CLEANUP_LOCK_AND_SETTINGS: &str = "SELECT pg_try_advisory_xact_lock($1),
+        set_config('enable_sort', 'off', true), set_config('enable_bitmapscan', 'off', true)";
 
 #[async_trait]
 impl MaintenanceStore for PgStore {
@@ -89,27 +94,11 @@ impl MaintenanceStore for PgStore {
             // lock is doing this pass, so this one stops.
             let pass = on_connection!(self, |c| {
                 let mut tx = sqlx::Connection::begin(&mut *c).await.store()?;
-                let locked: bool = sqlx::query_scalar(
-                    "SELECT pg_try_advisory_xact_lock($1),
-                            (SELECT count(set_config(name, value, true))
-                             FROM unnest($2::text[], $3::text[]) AS s(name, value))",
-                )
-                .bind(CLEANUP_LOCK)
-                .bind(
-                    CLEANUP_PLANNER_SETTINGS
-                        .iter()
-                        .map(|(name, _)| *name)
-                        .collect::<Vec<_>>(),
-                )
-                .bind(
-                    CLEANUP_PLANNER_SETTINGS
-                        .iter()
-                        .map(|(_, value)| *value)
-                        .collect::<Vec<_>>(),
-                )
-                .fetch_one(&mut *tx)
-                .await
-                .store()?;
+                let locked: bool = sqlx::query_scalar(CLEANUP_LOCK_AND_SETTINGS)
+                    .bind(CLEANUP_LOCK)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .store()?;
                 if !locked {
                     return Ok(None);
                 }
@@ -129,5 +118,22 @@ impl MaintenanceStore for PgStore {
             }
         }
         Ok(deleted)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_lock_statement_sets_every_planner_setting_of_the_clean_up() {
+        for (name, value) in CLEANUP_PLANNER_SETTINGS {
+            let set = format!("set_config('{name}', '{value}', true)");
+            assert!(CLEANUP_LOCK_AND_SETTINGS.contains(&set), "missing {set}");
+        }
+        assert_eq!(
+            CLEANUP_LOCK_AND_SETTINGS.matches("set_config(").count(),
+            CLEANUP_PLANNER_SETTINGS.len()
+        );
     }
 }

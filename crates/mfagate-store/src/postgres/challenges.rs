@@ -112,11 +112,15 @@ async fn claim_attempt(
 }
 
 /// Spends challenge `$1` if it is still open at `$2` and its user is not disabled.
+// `OFFSET 0` keeps the user's check a sub-plan run for the one challenge, by the user's key:
+// made a join, it could be planned as a merge join walking all of `users_pkey`, which the
+// planner prices as cheap as the lookup when `challenges` was analysed empty (see
+// `challenge_and_factors`; the query-plan test lists such walks).
 macro_rules! spend_challenge {
     () => {
         "UPDATE challenges SET spent_at = $2
          WHERE id = $1 AND spent_at IS NULL AND expires_at > $2
-           AND EXISTS (SELECT 1 FROM users u WHERE u.id = challenges.user_id AND NOT u.disabled)"
+           AND EXISTS (SELECT 1 FROM users u WHERE u.id = challenges.user_id AND NOT u.disabled OFFSET 0)"
     };
 }
 
@@ -351,13 +355,23 @@ impl ChallengeStore for PgStore {
     ) -> StoreResult<Option<(Challenge, Vec<Factor>)>> {
         // One row per verified factor of the challenge's user, each carrying the challenge; one
         // row with no factor (all NULL) when the user has none.
+        //
+        // The factors are a lateral sub-query fenced by `OFFSET 0`, so they are read for the one
+        // challenge, by its user's key, and nothing in the join asks for `challenges` in user
+        // order. As a plain join, after `challenges` was analysed empty (the clean-up had just
+        // deleted every spent and expired one), every path to the challenge cost the same, and
+        // the planner took the one that also gave the join an order: a walk of all of
+        // `challenges_by_user`, filtering on the id, at every `mfa/verify` (#11: 400 index and
+        // 2,200 heap blocks a login at a million accounts; auto_explain, twelfth session).
         let query = sqlx::query(concat!(
             "SELECT ",
             challenge_columns!(),
             ", ",
             qualified_factor_columns!(),
             " FROM challenges c
-             LEFT JOIN factors f ON f.user_id = c.user_id AND f.verified_at IS NOT NULL
+             LEFT JOIN LATERAL (SELECT * FROM factors
+                                WHERE factors.user_id = c.user_id AND factors.verified_at IS NOT NULL
+                                OFFSET 0) f ON true
              WHERE c.id = $1 ORDER BY f.seq"
         ))
         .bind(id);

@@ -176,10 +176,11 @@ async fn finish_enrolment(
             .execute(&mut *c)
             .await?;
     }
-    // Sessions that began without a second factor would outlive its enrolment.
+    // Sessions that began without a second factor would outlive its enrolment. (The sessions
+    // as an array, then their tokens by family: see `end_all_sessions` in sessions.rs.)
     sqlx::query(
         "UPDATE refresh_tokens SET revoked_at = $2
-         WHERE family_id IN (SELECT id FROM sessions WHERE user_id = $1)
+         WHERE family_id = ANY(ARRAY(SELECT id FROM sessions WHERE user_id = $1))
            AND revoked_at IS NULL AND ' ' || amr || ' ' NOT LIKE '% mfa %'",
     )
     .bind(user_id)

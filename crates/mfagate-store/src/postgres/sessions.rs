@@ -23,12 +23,14 @@ impl SessionStore for PgStore {
     async fn live_sessions(&self, user_id: &str, now: i64) -> StoreResult<Vec<Session>> {
         on_connection!(self, |c| {
             let rows = sqlx::query(
+                // `OFFSET 0` keeps the token check a sub-plan run per session by its family:
+                // as a semi-join it could walk all of `refresh_tokens_by_family`.
                 "SELECT id, amr, ip, user_agent, created_at, last_used_at, expires_at
                  FROM sessions s
                  WHERE s.user_id = $1 AND s.expires_at > $2
                    AND EXISTS (SELECT 1 FROM refresh_tokens t
                                WHERE t.family_id = s.id AND t.used_at IS NULL
-                                 AND t.revoked_at IS NULL AND t.expires_at > $2)
+                                 AND t.revoked_at IS NULL AND t.expires_at > $2 OFFSET 0)
                  ORDER BY s.created_at DESC, s.id",
             )
             .bind(user_id)
@@ -73,9 +75,12 @@ impl SessionStore for PgStore {
         on_connection!(self, |c| {
             let mut tx = sqlx::Connection::begin(&mut *c).await.store()?;
             let ended = sqlx::query(
-                // Through the user's sessions: tokens have no index by user.
+                // Through the user's sessions: tokens have no index by user. The sessions are
+                // read first, as an array, and the tokens by family from it: as `IN (...)`, a
+                // join, it was planned (on tables analysed nearly empty) as a walk of all of
+                // `refresh_tokens_by_family` filtered per session (the query-plan test).
                 "UPDATE refresh_tokens SET revoked_at = $2
-                 WHERE family_id IN (SELECT id FROM sessions WHERE user_id = $1)
+                 WHERE family_id = ANY(ARRAY(SELECT id FROM sessions WHERE user_id = $1))
                    AND revoked_at IS NULL AND used_at IS NULL AND expires_at > $2",
             )
             .bind(user_id)

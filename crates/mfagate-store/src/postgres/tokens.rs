@@ -117,12 +117,13 @@ async fn rotate_on(
 ) -> StoreResult<RefreshOutcome> {
     // One statement, so one round trip and no transaction around it: the token is used (its row
     // lock makes a concurrent rotation of it wait and then find it used), its successor stored
-    // in its family, and the session's last use and end moved, all or none.
+    // in its family, and the session's last use and end moved, all or none. (`OFFSET 0` keeps
+    // the user's check a lookup by key: see `spend_challenge!`.)
     let rotated = sqlx::query(
         "WITH rotated AS (
            UPDATE refresh_tokens SET used_at = $2
            WHERE id = $1 AND token_hash = $3 AND used_at IS NULL AND revoked_at IS NULL AND expires_at > $2
-             AND EXISTS (SELECT 1 FROM users u WHERE u.id = refresh_tokens.user_id AND NOT u.disabled)
+             AND EXISTS (SELECT 1 FROM users u WHERE u.id = refresh_tokens.user_id AND NOT u.disabled OFFSET 0)
            RETURNING user_id, family_id, amr, COALESCE(auth_time, created_at) AS auth_time
          ), successor AS (
            INSERT INTO refresh_tokens (token_hash, user_id, family_id, amr, auth_time, created_at, expires_at, id)

@@ -172,9 +172,10 @@ impl UserStore for PgStore {
             "DELETE FROM remembered_devices WHERE user_id = $1 AND $2 = $2",
             // Pending enrolments die with the rest.
             "DELETE FROM factors WHERE user_id = $1 AND verified_at IS NULL AND $2 = $2",
-            // A user's tokens are found through their sessions (no index of tokens by user).
+            // A user's tokens are found through their sessions (no index of tokens by user),
+            // read first as an array (as `IN (...)` it could walk a whole index, see sessions.rs).
             "UPDATE refresh_tokens SET revoked_at = $2
-                  WHERE family_id IN (SELECT id FROM sessions WHERE user_id = $1) AND revoked_at IS NULL",
+                  WHERE family_id = ANY(ARRAY(SELECT id FROM sessions WHERE user_id = $1)) AND revoked_at IS NULL",
             "UPDATE email_keys SET used_at = $2
                   WHERE user_id = $1 AND used_at IS NULL AND purpose IN ('invite', 'reset')",
         ] {

@@ -1,8 +1,8 @@
 //! PostgreSQL's own counters around each scenario, per operation: WAL written (records,
 //! full-page images, bytes), blocks read into shared buffers against blocks found there,
 //! buffers a backend had to write out itself, checkpoints; and by table and index, the blocks
-//! each was read from (heap and indexes), its scans, and its vacuums and analyses. When a scenario is slower on the large
-//! database, these say which of those grew and where (the sixth session profiled the 30k login
+//! each was read from (heap and indexes), its scans, and its vacuums and analyses. When a
+//! scenario is slower on the large database, these say which of those grew and where (the sixth session profiled the 30k login
 //! by hand; this puts the same figures in every scale run's results).
 //!
 //! The WAL and buffer counters are the whole server's: with one deployment measured at a time

@@ -56,8 +56,9 @@ pub(super) const CLEANUP_LOCK: i64 = 0x6d66_6167_0002;
 /// (the pending factors' clean-up was planned the same way), so working off a backlog cost its
 /// square. The generic plan a connection makes first is the one it keeps, so the settings are
 /// set in every batch's transaction (`set_config(..., true)`), where the statements are
-/// planned, in the round trip that takes the lock. The query-plan test plans the clean-up with these and requires an
-/// ordered index walk without a sort, on tables analysed full and nearly empty.
+/// planned, in the round trip that takes the lock. The query-plan test plans the clean-up with
+/// these and requires an ordered index walk without a sort, on tables analysed full and nearly
+/// empty.
 pub const CLEANUP_PLANNER_SETTINGS: &[(&str, &str)] =
     &[("enable_sort", "off"), ("enable_bitmapscan", "off")];
 
